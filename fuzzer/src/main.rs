@@ -1,0 +1,2 @@
+//! `fuzzer`: command-line entry point.
+fn main() {}
