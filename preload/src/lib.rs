@@ -1,1 +1,31 @@
-//! placeholder
+//! sockfuzz: an `LD_PRELOAD` library that drives an unmodified TCP server with one input.
+//!
+//! When the server first calls `listen()` on a TCP socket, a client thread inside the server
+//! process opens a real loopback connection to that socket, writes the whole input (stdin),
+//! half-closes, and reads the reply to EOF. No socket call of the server is emulated, so every
+//! socket option and I/O style works. The run then ends (see `settle`):
+//!
+//! | exit                      | meaning                                                        |
+//! |---------------------------|----------------------------------------------------------------|
+//! | status 0                  | the server closed the connection and went idle                 |
+//! | a signal                  | the server (or the child it forked for the connection) crashed |
+//! | status [`EXIT_EOF_SPIN`]  | the server kept reading end-of-file without closing: a hang    |
+//! | status [`EXIT_SETUP`]     | sockfuzz could not drive the server (message on stderr)        |
+//!
+//! Environment: `SOCKFUZZ_DEBUG=1` prints `[sockfuzz]` log lines; `SOCKFUZZ_OUTPUT=0` does not
+//! copy the reply to stdout; `SOCKFUZZ_STATUS_FD=N` gets one byte `L` once the server listens
+//! (used by `fuzzer run` to tell "never listened" from "slow").
+
+mod client;
+mod hooks;
+mod log;
+mod real;
+mod settle;
+mod state;
+
+/// Exit status of a run in which the server read EOF over and over without closing: a hang.
+pub const EXIT_EOF_SPIN: i32 = 86;
+/// Exit status when sockfuzz itself could not drive the server (e.g. connect failed).
+pub const EXIT_SETUP: i32 = 87;
+/// Consecutive zero-byte reads on our connection that count as an EOF spin.
+const EOF_SPIN_READS: u32 = 1000;

@@ -1,0 +1,273 @@
+//! The libc functions we override. Each one is a thin wrapper around the real function and is
+//! transparent until the first `listen()` (processes that never listen, like `make` or a shell,
+//! must not notice us).
+
+use crate::state::*;
+use crate::{client, log::debug, real, settle, EOF_SPIN_READS};
+use libc::{c_int, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+/// Whether `fd` is an IPv4/IPv6 stream socket (the only kind we drive).
+fn is_tcp(fd: c_int) -> bool {
+    let get = |opt| {
+        let mut v: c_int = 0;
+        let mut len = size_of::<c_int>() as socklen_t;
+        // SAFETY: `v` and `len` are valid for writes of the sizes given.
+        let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&raw mut v).cast(), &mut len) };
+        (r == 0).then_some(v)
+    };
+    get(libc::SO_TYPE) == Some(libc::SOCK_STREAM)
+        && matches!(get(libc::SO_DOMAIN), Some(libc::AF_INET | libc::AF_INET6))
+}
+
+/// Start an instrumented binary's deferred fork server (our runtime, or AFL++'s), once.
+/// Called before the first thread is created (threads do not survive `fork`) or at `listen`.
+fn start_forkserver() {
+    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if STARTED.swap(true, SeqCst) {
+        return;
+    }
+    // SAFETY: looking up a symbol by a NUL-terminated name; a found `__afl_manual_init` is the
+    // AFL++ entry point `void __afl_manual_init(void)`, idempotent in every runtime that has it.
+    unsafe {
+        let f = libc::dlsym(libc::RTLD_DEFAULT, c"__afl_manual_init".as_ptr());
+        if !f.is_null() {
+            let f: extern "C" fn() = std::mem::transmute(f);
+            f();
+        }
+    }
+}
+
+/// Listening sockets get SO_REUSEADDR so back-to-back runs never fail with EADDRINUSE.
+#[no_mangle]
+pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    if is_tcp(fd) {
+        let one: c_int = 1;
+        // SAFETY: `one` lives across the call; failure only means the option stays unset.
+        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&raw const one).cast(), 4) };
+    }
+    unsafe { real::bind(fd, addr, len) }
+}
+
+/// The trigger: once the server listens, a `connect()` completes from the backlog whether the
+/// server then waits in accept, poll, select or epoll_wait.
+#[no_mangle]
+pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
+    let r = unsafe { real::listen(fd, backlog) };
+    if r == 0 && !IN_SERVER_CHILD.load(Relaxed) && is_tcp(fd) && !TRIGGERED.swap(true, SeqCst) {
+        start_forkserver(); // with a deferred fork server, this returns in every child
+        client::start(fd);
+    }
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_create(
+    thread: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> c_int {
+    start_forkserver();
+    unsafe { real::pthread_create(thread, attr, start, arg) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    on_accept(fd, || unsafe { real::accept(fd, addr, len) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
+    on_accept(fd, || unsafe { real::accept4(fd, addr, len, flags) })
+}
+
+/// Exactly one connection per run: ours. Connections left in a shared backlog by an earlier
+/// run (a fork-server child killed between connect and accept) are dropped; after ours, a
+/// blocking accept parks forever and a non-blocking one says EAGAIN (so event loops keep going).
+fn on_accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int {
+    if !TRIGGERED.load(Relaxed) || IN_SERVER_CHILD.load(Relaxed) {
+        return real_accept();
+    }
+    loop {
+        if ACCEPTED.load(SeqCst) {
+            return park_or_eagain(listener);
+        }
+        let conn = real_accept();
+        if conn < 0 {
+            return conn;
+        }
+        if client::is_ours(conn) && !ACCEPTED.swap(true, SeqCst) {
+            EOF_READS.store(0, Relaxed);
+            CONN_FD.store(conn, SeqCst);
+            debug!("server accepted the connection as fd {conn}");
+            return conn;
+        }
+        debug!("dropping a stale connection left by an earlier run");
+        // SAFETY: `conn` was just returned by accept and is not known to the server.
+        unsafe { real::close(conn) };
+    }
+}
+
+fn park_or_eagain(listener: c_int) -> c_int {
+    // SAFETY: F_GETFL takes no argument and only reads the fd's flags.
+    if unsafe { libc::fcntl(listener, libc::F_GETFL) } & libc::O_NONBLOCK != 0 {
+        // SAFETY: errno is thread-local.
+        unsafe { *libc::__errno_location() = libc::EAGAIN };
+        return -1;
+    }
+    loop {
+        // SAFETY: pause has no preconditions; a handled signal just returns here.
+        unsafe { libc::pause() };
+    }
+}
+
+/// Counts EOF reads on our connection: a server that keeps reading an exhausted connection
+/// without closing it is hung, and waiting for the fuzzer's timeout would waste it.
+#[inline]
+fn note_read(fd: c_int, requested: size_t, got: ssize_t) {
+    if fd < 0 || fd != CONN_FD.load(Relaxed) {
+        return;
+    }
+    if got > 0 {
+        EOF_READS.store(0, Relaxed);
+    } else if got == 0 && requested > 0 && EOF_READS.fetch_add(1, Relaxed) + 1 >= EOF_SPIN_READS {
+        settle::eof_spin();
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
+    let r = unsafe { real::read(fd, buf, n) };
+    note_read(fd, n, r);
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
+    let r = unsafe { real::recv(fd, buf, n, flags) };
+    note_read(fd, n, r);
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+) -> ssize_t {
+    let r = unsafe { real::recvfrom(fd, buf, n, flags, addr, len) };
+    note_read(fd, n, r);
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
+    let r = unsafe { real::recvmsg(fd, msg, flags) };
+    // SAFETY: the caller passed a valid msghdr (the real recvmsg has just used it).
+    let requested = unsafe { (0..(*msg).msg_iovlen).map(|i| (*(*msg).msg_iov.add(i)).iov_len).sum() };
+    note_read(fd, requested, r);
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    if fd >= 0 {
+        let _ = CONN_FD.compare_exchange(fd, -1, SeqCst, Relaxed);
+    }
+    unsafe { real::close(fd) }
+}
+
+/// Fork-per-connection servers: the first child forked after accept handles our connection,
+/// and its fate (signal, EOF spin) becomes the run's.
+#[no_mangle]
+pub unsafe extern "C" fn fork() -> pid_t {
+    if !ACCEPTED.load(SeqCst) || IN_SERVER_CHILD.load(Relaxed) {
+        return unsafe { real::fork() };
+    }
+    FORKING.fetch_add(1, SeqCst);
+    let pid = unsafe { real::fork() };
+    if pid == 0 {
+        IN_SERVER_CHILD.store(true, SeqCst);
+        return 0;
+    }
+    if pid > 0 {
+        let _ = CHILD_PID.compare_exchange(0, pid, SeqCst, Relaxed);
+    }
+    FORKING.fetch_sub(1, SeqCst);
+    pid
+}
+
+/// The server may reap the connection's child itself: keep its status for the client thread.
+fn note_reaped(pid: pid_t, status: c_int) {
+    if pid > 0 && pid == CHILD_PID.load(SeqCst) {
+        CHILD_STATUS.store(status, SeqCst);
+        CHILD_REAPED.store(true, SeqCst);
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t {
+    unsafe { wait4(pid, status, options, std::ptr::null_mut()) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wait(status: *mut c_int) -> pid_t {
+    unsafe { wait4(-1, status, 0, std::ptr::null_mut()) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wait3(status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
+    unsafe { wait4(-1, status, options, usage) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn wait4(pid: pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
+    let mut st: c_int = 0;
+    let r = unsafe { real::wait4(pid, &mut st, options, usage) };
+    if r > 0 {
+        note_reaped(r, st);
+        if !status.is_null() {
+            // SAFETY: the caller gave a valid (non-null) status pointer.
+            unsafe { *status = st };
+        }
+    }
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int {
+    let r = unsafe { real::waitid(idtype, id, info, options) };
+    if r == 0 && !info.is_null() && options & libc::WNOWAIT == 0 {
+        // SAFETY: waitid succeeded, so `*info` describes a child (or is zeroed for WNOHANG).
+        let (pid, code, value) = unsafe { ((*info).si_pid(), (*info).si_code, (*info).si_status()) };
+        let status = if code == libc::CLD_EXITED { (value & 0xff) << 8 } else { value & 0x7f };
+        note_reaped(pid, status);
+    }
+    r
+}
+
+/// `SIGCHLD = SIG_IGN` or `SA_NOCLDWAIT` make the kernel reap children, and a crashed child's
+/// signal would be lost: keep the default disposition (which ignores SIGCHLD too).
+#[no_mangle]
+pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    let handler = if sig == libc::SIGCHLD && handler == libc::SIG_IGN { libc::SIG_DFL } else { handler };
+    unsafe { real::signal(sig, handler) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+    if sig != libc::SIGCHLD || act.is_null() {
+        return unsafe { real::sigaction(sig, act, old) };
+    }
+    // SAFETY: `act` is non-null and points to the caller's sigaction.
+    let mut act = unsafe { *act };
+    if act.sa_sigaction == libc::SIG_IGN {
+        act.sa_sigaction = libc::SIG_DFL;
+    }
+    act.sa_flags &= !libc::SA_NOCLDWAIT;
+    unsafe { real::sigaction(sig, &act, old) }
+}

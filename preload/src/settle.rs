@@ -1,0 +1,135 @@
+//! Ending a run: after the server closed our connection, decide how the process ends.
+//!
+//! Exiting as soon as EOF arrives would miss crashes in code that runs after `close()` (cleanup,
+//! a double free), so we first wait for the child that handled the connection (fork-per-
+//! connection servers) and then for every other thread to be asleep again.
+
+use crate::log::debug;
+use crate::state::*;
+use crate::{real, EXIT_EOF_SPIN};
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+/// End the process now, skipping atexit handlers and destructors: the server's other threads
+/// are still running and must not see their globals torn down under them.
+pub fn exit(status: i32) -> ! {
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(status) }
+}
+
+/// The server read EOF over and over on our connection: report a hang at once.
+pub fn eof_spin() -> ! {
+    debug!("server keeps reading end-of-file without closing the connection: hang (EOF spin)");
+    exit(EXIT_EOF_SPIN)
+}
+
+pub fn end_run() -> ! {
+    wait_until(Duration::from_secs(1), || FORKING.load(SeqCst) == 0);
+    let child = CHILD_PID.load(SeqCst);
+    if child > 0 {
+        match child_status(child) {
+            Some(status) if libc::WIFSIGNALED(status) => reraise(libc::WTERMSIG(status)),
+            Some(status) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_EOF_SPIN => {
+                eof_spin()
+            }
+            _ => {}
+        }
+    }
+    wait_idle();
+    exit(0)
+}
+
+/// Whether the connection's child (if any) has already ended.
+pub fn child_exited() -> bool {
+    let child = CHILD_PID.load(SeqCst);
+    child > 0 && (CHILD_REAPED.load(SeqCst) || wait_child(child, libc::WNOHANG).is_some())
+}
+
+/// Wait status of the connection's child, without reaping it (the server may want to).
+fn child_status(child: libc::pid_t) -> Option<i32> {
+    loop {
+        if let Some(status) = wait_child(child, 0) {
+            return Some(status);
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // The server reaped it first; our `waitpid` hook kept the status.
+            _ => {
+                wait_until(Duration::from_secs(1), || CHILD_REAPED.load(SeqCst));
+                return CHILD_REAPED.load(SeqCst).then(|| CHILD_STATUS.load(SeqCst));
+            }
+        }
+    }
+}
+
+fn wait_child(child: libc::pid_t, flags: i32) -> Option<i32> {
+    // SAFETY: siginfo_t is plain data; waitid fills it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let options = libc::WEXITED | libc::WNOWAIT | flags;
+    // SAFETY: `info` is valid for writes; WNOWAIT leaves the child for the server to reap.
+    if unsafe { real::waitid(libc::P_PID, child as libc::id_t, &mut info, options) } != 0 {
+        return None;
+    }
+    // SAFETY: waitid succeeded; a zero si_pid means "not exited yet" (WNOHANG).
+    let (pid, code, value) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
+    match (pid, code) {
+        (0, _) => None,
+        (_, libc::CLD_EXITED) => Some((value & 0xff) << 8),
+        _ => Some(value & 0x7f),
+    }
+}
+
+/// Die from `sig` ourselves, so the fuzzer sees the child's crash as this process's.
+fn reraise(sig: i32) -> ! {
+    debug!("the server's child died from signal {sig}; re-raising it");
+    // SAFETY: plain libc calls on local, initialised data; no core dump for a re-raised crash.
+    unsafe {
+        let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        real::sigaction(sig, &dfl, std::ptr::null_mut());
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+    exit(128 + sig)
+}
+
+/// Wait (bounded) until every other thread is asleep, seen twice in a row: the server is back
+/// in accept/poll/epoll_wait or parked, and whatever ran after `close()` has run.
+fn wait_idle() {
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::gettid() };
+    let deadline = Instant::now() + Duration::from_millis(config().settle_ms);
+    let mut quiet = 0;
+    while quiet < 2 && Instant::now() < deadline {
+        quiet = if others_asleep(me) { quiet + 1 } else { 0 };
+        std::thread::yield_now();
+    }
+}
+
+/// True when no thread but `me` is running or runnable (`R`) or in uninterruptible sleep (`D`).
+fn others_asleep(me: libc::pid_t) -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return true };
+    tasks.flatten().all(|task| {
+        let name = task.file_name();
+        let Some(tid) = name.to_str().and_then(|n| n.parse::<libc::pid_t>().ok()) else { return true };
+        if tid == me {
+            return true;
+        }
+        let Ok(stat) = std::fs::read(task.path().join("stat")) else { return true };
+        // Format: "tid (comm) S ..."; comm may contain spaces and parentheses.
+        let state = stat.iter().rposition(|&b| b == b')').and_then(|i| stat.get(i + 2));
+        !matches!(state, Some(b'R' | b'D'))
+    })
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+}

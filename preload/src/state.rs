@@ -1,0 +1,54 @@
+//! Process-wide state shared by the hooks (server threads) and the client thread.
+//!
+//! Plain atomics: hooks run on arbitrary server threads, possibly inside signal handlers, so no
+//! locks. A process forked by the server inherits a copy, which is what we want (its reads of
+//! our connection still count towards the EOF spin).
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32};
+use std::sync::OnceLock;
+
+/// Set once, by the first `listen()` on a TCP socket: the client has been started.
+pub static TRIGGERED: AtomicBool = AtomicBool::new(false);
+/// The listening socket the client connects to.
+pub static LISTEN_FD: AtomicI32 = AtomicI32::new(-1);
+/// Local port of the client socket, published after `connect()`; 0 until then.
+pub static CLIENT_PORT: AtomicI32 = AtomicI32::new(0);
+/// Our connection has been handed to the server by `accept()`.
+pub static ACCEPTED: AtomicBool = AtomicBool::new(false);
+/// The server's fd of our connection (-1 before accept and after the server closed it).
+pub static CONN_FD: AtomicI32 = AtomicI32::new(-1);
+/// Consecutive zero-byte reads of `CONN_FD`.
+pub static EOF_READS: AtomicU32 = AtomicU32::new(0);
+/// `fork()` calls in progress after accept (closes the race "EOF before fork returned").
+pub static FORKING: AtomicI32 = AtomicI32::new(0);
+/// First child forked after accept: it handles our connection (fork-per-connection servers).
+pub static CHILD_PID: AtomicI32 = AtomicI32::new(0);
+/// Wait status of `CHILD_PID` when the server reaped it itself; valid once `CHILD_REAPED`.
+pub static CHILD_STATUS: AtomicI32 = AtomicI32::new(0);
+pub static CHILD_REAPED: AtomicBool = AtomicBool::new(false);
+/// True in a process the server forked after accept (that process never ends the run itself).
+pub static IN_SERVER_CHILD: AtomicBool = AtomicBool::new(false);
+
+pub struct Config {
+    pub debug: bool,
+    /// Copy the reply to stdout.
+    pub output: bool,
+    /// Fd that gets one byte once the server listens.
+    pub status_fd: Option<i32>,
+    /// Upper bound on waiting for the server to go idle after it closed the connection.
+    pub settle_ms: u64,
+}
+
+/// Read from the environment on first use (at the first `listen()`, never before).
+pub fn config() -> &'static Config {
+    static CONFIG: OnceLock<Config> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Config {
+            debug: var("SOCKFUZZ_DEBUG").is_some_and(|v| v != "0"),
+            output: var("SOCKFUZZ_OUTPUT").is_none_or(|v| v != "0"),
+            status_fd: var("SOCKFUZZ_STATUS_FD").and_then(|v| v.parse().ok()),
+            settle_ms: var("SOCKFUZZ_SETTLE_MS").and_then(|v| v.parse().ok()).unwrap_or(200),
+        }
+    })
+}
