@@ -1,0 +1,50 @@
+//! Where the sockfuzz preload library is, and what its exit statuses mean.
+
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+/// Exit status of a run whose server kept reading EOF without closing (see preload/src/lib.rs).
+pub const EXIT_EOF_SPIN: i32 = 86;
+/// Exit status when the preload could not drive the server (it printed why).
+pub const EXIT_SETUP: i32 = 87;
+
+/// `libsockfuzz.so`: `$SOCKFUZZ_LIB`, else next to our own executable (the cargo target dir).
+pub fn library() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("SOCKFUZZ_LIB") {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("SOCKFUZZ_LIB points to {}, which does not exist", path.display());
+        }
+        return Ok(path);
+    }
+    let exe = std::env::current_exe()?;
+    let candidates = exe.ancestors().skip(1).take(2).map(|dir| dir.join("libsockfuzz.so"));
+    for path in candidates {
+        if path.is_file() {
+            return Ok(path);
+        }
+    }
+    bail!(
+        "cannot find libsockfuzz.so next to {}: build it with `cargo build --release --workspace`, \
+         or point SOCKFUZZ_LIB at it",
+        exe.display()
+    )
+}
+
+/// A readable name for a signal number, e.g. `11 (SIGSEGV)`.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGINT => "SIGINT",
+        _ => return sig.to_string(),
+    };
+    format!("{sig} ({name})")
+}

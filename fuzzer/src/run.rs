@@ -1,0 +1,156 @@
+//! `fuzzer run -- SERVER ARGS < INPUT`: one run of a server under the sockfuzz preload, with a
+//! verdict in plain words (replaces the old `fuzz-rerun.sh`).
+
+use crate::preload::{self, EXIT_EOF_SPIN, EXIT_SETUP};
+use anyhow::{bail, Context, Result};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitCode, ExitStatus};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+#[command(after_help = "Exit status: 0 the server answered and closed the connection; \
+128+N it crashed with signal N; 124 it hung (kept the connection open, or read end-of-file \
+in a loop); 1 it could not be driven (never listened, exited early).")]
+pub struct Args {
+    /// Seconds the server may take to answer and close the connection.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout: f64,
+    /// Seconds the server may take to start listening.
+    #[arg(long, default_value_t = 5.0)]
+    pub listen_timeout: f64,
+    /// Do not copy the server's reply to stdout.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// The server and its arguments, e.g. `./server -p 8080 -R www`.
+    #[arg(required = true, last = true)]
+    pub command: Vec<String>,
+}
+
+/// How one run under the preload ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered and closed the connection.
+    Ok,
+    Crash(i32),
+    /// EOF spin, or the connection not closed within the timeout.
+    Hang,
+    /// The server exited on its own with this status after listening.
+    Exited(i32),
+}
+
+pub fn main(args: &Args) -> Result<ExitCode> {
+    let outcome = run(&args.command, Duration::from_secs_f64(args.listen_timeout), Duration::from_secs_f64(args.timeout), !args.quiet)?;
+    let (message, code) = match outcome {
+        Outcome::Ok => ("the server answered and closed the connection".to_string(), 0),
+        Outcome::Crash(sig) => (format!("the server crashed with signal {}", preload::signal_name(sig)), 128 + sig),
+        Outcome::Hang => (format!("the server hung: the connection was still open after {} s, or it kept reading end-of-file without closing", args.timeout), 124),
+        Outcome::Exited(status) => (format!("the server exited with status {status} while handling the connection"), 1),
+    };
+    eprintln!("[run] {message}");
+    Ok(ExitCode::from(code as u8))
+}
+
+/// Start `command` with the preload, stdin passed through as the client's bytes, and wait for
+/// the verdict. Errors are the cases where the server could not be driven at all.
+pub fn run(command: &[String], listen_timeout: Duration, timeout: Duration, output: bool) -> Result<Outcome> {
+    let library = preload::library()?;
+    let (status_read, status_write) = pipe()?;
+    let status_fd = status_write.as_raw_fd();
+    let mut cmd = Command::new(&command[0]);
+    cmd.args(&command[1..])
+        .env("LD_PRELOAD", &library)
+        .env("SOCKFUZZ_STATUS_FD", status_fd.to_string())
+        .env("SOCKFUZZ_OUTPUT", if output { "1" } else { "0" })
+        .process_group(0); // so a timeout can stop the server and any child it forked
+    // SAFETY: pre_exec runs in the forked child before exec; fcntl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(status_fd, libc::F_SETFD, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().with_context(|| format!("cannot start the server `{}`: check the path", command[0]))?;
+    drop(status_write);
+    let listened = wait_listen(&status_read, listen_timeout);
+    let result = match listened {
+        Ok(true) => wait_outcome(&mut child, timeout),
+        Ok(false) => match child.wait() {
+            Ok(status) => Err(anyhow::anyhow!(
+                "the server {} before it listened on a TCP socket: check its arguments (e.g. `-p PORT` with a free port) and its messages above",
+                describe(status)
+            )),
+            Err(e) => Err(e.into()),
+        },
+        Err(e) => Err(e),
+    };
+    stop(&mut child);
+    result
+}
+
+/// True once the preload reports `listen`, false if the server exited first.
+fn wait_listen(status: &OwnedFd, limit: Duration) -> Result<bool> {
+    let mut pfd = libc::pollfd { fd: status.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let ms = limit.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if ready == 0 {
+        bail!(
+            "the server did not listen on a TCP socket within {} s: does it take a port argument (`-p PORT`), and does it call listen()?",
+            limit.as_secs_f64()
+        );
+    }
+    let mut byte = [0u8; 1];
+    let mut file = File::from(status.try_clone()?);
+    Ok(file.read(&mut byte)? == 1)
+}
+
+fn wait_outcome(child: &mut Child, timeout: Duration) -> Result<Outcome> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(match (status.signal(), status.code()) {
+                (Some(sig), _) => Outcome::Crash(sig),
+                (_, Some(0)) => Outcome::Ok,
+                (_, Some(EXIT_EOF_SPIN)) => Outcome::Hang,
+                (_, Some(EXIT_SETUP)) => bail!("sockfuzz could not drive the server (see its message above)"),
+                (_, code) => Outcome::Exited(code.unwrap_or(-1)),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Ok(Outcome::Hang);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Kill the server's process group (ours: it was started in its own group) and reap it.
+fn stop(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_none() {
+        // SAFETY: signalling the process group we created for this child.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let _ = child.wait();
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.signal(), status.code()) {
+        (Some(sig), _) => format!("was killed by signal {}", preload::signal_name(sig)),
+        (_, Some(code)) => format!("exited with status {code}"),
+        _ => "ended".into(),
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 returns.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot create a pipe");
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
