@@ -3,11 +3,13 @@
 
 use crate::preload::{self, EXIT_EOF_SPIN, EXIT_SETUP};
 use anyhow::{bail, Context, Result};
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
+use std::path::Path;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitCode, ExitStatus};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -42,8 +44,10 @@ pub enum Outcome {
 }
 
 pub fn main(args: &Args) -> Result<ExitCode> {
-    let outcome = run(&args.command, Duration::from_secs_f64(args.listen_timeout), Duration::from_secs_f64(args.timeout), !args.quiet)?;
-    let (message, code) = match outcome {
+    let command: Vec<OsString> = args.command.iter().map(OsString::from).collect();
+    let limits = Limits { listen: Duration::from_secs_f64(args.listen_timeout), run: Duration::from_secs_f64(args.timeout) };
+    let finished = run(&command, &[], None, limits, !args.quiet)?;
+    let (message, code) = match finished.outcome {
         Outcome::Ok => ("the server answered and closed the connection".to_string(), 0),
         Outcome::Crash(sig) => (format!("the server crashed with signal {}", preload::signal_name(sig)), 128 + sig),
         Outcome::Hang => (format!("the server hung: the connection was still open after {} s, or it kept reading end-of-file without closing", args.timeout), 124),
@@ -53,9 +57,24 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::from(code as u8))
 }
 
-/// Start `command` with the preload, stdin passed through as the client's bytes, and wait for
-/// the verdict. Errors are the cases where the server could not be driven at all.
-pub fn run(command: &[String], listen_timeout: Duration, timeout: Duration, output: bool) -> Result<Outcome> {
+/// How long a server may take to listen, and then to finish the run.
+#[derive(Clone, Copy)]
+pub struct Limits {
+    pub listen: Duration,
+    pub run: Duration,
+}
+
+/// A finished run; `stdout`/`stderr` are captured only when the input was given as bytes.
+pub struct Finished {
+    pub outcome: Outcome,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Start `command` with the preload (plus `envs`) and wait for the verdict. The client's bytes
+/// are `input`, or our own stdin when `None` (then the server's output is not captured).
+/// Errors are the cases where the server could not be driven at all.
+pub fn run(command: &[OsString], envs: &[(&str, &OsStr)], input: Option<&[u8]>, limits: Limits, output: bool) -> Result<Finished> {
     let library = preload::library()?;
     let (status_read, status_write) = pipe()?;
     let status_fd = status_write.as_raw_fd();
@@ -64,7 +83,11 @@ pub fn run(command: &[String], listen_timeout: Duration, timeout: Duration, outp
         .env("LD_PRELOAD", &library)
         .env("SOCKFUZZ_STATUS_FD", status_fd.to_string())
         .env("SOCKFUZZ_OUTPUT", if output { "1" } else { "0" })
+        .envs(envs.iter().copied())
         .process_group(0); // so a timeout can stop the server and any child it forked
+    if input.is_some() {
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
     // SAFETY: pre_exec runs in the forked child before exec; fcntl is async-signal-safe.
     unsafe {
         cmd.pre_exec(move || {
@@ -74,22 +97,54 @@ pub fn run(command: &[String], listen_timeout: Duration, timeout: Duration, outp
             Ok(())
         });
     }
-    let mut child = cmd.spawn().with_context(|| format!("cannot start the server `{}`: check the path", command[0]))?;
+    let program = Path::new(&command[0]).display().to_string();
+    let mut child = cmd.spawn().with_context(|| format!("cannot start the server `{program}`: check the path"))?;
     drop(status_write);
-    let listened = wait_listen(&status_read, listen_timeout);
-    let result = match listened {
-        Ok(true) => wait_outcome(&mut child, timeout),
-        Ok(false) => match child.wait() {
-            Ok(status) => Err(anyhow::anyhow!(
-                "the server {} before it listened on a TCP socket: check its arguments (e.g. `-p PORT` with a free port) and its messages above",
+    let feeder = input.map(|bytes| {
+        let mut stdin = child.stdin.take().expect("piped");
+        let bytes = bytes.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&bytes);
+        })
+    });
+    let stdout = child.stdout.take().map(collect);
+    let stderr = child.stderr.take().map(collect);
+    let result = match wait_listen(&status_read, limits.listen) {
+        Ok(true) => wait_outcome(&mut child, limits.run),
+        Ok(false) => child.wait().map_err(Into::into).and_then(|status| {
+            Err(anyhow::anyhow!(
+                "the server {} before it listened on a TCP socket: check its arguments (e.g. `-p PORT` with a free port) and its messages",
                 describe(status)
-            )),
-            Err(e) => Err(e.into()),
-        },
+            ))
+        }),
         Err(e) => Err(e),
     };
     stop(&mut child);
-    result
+    if let Some(feeder) = feeder {
+        let _ = feeder.join();
+    }
+    let stdout = stdout.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
+    let stderr = stderr.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
+    match result {
+        Ok(outcome) => Ok(Finished { outcome, stdout, stderr }),
+        Err(e) if stderr.is_empty() => Err(e),
+        Err(e) => Err(e.context(format!("the server said:\n{}", tail(&stderr, 15)))),
+    }
+}
+
+/// The last `lines` lines of a process's output, for error messages.
+pub fn tail(bytes: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
 }
 
 /// True once the preload reports `listen`, false if the server exited first.

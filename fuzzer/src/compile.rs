@@ -1,0 +1,170 @@
+//! The build step: copy the student's sources into the output folder and build them there with
+//! `make CC=fuzzer-cc`, never touching the original tree.
+
+use crate::run::tail;
+use anyhow::{bail, Context, Result};
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct BuildArgs {
+    /// Your server's source folder: where `make` builds it (for pserv, its src/ folder).
+    #[arg(short = 's', long, value_name = "DIR")]
+    pub src_dir: Option<PathBuf>,
+    /// Output folder for the build and the fuzzing results.
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = "fuzz_out")]
+    pub out_dir: PathBuf,
+    /// Name of the program `make` builds, if it is not `server`.
+    #[arg(long, value_name = "NAME", default_value = "server")]
+    pub binary: String,
+    /// Also build with a sanitizer (`address`): a second binary, `server-fuzz-asan`.
+    #[arg(long, value_name = "NAME", value_parser = ["address"])]
+    pub sanitizer: Option<String>,
+    /// Show the compiler's output.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Build the instrumented server (and the sanitizer one if asked); returns their paths.
+pub fn build(args: &BuildArgs) -> Result<Vec<PathBuf>> {
+    let src = args.src_dir()?;
+    if !src.is_dir() {
+        bail!("the source folder {} does not exist: pass the folder that holds your server's Makefile with --src-dir", src.display());
+    }
+    if !["Makefile", "makefile", "GNUmakefile"].iter().any(|m| src.join(m).is_file()) {
+        bail!("{} has no Makefile: --src-dir must be the folder where running `make` builds your server (for pserv, its src/ folder)", src.display());
+    }
+    let wrapper = sibling("fuzzer-cc")?;
+    let mut built = vec![build_one(args, &wrapper, None)?];
+    if let Some(sanitizer) = &args.sanitizer {
+        built.push(build_one(args, &wrapper, Some(sanitizer))?);
+    }
+    Ok(built)
+}
+
+impl BuildArgs {
+    pub fn src_dir(&self) -> Result<&Path> {
+        self.src_dir.as_deref().context("missing --src-dir DIR: the folder where `make` builds your server (for pserv, its src/ folder)")
+    }
+}
+
+fn build_one(args: &BuildArgs, wrapper: &Path, sanitizer: Option<&str>) -> Result<PathBuf> {
+    let src = args.src_dir()?;
+    let suffix = sanitizer.map(|s| format!("-{s}")).unwrap_or_default();
+    let dir = args.out_dir.join(format!("build{suffix}"));
+    println!("[build] copying {} to {}", src.display(), dir.display());
+    copy_sources(src, &dir, &args.out_dir)?;
+    // Objects copied from the student's own builds would be linked uninstrumented.
+    let _ = Command::new("make").arg("clean").current_dir(&dir).output();
+    let before = executables(&dir);
+    let what = sanitizer.map(|s| format!(" with {s} sanitizer")).unwrap_or_default();
+    println!("[build] building your server with fuzzer-cc (coverage instrumentation{what})...");
+    let mut make = Command::new("make");
+    make.arg(format!("CC={}", wrapper.display())).current_dir(&dir);
+    if let Some(s) = sanitizer {
+        make.env("FUZZER_CC_SANITIZER", s);
+    }
+    let out = make.output().context("cannot run `make`: is it installed (apt-get install make)?")?;
+    let log = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+    if args.verbose || !out.status.success() {
+        print!("{}", String::from_utf8_lossy(&log));
+    }
+    if !out.status.success() {
+        bail!(
+            "make failed in the copy at {} ({}). Last lines:\n{}\nFix the error (does `make` work in {}?) and run again.",
+            dir.display(),
+            out.status,
+            tail(&log, 12),
+            src.display()
+        );
+    }
+    let server = find_server(&dir, &args.binary, &before)?;
+    if !is_instrumented(&server)? {
+        bail!(
+            "{} was built without our instrumentation: the Makefile must compile and link with $(CC) \
+             (not a fixed `gcc` or `cc`), so that `make CC=fuzzer-cc` takes effect",
+            server.display()
+        );
+    }
+    let dest = args.out_dir.join(format!("server-fuzz{suffix}"));
+    std::fs::copy(&server, &dest).with_context(|| format!("cannot copy {} to {}", server.display(), dest.display()))?;
+    println!("[build] built {}", dest.display());
+    Ok(dest)
+}
+
+/// A program installed next to our own executable.
+pub fn sibling(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name(name);
+    if !path.is_file() {
+        bail!("{} is missing: build the whole workspace with `cargo build --release --workspace`", path.display());
+    }
+    Ok(path)
+}
+
+/// Copy `src` into a fresh `dest`, leaving out version control and the output folder itself
+/// (it may live inside the source folder).
+fn copy_sources(src: &Path, dest: &Path, out: &Path) -> Result<()> {
+    if dest.exists() {
+        std::fs::remove_dir_all(dest).with_context(|| format!("cannot remove the old build {}", dest.display()))?;
+    }
+    let skip: Vec<PathBuf> = [out.canonicalize().ok(), dest.canonicalize().ok()].into_iter().flatten().collect();
+    copy_tree(src, dest, &skip).with_context(|| format!("cannot copy {} to {}", src.display(), dest.display()))
+}
+
+fn copy_tree(src: &Path, dest: &Path, skip: &[PathBuf]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dest)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name();
+        if name == OsStr::new(".git") || path.canonicalize().is_ok_and(|p| skip.contains(&p)) {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&path, &dest.join(&name), skip)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&path)?, dest.join(&name))?;
+        } else {
+            std::fs::copy(&path, dest.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Executable regular files directly in `dir`.
+fn executables(dir: &Path) -> HashSet<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return HashSet::new() };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .collect()
+}
+
+/// `NAME` if make produced it, else the only new executable.
+fn find_server(dir: &Path, name: &str, before: &HashSet<PathBuf>) -> Result<PathBuf> {
+    let named = dir.join(name);
+    if named.is_file() {
+        return Ok(named);
+    }
+    let new: Vec<PathBuf> = executables(dir).into_iter().filter(|p| !before.contains(p)).collect();
+    match new.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("make succeeded but produced no program named `{name}` in {}: does `make` build your server there? (use --binary NAME if it has another name)", dir.display()),
+        many => bail!(
+            "make produced no `{name}` but several programs: {}; choose one with --binary NAME",
+            many.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// Our runtime (or AFL++'s) leaves the NUL-terminated `__AFL_SHM_ID` in the binary.
+pub fn is_instrumented(binary: &Path) -> Result<bool> {
+    let bytes = std::fs::read(binary).with_context(|| format!("cannot read {}", binary.display()))?;
+    Ok(bytes.windows(13).any(|w| w == b"__AFL_SHM_ID\0"))
+}

@@ -1,0 +1,114 @@
+//! One run of the instrumented server with a coverage map: `fuzzer showmap`, and the
+//! start-up check that the server can be driven at all.
+
+use crate::assets::{self, CHECK_REQUEST};
+use crate::preload::signal_name;
+use crate::run::{self, Finished, Limits, Outcome};
+use crate::target::Target;
+use crate::{compile, port};
+use anyhow::{bail, Context, Result};
+use libafl_bolts::shmem::{ShMem, ShMemProvider, UnixShMemProvider};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Map size of our runtime's gcc mode (the largest any of our binaries reports).
+pub const MAP_SIZE: usize = 65536;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub build: compile::BuildArgs,
+    /// Use this already built, instrumented server instead of building --src-dir.
+    #[arg(long, value_name = "PATH")]
+    pub server: Option<PathBuf>,
+    /// The server's arguments; {port} and {root} are filled in.
+    #[arg(long, value_name = "ARGS", default_value = crate::target::DEFAULT_ARGS, allow_hyphen_values = true)]
+    pub server_args: String,
+}
+
+/// `fuzzer showmap`: print `edge:count` for every covered map entry, like afl-showmap.
+pub fn main(args: &Args) -> Result<ExitCode> {
+    let binary = match &args.server {
+        Some(path) => path.clone(),
+        None => compile::build(&args.build)?.remove(0),
+    };
+    let mut input = Vec::new();
+    std::io::stdin().read_to_end(&mut input).context("cannot read the input from stdin")?;
+    let root = args.build.out_dir.join("showmap-root");
+    assets::write_root(&root)?;
+    let target = Target::new(binary, Some(&args.server_args));
+    let (finished, map) = run_with_map(&target, &root, &input)?;
+    for (edge, count) in map {
+        println!("{edge:06}:{count}");
+    }
+    eprintln!("[showmap] {}", describe(&finished.outcome));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Run `target` once on `input` under the preload with a fresh coverage map; returns the
+/// covered entries with AFL-bucketed hit counts.
+pub fn run_with_map(target: &Target, root: &Path, input: &[u8]) -> Result<(Finished, Vec<(usize, u8)>)> {
+    let mut provider = UnixShMemProvider::new().context("cannot create shared memory")?;
+    let shmem = provider.new_shmem(MAP_SIZE).context("cannot create the coverage map (shared memory)")?;
+    let id = shmem.id().to_string();
+    let command = target.command(port::free_port()?, root);
+    let limits = Limits { listen: Duration::from_secs(10), run: Duration::from_secs(5) };
+    let finished = run::run(&command, &[("__AFL_SHM_ID", id.as_ref())], Some(input), limits, true)?;
+    let map = shmem.iter().enumerate().filter(|(_, &c)| c != 0).map(|(i, &c)| (i, bucket(c))).collect();
+    Ok((finished, map))
+}
+
+/// AFL's hit-count classes: 1, 2, 3, 4-7, 8-15, 16-31, 32-127, 128+.
+fn bucket(count: u8) -> u8 {
+    match count {
+        0..=3 => count,
+        4..=7 => 4,
+        8..=15 => 8,
+        16..=31 => 16,
+        32..=127 => 32,
+        _ => 128,
+    }
+}
+
+pub fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Ok => "the server answered and closed the connection".into(),
+        Outcome::Crash(sig) => format!("the server crashed with signal {}", signal_name(*sig)),
+        Outcome::Hang => "the server did not close the connection (hang)".into(),
+        Outcome::Exited(code) => format!("the server exited with status {code} while handling the connection"),
+    }
+}
+
+/// The start-up check: one plain request must be answered, end the run cleanly and record
+/// coverage. Returns the number of covered map entries.
+pub fn check(target: &Target, root: &Path) -> Result<usize> {
+    println!("[check] test run of {} under sockfuzz...", target.binary.display());
+    let (finished, map) = run_with_map(target, root, CHECK_REQUEST)
+        .context("the test run failed: the fuzzer cannot drive this server")?;
+    let request = String::from_utf8_lossy(CHECK_REQUEST.split(|&b| b == b'\r').next().unwrap_or_default()).into_owned();
+    match finished.outcome {
+        Outcome::Ok => {}
+        Outcome::Hang => bail!(
+            "the test run hung: the server did not close the connection after answering `{request}`. \
+             An HTTP/1.0 connection must be closed after the response."
+        ),
+        ref outcome => bail!(
+            "the test run failed on a plain `{request}`: {}. Fix this first; replay it with \
+             `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | fuzzer run -- {}`\n{}",
+            describe(outcome),
+            target.binary.display(),
+            run::tail(&finished.stderr, 10)
+        ),
+    }
+    if finished.stdout.is_empty() {
+        bail!("the test run got no reply: the server closed the connection without answering `{request}`");
+    }
+    if map.is_empty() {
+        bail!("the test run recorded no coverage: {} is not instrumented (was it built with fuzzer-cc?)", target.binary.display());
+    }
+    let status_line = String::from_utf8_lossy(finished.stdout.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default()).into_owned();
+    println!("[check] the server answered `{status_line}`; {} coverage map entries hit", map.len());
+    Ok(map.len())
+}

@@ -1,0 +1,27 @@
+//! The server under test: its binary and the argument template that starts it.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Arguments of a pserv: `{port}` and `{root}` are filled in per run.
+pub const DEFAULT_ARGS: &str = "-p {port} -R {root}";
+
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub binary: PathBuf,
+    /// Whitespace-separated arguments with `{port}` / `{root}` placeholders.
+    pub args: String,
+}
+
+impl Target {
+    pub fn new(binary: PathBuf, args: Option<&str>) -> Self {
+        Target { binary, args: args.unwrap_or(DEFAULT_ARGS).to_string() }
+    }
+
+    /// The full command line for a server on `port` serving `root`.
+    pub fn command(&self, port: u16, root: &Path) -> Vec<OsString> {
+        let root = root.to_string_lossy();
+        let args = self.args.split_whitespace().map(|a| OsString::from(a.replace("{port}", &port.to_string()).replace("{root}", &root)));
+        std::iter::once(self.binary.clone().into_os_string()).chain(args).collect()
+    }
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Independent sanity check of seeds/requests/*.req and seeds/http.dict.
+
+For each .req file: it must parse as one or more complete HTTP requests
+(request line "METHOD TARGET VERSION", CRLF-terminated "Name: value" headers,
+an empty line, then exactly Content-Length body bytes), with nothing left
+over; the last request must be HTTP/1.0 or carry "Connection: close".
+Files must be < 100 KB, except uri_80kb.req.
+
+For http.dict: every non-blank, non-comment line must be name="value"
+(optionally name@N="value") where the value uses only printable ASCII and
+the escapes \\\\, \\" and \\xNN.
+
+Exit status 0 when everything passes.
+"""
+
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REQ_DIR = os.path.join(HERE, "requests")
+DICT_PATH = os.path.join(HERE, "http.dict")
+LIMIT = 100 * 1024
+BIG_OK = {"uri_80kb.req"}
+
+
+def parse_requests(data):
+    """Return list of (method, target, version, headers) or raise ValueError."""
+    out, pos = [], 0
+    while pos < len(data):
+        end = data.find(b"\r\n\r\n", pos)
+        if end < 0:
+            raise ValueError("no end of header block at offset %d" % pos)
+        head = data[pos:end]
+        if b"\n" in head.replace(b"\r\n", b"") or b"\r" in head.replace(b"\r\n", b""):
+            raise ValueError("bare CR or LF in header block at offset %d" % pos)
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(b" ")
+        if len(parts) != 3 or not all(parts):
+            raise ValueError("bad request line %r" % lines[0][:60])
+        method, target, version = parts
+        if version not in (b"HTTP/1.0", b"HTTP/1.1"):
+            raise ValueError("bad version %r" % version)
+        headers = []
+        for ln in lines[1:]:
+            m = re.match(rb"^([!#$%&'*+.^_`|~0-9A-Za-z-]+): (.*)$", ln)
+            if not m:
+                raise ValueError("bad header line %r" % ln[:60])
+            headers.append((m.group(1).lower(), m.group(2)))
+        pos = end + 4
+        cls = [v for k, v in headers if k == b"content-length"]
+        if len(cls) > 1:
+            raise ValueError("several Content-Length headers")
+        n = int(cls[0]) if cls else 0
+        if not cls and method == b"POST":
+            raise ValueError("POST without Content-Length")
+        if pos + n > len(data):
+            raise ValueError("body shorter than Content-Length %d" % n)
+        body = data[pos:pos + n]
+        pos += n
+        out.append((method, target, version, headers, body))
+    if not out:
+        raise ValueError("empty file")
+    return out
+
+
+def check_requests():
+    errors, stats = [], {"files": 0, "bytes": 0, "requests": 0, "max": (0, "")}
+    for name in sorted(os.listdir(REQ_DIR)):
+        path = os.path.join(REQ_DIR, name)
+        with open(path, "rb") as fh:
+            data = fh.read()
+        stats["files"] += 1
+        stats["bytes"] += len(data)
+        if len(data) > stats["max"][0]:
+            stats["max"] = (len(data), name)
+        if not name.endswith(".req"):
+            errors.append("%s: not a .req file" % name)
+            continue
+        if len(data) >= LIMIT and name not in BIG_OK:
+            errors.append("%s: %d bytes >= 100 KB" % (name, len(data)))
+        try:
+            reqs = parse_requests(data)
+        except ValueError as e:
+            errors.append("%s: %s" % (name, e))
+            continue
+        stats["requests"] += len(reqs)
+        for i, (m, t, v, h, b) in enumerate(reqs):
+            conn = [val.lower() for k, val in h if k == b"connection"]
+            last = i == len(reqs) - 1
+            if last and v != b"HTTP/1.0" and b"close" not in conn:
+                errors.append("%s: last request is HTTP/1.1 without Connection: close" % name)
+            if not last and b"close" in conn:
+                errors.append("%s: request %d closes before the end" % (name, i + 1))
+            if not any(k == b"host" for k, _ in h):
+                errors.append("%s: request %d has no Host" % (name, i + 1))
+        m = re.match(r"^(.*?)(_multi(\d)|_swapheader(\d+))?\.req$", name)
+        if m.group(3):
+            want = {"1": 2, "2": 4}[m.group(3)]
+            if len(reqs) != want:
+                errors.append("%s: %d requests, expected %d" % (name, len(reqs), want))
+    return errors, stats
+
+
+DICT_LINE = re.compile(r'^([A-Za-z0-9_]+)(@[0-9]+)?="((?:[\x20-\x21\x23-\x5b\x5d-\x7e]|\\\\|\\"|\\x[0-9A-Fa-f]{2})*)"$')
+
+
+def afl_decode(v):
+    return re.sub(rb'\\(x[0-9A-Fa-f]{2}|\\|")',
+                  lambda m: bytes([int(m.group(1)[1:], 16)]) if m.group(1)[:1] == b"x"
+                  else m.group(1), v.encode("latin-1"))
+
+
+def check_dict():
+    errors, n, names, values = [], 0, set(), {}
+    with open(DICT_PATH, "rb") as fh:
+        raw = fh.read()
+    for lineno, ln in enumerate(raw.decode("latin-1").split("\n"), 1):
+        s = ln.strip()
+        if not s or s.startswith("#"):
+            continue
+        m = DICT_LINE.match(s)
+        if not m:
+            errors.append("http.dict:%d: invalid line %r" % (lineno, ln))
+            continue
+        if not m.group(3):
+            errors.append("http.dict:%d: empty value" % lineno)
+        if m.group(1) in names:
+            errors.append("http.dict:%d: duplicate name %s" % (lineno, m.group(1)))
+        names.add(m.group(1))
+        val = afl_decode(m.group(3))
+        if val in values:
+            errors.append("http.dict:%d: same value as %s (AFL drops duplicates)"
+                          % (lineno, values[val]))
+        values[val] = m.group(1)
+        n += 1
+    return errors, n
+
+
+def main():
+    rerr, st = check_requests()
+    derr, nd = check_dict()
+    print("requests: %d files, %d bytes total, %d HTTP requests, largest %s (%d bytes)"
+          % (st["files"], st["bytes"], st["requests"], st["max"][1], st["max"][0]))
+    print("dictionary: %d entries" % nd)
+    for e in rerr + derr:
+        print("FAIL", e)
+    print("ALL CHECKS PASSED" if not (rerr or derr) else "%d problem(s)" % len(rerr + derr))
+    return 1 if (rerr or derr) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+//! Helpers shared by the end-to-end tests: the built binaries, the sample pserv, free ports and
+//! bounded process runs. Every process is started in its own process group and killed by us.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const EXIT_EOF_SPIN: i32 = 86;
+pub const MODELS: [&str; 5] = ["iterative", "thread", "pool", "epoll", "fork"];
+
+pub fn fuzzer() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fuzzer"))
+}
+
+/// `libsockfuzz.so`, built by `cargo build --workspace` next to the fuzzer binary.
+pub fn preload() -> PathBuf {
+    let lib = fuzzer().with_file_name("libsockfuzz.so");
+    assert!(lib.is_file(), "{} missing: run `cargo build --release --workspace` first", lib.display());
+    lib
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn pserv_src() -> PathBuf {
+    repo().join("tests/pserv")
+}
+
+/// The sample server, built once per test binary with plain gcc in a scratch copy.
+pub fn pserv() -> &'static Path {
+    static SERVER: OnceLock<PathBuf> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let dir = scratch_dir("pserv-build");
+        copy_dir(&pserv_src(), &dir);
+        let out = Command::new("make").arg("-s").current_dir(&dir).env("CC", "gcc").output().unwrap();
+        assert!(out.status.success(), "make failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        dir.join("server")
+    })
+}
+
+pub fn www() -> PathBuf {
+    pserv_src().join("www")
+}
+
+/// A fresh directory under the target dir (kept after the test for inspection).
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = repo().join("target/test-scratch").join(format!("{name}-{}-{}", std::process::id(), next_id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn next_id() -> u32 {
+    static ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    ID.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    let status = Command::new("cp").arg("-a").arg(format!("{}/.", from.display())).arg(to).status().unwrap();
+    assert!(status.success());
+}
+
+/// A port below 32768 (outside the ephemeral range), free for IPv4 and IPv6 right now.
+pub fn free_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(0, 20000 + (std::process::id() % 400) as u16 * 30, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20000 + (port - 20000) % 12000;
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() && TcpListener::bind(("::", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A finished (or timed-out) process run.
+#[derive(Debug)]
+pub struct Run {
+    /// None when it was still running at the deadline (then it was killed).
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn signal(&self) -> Option<i32> {
+        self.status.and_then(|s| s.signal())
+    }
+    pub fn code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// Start `cmd` in its own process group with piped stdio.
+pub fn spawn(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn().unwrap()
+}
+
+/// Feed `input`, wait up to `limit`, then kill the whole group if still running.
+pub fn run_with_input(cmd: &mut Command, input: &[u8], limit: Duration) -> Run {
+    let start = Instant::now();
+    let mut child = spawn(cmd);
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = collect(child.stdout.take().unwrap());
+    let err = collect(child.stderr.take().unwrap());
+    let status = wait_for(&mut child, limit);
+    let elapsed = start.elapsed();
+    kill_group(&mut child);
+    let _ = writer.join();
+    Run { status, stdout: out.join().unwrap(), stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(), elapsed }
+}
+
+pub fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
+}
+
+pub fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Kill the child's process group (we created it) and reap the child.
+pub fn kill_group(child: &mut Child) {
+    // SAFETY: signalling a process group this test created.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+/// The sample server under the preload, reading the client's bytes from stdin.
+pub fn preloaded(server: &Path, port: u16, model: &str) -> Command {
+    let mut cmd = Command::new(server);
+    cmd.args(["-p", &port.to_string(), "-R"]).arg(www()).args(["-s", "-m", model]).env("LD_PRELOAD", preload());
+    cmd
+}
+
+/// Wait until something accepts TCP connections on 127.0.0.1:`port`.
+pub fn wait_listening(port: u16, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// One planted bug of the sample server, from tests/pserv/bugs/manifest.tsv.
+#[derive(Debug, Clone)]
+pub struct Bug {
+    pub name: String,
+    pub file: PathBuf,
+    /// SIGSEGV, SIGABRT, hang or asan.
+    pub expect: String,
+    pub after_close: bool,
+}
+
+impl Bug {
+    pub fn signal(&self) -> Option<i32> {
+        match self.expect.as_str() {
+            "SIGSEGV" => Some(libc::SIGSEGV),
+            "SIGABRT" => Some(libc::SIGABRT),
+            _ => None,
+        }
+    }
+    pub fn input(&self) -> Vec<u8> {
+        std::fs::read(&self.file).unwrap()
+    }
+}
+
+pub fn bugs() -> Vec<Bug> {
+    let dir = pserv_src().join("bugs");
+    let manifest = std::fs::read_to_string(dir.join("manifest.tsv")).unwrap();
+    manifest
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            Bug { name: cols[0].into(), file: dir.join(cols[1]), expect: cols[2].into(), after_close: cols[4] == "yes" }
+        })
+        .collect()
+}
+
+/// The benign requests of tests/pserv/benign/.
+pub fn benign() -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(pserv_src().join("benign")).unwrap().flatten().map(|e| e.path()).collect();
+    files.sort();
+    files.into_iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())).collect()
+}
