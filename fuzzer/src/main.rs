@@ -2,16 +2,21 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
+use libafl_bolts::core_affinity::Cores;
+use std::time::Duration;
 
 mod assets;
 mod compile;
+mod engine;
 mod hex;
 mod port;
 mod preload;
 mod run;
 mod send;
 mod showmap;
+mod summary;
 mod target;
 
 #[derive(Parser)]
@@ -33,6 +38,39 @@ struct Cli {
 struct FuzzArgs {
     #[command(flatten)]
     build: compile::BuildArgs,
+    /// How long to fuzz, in seconds.
+    #[arg(short = 'd', long, value_name = "SECS", default_value_t = 9600)]
+    fuzz_duration: u64,
+    /// Cores to fuzz on, one client each: `0-7`, `1,3,5` or `all`.
+    #[arg(long, value_name = "LIST", default_value = "0", conflicts_with = "fuzz_cores")]
+    cores: String,
+    /// Fuzz on the first N cores (like `--cores 0-(N-1)`).
+    #[arg(short = 'j', long, value_name = "N")]
+    fuzz_cores: Option<usize>,
+    /// Per-run timeout in ms (default: calibrated from the seeds, at least 50 ms).
+    #[arg(short = 't', long, value_name = "MS")]
+    timeout: Option<u64>,
+    /// A run must exceed this (twice) to be saved as a hang, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    hang_timeout: u64,
+    /// Continue the run in the existing output folder (its queue is reloaded).
+    #[arg(long)]
+    resume: bool,
+    /// Stop at the first crash.
+    #[arg(long)]
+    stop_on_crash: bool,
+    /// Web root for the server (copied for each client; default: a small built-in site).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// The server's arguments; {port} and {root} are filled in.
+    #[arg(long, value_name = "ARGS", default_value = target::DEFAULT_ARGS, allow_hyphen_values = true)]
+    server_args: String,
+    /// Seed folder of raw requests (default: the built-in HTTP seeds).
+    #[arg(long, value_name = "DIR")]
+    seeds: Option<PathBuf>,
+    /// Extra dictionary in AFL `-x` format (repeatable).
+    #[arg(short = 'x', long = "dict", value_name = "FILE")]
+    dicts: Vec<PathBuf>,
     /// Only print the summary of an existing output folder.
     #[arg(short = 'r', long, value_name = "OUT")]
     summary: Option<PathBuf>,
@@ -69,7 +107,10 @@ fn main() -> ExitCode {
         Some(Command::Send(args)) => send::main(&args),
         Some(Command::Hex { file }) => hex::main(&file),
         Some(Command::Run(args)) => run::main(&args),
-        None => build_and_check(&cli.fuzz.build, target::DEFAULT_ARGS).map(|_| ExitCode::SUCCESS),
+        None => match &cli.fuzz.summary {
+            Some(out) => summary::print(out).map(|()| ExitCode::SUCCESS),
+            None => fuzz(&cli.fuzz).map(|()| ExitCode::SUCCESS),
+        },
     };
     match result {
         Ok(code) => code,
@@ -78,6 +119,65 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The main job: build, check, fuzz, summarise.
+fn fuzz(args: &FuzzArgs) -> Result<()> {
+    let out = &args.build.out_dir;
+    let cores = cores(args)?;
+    let existing = out.join("fuzz0").exists();
+    if existing && !args.resume {
+        bail!("the output folder {} holds an earlier run: continue it with --resume, or choose a new folder with -o", out.display());
+    }
+    if args.resume && !existing {
+        bail!("--resume: {} holds no earlier run to continue", out.display());
+    }
+    let seeds = match &args.seeds {
+        Some(dir) => assets::seeds_from(dir)?,
+        None => assets::seeds(),
+    };
+    for dict in &args.dicts {
+        if !dict.is_file() {
+            bail!("the dictionary {} does not exist", dict.display());
+        }
+    }
+    let built = build_and_check(&args.build, &args.server_args)?;
+    let builtin_dict = out.join("http.dict");
+    std::fs::write(&builtin_dict, assets::DICTIONARY).with_context(|| format!("cannot write {}", builtin_dict.display()))?;
+    let opts = engine::Options {
+        target: target::Target::new(built[0].clone(), Some(&args.server_args)),
+        out: out.clone(),
+        duration: Some(Duration::from_secs(args.fuzz_duration)),
+        exec_timeout: args.timeout.map(Duration::from_millis),
+        hang_timeout: Duration::from_millis(args.hang_timeout),
+        cores,
+        root: args.root.clone(),
+        seeds,
+        dicts: std::iter::once(builtin_dict).chain(args.dicts.iter().cloned()).collect(),
+        resume: args.resume,
+        stop_on_crash: args.stop_on_crash,
+        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    println!("[fuzz] fuzzing on {} core(s) for {} s; press Ctrl-C to stop early", opts.cores.ids.len(), args.fuzz_duration);
+    let result = engine::fuzz(&opts);
+    println!();
+    summary::print(out)?;
+    result
+}
+
+/// The cores to fuzz on, checked against the machine.
+fn cores(args: &FuzzArgs) -> Result<Cores> {
+    let spec = match args.fuzz_cores {
+        Some(0) => bail!("-j needs at least 1 core"),
+        Some(n) => format!("0-{}", n - 1),
+        None => args.cores.clone(),
+    };
+    let cores = Cores::from_cmdline(&spec).map_err(|e| anyhow!("--cores {spec}: {e}"))?;
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(core) = cores.ids.iter().find(|c| c.0 >= available) {
+        bail!("--cores {spec}: core {} does not exist, this machine has {available} core(s) (0-{})", core.0, available - 1);
+    }
+    Ok(cores)
 }
 
 /// Build, then the start-up check of every built binary.

@@ -1,0 +1,295 @@
+//! One fuzzing client: its server, its corpus and its `OUT/fuzzK` folder.
+
+use super::executor::ServerExecutor;
+use super::findings::{CurrentOp, Findings, Loading};
+use super::names::{count_files, QueueNames, Solutions};
+use super::stats::{AflStats, RunInfo};
+use super::{Edges, Mgr, Options, State};
+use crate::showmap::MAP_SIZE;
+use crate::{assets, port, preload};
+use libafl::corpus::{Corpus, InMemoryOnDiskCorpus, OnDiskCorpus};
+use libafl::events::{ClientDescription, Event, EventFirer, EventRestarter, EventWithStats, ProgressReporter, SendExiting};
+use libafl::executors::forkserver::ForkserverExecutor;
+use libafl::executors::{HasObservers, StdChildArgs};
+use libafl::feedback_or;
+use libafl::feedbacks::{MaxMapFeedback, TimeFeedback};
+use libafl::fuzzer::{Evaluator, Fuzzer, StdFuzzer};
+use libafl::inputs::BytesInput;
+use libafl::monitors::stats::{AggregatorOps, UserStats, UserStatsValue};
+use libafl::mutators::{havoc_mutations, tokens_mutations, HavocScheduledMutator, Tokens};
+use libafl::observers::{CanTrack, HitcountsMapObserver, StdMapObserver, TimeObserver};
+use libafl::schedulers::powersched::PowerSchedule;
+use libafl::schedulers::{HasQueueCycles, IndexesLenTimeMinimizerScheduler, StdWeightedScheduler};
+use libafl::stages::{CalibrationStage, StdPowerMutationalStage};
+use libafl::state::{HasCorpus, HasExecutions, HasStartTime, StdState};
+use libafl::{Error, HasMetadata, HasScheduler};
+use libafl_bolts::fs::InputFile;
+use libafl_bolts::rands::StdRand;
+use libafl_bolts::shmem::{ShMem, ShMemProvider, UnixShMemProvider};
+use libafl_bolts::tuples::{tuple_list, Handled, Merge};
+use libafl_bolts::{current_nanos, InputLocation, StdTargetArgs, Truncate};
+use nix::sys::signal::Signal;
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long the server may take to start its fork server (reach `listen`).
+const STARTUP_LIMIT: Duration = Duration::from_secs(20);
+
+pub fn run(opts: &Options, state: Option<State>, mut mgr: Mgr, desc: &ClientDescription) -> Result<(), Error> {
+    let index = desc.id().saturating_sub(1);
+    let result = fuzz(opts, state, &mut mgr, index, desc);
+    if let Err(e) = &result {
+        if !matches!(e, Error::ShuttingDown) {
+            let _ = std::fs::write(opts.error_file(index), e.to_string());
+        }
+    }
+    // Tell the restarter and the broker that this client is done, not crashed.
+    mgr.send_exiting()?;
+    Ok(())
+}
+
+fn fuzz(opts: &Options, state: Option<State>, mgr: &mut Mgr, index: usize, desc: &ClientDescription) -> Result<(), Error> {
+    let dir = opts.client_dir(index);
+    for sub in ["queue", "crashes", "hangs"] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    let root = dir.join("root");
+    match &opts.root {
+        Some(user_root) => copy_root(user_root, &root)?,
+        None => assets::write_root(&root).map_err(|e| Error::illegal_state(format!("{e:#}")))?,
+    }
+    let command = opts.target.command(port::free_port().map_err(|e| Error::illegal_state(e.to_string()))?, &root);
+    std::fs::write(dir.join("cmdline"), command.iter().map(|a| a.to_string_lossy() + "\n").collect::<String>())?;
+
+    // The coverage map, shared with the fork server through __AFL_SHM_ID.
+    let mut shmem_provider = UnixShMemProvider::new()?;
+    let mut shmem = shmem_provider.new_shmem(MAP_SIZE)?;
+    // SAFETY: this client process is single-threaded here; the variable is read by the target.
+    unsafe { shmem.write_to_env("__AFL_SHM_ID")? };
+    // SAFETY: the map lives (in `shmem`) for the whole of this function, longer than the observer.
+    let map: &'static mut [u8] = unsafe { std::slice::from_raw_parts_mut(shmem.as_mut_ptr(), shmem.len()) };
+    let edges = unsafe { HitcountsMapObserver::new(StdMapObserver::new("edges", map)) }.track_indices();
+    let edges_handle = edges.handle();
+    let time = TimeObserver::new("time");
+    let time_handle = time.handle();
+
+    let map_feedback = MaxMapFeedback::new(&edges);
+    let calibration = CalibrationStage::new(&map_feedback);
+    let mut feedback = feedback_or!(map_feedback, TimeFeedback::new(&time), QueueNames::new(edges_handle.clone()));
+    let mut objective = Solutions::new(edges_handle, &dir, opts.command_line.clone());
+    let resumed_state = state.is_some();
+    let mut state = match state {
+        Some(state) => state,
+        None => StdState::new(
+            StdRand::with_seed(current_nanos()),
+            InMemoryOnDiskCorpus::with_meta_format_and_prefix(dir.join("queue"), None, None, false)?,
+            OnDiskCorpus::with_meta_format_and_prefix(&dir, None, None, false)?,
+            &mut feedback,
+            &mut objective,
+        )?,
+    };
+    if !state.has_metadata::<Findings>() {
+        state.add_metadata(Findings {
+            crashes: count_files(&dir.join("crashes")),
+            hangs: count_files(&dir.join("hangs")),
+            ..Findings::default()
+        });
+    }
+    let scheduler = IndexesLenTimeMinimizerScheduler::new(
+        &edges,
+        StdWeightedScheduler::with_schedule(&mut state, &edges, Some(PowerSchedule::fast())),
+    );
+    let mut fuzzer = StdFuzzer::new(scheduler, feedback, objective);
+
+    let library = preload::library().map_err(|e| Error::illegal_state(format!("{e:#}")))?;
+    let started = Arc::new(AtomicBool::new(false));
+    watchdog(started.clone());
+    let forkserver = ForkserverExecutor::builder()
+        .program(&command[0])
+        .args(&command[1..])
+        .env("LD_PRELOAD", &library)
+        .env("SOCKFUZZ_OUTPUT", "0")
+        .env("ASAN_OPTIONS", "abort_on_error=1:detect_leaks=0:symbolize=0:verify_asan_link_order=0:allocator_may_return_null=1")
+        .input(InputLocation::StdIn { input_file: Some(InputFile::create(dir.join(".cur_input"))?) })
+        .debug_child(std::env::var_os("FUZZER_DEBUG_CHILD").is_some())
+        .coverage_map_size(MAP_SIZE)
+        .is_deferred_frksrv(true)
+        .kill_signal(Signal::SIGKILL)
+        .timeout(opts.hang_timeout)
+        .build_dynamic_map(edges, tuple_list!(time));
+    started.store(true, Ordering::SeqCst);
+    let forkserver = forkserver.map_err(|e| {
+        Error::illegal_state(format!(
+            "the server did not start under the fork server (no handshake within {} s, or it exited): {e}",
+            STARTUP_LIMIT.as_secs()
+        ))
+    })?;
+    let mut executor = ServerExecutor::new(forkserver, opts.hang_timeout);
+    let total_edges = executor.inner().coverage_map_size().unwrap_or(MAP_SIZE);
+
+    let mut tokens = Tokens::new();
+    tokens = tokens.add_from_files(&opts.dicts)?;
+    state.add_metadata(tokens);
+
+    if !resumed_state {
+        load_seeds(opts, &dir, &mut state, &mut fuzzer, &mut executor, mgr)?;
+        if state.corpus().count() == 0 {
+            return Err(Error::illegal_state(
+                "every seed crashed or hung the server, so there is nothing to fuzz from: see crashes/ and hangs/",
+            ));
+        }
+        let slowest = state
+            .corpus()
+            .ids()
+            .filter_map(|id| state.corpus().get(id).ok().and_then(|t| *t.borrow().exec_time()))
+            .max()
+            .unwrap_or(Duration::from_millis(10));
+        let calibrated = (slowest * 5).max(Duration::from_millis(50)).min(opts.hang_timeout);
+        executor.set_exec_timeout(opts.exec_timeout.unwrap_or(calibrated));
+        *state.start_time_mut() = libafl_bolts::current_time();
+    }
+    let _ = time_handle;
+
+    let mutator = HavocScheduledMutator::new(havoc_mutations().merge(tokens_mutations()));
+    let mut stages = tuple_list!(
+        SetOp("havoc"),
+        calibration,
+        StdPowerMutationalStage::new(mutator),
+        SetOp("sync")
+    );
+    let info = RunInfo {
+        banner: opts.target.binary.display().to_string(),
+        command_line: opts.command_line.clone(),
+        core: desc.core_id().0,
+        total_edges,
+    };
+    let mut stats = AflStats::new(&dir, info)?;
+    let deadline = opts.duration.map(|d| Instant::now() + d);
+    let mut reported = (u64::MAX, u64::MAX);
+    loop {
+        fuzzer.fuzz_one(&mut stages, &mut executor, &mut state, mgr)?;
+        mgr.maybe_report_progress(&mut state, Duration::from_secs(1))?;
+        let findings = state.metadata::<Findings>()?.clone();
+        if (findings.crashes, findings.hangs) != reported {
+            reported = (findings.crashes, findings.hangs);
+            report(&mut state, mgr, "crashes", findings.crashes)?;
+            report(&mut state, mgr, "hangs", findings.hangs)?;
+            if opts.stop_on_crash && findings.crashes > 0 {
+                let _ = std::fs::write(opts.stop_file(), b"");
+            }
+        }
+        let cycles = HasScheduler::<BytesInput, State>::scheduler(&fuzzer).queue_cycles();
+        stats.update(&state, cycles, executor.exec_timeout(), false)?;
+        if deadline.is_some_and(|d| Instant::now() >= d) || opts.stop_file().exists() {
+            stats.update(&state, cycles, executor.exec_timeout(), true)?;
+            return Ok(());
+        }
+    }
+}
+
+/// Kill our children (the fork server) if the handshake has not happened in time: LibAFL's
+/// handshake read has no timeout of its own and would block forever.
+fn watchdog(started: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + STARTUP_LIMIT;
+        while Instant::now() < deadline {
+            if started.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: getpid has no preconditions.
+        let me = unsafe { libc::getpid() };
+        let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
+        for pid in children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            // SAFETY: signalling a child process we started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+}
+
+/// Load the seeds (or, with --resume, this client's old queue) into the corpus, AFL-named.
+fn load_seeds(
+    opts: &Options,
+    dir: &Path,
+    state: &mut State,
+    fuzzer: &mut impl Evaluator<ServerExecutorOf, Mgr, BytesInput, State>,
+    executor: &mut ServerExecutorOf,
+    mgr: &mut Mgr,
+) -> Result<(), Error> {
+    let mut inputs: Vec<(Loading, Vec<u8>)> = Vec::new();
+    if opts.resume {
+        let mut old: Vec<_> = std::fs::read_dir(dir.join("queue"))?.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+        old.sort();
+        for path in old {
+            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            if name.starts_with("id:") {
+                inputs.push((Loading::Resumed(name), std::fs::read(&path)?));
+            }
+        }
+    }
+    if inputs.is_empty() {
+        inputs = opts.seeds.iter().map(|(name, bytes)| (Loading::Seed(name.clone()), bytes.clone())).collect();
+    }
+    for (loading, bytes) in inputs {
+        state.add_metadata(loading);
+        let added = fuzzer.add_input(state, executor, mgr, BytesInput::new(bytes));
+        let _ = state.metadata_map_mut().remove::<Loading>();
+        added?;
+    }
+    Ok(())
+}
+
+type ServerExecutorOf = ServerExecutor<
+    BytesInput,
+    (Edges, (TimeObserver, ())),
+    State,
+    <UnixShMemProvider as ShMemProvider>::ShMem,
+>;
+
+/// Send a per-client number to the broker's status line.
+fn report(state: &mut State, mgr: &mut Mgr, name: &'static str, value: u64) -> Result<(), Error> {
+    let event = Event::UpdateUserStats {
+        name: Cow::Borrowed(name),
+        value: UserStats::new(UserStatsValue::Number(value), AggregatorOps::Sum),
+        phantom: PhantomData,
+    };
+    let executions = *state.executions();
+    mgr.fire(state, EventWithStats::with_current_time(event, executions))
+}
+
+fn copy_root(from: &Path, to: &Path) -> Result<(), Error> {
+    let status = std::process::Command::new("cp").arg("-a").arg(format!("{}/.", from.display())).arg(to).status()?;
+    std::fs::create_dir_all(to)?;
+    if !status.success() {
+        return Err(Error::illegal_state(format!("cannot copy the web root {} to {}", from.display(), to.display())));
+    }
+    Ok(())
+}
+
+/// A stage that records which stage family produced the inputs that follow (`op:` in names).
+/// The last one, "sync", covers the events processed after the stages: imported entries.
+pub struct SetOp(&'static str);
+
+impl<E, EM, S: HasMetadata, Z> libafl::stages::Stage<E, EM, S, Z> for SetOp {
+    fn perform(&mut self, _: &mut Z, _: &mut E, state: &mut S, _: &mut EM) -> Result<(), Error> {
+        state.add_metadata(CurrentOp(self.0.to_string()));
+        Ok(())
+    }
+}
+
+impl<S> libafl::stages::Restartable<S> for SetOp {
+    fn should_restart(&mut self, _: &mut S) -> Result<bool, Error> {
+        Ok(true)
+    }
+    fn clear_progress(&mut self, _: &mut S) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+#[allow(unused_imports)]
+use {EventRestarter as _, HasCorpus as _, HasScheduler as _, ShMem as _, Truncate as _, HasObservers as _, StdChildArgs as _};

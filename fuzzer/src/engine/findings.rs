@@ -1,0 +1,48 @@
+//! What one client has found so far, kept in the fuzzer state (so it survives restarts) and
+//! read by the stats writer and the status line.
+
+use libafl_bolts::SerdeAny;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize, SerdeAny)]
+pub struct Findings {
+    /// Files in `crashes/` and `hangs/` (also those of a resumed run).
+    pub crashes: u64,
+    pub hangs: u64,
+    /// Seconds since the epoch of the last crash / hang / new queue entry (0 = never).
+    pub last_crash: u64,
+    pub last_hang: u64,
+    pub last_find: u64,
+    /// Executions at the last crash.
+    pub execs_at_crash: u64,
+    /// Queue entries that came from other clients.
+    pub imported: u64,
+    /// Queue entries loaded from seeds (or from the queue of a resumed run).
+    pub seeds: u64,
+    /// Map entries covered by the queue.
+    pub edges: u64,
+    /// The signal of every crash saved, for the summary line counts.
+    pub signals: Vec<i32>,
+}
+
+/// The stage that produced the inputs being evaluated now (`op:` in AFL file names).
+#[derive(Debug, Clone, Serialize, Deserialize, SerdeAny)]
+pub struct CurrentOp(pub String);
+
+/// The original file name of the seed being loaded now (`orig:` in AFL file names), or the
+/// full name of a queue entry being reloaded by `--resume`.
+#[derive(Debug, Clone, Serialize, Deserialize, SerdeAny)]
+pub enum Loading {
+    Seed(String),
+    Resumed(String),
+}
+
+/// The outcome of the last run, for naming crash files (`sig:`).
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, SerdeAny)]
+pub struct LastRun {
+    pub signal: Option<i32>,
+}
+
+pub fn now_secs() -> u64 {
+    libafl_bolts::current_time().as_secs()
+}

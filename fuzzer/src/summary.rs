@@ -1,0 +1,147 @@
+//! The end-of-run summary (the old `fuzz-pserv.py` block), for our output folders and for
+//! folders written by AFL++ (any `*/crashes` and `*/hangs` under OUT).
+
+use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Solution files per instance folder, in order (`fuzz0`, `fuzz1`, ..., or AFL++'s names).
+struct Found {
+    crash_dirs: Vec<(PathBuf, usize)>,
+    hang_dirs: Vec<(PathBuf, usize)>,
+    /// Crash count by signal number.
+    signals: BTreeMap<u32, usize>,
+}
+
+/// Files of `dir` that are findings (AFL++ puts a README.txt next to them).
+fn findings(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "README.txt" && !n.starts_with('.'))
+        .collect()
+}
+
+/// The signal number in an AFL crash name (`id:000000,sig:11,...`).
+fn signal_of(name: &str) -> Option<u32> {
+    let rest = &name[name.find("sig:")? + 4..];
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+fn scan(out: &Path) -> Result<Found> {
+    if !out.is_dir() {
+        bail!("{} is not an output folder: give the folder passed to -o (default ./fuzz_out)", out.display());
+    }
+    let mut instances: Vec<PathBuf> = std::fs::read_dir(out)?.flatten().map(|e| e.path()).filter(|p| p.join("crashes").is_dir() || p.join("hangs").is_dir()).collect();
+    // fuzz2 before fuzz10.
+    instances.sort_by_key(|p| {
+        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let digits: String = name.chars().rev().take_while(char::is_ascii_digit).collect::<Vec<_>>().into_iter().rev().collect();
+        (name[..name.len() - digits.len()].to_string(), digits.parse::<u64>().unwrap_or(0))
+    });
+    if instances.is_empty() {
+        bail!("{} holds no fuzzer results (no */crashes or */hangs folders)", out.display());
+    }
+    let mut found = Found { crash_dirs: Vec::new(), hang_dirs: Vec::new(), signals: BTreeMap::new() };
+    for instance in instances {
+        let crashes = findings(&instance.join("crashes"));
+        for name in &crashes {
+            *found.signals.entry(signal_of(name).unwrap_or(0)).or_default() += 1;
+        }
+        if !crashes.is_empty() {
+            found.crash_dirs.push((instance.join("crashes"), crashes.len()));
+        }
+        let hangs = findings(&instance.join("hangs")).len();
+        if hangs > 0 {
+            found.hang_dirs.push((instance.join("hangs"), hangs));
+        }
+    }
+    Ok(found)
+}
+
+/// Counts of crashes and hangs under `out`.
+pub fn counts(out: &Path) -> Result<(usize, usize)> {
+    let found = scan(out)?;
+    Ok((found.crash_dirs.iter().map(|d| d.1).sum(), found.hang_dirs.iter().map(|d| d.1).sum()))
+}
+
+pub fn text(out: &Path, color: bool) -> Result<String> {
+    let found = scan(out)?;
+    let paint = |code: &str, s: String| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s };
+    let (title, count, path) = (|s: String| paint("1;35", s), |s: String| paint("31", s), |s: String| paint("33", s));
+    let mut t = format!("{}\nLocated at: {}\n", title("[Fuzzing Summary]".into()), path(out.display().to_string()));
+    let crashes: usize = found.crash_dirs.iter().map(|d| d.1).sum();
+    if crashes == 0 {
+        t += "Your server did not crash.\n";
+    } else {
+        t += &format!("Found {} crash{}.\n", count(crashes.to_string()), if crashes == 1 { "" } else { "es" });
+        for (sig, n) in &found.signals {
+            t += &format!("   - Of these crashes, {} {} from receiving signal {sig}.\n", count(n.to_string()), if *n == 1 { "was" } else { "were" });
+        }
+        t += "   - Crash files can be found in the following directories:\n";
+        for (dir, _) in &found.crash_dirs {
+            t += &format!("        - {}\n", path(dir.display().to_string()));
+        }
+    }
+    let hangs: usize = found.hang_dirs.iter().map(|d| d.1).sum();
+    if hangs == 0 {
+        t += "Your server did not hang.\n";
+    } else {
+        t += &format!("Found {} hang{}.\n", count(hangs.to_string()), if hangs == 1 { "" } else { "s" });
+        t += "   - Hang files can be found in the following directories:\n";
+        for (dir, _) in &found.hang_dirs {
+            t += &format!("        - {}\n", path(dir.display().to_string()));
+        }
+    }
+    if crashes + hangs > 0 {
+        t += "Replay a file against your server (started normally) with: fuzzer send 127.0.0.1 PORT < FILE\n";
+    }
+    t += &format!("Want to see this again? Run fuzzer --summary {}\n", out.display());
+    Ok(t)
+}
+
+pub fn print(out: &Path) -> Result<()> {
+    print!("{}", text(out, std::io::stdout().is_terminal())?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_counts_by_signal_and_lists_folders_with_findings() {
+        let out = std::env::temp_dir().join(format!("summary-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        for (dir, files) in [
+            ("fuzz0/crashes", &["README.txt", "id:000000,sig:11,src:000001,time:5,execs:9,op:havoc", "id:000001,sig:06,src:000002,time:7,execs:20,op:havoc"][..]),
+            ("fuzz0/hangs", &[][..]),
+            ("fuzz1/crashes", &["id:000000,sig:11,src:000003,time:9,execs:30,op:havoc"][..]),
+            ("fuzz1/hangs", &["id:000000,src:000001,time:3,execs:4,op:havoc"][..]),
+        ] {
+            std::fs::create_dir_all(out.join(dir)).unwrap();
+            for f in files {
+                std::fs::write(out.join(dir).join(f), b"x").unwrap();
+            }
+        }
+        let text = text(&out, false).unwrap();
+        let o = out.display();
+        assert_eq!(
+            text,
+            format!(
+                "[Fuzzing Summary]\nLocated at: {o}\nFound 3 crashes.\n   - Of these crashes, 1 was from receiving signal 6.\n   - Of these crashes, 2 were from receiving signal 11.\n   - Crash files can be found in the following directories:\n        - {o}/fuzz0/crashes\n        - {o}/fuzz1/crashes\nFound 1 hang.\n   - Hang files can be found in the following directories:\n        - {o}/fuzz1/hangs\nReplay a file against your server (started normally) with: fuzzer send 127.0.0.1 PORT < FILE\nWant to see this again? Run fuzzer --summary {o}\n"
+            )
+        );
+        assert_eq!(counts(&out).unwrap(), (3, 1));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn empty_folder_is_a_plain_error() {
+        let err = text(Path::new("/nonexistent-out"), false).unwrap_err().to_string();
+        assert!(err.contains("is not an output folder"), "{err}");
+    }
+}
