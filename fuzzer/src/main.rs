@@ -1,5 +1,5 @@
 //! `fuzzer`: build, fuzz and replay against student HTTP servers.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -38,6 +38,10 @@ struct Cli {
 struct FuzzArgs {
     #[command(flatten)]
     build: compile::BuildArgs,
+    /// Fuzz this already instrumented server (built by fuzzer-cc or AFL++'s afl-clang-fast)
+    /// instead of building --src-dir.
+    #[arg(long, value_name = "PATH", conflicts_with = "src_dir")]
+    server: Option<PathBuf>,
     /// How long to fuzz, in seconds.
     #[arg(short = 'd', long, value_name = "SECS", default_value_t = 9600)]
     fuzz_duration: u64,
@@ -141,7 +145,14 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
             bail!("the dictionary {} does not exist", dict.display());
         }
     }
-    let built = build_and_check(&args.build, &args.server_args)?;
+    let built = match &args.server {
+        Some(server) => {
+            std::fs::create_dir_all(out).with_context(|| format!("cannot create the output folder {}", out.display()))?;
+            check(std::slice::from_ref(server), out, &args.server_args)?;
+            vec![server.canonicalize()?]
+        }
+        None => build_and_check(&args.build, &args.server_args)?,
+    };
     let builtin_dict = out.join("http.dict");
     std::fs::write(&builtin_dict, assets::DICTIONARY).with_context(|| format!("cannot write {}", builtin_dict.display()))?;
     let opts = engine::Options {
@@ -181,12 +192,24 @@ fn cores(args: &FuzzArgs) -> Result<Cores> {
 }
 
 /// Build, then the start-up check of every built binary.
-fn build_and_check(build: &compile::BuildArgs, server_args: &str) -> anyhow::Result<Vec<PathBuf>> {
+fn build_and_check(build: &compile::BuildArgs, server_args: &str) -> Result<Vec<PathBuf>> {
     let built = compile::build(build)?;
-    let root = build.out_dir.join("check-root");
+    check(&built, &build.out_dir, server_args)?;
+    Ok(built)
+}
+
+/// The start-up check of each binary, on a scratch copy of the sample web root.
+fn check(binaries: &[PathBuf], out: &Path, server_args: &str) -> Result<()> {
+    let root = out.join("check-root");
     assets::write_root(&root)?;
-    for binary in &built {
+    for binary in binaries {
+        if !binary.is_file() {
+            bail!("the server {} does not exist", binary.display());
+        }
+        if !compile::is_instrumented(binary)? {
+            bail!("{} has no coverage instrumentation: build it with fuzzer-cc (or AFL++'s afl-clang-fast), or use --src-dir", binary.display());
+        }
         showmap::check(&target::Target::new(binary.clone(), Some(server_args)), &root)?;
     }
-    Ok(built)
+    Ok(())
 }

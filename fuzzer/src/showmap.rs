@@ -54,7 +54,7 @@ pub fn run_with_map(target: &Target, root: &Path, input: &[u8]) -> Result<(Finis
     let shmem = provider.new_shmem(MAP_SIZE).context("cannot create the coverage map (shared memory)")?;
     let id = shmem.id().to_string();
     let command = target.command(port::free_port()?, root);
-    let limits = Limits { listen: Duration::from_secs(10), run: Duration::from_secs(5) };
+    let limits = Limits { listen: Duration::from_secs(5), run: Duration::from_secs(5) };
     let finished = run::run(&command, &[("__AFL_SHM_ID", id.as_ref())], Some(input), limits, true)?;
     let map = shmem.iter().enumerate().filter(|(_, &c)| c != 0).map(|(i, &c)| (i, bucket(c))).collect();
     Ok((finished, map))

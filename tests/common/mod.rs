@@ -33,13 +33,18 @@ pub fn pserv_src() -> PathBuf {
     repo().join("tests/pserv")
 }
 
-/// The sample server, built once per test binary with plain gcc in a scratch copy.
+/// The sample server, built once per test binary with plain gcc in a scratch copy. Its
+/// planted bugs announce themselves on stderr (`[bug] NAME`) just before they strike.
 pub fn pserv() -> &'static Path {
     static SERVER: OnceLock<PathBuf> = OnceLock::new();
     SERVER.get_or_init(|| {
         let dir = scratch_dir("pserv-build");
         copy_dir(&pserv_src(), &dir);
-        let out = Command::new("make").arg("-s").current_dir(&dir).env("CC", "gcc").output().unwrap();
+        let out = Command::new("make")
+            .args(["-s", "CC=gcc", "CFLAGS=-g -O2 -DPSERV_BUG_TRACE"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "make failed:\n{}", String::from_utf8_lossy(&out.stderr));
         dir.join("server")
     })
@@ -207,6 +212,11 @@ pub fn bugs() -> Vec<Bug> {
             Bug { name: cols[0].into(), file: dir.join(cols[1]), expect: cols[2].into(), after_close: cols[4] == "yes" }
         })
         .collect()
+}
+
+/// The planted bug a server's stderr says was hit last.
+pub fn bug_hit(stderr: &str) -> Option<String> {
+    stderr.lines().filter_map(|l| l.strip_prefix("[bug] ")).last().map(str::to_string)
 }
 
 /// The benign requests of tests/pserv/benign/.

@@ -4,16 +4,19 @@ use libafl::monitors::stats::{ClientStatsManager, UserStatsValue};
 use libafl::monitors::Monitor;
 use libafl::Error;
 use libafl_bolts::ClientId;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 pub struct StatusLine {
     last: Option<Instant>,
     interval: Duration,
+    /// On a terminal the line is redrawn in place; otherwise one line per interval.
+    terminal: bool,
 }
 
 impl StatusLine {
     pub fn new(interval: Duration) -> Self {
-        StatusLine { last: None, interval }
+        StatusLine { last: None, interval, terminal: std::io::stdout().is_terminal() }
     }
 }
 
@@ -58,12 +61,15 @@ impl Monitor for StatusLine {
             String::new()
         };
         let secs = run_time.as_secs();
-        println!(
+        let line = format!(
             "[fuzz] {}:{:02}:{:02} | {execs} execs, {total:.0}/s{per_client} | corpus {corpus} | edges {edges} | crashes {crashes} | hangs {hangs}",
             secs / 3600,
             secs / 60 % 60,
             secs % 60
         );
+        let mut out = std::io::stdout().lock();
+        let _ = if self.terminal { write!(out, "\r\x1b[K{line}") } else { writeln!(out, "{line}") };
+        let _ = out.flush();
         Ok(())
     }
 }

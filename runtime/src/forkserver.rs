@@ -1,0 +1,196 @@
+//! AFL++ fork server, old protocol (AFL++ < 4.20c; LibAFL's `ForkserverExecutor` accepts it).
+//!
+//! The fuzzer starts the program with `__AFL_SHM_ID` (a SysV shm id for the coverage map),
+//! a control pipe on fd 198 (fuzzer -> us) and a status pipe on fd 199 (us -> fuzzer).
+//! We send a 4-byte hello that also carries the map size, then per run: read 4 bytes
+//! ("was killed"), fork, report the child's pid, wait for it, report its wait status.
+//! Each child returns into the program. Without `__AFL_SHM_ID` or fd 199 it is a plain run.
+//! The fork server and each child get SIGKILL when their parent dies (`PR_SET_PDEATHSIG`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::coverage;
+use crate::shm::{self, Shm};
+
+const CONTROL_FD: libc::c_int = 198;
+const STATUS_FD: libc::c_int = 199;
+
+/// Hello flags (AFL++ `config.h`; LibAFL `executors/forkserver.rs`).
+const FS_OPT_ENABLED: u32 = 0x8000_0001;
+const FS_OPT_MAPSIZE: u32 = 0x4000_0000;
+/// Largest map size the hello can encode (`FS_OPT_MAX_MAPSIZE`).
+const FS_OPT_MAX_MAPSIZE: usize = 1 << 23;
+
+/// `FS_OPT_SET_MAPSIZE`: the fuzzer decodes `((hello & 0x00fffffe) >> 1) + 1`.
+const fn fs_opt_set_mapsize(size: usize) -> u32 {
+    if size <= 1 || size > FS_OPT_MAX_MAPSIZE {
+        0
+    } else {
+        ((size as u32 - 1) << 1) & 0x00ff_fffe
+    }
+}
+
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Constructor: attach the coverage map, then start the fork server unless deferred.
+extern "C" fn init() {
+    shm::attach();
+    // SAFETY: NUL-terminated literal; getenv only reads the environment.
+    if unsafe { libc::getenv(c"__AFL_DEFER_FORKSRV".as_ptr()) }.is_null() {
+        start_forkserver();
+    }
+}
+
+/// The `.init_array` entry (exported so that `-Wl,-u,__sockfuzz_init` pulls it in).
+#[used]
+#[no_mangle]
+#[link_section = ".init_array"]
+pub static __sockfuzz_init: extern "C" fn() = init;
+
+/// AFL++'s entry point for a deferred fork server (the preload calls it via `dlsym`).
+#[no_mangle]
+pub extern "C" fn __afl_manual_init() {
+    start_forkserver();
+}
+
+/// Alias of [`__afl_manual_init`].
+#[no_mangle]
+pub extern "C" fn sockfuzz_start_forkserver() {
+    start_forkserver();
+}
+
+/// Idempotent: the first call serves runs (and returns only in each forked child).
+fn start_forkserver() {
+    if STARTED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let shm = shm::attach();
+    // SAFETY: fcntl(F_GETFD) only queries whether the descriptor is open.
+    if shm == Shm::Unset || unsafe { libc::fcntl(STATUS_FD, libc::F_GETFD) } < 0 {
+        return; // not under a fuzzer (or run directly by afl-showmap): plain run
+    }
+    if shm == Shm::Unusable {
+        die(b"no coverage map\n");
+    }
+    // SAFETY: getppid has no preconditions.
+    let fuzzer = unsafe { libc::getppid() };
+    let size = coverage::map_size();
+    if !write_u32(STATUS_FD, FS_OPT_ENABLED | FS_OPT_MAPSIZE | fs_opt_set_mapsize(size)) {
+        return; // fd 199 is not a fuzzer's pipe: plain run
+    }
+    if shm == Shm::TooSmall {
+        die(b"coverage map too small\n"); // after the hello, which tells the fuzzer the size
+    }
+    die_with_parent(fuzzer);
+    serve();
+}
+
+/// The fork-server loop. Returns only in a freshly forked child.
+fn serve() {
+    // The program may ignore or handle SIGCHLD; we need to wait for our children ourselves.
+    // SAFETY: an all-zero sigaction is SIG_DFL with an empty mask.
+    let default: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: an all-zero sigaction is valid storage for the old disposition.
+    let mut saved: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers refer to valid sigaction structs.
+    unsafe { libc::sigaction(libc::SIGCHLD, &default, &mut saved) };
+    // SAFETY: getpid has no preconditions.
+    let server = unsafe { libc::getpid() };
+    loop {
+        let Some(_was_killed) = read_u32(CONTROL_FD) else {
+            // SAFETY: the fuzzer closed the control pipe: leave without running atexit handlers.
+            unsafe { libc::_exit(0) };
+        };
+        // SAFETY: the fork server is single-threaded here (started before the program's threads).
+        let child = unsafe { libc::fork() };
+        if child < 0 {
+            die(b"fork failed\n");
+        }
+        if child == 0 {
+            die_with_parent(server);
+            // SAFETY: closing our protocol fds and restoring the program's SIGCHLD disposition.
+            unsafe {
+                libc::close(CONTROL_FD);
+                libc::close(STATUS_FD);
+                libc::sigaction(libc::SIGCHLD, &saved, std::ptr::null_mut());
+            }
+            return;
+        }
+        if !write_u32(STATUS_FD, child as u32) {
+            die(b"cannot report the child pid\n");
+        }
+        let status = wait_for(child);
+        if !write_u32(STATUS_FD, status as u32) {
+            die(b"cannot report the child status\n");
+        }
+    }
+}
+
+/// SIGKILL this process when its parent dies; exits now if `parent` is already gone.
+fn die_with_parent(parent: libc::pid_t) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process; getppid has no preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() != parent {
+            libc::_exit(0);
+        }
+    }
+}
+
+/// waitpid that retries on EINTR; returns the raw wait status.
+fn wait_for(child: libc::pid_t) -> libc::c_int {
+    let mut status = 0;
+    // SAFETY: status is a valid int; child is our own child.
+    while unsafe { libc::waitpid(child, &mut status, 0) } < 0 {
+        if !interrupted() {
+            die(b"waitpid failed\n");
+        }
+    }
+    status
+}
+
+fn write_u32(fd: libc::c_int, value: u32) -> bool {
+    let bytes = value.to_ne_bytes();
+    loop {
+        // SAFETY: bytes is a valid 4-byte buffer.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), 4) };
+        if n == 4 {
+            return true;
+        }
+        if n >= 0 || !interrupted() {
+            return false; // pipe writes of 4 bytes are atomic: short means broken
+        }
+    }
+}
+
+fn read_u32(fd: libc::c_int) -> Option<u32> {
+    let mut bytes = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        // SAFETY: the destination is the unfilled tail of `bytes`.
+        let n = unsafe { libc::read(fd, bytes[got..].as_mut_ptr().cast(), 4 - got) };
+        match n {
+            1.. => got += n as usize,
+            0 => return None,
+            _ if interrupted() => {}
+            _ => return None,
+        }
+    }
+    Some(u32::from_ne_bytes(bytes))
+}
+
+/// Whether the last failed call was interrupted by a signal (EINTR).
+fn interrupted() -> bool {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() == libc::EINTR }
+}
+
+/// Print `fuzzing runtime: fork server: <message>` to stderr and `_exit(1)`.
+fn die(message: &[u8]) -> ! {
+    shm::warn(b"fork server: ");
+    // SAFETY: writes from a valid buffer; _exit ends the process without unwinding.
+    unsafe {
+        libc::write(2, message.as_ptr().cast(), message.len());
+        libc::_exit(1)
+    }
+}

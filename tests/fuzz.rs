@@ -1,0 +1,327 @@
+//! End-to-end tests of the main job on the sample pserv: bugs found and replayed, AFL++
+//! output format, Ctrl-C, resume, plain errors, and AFL++-built binaries.
+
+mod common;
+use common::*;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Campaigns pin a client to core 0: run them one at a time.
+fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const THREAD_MODEL: &str = "--server-args=-p {port} -R {root} -s -m thread";
+
+/// Every file under `dir` with its bytes, sorted.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push((p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn findings(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("id:")).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+fn signal_of(name: &str) -> i32 {
+    let rest = &name[name.find("sig:").expect("crash name has sig:") + 4..];
+    rest[..2].parse().unwrap()
+}
+
+struct Campaign {
+    out: PathBuf,
+    run: Run,
+}
+
+/// One 30-second campaign on a scratch copy of tests/pserv, shared by several tests.
+fn campaign() -> &'static Campaign {
+    static CAMPAIGN: OnceLock<Campaign> = OnceLock::new();
+    CAMPAIGN.get_or_init(|| {
+        let _guard = exclusive();
+        let src = scratch_dir("fuzz-src");
+        copy_dir(&pserv_src(), &src);
+        let before = snapshot(&src);
+        let out = scratch_dir("fuzz-out").join("out");
+        let run = run_with_input(
+            Command::new(fuzzer()).arg("--src-dir").arg(&src).arg("-o").arg(&out).args(["-d", "30", THREAD_MODEL]),
+            b"",
+            Duration::from_secs(300),
+        );
+        assert_eq!(run.code(), Some(0), "fuzzer failed: {}\n{}", run.stdout_text(), run.stderr);
+        assert!(snapshot(&src) == before, "the source folder changed during the build");
+        Campaign { out, run }
+    })
+}
+
+#[test]
+fn finds_crashes_and_the_hang_and_every_crash_file_replays_with_fuzzer_send() {
+    let c = campaign();
+    let crashes = findings(&c.out.join("fuzz0/crashes"));
+    let hangs = findings(&c.out.join("fuzz0/hangs"));
+    let signals: std::collections::BTreeSet<i32> =
+        crashes.iter().map(|p| signal_of(&p.file_name().unwrap().to_string_lossy())).collect();
+    assert!(crashes.len() >= 3, "only {} crashes", crashes.len());
+    assert!(signals.contains(&libc::SIGSEGV), "{signals:?}");
+    assert!(!hangs.is_empty(), "the EOF-spin hang was not found");
+    assert!(c.out.join("fuzz0/crashes/README.txt").is_file());
+
+    let server = pserv();
+    let mut found = std::collections::BTreeSet::new();
+    for crash in &crashes {
+        let name = crash.file_name().unwrap().to_string_lossy().into_owned();
+        let port = free_port();
+        let mut cmd = Command::new(server);
+        cmd.args(["-p", &port.to_string(), "-R"]).arg(www()).args(["-s", "-m", "thread"]);
+        let mut child = spawn(&mut cmd);
+        let stderr = collect(child.stderr.take().unwrap());
+        assert!(wait_listening(port, Duration::from_secs(5)));
+        let send = run_with_input(
+            Command::new(fuzzer()).args(["send", "127.0.0.1", &port.to_string(), "--timeout", "3"]),
+            &std::fs::read(crash).unwrap(),
+            Duration::from_secs(10),
+        );
+        let status = wait_for(&mut child, Duration::from_secs(5));
+        kill_group(&mut child);
+        assert!(send.stdout_text().starts_with("Reading from STDIN and sending to server..."));
+        assert_eq!(status.and_then(|s| s.signal()), Some(signal_of(&name)), "{name} did not reproduce: {send:?}");
+        let bug = bug_hit(&String::from_utf8_lossy(&stderr.join().unwrap()));
+        found.insert(bug.unwrap_or_else(|| format!("unplanted crash {name}")));
+    }
+    eprintln!("planted bugs found: {found:?}");
+    for easy in ["reqline-strtok", "content-length-empty"] {
+        assert!(found.contains(easy), "the easy bug {easy} was not found; found {found:?}");
+    }
+    assert!(found.len() >= 3, "only {found:?}");
+    assert!(found.iter().all(|b| !b.starts_with("unplanted")), "{found:?}");
+
+    // A hang file keeps a plain server from closing the connection.
+    let port = free_port();
+    let mut cmd = Command::new(server);
+    cmd.args(["-p", &port.to_string(), "-R"]).arg(www()).args(["-s", "-m", "thread"]);
+    let mut child = spawn(&mut cmd);
+    assert!(wait_listening(port, Duration::from_secs(5)));
+    let send = run_with_input(
+        Command::new(fuzzer()).args(["send", "127.0.0.1", &port.to_string(), "--timeout", "1"]),
+        &std::fs::read(&hangs[0]).unwrap(),
+        Duration::from_secs(10),
+    );
+    kill_group(&mut child);
+    assert_eq!(send.code(), Some(3), "{:?}: {send:?}", hangs[0]);
+}
+
+#[test]
+fn summary_counts_match_the_folders() {
+    let c = campaign();
+    let crashes = findings(&c.out.join("fuzz0/crashes")).len();
+    let hangs = findings(&c.out.join("fuzz0/hangs")).len();
+    let printed = Command::new(fuzzer()).arg("--summary").arg(&c.out).output().unwrap();
+    let text = String::from_utf8_lossy(&printed.stdout).into_owned();
+    assert!(printed.status.success(), "{text}");
+    assert!(text.starts_with("[Fuzzing Summary]\n"), "{text}");
+    assert!(text.contains(&format!("Found {crashes} crashes.")), "{text}");
+    assert!(text.contains(&format!("Found {hangs} hang")), "{text}");
+    assert!(text.contains(&format!("        - {}/fuzz0/crashes\n", c.out.display())), "{text}");
+    assert!(text.contains(&format!("Want to see this again? Run fuzzer --summary {}", c.out.display())));
+    // The run itself ended with the same block.
+    assert!(c.run.stdout_text().contains(&text), "{}", c.run.stdout_text());
+}
+
+#[test]
+fn fuzzer_stats_plot_data_and_names_follow_afl() {
+    let c = campaign();
+    let dir = c.out.join("fuzz0");
+    let stats = std::fs::read_to_string(dir.join("fuzzer_stats")).unwrap();
+    let keys: Vec<&str> = stats.lines().map(|l| l.split(" : ").next().unwrap().trim_end()).collect();
+    let afl_keys = [
+        "start_time", "last_update", "run_time", "fuzzer_pid", "cycles_done", "cycles_wo_finds", "execs_done",
+        "execs_per_sec", "execs_ps_last_min", "corpus_count", "corpus_favored", "corpus_found", "corpus_imported",
+        "corpus_variable", "max_depth", "cur_item", "pending_favs", "pending_total", "stability", "bitmap_cvg",
+        "saved_crashes", "saved_hangs", "last_find", "last_crash", "last_hang", "execs_since_crash", "exec_timeout",
+        "slowest_exec_ms", "peak_rss_mb", "cpu_affinity", "edges_found", "total_edges", "var_byte_count",
+        "havoc_expansion", "auto_dict_entries", "testcache_size", "testcache_count", "testcache_evict", "afl_banner",
+        "afl_version", "target_mode", "command_line",
+    ];
+    assert_eq!(keys, afl_keys);
+    for line in stats.lines() {
+        assert_eq!(line.find(": "), Some(18), "key not padded to 18 columns: {line}");
+    }
+    let value = |key: &str| -> f64 {
+        let line = stats.lines().find(|l| l.starts_with(&format!("{key:<18}: "))).unwrap();
+        line[20..].trim_end_matches('%').parse().unwrap()
+    };
+    let (execs, run_time, eps) = (value("execs_done"), value("run_time"), value("execs_per_sec"));
+    assert!(execs > 1000.0, "{stats}");
+    assert!(run_time >= 25.0 && run_time <= 40.0, "{stats}");
+    let expected = execs / run_time;
+    assert!((eps - expected).abs() / expected < 0.1, "execs_per_sec {eps} vs execs_done/run_time {expected}");
+    assert_eq!(value("saved_crashes") as usize, findings(&dir.join("crashes")).len());
+    assert_eq!(value("saved_hangs") as usize, findings(&dir.join("hangs")).len());
+    assert_eq!(value("corpus_count") as usize, findings(&dir.join("queue")).len());
+    assert!(value("edges_found") > 10.0);
+
+    let plot = std::fs::read_to_string(dir.join("plot_data")).unwrap();
+    let mut lines = plot.lines();
+    assert_eq!(lines.next().unwrap(), "# relative_time, cycles_done, cur_item, corpus_count, pending_total, pending_favs, map_size, saved_crashes, saved_hangs, max_depth, execs_per_sec, total_execs, edges_found");
+    let rows: Vec<&str> = lines.collect();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r.split(", ").count() == 13 && r.split(", ").nth(6).unwrap().ends_with('%')), "{plot}");
+
+    let queue = findings(&dir.join("queue"));
+    let names: Vec<String> = queue.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert!(names[0].starts_with("id:000000,time:0,execs:0,orig:"), "{names:?}");
+    assert!(names.iter().any(|n| n.contains(",src:") && n.contains(",op:havoc")), "{names:?}");
+    for crash in findings(&dir.join("crashes")) {
+        let name = crash.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("id:") && name[9..].starts_with(",sig:"), "{name}");
+    }
+    // Ids count up from 0 in each folder.
+    for (i, name) in names.iter().enumerate() {
+        assert!(name.starts_with(&format!("id:{i:06},")), "{name}");
+    }
+}
+
+/// Processes whose executable lies under `dir` (our targets), by PID.
+fn processes_under(dir: &Path) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.starts_with(dir)))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_stops_everything_quickly_keeps_files_and_the_run_resumes() {
+    let _guard = exclusive();
+    let src = scratch_dir("ctrlc-src");
+    copy_dir(&pserv_src(), &src);
+    let out = scratch_dir("ctrlc-out").join("out");
+    let mut cmd = Command::new(fuzzer());
+    cmd.arg("--src-dir").arg(&src).arg("-o").arg(&out).args(["-d", "600", THREAD_MODEL]);
+    let mut child = spawn(&mut cmd);
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !out.join("fuzz0/fuzzer_stats").exists() {
+        assert!(Instant::now() < deadline, "no fuzzer_stats after 120 s");
+        assert!(child.try_wait().unwrap().is_none(), "fuzzer exited early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!processes_under(&out).is_empty(), "no target process running while fuzzing");
+    // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
+    let sent = Instant::now();
+    // SAFETY: signalling the process group this test created.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let status = wait_for(&mut child, Duration::from_secs(2));
+    let took = sent.elapsed();
+    if status.is_none() {
+        kill_group(&mut child);
+    }
+    let stdout = String::from_utf8_lossy(&stdout.join().unwrap()).into_owned();
+    assert!(status.is_some(), "still running 2 s after Ctrl-C");
+    assert!(took < Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(processes_under(&out), Vec::<i32>::new(), "target processes left after Ctrl-C");
+    assert!(stdout.contains("[Fuzzing Summary]"), "{stdout}\n{}", String::from_utf8_lossy(&stderr.join().unwrap()));
+
+    let queue_before = findings(&out.join("fuzz0/queue"));
+    assert!(queue_before.len() > 50);
+    for file in &queue_before {
+        assert!(!std::fs::read(file).unwrap().is_empty(), "{file:?} is empty");
+    }
+    let stats = std::fs::read_to_string(out.join("fuzz0/fuzzer_stats")).unwrap();
+    assert!(stats.lines().count() == 42 && stats.ends_with('\n'), "{stats}");
+
+    // Without --resume the folder is refused; with it the queue comes back.
+    let again = run_with_input(
+        Command::new(fuzzer()).arg("--src-dir").arg(&src).arg("-o").arg(&out).args(["-d", "5", THREAD_MODEL]),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_eq!(again.code(), Some(1));
+    assert!(again.stderr.contains("holds an earlier run: continue it with --resume"), "{}", again.stderr);
+    let resumed = run_with_input(
+        Command::new(fuzzer()).arg("--src-dir").arg(&src).arg("-o").arg(&out).args(["-d", "5", "--resume", THREAD_MODEL]),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert_eq!(resumed.code(), Some(0), "{}\n{}", resumed.stdout_text(), resumed.stderr);
+    let queue_after = findings(&out.join("fuzz0/queue"));
+    assert!(queue_after.len() >= queue_before.len());
+    assert!(queue_before.iter().all(|f| queue_after.contains(f)), "resume lost queue entries");
+}
+
+#[test]
+fn bad_inputs_are_plain_errors_within_seconds() {
+    // A seed folder with no files.
+    let empty = scratch_dir("empty-seeds");
+    let out = scratch_dir("bad-out").join("out");
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("--src-dir").arg(pserv_src()).arg("-o").arg(&out).arg("--seeds").arg(&empty),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("has no (non-empty) files"), "{}", run.stderr);
+
+    // A missing source folder, and one without a Makefile.
+    let run = run_with_input(Command::new(fuzzer()).args(["--src-dir", "/nonexistent/pserv"]), b"", Duration::from_secs(20));
+    assert!(run.stderr.contains("does not exist: pass the folder that holds your server's Makefile"), "{}", run.stderr);
+    let run = run_with_input(Command::new(fuzzer()).arg("--src-dir").arg(&empty).arg("-o").arg(&out), b"", Duration::from_secs(20));
+    assert!(run.stderr.contains("has no Makefile"), "{}", run.stderr);
+
+    // A server that never listens.
+    let src = scratch_dir("never-listens");
+    std::fs::write(src.join("server.c"), "#include <unistd.h>\nint main(void) { for (;;) pause(); }\n").unwrap();
+    std::fs::write(src.join("Makefile"), "server: server.c\n\t$(CC) -o server server.c\n").unwrap();
+    let started = Instant::now();
+    let run = run_with_input(Command::new(fuzzer()).arg("--src-dir").arg(&src).arg("-o").arg(&out), b"", Duration::from_secs(60));
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("did not listen on a TCP socket within 5 s"), "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn drives_a_server_built_by_afl_clang_fast() {
+    if Command::new("afl-clang-fast").arg("--version").output().is_err() {
+        eprintln!("skipped: afl-clang-fast not installed (apt-get install afl++)");
+        return;
+    }
+    let src = scratch_dir("afl-src");
+    copy_dir(&pserv_src(), &src);
+    let built = Command::new("make").arg("-s").current_dir(&src).env("AFL_QUIET", "1").arg("CC=afl-clang-fast").output().unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let _guard = exclusive();
+    let out = scratch_dir("afl-out").join("out");
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("--server").arg(src.join("server")).arg("-o").arg(&out).args(["-d", "10", THREAD_MODEL]),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    let seeds = std::fs::read_dir(repo().join("seeds/requests")).unwrap().count();
+    let queue = findings(&out.join("fuzz0/queue")).len();
+    assert!(queue > seeds, "no new coverage found: {queue} queue entries for {seeds} seeds");
+    assert!(!findings(&out.join("fuzz0/crashes")).is_empty(), "no crash found in the AFL++-built server");
+}

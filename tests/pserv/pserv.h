@@ -1,0 +1,136 @@
+/*
+ * pserv-sample: a miniature "personal web server" in the style of the ones
+ * students write in a systems course.  It is DELIBERATELY BUGGY: see
+ * bugs/README.md for the planted bugs.  Do not use it for anything real.
+ */
+#ifndef PSERV_H
+#define PSERV_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Built with -DPSERV_BUG_TRACE, each planted bug says "[bug] NAME" on stderr right before it
+ * strikes, so tests can tell which bug a crash file reaches. No effect otherwise. */
+#ifdef PSERV_BUG_TRACE
+#define BUG_HIT(name) do { static const char m_[] = "[bug] " name "\n"; \
+        if (write(2, m_, sizeof m_ - 1) < 0) { } } while (0)
+#else
+#define BUG_HIT(name) do { } while (0)
+#endif
+
+/* ---- configuration (server.c) ---------------------------------------- */
+struct config {
+    const char *port;
+    const char *root;
+    int html5_fallback;     /* -a */
+    int silent;             /* -s */
+    long expiry;            /* -e seconds */
+    const char *model;      /* -m */
+};
+extern struct config cfg;
+
+/* ---- buffered reader over recv() (bufio.c) ----------------------------- */
+#define BUFIO_INITIAL   8192
+#define BUFIO_MAX       (1024 * 1024)
+
+struct bufio {
+    int fd;
+    char *buf;
+    size_t cap;
+    size_t start;           /* first unread byte */
+    size_t end;             /* one past last valid byte */
+};
+
+enum {
+    BUFIO_OK = 0,
+    BUFIO_EOF = -1,
+    BUFIO_ERR = -2,
+    BUFIO_TOOLONG = -3,
+};
+
+void bufio_init(struct bufio *b, int fd);
+void bufio_free(struct bufio *b);
+int bufio_readline(struct bufio *b, char **line, size_t *len, size_t max);
+size_t bufio_buffered(const struct bufio *b);
+size_t bufio_take(struct bufio *b, void *dst, size_t n);
+ssize_t bufio_read(struct bufio *b, void *dst, size_t n);
+
+/* ---- connections and requests (http.c) --------------------------------- */
+#define MAX_REQLINE     8000
+#define MAX_HDRLINE     16384
+#define MAX_HEADERS     100
+#define MAX_TARGET      4096
+#define MAX_BODY        (1024 * 1024)
+
+#define SESSION_INLINE  200     /* tokens up to this length live inline */
+#define SESSION_MAX     511
+
+struct conn {
+    int fd;
+    int linger;             /* drain input before close (error paths) */
+    struct bufio in;
+    char peer[96];
+    char *session;          /* token revoked on this connection (logout) */
+    int session_heap;       /* session points to a heap copy */
+    char session_inline[SESSION_INLINE + 1];
+};
+
+struct request {
+    char *line;             /* private copy of the request line */
+    char *method;           /* tokens inside line */
+    char *target;
+    char *version;
+    char *path;             /* percent-decoded path, no query (malloc) */
+    int http11;
+    int keep_alive;
+    int head;
+    int post;
+    int content_length;
+    char *cookie;
+    char *range;
+    char *body;
+    int body_len;
+    int status;             /* for the log line */
+};
+
+struct conn *conn_new(int fd, const char *peer);
+void conn_close(struct conn *c);
+int serve_one(struct conn *c);
+void handle_connection(int fd, const char *peer);
+
+int send_all(int fd, const void *buf, size_t n);
+void send_response(struct conn *c, struct request *r, int status,
+                   const char *ctype, const char *extra_headers,
+                   const void *body, size_t len);
+void send_error(struct conn *c, struct request *r, int status);
+int cookie_get(const char *header, const char *name, char *out, size_t outsz);
+char *url_decode(const char *target, size_t n);
+void conn_remember_session(struct conn *c, const char *tok, size_t n);
+
+/* ---- API (api.c) ------------------------------------------------------- */
+void api_dispatch(struct conn *c, struct request *r);
+void api_login_post(struct conn *c, struct request *r);
+int request_claims(struct request *r, char *claims, size_t n);
+
+/* ---- tokens and JSON (token.c) ------------------------------------------ */
+int token_make(const char *sub, time_t iat, time_t exp,
+               char *tok, size_t toksz, char *claims, size_t claimsz);
+int token_verify(const char *tok, char *claims, size_t claimsz);
+int json_login(const char *s, char *user, size_t usz, char *pass, size_t psz);
+size_t json_escape(char *out, size_t outsz, const char *s);
+
+/* ---- static files (static.c) ------------------------------------------- */
+void serve_static(struct conn *c, struct request *r);
+int parse_range(const char *h, long long total, long long *start,
+                long long *end);
+
+/* ---- misc -------------------------------------------------------------- */
+void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,742 @@
+//! Tests of the target runtime (`runtime/`, linked into C programs) and of the compiler wrapper
+//! `fuzzer-cc`, on a tiny C program: plain runs, crashes, the AFL++ fork-server protocol spoken
+//! by hand, the deferred start, and (if installed) a short afl-fuzz run.
+//!
+//! Needs `cargo build --release --workspace` first: the wrapper finds `libruntime.a` next to
+//! itself. Skips (with a message) what needs clang, nm or afl-fuzz when they are absent.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Reads stdin, branches on its bytes, dereferences NULL on input starting with "CRASH".
+const PROGRAM: &str = r#"
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int *volatile null_pointer; /* volatile: the compiler cannot see the crash coming */
+
+int main(void) {
+    char buf[256];
+    ssize_t n = read(0, buf, sizeof buf - 1);
+    if (n < 0)
+        n = 0;
+    buf[n] = '\0';
+    if (n >= 5 && memcmp(buf, "CRASH", 5) == 0)
+        *null_pointer = 1;
+    int score = 0;
+    if (buf[0] == 'G') {
+        score += 1;
+        if (buf[1] == 'E') {
+            score += 2;
+            if (buf[2] == 'T')
+                score += 4;
+        }
+    } else if (buf[0] == 'P') {
+        score += 8;
+        if (buf[1] == 'O')
+            score += 16;
+    }
+    for (ssize_t i = 0; i < n; i++)
+        if (buf[i] == ' ')
+            score += 32;
+    printf("score %d\n", score);
+    return 0;
+}
+"#;
+
+const ASAN_OPTIONS: &str = "abort_on_error=1:detect_leaks=0:symbolize=0";
+const GET: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
+const POST: &[u8] = b"POST /x";
+const CRASH: &[u8] = b"CRASH!";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: tools, scratch directories, building through the wrapper.
+
+fn wrapper() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fuzzer-cc"))
+}
+
+fn on_path(tool: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| dir.join(tool).is_file())
+}
+
+/// `true` if `tool` is installed; otherwise says why the test is skipped.
+fn have(tool: &str, test: &str) -> bool {
+    let found = on_path(tool);
+    if !found {
+        eprintln!("SKIPPED {test}: `{tool}` is not on PATH (apt-get install {tool})");
+    }
+    found
+}
+
+/// A fresh directory `target/test-scratch/runtime-<name>-<pid>-<n>` (kept for inspection).
+fn scratch_dir(name: &str) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = repo.join("target/test-scratch").join(format!("runtime-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The wrapper with a clean environment: the given compiler, optionally ASan.
+fn fuzzer_cc(dir: &Path, compiler: &str, asan: bool) -> Command {
+    let runtime = wrapper().with_file_name("libruntime.a");
+    assert!(runtime.is_file(), "{} missing: run `cargo build --release --workspace` first", runtime.display());
+    let mut cmd = Command::new(wrapper());
+    cmd.current_dir(dir)
+        .env("FUZZER_CC_COMPILER", compiler)
+        .env_remove("FUZZER_RUNTIME_LIB")
+        .env_remove("FUZZER_CC_DEBUG")
+        .env_remove("FUZZER_CC_SANITIZER");
+    if asan {
+        cmd.env("FUZZER_CC_SANITIZER", "address");
+    }
+    cmd
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("cannot run command");
+    assert!(out.status.success(), "{cmd:?} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Build `PROGRAM` in `dir` with `compiler` through the wrapper: in one command
+/// (`cc prog.c -o bin`) or as compile then link (`cc -c`, `cc prog.o`).
+fn build(dir: &Path, compiler: &str, asan: bool, one_shot: bool) -> PathBuf {
+    build_source(dir, PROGRAM, compiler, asan, one_shot)
+}
+
+fn build_source(dir: &Path, source: &str, compiler: &str, asan: bool, one_shot: bool) -> PathBuf {
+    std::fs::write(dir.join("prog.c"), source).unwrap();
+    let bin = dir.join(if one_shot { "prog-one-shot" } else { "prog-two-step" });
+    if one_shot {
+        run_ok(fuzzer_cc(dir, compiler, asan).args(["-O1", "prog.c", "-o"]).arg(&bin));
+    } else {
+        run_ok(fuzzer_cc(dir, compiler, asan).args(["-O1", "-c", "prog.c", "-o", "prog.o"]));
+        run_ok(fuzzer_cc(dir, compiler, asan).args(["prog.o", "-o"]).arg(&bin));
+    }
+    eprintln!("built {} ({compiler}, asan={asan}): {} bytes", bin.display(), bin.metadata().unwrap().len());
+    bin
+}
+
+/// Run `bin` once with `input` on stdin, outside any fuzzer.
+fn run_plain(bin: &Path, input: &[u8]) -> std::process::ExitStatus {
+    let mut child = Command::new(bin)
+        .env_remove("__AFL_SHM_ID")
+        .env_remove("__AFL_DEFER_FORKSRV")
+        .env("ASAN_OPTIONS", ASAN_OPTIONS)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    wait_timeout(&mut child, Duration::from_secs(10))
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill(); // our own child, by pid
+            let _ = child.wait();
+            panic!("process {} did not finish within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The crash signal we accept: SIGSEGV, or SIGABRT under ASan (`abort_on_error=1`).
+fn is_crash_signal(signal: i32, asan: bool) -> bool {
+    signal == libc::SIGSEGV || (asan && signal == libc::SIGABRT)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: the fork-server protocol, fuzzer side.
+
+/// A SysV shared memory segment (the coverage map), removed on drop.
+struct ShmMap {
+    id: i32,
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl ShmMap {
+    fn new(len: usize) -> ShmMap {
+        // SAFETY: plain syscall wrappers; the result is checked.
+        let id = unsafe { libc::shmget(libc::IPC_PRIVATE, len, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+        assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+        // SAFETY: id is the segment we just created.
+        let ptr = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+        assert!(ptr as isize != -1, "shmat: {}", std::io::Error::last_os_error());
+        ShmMap { id, ptr: ptr.cast(), len }
+    }
+
+    fn clear(&self) {
+        // SAFETY: ptr..ptr+len is our attached segment.
+        unsafe { std::ptr::write_bytes(self.ptr, 0, self.len) };
+    }
+
+    fn read(&self, len: usize) -> Vec<u8> {
+        // SAFETY: len <= self.len (asserted); the target's writes are complete (it exited).
+        assert!(len <= self.len);
+        unsafe { std::slice::from_raw_parts(self.ptr, len) }.to_vec()
+    }
+}
+
+impl Drop for ShmMap {
+    fn drop(&mut self) {
+        // SAFETY: detaching and removing the segment we created.
+        unsafe {
+            libc::shmdt(self.ptr.cast());
+            libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut());
+        }
+    }
+}
+
+fn pipe() -> (File, File) {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints; O_CLOEXEC keeps them out of other tests' children.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both fds were just created and are owned by nobody else.
+    unsafe { (File::from(OwnedFd::from_raw_fd(fds[0])), File::from(OwnedFd::from_raw_fd(fds[1]))) }
+}
+
+/// Read 4 bytes within `limit`; `None` on end of file.
+fn read_u32(pipe: &mut File, limit: Duration) -> Option<u32> {
+    let mut pfd = libc::pollfd { fd: pipe.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: pfd is a valid pollfd for an open descriptor.
+    let ready = unsafe { libc::poll(&mut pfd, 1, limit.as_millis() as i32) };
+    assert!(ready > 0, "no message from the fork server within {limit:?}");
+    let mut bytes = [0u8; 4];
+    match pipe.read_exact(&mut bytes) {
+        Ok(()) => Some(u32::from_ne_bytes(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
+        Err(e) => panic!("read from the status pipe: {e}"),
+    }
+}
+
+/// A target started the way afl-fuzz / LibAFL start it: `__AFL_SHM_ID`, fds 198/199, and stdin
+/// a file that is rewritten before each run.
+struct Target {
+    child: Child,
+    control: Option<File>,
+    status: File,
+    input: File,
+    map: ShmMap,
+}
+
+impl Target {
+    fn start(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> Target {
+        let map = ShmMap::new(1 << 16);
+        let (control_read, control_write) = pipe();
+        let (status_read, status_write) = pipe();
+        let input = File::options().read(true).write(true).create(true).truncate(true).open(dir.join("input")).unwrap();
+        let (cr, sw) = (control_read.as_raw_fd(), status_write.as_raw_fd());
+        let mut cmd = Command::new(bin);
+        cmd.env("__AFL_SHM_ID", map.id.to_string())
+            .env_remove("__AFL_DEFER_FORKSRV")
+            .env("ASAN_OPTIONS", ASAN_OPTIONS)
+            .envs(env.iter().copied())
+            .stdin(input.try_clone().unwrap()) // same open file: we rewind it for each run
+            .stdout(File::create(dir.join("stdout")).unwrap())
+            .stderr(File::create(dir.join("stderr")).unwrap());
+        // SAFETY: dup2 is async-signal-safe; the source fds stay open until after spawn.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(cr, 198) < 0 || libc::dup2(sw, 199) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        drop((control_read, status_write)); // only the target holds these ends now
+        Target { child, control: Some(control_write), status: status_read, input, map }
+    }
+
+    /// The 4-byte hello, or `None` if the status pipe closed without one.
+    fn hello(&mut self) -> Option<u32> {
+        read_u32(&mut self.status, Duration::from_secs(10))
+    }
+
+    /// One run: `(child pid, wait status, first map_size bytes of the map)`.
+    fn run(&mut self, input: &[u8], map_size: usize) -> (i32, i32, Vec<u8>) {
+        self.map.clear();
+        self.input.set_len(0).unwrap();
+        self.input.write_all_at(input, 0).unwrap();
+        self.input.seek(SeekFrom::Start(0)).unwrap(); // shared offset with the target's stdin
+        self.control.as_mut().unwrap().write_all(&0u32.to_ne_bytes()).unwrap();
+        let pid = read_u32(&mut self.status, Duration::from_secs(10)).expect("fork server died before the pid") as i32;
+        let status = read_u32(&mut self.status, Duration::from_secs(10)).expect("fork server died before the status") as i32;
+        (pid, status, self.map.read(map_size))
+    }
+}
+
+impl Drop for Target {
+    /// Closing the control pipe makes the fork server exit; kill it (by pid) if it does not.
+    fn drop(&mut self) {
+        drop(self.control.take());
+        let start = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() {
+            if start.elapsed() > Duration::from_secs(5) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Decode an old-protocol hello: `FS_OPT_ENABLED | FS_OPT_MAPSIZE | FS_OPT_SET_MAPSIZE(size)`.
+fn hello_map_size(hello: u32) -> usize {
+    assert_eq!(hello & 0xC000_0001, 0xC000_0001, "hello {hello:#x} lacks FS_OPT_ENABLED|FS_OPT_MAPSIZE");
+    assert_eq!(hello & 0x3F00_0000, 0, "hello {hello:#x} announces options we do not implement");
+    (((hello & 0x00ff_fffe) >> 1) + 1) as usize
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain runs: normal exit, crashes stay signals (with and without ASan), both build styles.
+
+fn check_plain_runs(compiler: &str, asan: bool) {
+    let dir = scratch_dir(&format!("plain-{compiler}-{}", if asan { "asan" } else { "noasan" }));
+    for one_shot in [true, false] {
+        let bin = build(&dir, compiler, asan, one_shot);
+        let ok = run_plain(&bin, GET);
+        assert_eq!(ok.code(), Some(0), "{}: normal input: {ok:?}", bin.display());
+        let crash = run_plain(&bin, CRASH);
+        let signal = crash.signal().unwrap_or_else(|| panic!("{}: crash input exited with {crash:?}", bin.display()));
+        assert!(is_crash_signal(signal, asan), "{}: crash input died of signal {signal}", bin.display());
+    }
+}
+
+#[test]
+fn gcc_build_runs_and_crashes_with_sigsegv() {
+    if have("gcc", "gcc_build_runs_and_crashes_with_sigsegv") {
+        check_plain_runs("gcc", false);
+    }
+}
+
+#[test]
+fn clang_build_runs_and_crashes_with_sigsegv() {
+    if have("clang", "clang_build_runs_and_crashes_with_sigsegv") {
+        check_plain_runs("clang", false);
+    }
+}
+
+#[test]
+fn gcc_asan_build_runs_and_crashes_with_a_signal() {
+    if have("gcc", "gcc_asan_build_runs_and_crashes_with_a_signal") {
+        check_plain_runs("gcc", true);
+    }
+}
+
+#[test]
+fn clang_asan_build_runs_and_crashes_with_a_signal() {
+    if have("clang", "clang_asan_build_runs_and_crashes_with_a_signal") {
+        check_plain_runs("clang", true);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fork-server protocol, spoken by the test.
+
+fn check_fork_server(compiler: &str, asan: bool) {
+    let dir = scratch_dir(&format!("forksrv-{compiler}-{}", if asan { "asan" } else { "noasan" }));
+    let bin = build(&dir, compiler, asan, false);
+    let mut target = Target::start(&bin, &dir, &[]);
+    let hello = target.hello().expect("no hello from the fork server");
+    let map_size = hello_map_size(hello);
+    eprintln!("{compiler} asan={asan}: hello {hello:#010x}, map size {map_size}");
+    if compiler == "gcc" {
+        assert_eq!(map_size, 1 << 16, "trace-pc uses the 64 KiB AFL map");
+    } else {
+        assert!(map_size.is_multiple_of(64) && (64..1 << 16).contains(&map_size), "guards: map size {map_size}");
+    }
+
+    let (pid1, status1, get1) = target.run(GET, map_size);
+    let (pid2, status2, get2) = target.run(GET, map_size);
+    let (pid3, status3, post) = target.run(POST, map_size);
+    let (pid4, status4, _) = target.run(CRASH, map_size);
+    let fork_server = target.child.id() as i32;
+    for pid in [pid1, pid2, pid3, pid4] {
+        assert!(pid > 0 && pid != fork_server, "bad child pid {pid}");
+    }
+    assert!(pid1 != pid2 && pid2 != pid3 && pid3 != pid4, "each run is a new child");
+    for status in [status1, status2, status3] {
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "status {status:#x}");
+    }
+    assert!(libc::WIFSIGNALED(status4), "crash input: status {status4:#x}");
+    assert!(is_crash_signal(libc::WTERMSIG(status4), asan), "crash input: signal {}", libc::WTERMSIG(status4));
+
+    let edges = |map: &[u8]| map.iter().filter(|&&b| b != 0).count();
+    assert!(edges(&get1) > 0, "no coverage recorded");
+    assert_eq!(get1, get2, "the same input gave different maps");
+    assert_ne!(get1, post, "different inputs gave the same map");
+    eprintln!("{compiler} asan={asan}: GET covers {} map entries, POST {}", edges(&get1), edges(&post));
+
+    drop(target); // closes the control pipe
+}
+
+#[test]
+fn gcc_fork_server_protocol() {
+    if have("gcc", "gcc_fork_server_protocol") {
+        check_fork_server("gcc", false);
+    }
+}
+
+#[test]
+fn clang_fork_server_protocol() {
+    if have("clang", "clang_fork_server_protocol") {
+        check_fork_server("clang", false);
+    }
+}
+
+/// Under ASan the sanitizer runtime has weak no-op coverage callbacks: ours must win.
+#[test]
+fn clang_asan_fork_server_protocol() {
+    if have("clang", "clang_asan_fork_server_protocol") {
+        check_fork_server("clang", true);
+    }
+}
+
+#[test]
+fn gcc_asan_fork_server_protocol() {
+    if have("gcc", "gcc_asan_fork_server_protocol") {
+        check_fork_server("gcc", true);
+    }
+}
+
+#[test]
+fn fork_server_exits_when_the_fuzzer_closes_the_control_pipe() {
+    if !have("gcc", "fork_server_exits_when_the_fuzzer_closes_the_control_pipe") {
+        return;
+    }
+    let dir = scratch_dir("forksrv-exit");
+    let bin = build(&dir, "gcc", false, false);
+    let mut target = Target::start(&bin, &dir, &[]);
+    target.hello().expect("no hello");
+    drop(target.control.take());
+    let status = wait_timeout(&mut target.child, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+/// The fork server gets SIGKILL when its parent dies (PR_SET_PDEATHSIG): here the parent is a
+/// shell that exits while we still hold the control pipe open.
+#[test]
+fn fork_server_dies_with_its_parent() {
+    if !have("gcc", "fork_server_dies_with_its_parent") {
+        return;
+    }
+    let dir = scratch_dir("forksrv-orphan");
+    let bin = build(&dir, "gcc", false, false);
+    let script = format!("'{}' & sleep 0.3", bin.display());
+    let map = ShmMap::new(1 << 16);
+    let (control_read, _control_write) = pipe();
+    let (mut status_read, status_write) = pipe();
+    let (cr, sw) = (control_read.as_raw_fd(), status_write.as_raw_fd());
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]).env("__AFL_SHM_ID", map.id.to_string()).env_remove("__AFL_DEFER_FORKSRV");
+    // SAFETY: dup2 is async-signal-safe; the source fds stay open until after spawn.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(cr, 198) < 0 || libc::dup2(sw, 199) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut shell = cmd.spawn().unwrap();
+    drop((control_read, status_write));
+    assert!(read_u32(&mut status_read, Duration::from_secs(10)).is_some(), "no hello");
+    wait_timeout(&mut shell, Duration::from_secs(5));
+    // The fork server blocks reading fd 198 (we keep it open): only its death closes fd 199.
+    assert_eq!(read_u32(&mut status_read, Duration::from_secs(5)), None, "fork server still talking");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deferred start, exported symbols, marker strings, coverage without a fork server.
+
+#[test]
+fn deferred_fork_server_waits_for_manual_init() {
+    if !have("gcc", "deferred_fork_server_waits_for_manual_init") {
+        return;
+    }
+    let dir = scratch_dir("deferred");
+    let bin = build(&dir, "gcc", false, false);
+    let mut target = Target::start(&bin, &dir, &[("__AFL_DEFER_FORKSRV", "1")]);
+    target.input.write_all_at(GET, 0).unwrap();
+    // Nobody calls __afl_manual_init: the program just runs to the end, closing fd 199 unused.
+    assert_eq!(target.hello(), None, "a hello arrived although the start is deferred");
+    let status = wait_timeout(&mut target.child, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let stdout = std::fs::read_to_string(dir.join("stdout")).unwrap();
+    assert!(stdout.starts_with("score "), "program output: {stdout:?}");
+}
+
+/// What the LD_PRELOAD library does: look the start function up with dlsym and call it.
+const DEFERRED_PROGRAM: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <unistd.h>
+
+int main(void) {
+    puts("before the fork server");
+    fflush(stdout);
+    void (*start)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "__afl_manual_init");
+    if (!start)
+        return 3;
+    start();
+    char c = 0;
+    if (read(0, &c, 1) == 1 && c == 'A')
+        puts("A");
+    else
+        puts("not A");
+    return 0;
+}
+"#;
+
+#[test]
+fn deferred_fork_server_starts_when_the_start_function_is_called() {
+    let test = "deferred_fork_server_starts_when_the_start_function_is_called";
+    if !have("gcc", test) {
+        return;
+    }
+    let dir = scratch_dir("deferred-start");
+    let bin = build_source(&dir, DEFERRED_PROGRAM, "gcc", false, true);
+    let mut target = Target::start(&bin, &dir, &[("__AFL_DEFER_FORKSRV", "1")]);
+    let map_size = hello_map_size(target.hello().expect("no hello after __afl_manual_init"));
+    let (_, status_a, map_a) = target.run(b"A", map_size);
+    let (_, status_b, map_b) = target.run(b"B", map_size);
+    assert!(status_a == 0 && status_b == 0, "statuses {status_a:#x} {status_b:#x}");
+    assert_ne!(map_a, map_b, "the branch after the start point is not covered");
+    drop(target);
+    let stdout = std::fs::read_to_string(dir.join("stdout")).unwrap();
+    assert_eq!(stdout.matches("before the fork server").count(), 1, "code before the start ran again:\n{stdout}");
+    assert!(stdout.contains("\nA\n") && stdout.contains("not A"), "{stdout}");
+}
+
+#[test]
+fn start_functions_are_exported_and_markers_present() {
+    if !have("gcc", "start_functions_are_exported_and_markers_present") {
+        return;
+    }
+    let dir = scratch_dir("exports");
+    let bin = build(&dir, "gcc", false, true);
+    let bytes = std::fs::read(&bin).unwrap();
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(contains(b"__AFL_SHM_ID\0"), "afl-fuzz's instrumentation marker is missing");
+    assert!(!contains(b"##SIG_AFL_DEFER_FORKSRV##"), "deferred-start signature must not be embedded");
+    if !have("nm", "start_functions_are_exported_and_markers_present (nm -D part)") {
+        return;
+    }
+    let out = run_ok(Command::new("nm").arg("-D").arg("--defined-only").arg(&bin));
+    let symbols = String::from_utf8_lossy(&out.stdout);
+    for name in ["__afl_manual_init", "sockfuzz_start_forkserver"] {
+        assert!(symbols.lines().any(|l| l.ends_with(&format!(" T {name}"))), "{name} not exported:\n{symbols}");
+    }
+}
+
+/// afl-showmap / afl-tmin run the program without a fork server and read the map afterwards.
+#[test]
+fn shm_map_is_filled_without_a_fork_server() {
+    if !have("gcc", "shm_map_is_filled_without_a_fork_server") {
+        return;
+    }
+    let dir = scratch_dir("showmap");
+    let bin = build(&dir, "gcc", false, false);
+    let map = ShmMap::new(1 << 16);
+    let mut child = Command::new(&bin)
+        .env("__AFL_SHM_ID", map.id.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(GET).unwrap();
+    let status = wait_timeout(&mut child, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0));
+    assert!(map.read(1 << 16).iter().any(|&b| b != 0), "no coverage in the shared map");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wrapper's command lines and errors.
+
+/// The final command the wrapper runs (`FUZZER_CC_DEBUG=1`), and whether it succeeded.
+fn wrapper_command(dir: &Path, compiler: &str, args: &[&str], env: &[(&str, &str)]) -> (String, bool) {
+    std::fs::write(dir.join("prog.c"), PROGRAM).unwrap();
+    let out = fuzzer_cc(dir, compiler, false).args(args).envs(env.iter().copied()).env("FUZZER_CC_DEBUG", "1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (stderr, out.status.success())
+}
+
+#[test]
+fn wrapper_flags_per_step() {
+    if !have("gcc", "wrapper_flags_per_step") {
+        return;
+    }
+    let dir = scratch_dir("flags");
+    let (compile, ok) = wrapper_command(&dir, "gcc", &["-c", "prog.c", "-o", "prog.o"], &[]);
+    assert!(ok, "{compile}");
+    assert!(compile.contains(" -g -fsanitize-coverage=trace-pc"), "{compile}");
+    assert!(!compile.contains("libruntime.a"), "runtime on a compile line: {compile}");
+
+    let (link, ok) = wrapper_command(&dir, "gcc", &["prog.c", "-o", "prog"], &[("FUZZER_CC_SANITIZER", "address")]);
+    assert!(ok, "{link}");
+    for flag in ["-fsanitize-coverage=trace-pc", "-fsanitize=address", "libruntime.a", "-Wl,-u,__sockfuzz_init",
+        "-Wl,--export-dynamic-symbol=__afl_manual_init", "-lpthread"] {
+        assert!(link.contains(flag), "{flag} missing: {link}");
+    }
+
+    let (version, ok) = wrapper_command(&dir, "gcc", &["--version"], &[]);
+    assert!(ok && !version.contains("-fsanitize") && !version.contains("libruntime"), "{version}");
+
+    if !have("clang", "wrapper_flags_per_step (clang part)") {
+        return;
+    }
+    let (compile, ok) = wrapper_command(&dir, "clang", &["-c", "prog.c"], &[]);
+    assert!(ok && compile.contains("-fsanitize-coverage=trace-pc-guard"), "{compile}");
+    let (link_only, ok) = wrapper_command(&dir, "clang", &["prog.o", "-o", "prog"], &[]);
+    assert!(ok, "{link_only}");
+    assert!(!link_only.contains("-fsanitize-coverage"), "coverage flag on a link-only line: {link_only}");
+    assert!(link_only.contains("libruntime.a"), "{link_only}");
+    let (one_shot, ok) = wrapper_command(&dir, "clang", &["prog.c", "-o", "prog"], &[]);
+    assert!(ok && one_shot.contains("-fno-sanitize-link-runtime"), "UBSan runtime not kept out: {one_shot}");
+}
+
+#[test]
+fn wrapper_reports_missing_compiler_and_runtime() {
+    let dir = scratch_dir("errors");
+    let (out, ok) = wrapper_command(&dir, "/nonexistent/cc", &["-c", "prog.c"], &[]);
+    assert!(!ok && out.contains("compiler not found"), "{out}");
+    if !have("gcc", "wrapper_reports_missing_compiler_and_runtime (runtime part)") {
+        return;
+    }
+    let (out, ok) = wrapper_command(&dir, "gcc", &["prog.c", "-o", "prog"], &[("FUZZER_RUNTIME_LIB", "/nonexistent/libruntime.a")]);
+    assert!(!ok && out.contains("cargo build --release --workspace"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// afl-fuzz 4.04c drives the clang build.
+
+fn stat<'a>(stats: &'a str, key: &str) -> &'a str {
+    let line = stats.lines().find(|l| l.split(':').next().is_some_and(|k| k.trim() == key));
+    line.unwrap_or_else(|| panic!("{key} missing in fuzzer_stats:\n{stats}")).split_once(':').unwrap().1.trim()
+}
+
+#[test]
+fn afl_fuzz_finds_new_paths() {
+    let test = "afl_fuzz_finds_new_paths";
+    if !have("afl-fuzz", test) || !have("clang", test) || !have("timeout", test) {
+        return;
+    }
+    let dir = scratch_dir("afl");
+    let bin = build(&dir, "clang", false, false);
+    let seeds = [("get", GET), ("put", b"PUT /" as &[u8])];
+    std::fs::create_dir(dir.join("in")).unwrap();
+    for (name, bytes) in seeds {
+        std::fs::write(dir.join("in").join(name), bytes).unwrap();
+    }
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "15", "afl-fuzz", "-V", "5", "-i", "in", "-o", "out", "--"])
+        .arg(&bin)
+        .current_dir(&dir)
+        .envs([("AFL_SKIP_CPUFREQ", "1"), ("AFL_NO_UI", "1"), ("AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES", "1"),
+            ("AFL_NO_AFFINITY", "1")])
+        .env_remove("__AFL_SHM_ID")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    let stats = std::fs::read_to_string(dir.join("out/default/fuzzer_stats"))
+        .unwrap_or_else(|e| panic!("no fuzzer_stats ({e}); afl-fuzz said:\n{log}"));
+    let execs: u64 = stat(&stats, "execs_done").parse().unwrap();
+    let corpus: usize = stat(&stats, "corpus_count").parse().unwrap();
+    eprintln!("afl-fuzz: execs_done {execs}, corpus_count {corpus}, stability {}", stat(&stats, "stability"));
+    assert!(execs > 0, "{stats}");
+    assert!(corpus > seeds.len(), "no new paths: {stats}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// LibAFL 0.16's ForkserverExecutor accepts the hello, reads the map size and fuzzes.
+
+#[test]
+fn libafl_forkserver_executor_drives_the_runtime() {
+    use libafl::corpus::{Corpus, InMemoryCorpus, Testcase};
+    use libafl::events::NopEventManager;
+    use libafl::executors::{forkserver::ForkserverExecutor, Executor, ExitKind, StdChildArgs};
+    use libafl::feedbacks::{CrashFeedback, MaxMapFeedback};
+    use libafl::fuzzer::{Fuzzer, StdFuzzer};
+    use libafl::inputs::BytesInput;
+    use libafl::mutators::{havoc_mutations, HavocScheduledMutator};
+    use libafl::observers::{ConstMapObserver, HitcountsMapObserver};
+    use libafl::schedulers::QueueScheduler;
+    use libafl::stages::StdMutationalStage;
+    use libafl::state::{HasCorpus, StdState};
+    use libafl_bolts::fs::InputFile;
+    use libafl_bolts::rands::StdRand;
+    use libafl_bolts::shmem::{ShMem, ShMemProvider, UnixShMemProvider};
+    use libafl_bolts::target_args::InputLocation;
+    use libafl_bolts::tuples::tuple_list;
+    use libafl_bolts::StdTargetArgs;
+
+    const MAP: usize = 1 << 16;
+    if !have("clang", "libafl_forkserver_executor_drives_the_runtime") {
+        return;
+    }
+    let dir = scratch_dir("libafl");
+    let bin = build(&dir, "clang", false, false);
+    let mut provider = UnixShMemProvider::new().unwrap();
+    let mut shmem = provider.new_shmem(MAP).unwrap();
+    // SAFETY: the executor requires __AFL_SHM_ID in this process's environment; the other
+    // tests set or remove it explicitly for the programs they start.
+    unsafe { shmem.write_to_env("__AFL_SHM_ID").unwrap() };
+    let map: &mut [u8; MAP] = (&mut *shmem).try_into().unwrap();
+    let edges = HitcountsMapObserver::new(ConstMapObserver::<_, MAP>::new("edges", map));
+    let mut feedback = MaxMapFeedback::new(&edges);
+    let mut objective = CrashFeedback::new();
+    let mut corpus = InMemoryCorpus::new();
+    corpus.add(Testcase::new(BytesInput::new(b"GET /".to_vec()))).unwrap();
+    let mut state =
+        StdState::new(StdRand::with_seed(1), corpus, InMemoryCorpus::new(), &mut feedback, &mut objective).unwrap();
+    let mut fuzzer = StdFuzzer::new(QueueScheduler::new(), feedback, objective);
+    let mut mgr = NopEventManager::new();
+    let input_file = InputFile::create(dir.join("cur_input")).unwrap();
+    let mut executor = ForkserverExecutor::builder()
+        .program(&bin)
+        .env("ASAN_OPTIONS", ASAN_OPTIONS)
+        .input(InputLocation::StdIn { input_file: Some(input_file) })
+        .coverage_map_size(MAP)
+        .timeout(Duration::from_secs(2))
+        .build::<BytesInput, _, _>(tuple_list!(edges))
+        .expect("LibAFL's ForkserverExecutor rejected the runtime");
+    let reported = executor.coverage_map_size().expect("no map size from the hello");
+    assert!(reported.is_multiple_of(64) && reported < MAP, "map size {reported}");
+
+    let crash = executor.run_target(&mut fuzzer, &mut state, &mut mgr, &BytesInput::new(CRASH.to_vec())).unwrap();
+    assert_eq!(crash, ExitKind::Crash);
+    assert_eq!(libc::WTERMSIG(executor.forkserver().status()), libc::SIGSEGV);
+    let ok = executor.run_target(&mut fuzzer, &mut state, &mut mgr, &BytesInput::new(GET.to_vec())).unwrap();
+    assert_eq!(ok, ExitKind::Ok);
+
+    let mut stages = tuple_list!(StdMutationalStage::new(HavocScheduledMutator::new(havoc_mutations())));
+    fuzzer.fuzz_loop_for(&mut stages, &mut executor, &mut state, &mut mgr, 10).unwrap();
+    let found = state.corpus().count();
+    eprintln!("LibAFL: map size {reported}, corpus {found} after 10 stage runs");
+    assert!(found > 1, "no new corpus entries");
+}
