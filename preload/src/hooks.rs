@@ -192,6 +192,9 @@ pub unsafe extern "C" fn fork() -> pid_t {
     let pid = unsafe { real::fork() };
     if pid == 0 {
         IN_SERVER_CHILD.store(true, SeqCst);
+        // The run ends with our process; a child left spinning must not outlive it.
+        // SAFETY: prctl with these arguments only sets this process's parent-death signal.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         return 0;
     }
     if pid > 0 {
