@@ -23,6 +23,9 @@ pub struct BuildArgs {
     /// Also build with a sanitizer (`address`): a second binary, `server-fuzz-asan`.
     #[arg(long, value_name = "NAME", value_parser = ["address"])]
     pub sanitizer: Option<String>,
+    /// The C compiler fuzzer-cc wraps (default: clang if installed, else gcc).
+    #[arg(long, value_name = "CC")]
+    pub compiler: Option<String>,
     /// Show the compiler's output.
     #[arg(short, long)]
     pub verbose: bool,
@@ -66,6 +69,9 @@ fn build_one(args: &BuildArgs, wrapper: &Path, sanitizer: Option<&str>) -> Resul
     make.arg(format!("CC={}", wrapper.display())).current_dir(&dir);
     if let Some(s) = sanitizer {
         make.env("FUZZER_CC_SANITIZER", s);
+    }
+    if let Some(cc) = &args.compiler {
+        make.env("FUZZER_CC_COMPILER", cc);
     }
     let out = make.output().context("cannot run `make`: is it installed (apt-get install make)?")?;
     let log = [out.stdout.as_slice(), out.stderr.as_slice()].concat();

@@ -8,6 +8,12 @@ pub const EXIT_EOF_SPIN: i32 = 86;
 /// Exit status when the preload could not drive the server (it printed why).
 pub const EXIT_SETUP: i32 = 87;
 
+/// ASan settings for every run of a target: findings end in a signal the fork server sees
+/// (`abort_on_error`), a SIGSEGV stays a SIGSEGV (`handle_segv=0`), no leak reports, and no
+/// complaint that our preload comes before the ASan runtime.
+pub const ASAN_OPTIONS: &str =
+    "abort_on_error=1:handle_segv=0:handle_sigbus=0:detect_leaks=0:symbolize=1:verify_asan_link_order=0:allocator_may_return_null=1";
+
 /// `libsockfuzz.so`: `$SOCKFUZZ_LIB`, else next to our own executable (the cargo target dir).
 pub fn library() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("SOCKFUZZ_LIB") {

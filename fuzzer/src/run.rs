@@ -83,6 +83,7 @@ pub fn run(command: &[OsString], envs: &[(&str, &OsStr)], input: Option<&[u8]>, 
         .env("LD_PRELOAD", &library)
         .env("SOCKFUZZ_STATUS_FD", status_fd.to_string())
         .env("SOCKFUZZ_OUTPUT", if output { "1" } else { "0" })
+        .env("ASAN_OPTIONS", std::env::var_os("ASAN_OPTIONS").unwrap_or_else(|| preload::ASAN_OPTIONS.into()))
         .envs(envs.iter().copied())
         .process_group(0); // so a timeout can stop the server and any child it forked
     if input.is_some() {

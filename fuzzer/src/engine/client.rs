@@ -113,7 +113,7 @@ fn fuzz(opts: &Options, state: Option<State>, mgr: &mut Mgr, index: usize, desc:
         .args(&command[1..])
         .env("LD_PRELOAD", &library)
         .env("SOCKFUZZ_OUTPUT", "0")
-        .env("ASAN_OPTIONS", "abort_on_error=1:detect_leaks=0:symbolize=0:verify_asan_link_order=0:allocator_may_return_null=1")
+        .env("ASAN_OPTIONS", format!("{}:symbolize=0", preload::ASAN_OPTIONS))
         .input(InputLocation::StdIn { input_file: Some(InputFile::create(dir.join(".cur_input"))?) })
         .debug_child(std::env::var_os("FUZZER_DEBUG_CHILD").is_some())
         .coverage_map_size(MAP_SIZE)
