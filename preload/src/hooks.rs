@@ -206,9 +206,10 @@ pub unsafe extern "C" fn fork() -> pid_t {
 
 /// The server may reap the connection's child itself: keep its status for the client thread.
 fn note_reaped(pid: pid_t, status: c_int) {
-    if pid > 0 && pid == CHILD_PID.load(SeqCst) {
-        CHILD_STATUS.store(status, SeqCst);
-        CHILD_REAPED.store(true, SeqCst);
+    let child = CHILD_PID.load(SeqCst);
+    if pid > 0 && ACCEPTED.load(SeqCst) && (child == 0 || child == pid) && REAPED_PID.load(SeqCst) == 0 {
+        REAPED_STATUS.store(status, SeqCst);
+        REAPED_PID.store(pid, SeqCst);
     }
 }
 

@@ -42,7 +42,12 @@ pub fn end_run() -> ! {
 /// Whether the connection's child (if any) has already ended.
 pub fn child_exited() -> bool {
     let child = CHILD_PID.load(SeqCst);
-    child > 0 && (CHILD_REAPED.load(SeqCst) || wait_child(child, libc::WNOHANG).is_some())
+    child > 0 && (reaped(child).is_some() || wait_child(child, libc::WNOHANG).is_some())
+}
+
+/// The status of `child` if the server reaped it itself.
+fn reaped(child: libc::pid_t) -> Option<i32> {
+    (REAPED_PID.load(SeqCst) == child).then(|| REAPED_STATUS.load(SeqCst))
 }
 
 /// Wait status of the connection's child, without reaping it (the server may want to).
@@ -55,8 +60,8 @@ fn child_status(child: libc::pid_t) -> Option<i32> {
             Some(libc::EINTR) => continue,
             // The server reaped it first; our `waitpid` hook kept the status.
             _ => {
-                wait_until(Duration::from_secs(1), || CHILD_REAPED.load(SeqCst));
-                return CHILD_REAPED.load(SeqCst).then(|| CHILD_STATUS.load(SeqCst));
+                wait_until(Duration::from_secs(1), || reaped(child).is_some());
+                return reaped(child);
             }
         }
     }

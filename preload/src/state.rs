@@ -23,9 +23,11 @@ pub static EOF_READS: AtomicU32 = AtomicU32::new(0);
 pub static FORKING: AtomicI32 = AtomicI32::new(0);
 /// First child forked after accept: it handles our connection (fork-per-connection servers).
 pub static CHILD_PID: AtomicI32 = AtomicI32::new(0);
-/// Wait status of `CHILD_PID` when the server reaped it itself; valid once `CHILD_REAPED`.
-pub static CHILD_STATUS: AtomicI32 = AtomicI32::new(0);
-pub static CHILD_REAPED: AtomicBool = AtomicBool::new(false);
+/// The first child the server reaped itself after accept (0: none yet) and its wait status.
+/// Recorded even before `CHILD_PID` is known: a child can die, and the server's SIGCHLD handler
+/// reap it, before `fork()` has returned its pid to us.
+pub static REAPED_PID: AtomicI32 = AtomicI32::new(0);
+pub static REAPED_STATUS: AtomicI32 = AtomicI32::new(0);
 /// True in a process the server forked after accept (that process never ends the run itself).
 pub static IN_SERVER_CHILD: AtomicBool = AtomicBool::new(false);
 
