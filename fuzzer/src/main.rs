@@ -5,12 +5,14 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use libafl_bolts::core_affinity::Cores;
+use std::net::{TcpListener, ToSocketAddrs};
 use std::time::Duration;
 
 mod assets;
 mod compile;
 mod engine;
 mod hex;
+mod http;
 mod port;
 mod preload;
 mod run;
@@ -75,6 +77,18 @@ struct FuzzArgs {
     /// Extra dictionary in AFL `-x` format (repeatable).
     #[arg(short = 'x', long = "dict", value_name = "FILE")]
     dicts: Vec<PathBuf>,
+    /// Cap on cores x duration in CPU-seconds (for shared machines): the duration is cut to fit.
+    #[arg(long, value_name = "SECS")]
+    cpu_budget: Option<u64>,
+    /// Port of our broker (default: a free one). Other machines join with --remote-broker.
+    #[arg(long, value_name = "PORT")]
+    broker_port: Option<u16>,
+    /// Join the campaign of another machine's broker (HOST:PORT) and share its corpus.
+    #[arg(long, value_name = "HOST:PORT")]
+    remote_broker: Option<String>,
+    /// Import new inputs from AFL++ instances writing into DIR (their `queue/` folders).
+    #[arg(long, value_name = "DIR")]
+    sync_dir: Vec<PathBuf>,
     /// Only print the summary of an existing output folder.
     #[arg(short = 'r', long, value_name = "OUT")]
     summary: Option<PathBuf>,
@@ -155,10 +169,40 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
     };
     let builtin_dict = out.join("http.dict");
     std::fs::write(&builtin_dict, assets::DICTIONARY).with_context(|| format!("cannot write {}", builtin_dict.display()))?;
+    let mut duration = args.fuzz_duration;
+    if let Some(budget) = args.cpu_budget {
+        let n = cores.ids.len() as u64;
+        if n * duration > budget {
+            duration = budget / n;
+            println!("[limits] {n} core(s) x {} s exceeds the CPU budget of {budget} s: fuzzing for {duration} s", args.fuzz_duration);
+        }
+    }
+    let remote_broker = match &args.remote_broker {
+        Some(addr) => Some(
+            addr.to_socket_addrs()
+                .with_context(|| format!("--remote-broker {addr}: not a HOST:PORT address"))?
+                .next()
+                .with_context(|| format!("--remote-broker {addr}: the host name does not resolve"))?,
+        ),
+        None => None,
+    };
+    let broker_port = match args.broker_port {
+        Some(port) => {
+            TcpListener::bind(("0.0.0.0", port))
+                .with_context(|| format!("--broker-port {port} is busy (another campaign?): choose another port, or leave it out to get a free one"))?;
+            port
+        }
+        None => port::free_port()?,
+    };
+    for dir in &args.sync_dir {
+        if !dir.is_dir() {
+            bail!("--sync-dir {} does not exist", dir.display());
+        }
+    }
     let opts = engine::Options {
         target: target::Target::new(built[0].clone(), Some(&args.server_args)),
         out: out.clone(),
-        duration: Some(Duration::from_secs(args.fuzz_duration)),
+        duration: Some(Duration::from_secs(duration)),
         exec_timeout: args.timeout.map(Duration::from_millis),
         hang_timeout: Duration::from_millis(args.hang_timeout),
         cores,
@@ -167,9 +211,15 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         dicts: std::iter::once(builtin_dict).chain(args.dicts.iter().cloned()).collect(),
         resume: args.resume,
         stop_on_crash: args.stop_on_crash,
+        broker_port,
+        remote_broker,
+        sync_dirs: args.sync_dir.clone(),
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
     };
-    println!("[fuzz] fuzzing on {} core(s) for {} s; press Ctrl-C to stop early", opts.cores.ids.len(), args.fuzz_duration);
+    println!(
+        "[fuzz] fuzzing on {} core(s) for {duration} s; press Ctrl-C to stop early. Broker on port {broker_port}: other machines join with --remote-broker THIS_HOST:{broker_port}",
+        opts.cores.ids.len()
+    );
     let result = engine::fuzz(&opts);
     println!();
     summary::print(out)?;

@@ -1,6 +1,7 @@
 //! One fuzzing client: its server, its corpus and its `OUT/fuzzK` folder.
 
 use super::executor::ServerExecutor;
+use super::mutators::http_mutations;
 use super::findings::{CurrentOp, Findings, Loading};
 use super::names::{count_files, QueueNames, Solutions};
 use super::stats::{AflStats, RunInfo};
@@ -20,7 +21,7 @@ use libafl::mutators::{havoc_mutations, tokens_mutations, HavocScheduledMutator,
 use libafl::observers::{CanTrack, HitcountsMapObserver, StdMapObserver, TimeObserver};
 use libafl::schedulers::powersched::PowerSchedule;
 use libafl::schedulers::{HasQueueCycles, IndexesLenTimeMinimizerScheduler, StdWeightedScheduler};
-use libafl::stages::{CalibrationStage, StdPowerMutationalStage};
+use libafl::stages::{CalibrationStage, StdPowerMutationalStage, SyncFromDiskStage};
 use libafl::state::{HasCorpus, HasExecutions, HasStartTime, StdState};
 use libafl::{Error, HasMetadata, HasScheduler};
 use libafl_bolts::fs::InputFile;
@@ -39,9 +40,9 @@ use std::time::{Duration, Instant};
 /// How long the server may take to start its fork server (reach `listen`).
 const STARTUP_LIMIT: Duration = Duration::from_secs(20);
 
-pub fn run(opts: &Options, state: Option<State>, mut mgr: Mgr, desc: &ClientDescription) -> Result<(), Error> {
+pub fn run(opts: &Options, deadline: Option<Instant>, state: Option<State>, mut mgr: Mgr, desc: &ClientDescription) -> Result<(), Error> {
     let index = desc.id().saturating_sub(1);
-    let result = fuzz(opts, state, &mut mgr, index, desc);
+    let result = fuzz(opts, deadline, state, &mut mgr, index, desc);
     if let Err(e) = &result {
         if !matches!(e, Error::ShuttingDown) {
             let _ = std::fs::write(opts.error_file(index), e.to_string());
@@ -52,8 +53,17 @@ pub fn run(opts: &Options, state: Option<State>, mut mgr: Mgr, desc: &ClientDesc
     Ok(())
 }
 
-fn fuzz(opts: &Options, state: Option<State>, mgr: &mut Mgr, index: usize, desc: &ClientDescription) -> Result<(), Error> {
+fn fuzz(
+    opts: &Options,
+    deadline: Option<Instant>,
+    state: Option<State>,
+    mgr: &mut Mgr,
+    index: usize,
+    desc: &ClientDescription,
+) -> Result<(), Error> {
     let dir = opts.client_dir(index);
+    // A queue already on disk: --resume, or this client restarted after dying.
+    let reload = opts.resume || std::fs::read_dir(dir.join("queue")).is_ok_and(|mut d| d.next().is_some());
     for sub in ["queue", "crashes", "hangs"] {
         std::fs::create_dir_all(dir.join(sub))?;
     }
@@ -136,7 +146,7 @@ fn fuzz(opts: &Options, state: Option<State>, mgr: &mut Mgr, index: usize, desc:
     state.add_metadata(tokens);
 
     if !resumed_state {
-        load_seeds(opts, &dir, &mut state, &mut fuzzer, &mut executor, mgr)?;
+        load_seeds(opts, reload, &dir, &mut state, &mut fuzzer, &mut executor, mgr)?;
         if state.corpus().count() == 0 {
             return Err(Error::illegal_state(
                 "every seed crashed or hung the server, so there is nothing to fuzz from: see crashes/ and hangs/",
@@ -154,12 +164,13 @@ fn fuzz(opts: &Options, state: Option<State>, mgr: &mut Mgr, index: usize, desc:
     }
     let _ = time_handle;
 
-    let mutator = HavocScheduledMutator::new(havoc_mutations().merge(tokens_mutations()));
+    let mutator = HavocScheduledMutator::new(havoc_mutations().merge(tokens_mutations()).merge(http_mutations()));
     let mut stages = tuple_list!(
         SetOp("havoc"),
         calibration,
         StdPowerMutationalStage::new(mutator),
-        SetOp("sync")
+        SetOp("sync"),
+        SyncFromDiskStage::with_from_file(afl_queues(&opts.sync_dirs), Duration::from_secs(30))
     );
     let info = RunInfo {
         banner: opts.target.binary.display().to_string(),
@@ -168,7 +179,6 @@ fn fuzz(opts: &Options, state: Option<State>, mgr: &mut Mgr, index: usize, desc:
         total_edges,
     };
     let mut stats = AflStats::new(&dir, info)?;
-    let deadline = opts.duration.map(|d| Instant::now() + d);
     let mut reported = (u64::MAX, u64::MAX);
     loop {
         fuzzer.fuzz_one(&mut stages, &mut executor, &mut state, mgr)?;
@@ -189,6 +199,21 @@ fn fuzz(opts: &Options, state: Option<State>, mgr: &mut Mgr, index: usize, desc:
             return Ok(());
         }
     }
+}
+
+/// The `queue/` folders of the AFL++ instances in the sync folders (`DIR/NAME/queue`, or
+/// `DIR/queue` for a single instance).
+fn afl_queues(dirs: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    let mut queues = Vec::new();
+    for dir in dirs {
+        if dir.join("queue").is_dir() {
+            queues.push(dir.join("queue"));
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        queues.extend(entries.flatten().map(|e| e.path().join("queue")).filter(|q| q.is_dir()));
+    }
+    queues.sort();
+    queues
 }
 
 /// Kill our children (the fork server) if the handshake has not happened in time: LibAFL's
@@ -215,6 +240,7 @@ fn watchdog(started: Arc<AtomicBool>) {
 /// Load the seeds (or, with --resume, this client's old queue) into the corpus, AFL-named.
 fn load_seeds(
     opts: &Options,
+    reload: bool,
     dir: &Path,
     state: &mut State,
     fuzzer: &mut impl Evaluator<ServerExecutorOf, Mgr, BytesInput, State>,
@@ -222,7 +248,7 @@ fn load_seeds(
     mgr: &mut Mgr,
 ) -> Result<(), Error> {
     let mut inputs: Vec<(Loading, Vec<u8>)> = Vec::new();
-    if opts.resume {
+    if reload {
         let mut old: Vec<_> = std::fs::read_dir(dir.join("queue"))?.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
         old.sort();
         for path in old {

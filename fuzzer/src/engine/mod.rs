@@ -5,13 +5,14 @@
 mod client;
 mod executor;
 pub mod findings;
+mod mutators;
 mod names;
 mod stats;
 mod status;
 
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
-use libafl::events::{ClientDescription, EventConfig, Launcher, LlmpRestartingEventManager};
+use libafl::events::{ClientDescription, EventConfig, Launcher, LlmpRestartingEventManager, ShouldSaveState};
 use libafl::inputs::BytesInput;
 use libafl::Error;
 use libafl::corpus::{InMemoryOnDiskCorpus, OnDiskCorpus};
@@ -20,8 +21,9 @@ use libafl::state::StdState;
 use libafl_bolts::core_affinity::Cores;
 use libafl_bolts::rands::StdRand;
 use libafl_bolts::shmem::{ShMemProvider, StdShMemProvider};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The coverage map observer (AFL hit-count buckets over the fork server's shared map), with
 /// index tracking for the minimizing scheduler.
@@ -48,6 +50,12 @@ pub struct Options {
     pub dicts: Vec<PathBuf>,
     pub resume: bool,
     pub stop_on_crash: bool,
+    /// The port of our broker (clients and other machines' brokers connect to it).
+    pub broker_port: u16,
+    /// Another machine's broker to join (LibAFL broker-to-broker over TCP).
+    pub remote_broker: Option<SocketAddr>,
+    /// AFL++ output folders whose instances' `queue/` entries we import.
+    pub sync_dirs: Vec<PathBuf>,
     /// The command line, for `fuzzer_stats` and `crashes/README.txt`.
     pub command_line: String,
 }
@@ -73,16 +81,20 @@ impl Options {
 pub fn fuzz(opts: &Options) -> Result<()> {
     let _ = std::fs::remove_file(opts.stop_file());
     let shmem_provider = StdShMemProvider::new().context("cannot create shared memory for the clients")?;
-    let broker_port = crate::port::free_port()?;
     let parent = std::process::id();
-    let mut run_client = |state: Option<State>, mgr: Mgr, desc: ClientDescription| client::run(opts, state, mgr, &desc);
+    // Fixed before forking, so a restarted client keeps the original end time.
+    let deadline = opts.duration.map(|d| Instant::now() + d);
+    let mut run_client = |state: Option<State>, mgr: Mgr, desc: ClientDescription| client::run(opts, deadline, state, mgr, &desc);
     let launched = Launcher::builder()
         .shmem_provider(shmem_provider)
         .configuration(EventConfig::from_name("pserv-fuzz"))
         .monitor(status::StatusLine::new(Duration::from_secs(1)))
         .run_client(&mut run_client)
         .cores(&opts.cores)
-        .broker_port(broker_port)
+        .broker_port(opts.broker_port)
+        .remote_broker_addr(opts.remote_broker)
+        // A client that dies (panic, OOM kill) is restarted and reloads its queue from disk.
+        .serialize_state(ShouldSaveState::OOMSafeNever)
         .build()
         .launch();
     if std::process::id() != parent {

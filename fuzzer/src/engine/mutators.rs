@@ -1,0 +1,425 @@
+//! HTTP-aware mutators: they parse the input leniently into pipelined requests, change one
+//! thing a student's parser is likely to get wrong, and write raw bytes back (so crash files
+//! still replay as they are). Scheduled among LibAFL's havoc and token mutators.
+
+use crate::http::{Conversation, Request};
+use libafl::inputs::{BytesInput, HasMutatorBytes};
+use libafl::mutators::{MutationResult, Mutator};
+use libafl::state::HasRand;
+use libafl::Error;
+use libafl_bolts::rands::Rand;
+use libafl_bolts::tuples::tuple_list;
+use libafl_bolts::Named;
+use std::borrow::Cow;
+use std::num::NonZeroUsize;
+
+const METHODS: &[&[u8]] = &[b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"ASD", b"get", b""];
+const PATHS: &[&[u8]] = &[
+    b"/", b"/index.html", b"/api/login", b"/api/logout", b"/api/video", b"/private/secret.html", b"/clip.mp4",
+    b"/public/index.html", b"/api/junk", b"/../../etc/passwd", b"/index.html%", b"/%2e%2e/%2e%2e/", b"",
+];
+const VERSIONS: &[&[u8]] = &[b"HTTP/1.0", b"HTTP/1.1", b"HTTP/2.0", b"HTTP/1.", b"HTTP/", b"http/1.1", b"HTTP/1.1 extra", b""];
+const NUMBERS: &[&[u8]] = &[
+    b"", b" ", b"-1", b"-100000000", b"0", b"1", b"4096", b"4294967296", b"2147483648", b"99999999999999999999",
+    b"abc", b"+5", b"0x10", b"1e3",
+];
+const RANGES: &[&[u8]] = &[
+    b"bytes=0-99", b"bytes=100-", b"bytes=-50", b"bytes=2000-100", b"bytes=-", b"bytes=", b"bytes=-0",
+    b"bytes=0-99999999999", b"bytes=99999999-", b"bytes=-99999999", b"bytes=5-5,7-9", b"items=0-1",
+];
+const PATH_SUFFIXES: &[&[u8]] = &[b"/..", b"%", b"%2", b"%00", b"?a=b", b"#x", b"//"];
+const COOKIE_PATHS: &[&[u8]] = &[b"/api/login", b"/api/logout", b"/private/secret.html"];
+const JSON_BODIES: &[&[u8]] = &[br#"{"username":}"#, br#"{"username":"user0""#, b"{}", b"", br#"{"username":1,"password":true}"#];
+const HEADERS: &[(&str, &[u8])] = &[
+    ("Content-Length", b"0"),
+    ("Cookie", b"auth_token=x"),
+    ("Range", b"bytes=0-10"),
+    ("Connection", b"keep-alive"),
+    ("Connection", b"close"),
+    ("Host", b"localhost"),
+    ("Transfer-Encoding", b"chunked"),
+    ("Content-Type", b"application/json"),
+    ("Accept-Encoding", b"identity"),
+];
+
+fn below<S: HasRand>(state: &mut S, n: usize) -> usize {
+    state.rand_mut().below(NonZeroUsize::new(n.max(1)).unwrap())
+}
+
+fn pick<S: HasRand, T: Copy>(state: &mut S, items: &[T]) -> T {
+    items[below(state, items.len())]
+}
+
+/// Shared body of every HTTP mutator: parse, let `edit` change one request, write back.
+fn mutate_request<S: HasRand>(
+    state: &mut S,
+    input: &mut BytesInput,
+    edit: impl FnOnce(&mut S, &mut Request) -> bool,
+) -> Result<MutationResult, Error> {
+    let Some(mut conv) = Conversation::parse(input.mutator_bytes()) else { return Ok(MutationResult::Skipped) };
+    let i = below(state, conv.requests.len());
+    if !edit(state, &mut conv.requests[i]) {
+        return Ok(MutationResult::Skipped);
+    }
+    *input = BytesInput::new(conv.to_bytes());
+    Ok(MutationResult::Mutated)
+}
+
+macro_rules! http_mutator {
+    ($(#[$doc:meta])* $name:ident, |$state:ident, $req:ident| $body:block) => {
+        $(#[$doc])*
+        #[derive(Debug, Default)]
+        pub struct $name;
+
+        impl Named for $name {
+            fn name(&self) -> &Cow<'static, str> {
+                static NAME: Cow<'static, str> = Cow::Borrowed(stringify!($name));
+                &NAME
+            }
+        }
+
+        impl<S: HasRand> Mutator<BytesInput, S> for $name {
+            fn mutate(&mut self, state: &mut S, input: &mut BytesInput) -> Result<MutationResult, Error> {
+                mutate_request(state, input, |$state, $req| $body)
+            }
+
+            fn post_exec(&mut self, _: &mut S, _: Option<libafl::corpus::CorpusId>) -> Result<(), Error> {
+                Ok(())
+            }
+        }
+    };
+}
+
+http_mutator!(
+    /// Swap the method (known, unknown, lower case, empty, very long).
+    MethodSwap, |state, req| {
+        let method = if below(state, 8) == 0 { vec![b'A'; 2000] } else { pick(state, METHODS).to_vec() };
+        match req.line.first_mut() {
+            Some(m) => *m = method,
+            None => req.line.push(method),
+        }
+        true
+    }
+);
+
+http_mutator!(
+    /// Edit the target: API paths, traversal, percent-encoding, long segments, none at all.
+    PathEdit, |state, req| {
+        if req.line.len() < 2 {
+            req.line.insert(req.line.len().min(1), b"/".to_vec());
+        }
+        let path = &mut req.line[1];
+        match below(state, 5) {
+            0 => *path = pick(state, PATHS).to_vec(),
+            1 => path.extend_from_slice(pick(state, PATH_SUFFIXES)),
+            2 => path.extend(std::iter::repeat_n(b'A', 1 << (4 + below(state, 13)))),
+            3 => {
+                // Percent-encode one byte.
+                if !path.is_empty() {
+                    let at = below(state, path.len());
+                    let encoded = format!("%{:02X}", path[at]).into_bytes();
+                    path.splice(at..=at, encoded);
+                }
+            }
+            _ => {
+                req.line.remove(1);
+            }
+        }
+        true
+    }
+);
+
+http_mutator!(
+    /// Change or drop the HTTP version.
+    VersionEdit, |state, req| {
+        let version = pick(state, VERSIONS).to_vec();
+        while req.line.len() < 3 {
+            req.line.push(Vec::new());
+        }
+        if version.is_empty() {
+            req.line.truncate(2);
+        } else {
+            req.line[2] = version;
+        }
+        true
+    }
+);
+
+http_mutator!(
+    /// Insert a header students handle (Content-Length, Cookie, Range, Connection, ...).
+    HeaderInsert, |state, req| {
+        let (name, value) = pick(state, HEADERS);
+        let at = below(state, req.headers.len() + 1);
+        req.headers.insert(at, (name.as_bytes().to_vec(), [b": ".as_slice(), value].concat()));
+        true
+    }
+);
+
+http_mutator!(
+    /// Delete, duplicate or swap header lines.
+    HeaderShuffle, |state, req| {
+        let n = req.headers.len();
+        if n == 0 {
+            return false;
+        }
+        let (a, b) = (below(state, n), below(state, n));
+        match below(state, 3) {
+            0 => {
+                req.headers.remove(a);
+            }
+            1 => {
+                let copy = req.headers[a].clone();
+                req.headers.insert(b, copy);
+            }
+            _ => req.headers.swap(a, b),
+        }
+        true
+    }
+);
+
+http_mutator!(
+    /// Edge values in Content-Length and Range: empty, negative, huge, inverted, mismatched.
+    NumberEdit, |state, req| {
+        if below(state, 2) == 0 {
+            let value = match below(state, 3) {
+                0 => (req.body.len() + 1 + below(state, 200)).to_string().into_bytes(),
+                1 => req.body.len().saturating_sub(1 + below(state, 8)).to_string().into_bytes(),
+                _ => pick(state, NUMBERS).to_vec(),
+            };
+            match req.header_index("Content-Length") {
+                // Keep the exact spelling students' parsers see (`Content-Length:` + value).
+                Some(i) => req.headers[i].1 = [b":".as_slice(), if value.is_empty() { b"" } else { b" " }, &value].concat(),
+                None => req.set_header("Content-Length", &value),
+            }
+        } else {
+            let range = pick(state, RANGES);
+            req.set_header("Range", range);
+            if req.line.len() > 1 && below(state, 2) == 0 {
+                req.line[1] = b"/clip.mp4".to_vec();
+            }
+        }
+        true
+    }
+);
+
+http_mutator!(
+    /// Mangle cookies and tokens: no `=`, spaces around `=`, several cookies, bit flips,
+    /// truncation, a token grown past any fixed buffer.
+    CookieMangle, |state, req| {
+        let token = req.header("Cookie").map(<[u8]>::to_vec).unwrap_or_else(|| b"auth_token=eyJhbGciOiJIUzI1NiJ9.e30.sig".to_vec());
+        let mut cookie = token.clone();
+        match below(state, 7) {
+            0 => cookie.retain(|&b| b != b'='),
+            1 => cookie = cookie.iter().flat_map(|&b| if b == b'=' { b" = ".to_vec() } else { vec![b] }).collect(),
+            2 => cookie = [b"a=b; ".as_slice(), &cookie, b"; theme=dark; junk"].concat(),
+            3 => {
+                if !cookie.is_empty() {
+                    let at = below(state, cookie.len());
+                    cookie[at] ^= 1 << below(state, 8);
+                }
+            }
+            4 => cookie.truncate(below(state, cookie.len() + 1)),
+            5 => {
+                let times = 2 + below(state, 4);
+                let value = cookie.iter().position(|&b| b == b'=').map_or(0, |i| i + 1);
+                let grown = cookie[value..].repeat(times);
+                cookie.truncate(value);
+                cookie.extend(grown);
+            }
+            _ => cookie.clear(),
+        }
+        req.set_header("Cookie", &cookie);
+        if req.line.len() > 1 && below(state, 3) == 0 {
+            req.line[1] = pick(state, COOKIE_PATHS).to_vec();
+        }
+        true
+    }
+);
+
+http_mutator!(
+    /// Edit a JSON body (drop a value, break quotes, truncate, add keys), keeping
+    /// Content-Length consistent or not.
+    JsonEdit, |state, req| {
+        if req.body.is_empty() {
+            req.body = br#"{"username":"user0","password":"thepassword"}"#.to_vec();
+        }
+        let body = &mut req.body;
+        match below(state, 6) {
+            0 => {
+                // Drop a value: `"key":` followed directly by `,` or `}`.
+                if let Some(colon) = body.iter().position(|&b| b == b':') {
+                    let end = body[colon..].iter().position(|&b| b == b',' || b == b'}').map_or(body.len(), |e| colon + e);
+                    body.drain(colon + 1..end);
+                }
+            }
+            1 => body.retain(|&b| b != b'"'),
+            2 => body.truncate(below(state, body.len() + 1)),
+            3 => {
+                let at = body.len().saturating_sub(1);
+                body.splice(at..at, br#","extra":[1,{"a":null}],"n":-1"#.iter().copied());
+            }
+            4 => body.splice(0..0, b"[".iter().copied()).for_each(drop),
+            _ => *body = pick(state, JSON_BODIES).to_vec(),
+        }
+        if below(state, 2) == 0 {
+            req.fix_content_length();
+        }
+        true
+    }
+);
+
+http_mutator!(
+    /// Line endings: CRLF to LF or back, or drop the blank line ending the headers.
+    LineEndings, |state, req| {
+        match below(state, 3) {
+            0 => req.eol = b"\n".to_vec(),
+            1 => req.eol = b"\r\n".to_vec(),
+            _ => req.terminated = !req.terminated,
+        }
+        true
+    }
+);
+
+/// Duplicate, drop or cut requests of a pipelined connection.
+#[derive(Debug, Default)]
+pub struct Pipeline;
+
+impl Named for Pipeline {
+    fn name(&self) -> &Cow<'static, str> {
+        static NAME: Cow<'static, str> = Cow::Borrowed("Pipeline");
+        &NAME
+    }
+}
+
+impl<S: HasRand> Mutator<BytesInput, S> for Pipeline {
+    fn mutate(&mut self, state: &mut S, input: &mut BytesInput) -> Result<MutationResult, Error> {
+        let Some(mut conv) = Conversation::parse(input.mutator_bytes()) else { return Ok(MutationResult::Skipped) };
+        let n = conv.requests.len();
+        let i = below(state, n);
+        match below(state, 3) {
+            0 => {
+                let copy = conv.requests[i].clone();
+                conv.requests.insert(i, copy);
+            }
+            1 if n > 1 => {
+                conv.requests.remove(i);
+            }
+            _ => {
+                // Cut the connection somewhere inside request i.
+                let mut bytes = Vec::new();
+                for r in &conv.requests[..i] {
+                    r.write(&mut bytes);
+                }
+                let mut last = Vec::new();
+                conv.requests[i].write(&mut last);
+                bytes.extend_from_slice(&last[..below(state, last.len())]);
+                *input = BytesInput::new(bytes);
+                return Ok(MutationResult::Mutated);
+            }
+        }
+        *input = BytesInput::new(conv.to_bytes());
+        Ok(MutationResult::Mutated)
+    }
+
+    fn post_exec(&mut self, _: &mut S, _: Option<libafl::corpus::CorpusId>) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// All HTTP mutators, to merge with `havoc_mutations()`.
+pub fn http_mutations() -> (
+    MethodSwap,
+    (PathEdit, (VersionEdit, (HeaderInsert, (HeaderShuffle, (NumberEdit, (CookieMangle, (JsonEdit, (LineEndings, (Pipeline, ())))))))))
+) {
+    tuple_list!(MethodSwap, PathEdit, VersionEdit, HeaderInsert, HeaderShuffle, NumberEdit, CookieMangle, JsonEdit, LineEndings, Pipeline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libafl::inputs::BytesInput;
+    use libafl::state::NopState;
+
+    const LOGIN: &[u8] = b"POST /api/login HTTP/1.1\r\nHost: localhost\r\nCookie: auth_token=abc.def.ghi\r\nContent-Length: 45\r\n\r\n{\"username\":\"user0\",\"password\":\"thepassword\"}GET /index.html HTTP/1.0\r\n\r\n";
+
+    /// Run `mutator` many times on the login conversation; return every output.
+    fn outputs<M: Mutator<BytesInput, NopState<BytesInput>>>(mut mutator: M) -> Vec<Vec<u8>> {
+        let mut state = NopState::new();
+        (0..2000)
+            .filter_map(|_| {
+                let mut input = BytesInput::new(LOGIN.to_vec());
+                let result = mutator.mutate(&mut state, &mut input).unwrap();
+                (result == MutationResult::Mutated).then(|| input.mutator_bytes().to_vec())
+            })
+            .collect()
+    }
+
+    fn parsed(bytes: &[u8]) -> Conversation {
+        Conversation::parse(bytes).unwrap_or_else(|| panic!("does not parse: {:?}", String::from_utf8_lossy(bytes)))
+    }
+
+    #[test]
+    fn structural_mutators_keep_valid_http() {
+        let methods: Vec<Vec<u8>> = outputs(MethodSwap)
+            .iter()
+            .flat_map(|o| parsed(o).requests.iter().map(|r| r.method().to_vec()).collect::<Vec<_>>())
+            .collect();
+        assert!(methods.iter().any(|m| m == b"ASD") && methods.iter().any(|m| m.len() == 2000), "{methods:?}");
+        for out in outputs(HeaderInsert).into_iter().chain(outputs(HeaderShuffle)) {
+            assert_eq!(parsed(&out).requests.len(), 2, "{:?}", String::from_utf8_lossy(&out));
+        }
+        let versions: Vec<Vec<u8>> = outputs(VersionEdit).iter().map(|o| parsed(o).requests[0].line.get(2).cloned().unwrap_or_default()).collect();
+        assert!(versions.iter().any(|v| v == b"HTTP/2.0"));
+    }
+
+    #[test]
+    fn number_edit_produces_empty_negative_and_mismatched_lengths_and_inverted_ranges() {
+        let all = outputs(NumberEdit);
+        let lengths: Vec<Vec<u8>> = all.iter().filter_map(|o| parsed(o).requests.iter().find_map(|r| r.header("Content-Length").map(<[u8]>::to_vec))).collect();
+        assert!(lengths.iter().any(|v| v.is_empty()), "no empty Content-Length");
+        assert!(lengths.iter().any(|v| v.starts_with(b"-")), "no negative Content-Length");
+        assert!(lengths.iter().any(|v| v != b"45" && std::str::from_utf8(v).is_ok_and(|s| s.parse::<u64>().is_ok())), "no mismatch");
+        assert!(all.iter().any(|o| o.windows(19).any(|w| w == b"Range: bytes=2000-1")), "no inverted range");
+        assert!(all.iter().any(|o| String::from_utf8_lossy(o).contains("Content-Length:\r\n")), "no `Content-Length:` without value");
+    }
+
+    #[test]
+    fn cookie_mangle_breaks_equals_and_grows_tokens() {
+        let cookies: Vec<Vec<u8>> = outputs(CookieMangle).iter().map(|o| parsed(o).requests.iter().find_map(|r| r.header("Cookie").map(<[u8]>::to_vec)).unwrap()).collect();
+        assert!(cookies.iter().any(|c| !c.contains(&b'=') && !c.is_empty()));
+        assert!(cookies.iter().any(|c| c.windows(3).any(|w| w == b" = ")));
+        assert!(cookies.iter().any(|c| c.len() > 2 * b"auth_token=abc.def.ghi".len()));
+        assert!(cookies.iter().any(|c| c.contains(&b';')));
+    }
+
+    #[test]
+    fn json_edit_keeps_or_breaks_content_length() {
+        let all = outputs(JsonEdit);
+        let (mut consistent, mut mismatched) = (0, 0);
+        for o in &all {
+            let c = parsed(o);
+            let r = &c.requests[0];
+            let declared: usize = std::str::from_utf8(r.header("Content-Length").unwrap()).unwrap().parse().unwrap();
+            if declared == r.body.len() && c.rest.is_empty() {
+                consistent += 1;
+            } else {
+                mismatched += 1;
+            }
+        }
+        assert!(consistent > 0 && mismatched > 0, "{consistent} / {mismatched}");
+        assert!(all.iter().any(|o| o.windows(12).any(|w| w == br#""username":,"#)));
+    }
+
+    #[test]
+    fn path_line_ending_and_pipeline_edits() {
+        let paths = outputs(PathEdit);
+        assert!(paths.iter().any(|o| o.windows(3).any(|w| w == b"/..")));
+        assert!(paths.iter().any(|o| o.len() > LOGIN.len() + 1000));
+        assert!(paths.iter().any(|o| parsed(o).requests.iter().any(|r| r.line.len() == 2)));
+        let endings = outputs(LineEndings);
+        assert!(endings.iter().any(|o| o.starts_with(b"POST /api/login HTTP/1.1\nHost")));
+        let pipes = outputs(Pipeline);
+        assert!(pipes.iter().any(|o| Conversation::parse(o).is_some_and(|c| c.requests.len() == 3)));
+        assert!(pipes.iter().any(|o| o.len() < LOGIN.len()));
+    }
+}

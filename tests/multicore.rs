@@ -1,0 +1,187 @@
+//! Several clients (one per core), a client restarted after dying, two campaigns joined over
+//! loopback, AFL++ sync folders, and the CPU budget.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Campaigns pin clients to cores: run them one at a time.
+fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const THREAD_MODEL: &str = "--server-args=-p {port} -R {root} -s -m thread";
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("id:")).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn stat(dir: &Path, key: &str) -> Option<u64> {
+    let stats = std::fs::read_to_string(dir.join("fuzzer_stats")).ok()?;
+    stats.lines().find(|l| l.starts_with(&format!("{key:<18}: "))).and_then(|l| l[20..].parse().ok())
+}
+
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn pserv_copy() -> PathBuf {
+    let src = scratch_dir("mc-src");
+    copy_dir(&pserv_src(), &src);
+    src
+}
+
+/// Processes whose executable lies under `dir`.
+fn processes_under(dir: &Path) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.starts_with(dir)))
+        .collect()
+}
+
+#[test]
+fn two_cores_share_entries_survive_a_killed_client_and_stop_on_ctrl_c() {
+    let _guard = exclusive();
+    let out = scratch_dir("mc-out").join("out");
+    let mut cmd = Command::new(fuzzer());
+    cmd.arg("--src-dir").arg(pserv_copy()).arg("-o").arg(&out).args(["--cores", "0-1", "-d", "600", THREAD_MODEL]);
+    let mut child = spawn(&mut cmd);
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let (fuzz0, fuzz1) = (out.join("fuzz0"), out.join("fuzz1"));
+    wait_until(Duration::from_secs(120), "both clients' stats", || stat(&fuzz0, "execs_done").is_some() && stat(&fuzz1, "execs_done").is_some());
+
+    // A client killed like the OOM killer does is restarted with its queue.
+    std::thread::sleep(Duration::from_secs(5));
+    let old_pid = stat(&fuzz0, "fuzzer_pid").unwrap();
+    let queue_before = entries(&fuzz0.join("queue"));
+    // SAFETY: signalling the client process this test's fuzzer started.
+    unsafe { libc::kill(old_pid as i32, libc::SIGKILL) };
+    wait_until(Duration::from_secs(60), "the restarted client", || stat(&fuzz0, "fuzzer_pid").is_some_and(|p| p != old_pid));
+    let queue_after = entries(&fuzz0.join("queue"));
+    assert!(queue_before.iter().all(|n| queue_after.contains(n)), "the restarted client lost queue entries");
+
+    wait_until(Duration::from_secs(60), "imports in both clients", || {
+        stat(&fuzz0, "corpus_imported").unwrap_or(0) > 0 && stat(&fuzz1, "corpus_imported").unwrap_or(0) > 0
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    // SAFETY: Ctrl-C to the process group this test created.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let status = wait_for(&mut child, Duration::from_secs(5));
+    if status.is_none() {
+        kill_group(&mut child);
+    }
+    let stdout = String::from_utf8_lossy(&stdout.join().unwrap()).into_owned();
+    assert!(status.is_some(), "still running after Ctrl-C: {stdout}\n{}", String::from_utf8_lossy(&stderr.join().unwrap()));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(processes_under(&out), Vec::<i32>::new(), "target processes left after Ctrl-C");
+
+    for dir in [&fuzz0, &fuzz1] {
+        let queue = entries(&dir.join("queue"));
+        assert!(queue.iter().any(|n| n.contains(",sync:")), "{dir:?} imported nothing: {queue:?}");
+        assert!(queue.iter().any(|n| n.contains(",op:havoc")), "{dir:?} found nothing itself");
+    }
+    let crashes = entries(&fuzz0.join("crashes")).len() + entries(&fuzz1.join("crashes")).len();
+    assert!(crashes > 0);
+    assert!(stdout.contains(&format!("Found {crashes} crash")), "{stdout}");
+    assert!(stdout.contains("] + ") || stdout.contains(" + "), "no per-client speeds in the status: {stdout}");
+}
+
+#[test]
+fn two_campaigns_on_loopback_share_one_corpus() {
+    let _guard = exclusive();
+    let port = free_port();
+    let (out_a, out_b) = (scratch_dir("b2b-a").join("out"), scratch_dir("b2b-b").join("out"));
+    let seeds_b = scratch_dir("b2b-seeds");
+    std::fs::copy(pserv_src().join("benign/get-index.req"), seeds_b.join("get-index.req")).unwrap();
+    let mut a = Command::new(fuzzer());
+    a.arg("--src-dir").arg(pserv_copy()).arg("-o").arg(&out_a).args(["--cores", "0", "-d", "45", "--broker-port", &port.to_string(), THREAD_MODEL]);
+    let mut a = spawn(&mut a);
+    let a_out = collect(a.stdout.take().unwrap());
+    wait_until(Duration::from_secs(120), "campaign A", || stat(&out_a.join("fuzz0"), "execs_done").is_some());
+    let b = run_with_input(
+        Command::new(fuzzer())
+            .arg("--src-dir")
+            .arg(pserv_copy())
+            .arg("-o")
+            .arg(&out_b)
+            .arg("--seeds")
+            .arg(&seeds_b)
+            .args(["--cores", "1", "-d", "25", "--remote-broker", &format!("127.0.0.1:{port}"), THREAD_MODEL]),
+        b"",
+        Duration::from_secs(180),
+    );
+    let a_status = wait_for(&mut a, Duration::from_secs(120));
+    kill_group(&mut a);
+    assert_eq!(b.code(), Some(0), "{}\n{}", b.stdout_text(), b.stderr);
+    assert!(a_status.is_some_and(|s| s.success()), "{}", String::from_utf8_lossy(&a_out.join().unwrap()));
+    // B started from one seed; entries it imported came from A's machine.
+    let imported: Vec<String> = entries(&out_b.join("fuzz0/queue")).into_iter().filter(|n| n.contains(",sync:")).collect();
+    assert!(!imported.is_empty(), "campaign B imported nothing from A");
+}
+
+#[test]
+fn afl_sync_dir_entries_are_imported() {
+    let _guard = exclusive();
+    let afl = scratch_dir("afl-sync");
+    std::fs::create_dir_all(afl.join("secondary/queue")).unwrap();
+    std::fs::copy(pserv_src().join("benign/login.req"), afl.join("secondary/queue/id:000000,time:0,execs:0,orig:login")).unwrap();
+    let seeds = scratch_dir("sync-seeds");
+    std::fs::copy(pserv_src().join("benign/get-index.req"), seeds.join("get-index.req")).unwrap();
+    let out = scratch_dir("sync-out").join("out");
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("--src-dir").arg(pserv_copy()).arg("-o").arg(&out).arg("--seeds").arg(&seeds).arg("--sync-dir").arg(&afl).args(["-d", "5", THREAD_MODEL]),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    let login = std::fs::read(pserv_src().join("benign/login.req")).unwrap();
+    let queue = out.join("fuzz0/queue");
+    let imported = entries(&queue).into_iter().any(|n| std::fs::read(queue.join(&n)).unwrap() == login);
+    assert!(imported, "the AFL++ queue entry was not imported: {:?}", entries(&queue));
+}
+
+#[test]
+fn core_broker_and_budget_limits() {
+    let n = std::thread::available_parallelism().unwrap().get();
+    let run = run_with_input(Command::new(fuzzer()).arg("--src-dir").arg(pserv_src()).args(["--cores", &format!("0-{n}")]), b"", Duration::from_secs(20));
+    assert_eq!(run.code(), Some(1));
+    assert!(run.stderr.contains(&format!("this machine has {n} core(s)")), "{}", run.stderr);
+
+    let busy = std::net::TcpListener::bind(("0.0.0.0", 0)).unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let out = scratch_dir("busy-out").join("out");
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("--src-dir").arg(pserv_src()).arg("-o").arg(&out).args(["--broker-port", &port]),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert_eq!(run.code(), Some(1));
+    assert!(run.stderr.contains("is busy"), "{}", run.stderr);
+
+    let _guard = exclusive();
+    let out = scratch_dir("budget-out").join("out");
+    let started = Instant::now();
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("--src-dir").arg(pserv_copy()).arg("-o").arg(&out).args(["-j", "2", "-d", "600", "--cpu-budget", "8", THREAD_MODEL]),
+        b"",
+        Duration::from_secs(180),
+    );
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    assert!(run.stdout_text().contains("[limits] 2 core(s) x 600 s exceeds the CPU budget of 8 s: fuzzing for 4 s"), "{}", run.stdout_text());
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
