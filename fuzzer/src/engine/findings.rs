@@ -15,8 +15,6 @@ pub struct Findings {
     pub last_find: u64,
     /// Executions at the last crash.
     pub execs_at_crash: u64,
-    /// Queue entries that came from other clients.
-    pub imported: u64,
     /// Queue entries loaded from seeds (or from the queue of a resumed run).
     pub seeds: u64,
     /// Map entries covered by the queue.

@@ -21,7 +21,6 @@ use libafl::state::StdState;
 use libafl_bolts::core_affinity::Cores;
 use libafl_bolts::rands::StdRand;
 use libafl_bolts::shmem::{ShMemProvider, StdShMemProvider};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -52,8 +51,6 @@ pub struct Options {
     pub stop_on_crash: bool,
     /// The port of our broker (clients and other machines' brokers connect to it).
     pub broker_port: u16,
-    /// Another machine's broker to join (LibAFL broker-to-broker over TCP).
-    pub remote_broker: Option<SocketAddr>,
     /// AFL++ output folders whose instances' `queue/` entries we import.
     pub sync_dirs: Vec<PathBuf>,
     /// The command line, for `fuzzer_stats` and `crashes/README.txt`.
@@ -92,7 +89,6 @@ pub fn fuzz(opts: &Options) -> Result<()> {
         .run_client(&mut run_client)
         .cores(&opts.cores)
         .broker_port(opts.broker_port)
-        .remote_broker_addr(opts.remote_broker)
         // A client that dies (panic, OOM kill) is restarted and reloads its queue from disk.
         .serialize_state(ShouldSaveState::OOMSafeNever)
         .build()

@@ -85,13 +85,7 @@ where
         findings.edges += new_edges;
         match state.metadata::<Loading>().ok() {
             Some(_) => state.metadata_mut::<Findings>()?.seeds += 1,
-            None => {
-                let findings = state.metadata_mut::<Findings>()?;
-                findings.last_find = now_secs();
-                if state.metadata::<CurrentOp>().is_ok_and(|op| op.0 == "sync") {
-                    state.metadata_mut::<Findings>()?.imported += 1;
-                }
-            }
+            None => state.metadata_mut::<Findings>()?.last_find = now_secs(),
         }
         Ok(())
     }

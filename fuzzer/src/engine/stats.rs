@@ -6,7 +6,7 @@ use super::findings::Findings;
 use libafl::corpus::{Corpus, HasTestcase, SchedulerTestcaseMetadata};
 use libafl::schedulers::minimizer::IsFavoredMetadata;
 use libafl::stages::calibrate::UnstableEntriesMetadata;
-use libafl::state::{HasCorpus, HasExecutions, HasStartTime};
+use libafl::state::{HasCorpus, HasExecutions, HasImported, HasStartTime};
 use libafl::HasMetadata;
 use libafl_bolts::HasLen;
 use std::collections::VecDeque;
@@ -57,7 +57,7 @@ impl AflStats {
     /// Write both files if they are due (or `force`).
     pub fn update<I: HasLen, S>(&mut self, state: &S, cycles: u64, exec_timeout: Duration, force: bool) -> std::io::Result<()>
     where
-        S: HasCorpus<I> + HasExecutions + HasStartTime + HasMetadata + HasTestcase<I>,
+        S: HasCorpus<I> + HasExecutions + HasStartTime + HasMetadata + HasTestcase<I> + HasImported,
     {
         let now = Instant::now();
         if !force && self.last_write.is_some_and(|t| now - t < INTERVAL) {
@@ -105,8 +105,8 @@ impl AflStats {
             ("execs_ps_last_min", format!("{:.2}", self.execs_last_min())),
             ("corpus_count", s.corpus_count.to_string()),
             ("corpus_favored", s.favored.to_string()),
-            ("corpus_found", (s.corpus_count as u64).saturating_sub(f.seeds + f.imported).to_string()),
-            ("corpus_imported", f.imported.to_string()),
+            ("corpus_found", (s.corpus_count as u64).saturating_sub(f.seeds + s.imported).to_string()),
+            ("corpus_imported", s.imported.to_string()),
             ("corpus_variable", "0".into()),
             ("max_depth", s.max_depth.to_string()),
             ("cur_item", s.cur_item.to_string()),
@@ -187,6 +187,8 @@ struct Snapshot {
     start_time: u64,
     run_time: Duration,
     execs: u64,
+    /// Queue entries that came from other clients (LibAFL's count).
+    imported: u64,
     cycles: u64,
     corpus_count: usize,
     favored: usize,
@@ -202,7 +204,7 @@ struct Snapshot {
 impl Snapshot {
     fn take<I: HasLen, S>(state: &S, cycles: u64) -> Self
     where
-        S: HasCorpus<I> + HasExecutions + HasStartTime + HasMetadata + HasTestcase<I>,
+        S: HasCorpus<I> + HasExecutions + HasStartTime + HasMetadata + HasTestcase<I> + HasImported,
     {
         let start = *state.start_time();
         let corpus = state.corpus();
@@ -211,6 +213,7 @@ impl Snapshot {
             start_time: start.as_secs(),
             run_time: libafl_bolts::current_time().saturating_sub(start),
             execs: *state.executions(),
+            imported: *state.imported() as u64,
             cycles,
             corpus_count: corpus.count(),
             favored: 0,
