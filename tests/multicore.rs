@@ -1,5 +1,5 @@
-//! Several clients (one per core), a client restarted after dying, AFL++ sync folders, and
-//! the CPU budget.
+//! Several clients (one per core), a client restarted after dying, two campaigns joined over
+//! loopback (LibAFL broker to broker), AFL++ sync folders, and the CPU budget.
 
 mod common;
 use common::*;
@@ -99,6 +99,41 @@ fn two_cores_share_entries_survive_a_killed_client_and_stop_on_ctrl_c() {
     assert!(crashes > 0);
     assert!(stdout.contains(&format!("Found {crashes} crash")), "{stdout}");
     assert!(stdout.contains("] + ") || stdout.contains(" + "), "no per-client speeds in the status: {stdout}");
+}
+
+#[test]
+fn two_campaigns_on_loopback_share_one_corpus() {
+    let _guard = exclusive();
+    let port = free_port();
+    let (out_a, out_b) = (scratch_dir("b2b-a").join("out"), scratch_dir("b2b-b").join("out"));
+    let seeds_b = scratch_dir("b2b-seeds");
+    std::fs::copy(pserv_src().join("benign/get-index.req"), seeds_b.join("get-index.req")).unwrap();
+    let mut a = Command::new(fuzzer());
+    a.arg("--src-dir").arg(pserv_copy()).arg("-o").arg(&out_a).args(["--cores", "0", "-d", "40", "--broker-port", &port.to_string(), THREAD_MODEL]);
+    let mut a = spawn(&mut a);
+    let a_out = collect(a.stdout.take().unwrap());
+    wait_until(Duration::from_secs(120), "campaign A", || stat(&out_a.join("fuzz0"), "execs_done").is_some());
+    // B starts from one seed on the other core and joins A's broker.
+    let b = run_with_input(
+        Command::new(fuzzer())
+            .arg("--src-dir")
+            .arg(pserv_copy())
+            .arg("-o")
+            .arg(&out_b)
+            .arg("--seeds")
+            .arg(&seeds_b)
+            .args(["--cores", "1", "-d", "15", "--remote-broker", &format!("127.0.0.1:{port}"), THREAD_MODEL]),
+        b"",
+        Duration::from_secs(180),
+    );
+    let a_status = wait_for(&mut a, Duration::from_secs(120));
+    kill_group(&mut a);
+    assert_eq!(b.code(), Some(0), "{}\n{}", b.stdout_text(), b.stderr);
+    assert!(a_status.is_some_and(|s| s.success()), "campaign A did not end by itself: {}", String::from_utf8_lossy(&a_out.join().unwrap()));
+    // Each campaign has a single client: what it imported came from the other campaign.
+    assert!(stat(&out_b.join("fuzz0"), "corpus_imported").unwrap() > 0, "B imported nothing from A");
+    assert!(stat(&out_a.join("fuzz0"), "corpus_imported").unwrap() > 0, "A imported nothing from B");
+    assert!(entries(&out_b.join("fuzz0/queue")).iter().any(|n| n.contains(",sync:")));
 }
 
 #[test]

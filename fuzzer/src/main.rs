@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 use libafl_bolts::core_affinity::Cores;
-use std::net::TcpListener;
+use std::net::{TcpListener, ToSocketAddrs};
 use std::time::Duration;
 
 mod assets;
@@ -80,9 +80,12 @@ struct FuzzArgs {
     /// Cap on cores x duration in CPU-seconds (for shared machines): the duration is cut to fit.
     #[arg(long, value_name = "SECS")]
     cpu_budget: Option<u64>,
-    /// Port of LibAFL's broker, which the clients connect to (default: a free one).
+    /// Port of LibAFL's broker (default: a free one). Other campaigns join with --remote-broker.
     #[arg(long, value_name = "PORT")]
     broker_port: Option<u16>,
+    /// Join another campaign's broker (HOST:PORT, e.g. on another machine) and share its corpus.
+    #[arg(long, value_name = "HOST:PORT")]
+    remote_broker: Option<String>,
     /// Import new inputs from AFL++ instances writing into DIR (their `queue/` folders).
     #[arg(long, value_name = "DIR")]
     sync_dir: Vec<PathBuf>,
@@ -174,6 +177,15 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
             println!("[limits] {n} core(s) x {} s exceeds the CPU budget of {budget} s: fuzzing for {duration} s", args.fuzz_duration);
         }
     }
+    let remote_broker = match &args.remote_broker {
+        Some(addr) => Some(
+            addr.to_socket_addrs()
+                .with_context(|| format!("--remote-broker {addr}: not a HOST:PORT address"))?
+                .next()
+                .with_context(|| format!("--remote-broker {addr}: the host name does not resolve"))?,
+        ),
+        None => None,
+    };
     let broker_port = match args.broker_port {
         Some(port) => {
             TcpListener::bind(("0.0.0.0", port))
@@ -200,6 +212,7 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         resume: args.resume,
         stop_on_crash: args.stop_on_crash,
         broker_port,
+        remote_broker,
         sync_dirs: args.sync_dir.clone(),
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
     };

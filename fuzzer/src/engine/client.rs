@@ -50,6 +50,7 @@ pub fn run(opts: &Options, deadline: Option<Instant>, state: Option<State>, mut 
     }
     // Tell the restarter and the broker that this client is done, not crashed.
     mgr.send_exiting()?;
+    let _ = std::fs::write(opts.done_file(index), b"");
     Ok(())
 }
 

@@ -12,7 +12,14 @@ mod status;
 
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
-use libafl::events::{ClientDescription, EventConfig, Launcher, LlmpRestartingEventManager, ShouldSaveState};
+use libafl::events::{
+    setup_restarting_mgr_llmp, ClientDescription, EventConfig, Launcher, LlmpRestartingEventManager, ManagerKind,
+    ShouldSaveState, StdLlmpEventHook,
+};
+use libafl_bolts::llmp::{Broker, LlmpBroker};
+use libafl_bolts::tuples::tuple_list;
+use status::StatusLine;
+use std::net::SocketAddr;
 use libafl::inputs::BytesInput;
 use libafl::Error;
 use libafl::corpus::{InMemoryOnDiskCorpus, OnDiskCorpus};
@@ -51,6 +58,8 @@ pub struct Options {
     pub stop_on_crash: bool,
     /// The port of our broker (clients and other machines' brokers connect to it).
     pub broker_port: u16,
+    /// Another campaign's broker to join (LibAFL broker-to-broker over TCP).
+    pub remote_broker: Option<SocketAddr>,
     /// AFL++ output folders whose instances' `queue/` entries we import.
     pub sync_dirs: Vec<PathBuf>,
     /// The command line, for `fuzzer_stats` and `crashes/README.txt`.
@@ -67,9 +76,58 @@ impl Options {
         self.out.join(".stop")
     }
 
+    /// Written by a client when it has finished (not when it died: then it is restarted).
+    pub fn done_file(&self, index: usize) -> PathBuf {
+        self.client_dir(index).join(".done")
+    }
+
     /// Where a client leaves the error that ended it, for the parent to report.
     pub fn error_file(&self, index: usize) -> PathBuf {
         self.client_dir(index).join(".error")
+    }
+}
+
+/// LibAFL's broker, as its launcher runs it, plus the broker-to-broker link the 0.16 launcher
+/// leaves out (it ignores `remote_broker_addr`).
+fn run_broker(opts: &Options, provider: StdShMemProvider, monitor: StatusLine) -> Result<(), Error> {
+    let hook = StdLlmpEventHook::<BytesInput, StatusLine>::new(monitor)?;
+    let mut broker = LlmpBroker::create_attach_to_tcp(provider, tuple_list!(hook), opts.broker_port)?;
+    if let Some(remote) = opts.remote_broker {
+        // Register our own clients first: the link takes the next client id, and a client
+        // registering at that moment could get the same id and drop the link's events as its own.
+        let local = opts.cores.ids.len();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while broker.num_clients_seen() - broker.nb_listeners() < local && Instant::now() < deadline {
+            broker.broker_once()?;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        broker.inner_mut().connect_b2b(remote)?;
+    }
+    stop_broker_when_clients_are_done(opts);
+    broker.loop_with_timeouts(Duration::from_secs(30), Some(Duration::from_millis(5)));
+    Ok(())
+}
+
+/// The broker's loop ends on SIGINT/SIGTERM or when all its clients are gone, but a linked
+/// broker of another campaign counts as a client forever: so once our own clients have
+/// finished, stop it the way Ctrl-C would.
+fn stop_broker_when_clients_are_done(opts: &Options) {
+    let done: Vec<PathBuf> = (0..opts.cores.ids.len()).map(|i| opts.done_file(i)).collect();
+    std::thread::spawn(move || {
+        // Also wait for LibAFL's handler to be installed: before it, SIGTERM would kill us.
+        while !done.iter().all(|f| f.exists()) || !sigterm_is_handled() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: sends SIGTERM to our own process, whose handler (LibAFL's) ends the loop.
+        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+    });
+}
+
+fn sigterm_is_handled() -> bool {
+    // SAFETY: reads the current disposition into a zeroed sigaction; nothing is changed.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGTERM, std::ptr::null(), &mut current) == 0 && current.sa_sigaction != libc::SIG_DFL
     }
 }
 
@@ -77,22 +135,46 @@ impl Options {
 /// only; client processes exit inside.
 pub fn fuzz(opts: &Options) -> Result<()> {
     let _ = std::fs::remove_file(opts.stop_file());
+    for i in 0..opts.cores.ids.len() {
+        let _ = std::fs::remove_file(opts.done_file(i));
+        let _ = std::fs::remove_file(opts.error_file(i));
+    }
     let shmem_provider = StdShMemProvider::new().context("cannot create shared memory for the clients")?;
     let parent = std::process::id();
     // Fixed before forking, so a restarted client keeps the original end time.
     let deadline = opts.duration.map(|d| Instant::now() + d);
     let mut run_client = |state: Option<State>, mgr: Mgr, desc: ClientDescription| client::run(opts, deadline, state, mgr, &desc);
+    let config = EventConfig::from_name("pserv-fuzz");
+    let spawn_mgr = |_: &Launcher<'_, _, StatusLine, StdShMemProvider>, client: Option<ClientDescription>, monitor: Option<StatusLine>| {
+        let provider = StdShMemProvider::new()?;
+        match client {
+            Some(client_description) => setup_restarting_mgr_llmp::<(), BytesInput, StatusLine, State, StdShMemProvider>(
+                provider,
+                config,
+                None,
+                opts.broker_port,
+                ManagerKind::Client { client_description },
+                None,
+                // A client that dies (panic, OOM kill) is restarted and reloads its queue from disk.
+                ShouldSaveState::OOMSafeNever,
+                tuple_list!(),
+            ),
+            None => {
+                let monitor = monitor.ok_or_else(|| Error::illegal_state("broker without a monitor"))?;
+                run_broker(opts, provider, monitor)?;
+                Err(Error::shutting_down())
+            }
+        }
+    };
     let launched = Launcher::builder()
         .shmem_provider(shmem_provider)
-        .configuration(EventConfig::from_name("pserv-fuzz"))
-        .monitor(status::StatusLine::new(Duration::from_secs(1)))
+        .configuration(config)
+        .monitor(StatusLine::new(Duration::from_secs(1)))
         .run_client(&mut run_client)
         .cores(&opts.cores)
         .broker_port(opts.broker_port)
-        // A client that dies (panic, OOM kill) is restarted and reloads its queue from disk.
-        .serialize_state(ShouldSaveState::OOMSafeNever)
         .build()
-        .launch();
+        .launch_with_manager(spawn_mgr);
     if std::process::id() != parent {
         // A client or its restarter: the launching process reports.
         std::process::exit(0);
