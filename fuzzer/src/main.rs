@@ -11,6 +11,7 @@ use std::time::Duration;
 mod assets;
 mod compile;
 mod engine;
+mod grammar;
 mod hex;
 mod http;
 mod port;
@@ -77,6 +78,21 @@ struct FuzzArgs {
     /// Extra dictionary in AFL `-x` format (repeatable).
     #[arg(short = 'x', long = "dict", value_name = "FILE")]
     dicts: Vec<PathBuf>,
+    /// Do not use the built-in HTTP dictionary.
+    #[arg(long)]
+    no_dict: bool,
+    /// HTTP request grammar (Nautilus JSON) for extra seeds (default: the built-in pserv API grammar).
+    #[arg(long, value_name = "FILE")]
+    grammar: Option<PathBuf>,
+    /// How many seeds to generate from the grammar.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    grammar_seeds: usize,
+    /// No grammar-generated seeds.
+    #[arg(long, conflicts_with = "grammar")]
+    no_grammar: bool,
+    /// Only LibAFL's havoc and dictionary mutators, without the HTTP-aware ones.
+    #[arg(long)]
+    no_http_mutators: bool,
     /// Cap on cores x duration in CPU-seconds (for shared machines): the duration is cut to fit.
     #[arg(long, value_name = "SECS")]
     cpu_budget: Option<u64>,
@@ -108,6 +124,18 @@ enum Command {
     Showmap(showmap::Args),
     /// Send stdin to a listening server on one TCP connection and print the reply.
     Send(send::Args),
+    /// Write seeds generated from the HTTP grammar into a folder (to look at, or to reuse).
+    Grammar {
+        /// Nautilus JSON grammar (default: the built-in one).
+        #[arg(long, value_name = "FILE")]
+        grammar: Option<PathBuf>,
+        /// How many seeds.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        count: usize,
+        /// Folder to write them into.
+        #[arg(short = 'o', long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Hex dump of a file: offsets, 24 bytes per row, ASCII column.
     Hex {
         /// The file to dump (e.g. a crash file).
@@ -124,6 +152,7 @@ fn main() -> ExitCode {
         Some(Command::Showmap(args)) => showmap::main(&args),
         Some(Command::Send(args)) => send::main(&args),
         Some(Command::Hex { file }) => hex::main(&file),
+        Some(Command::Grammar { grammar, count, out }) => write_grammar_seeds(grammar.as_deref(), count, &out).map(|()| ExitCode::SUCCESS),
         Some(Command::Run(args)) => run::main(&args),
         None => match &cli.fuzz.summary {
             Some(out) => summary::print(out).map(|()| ExitCode::SUCCESS),
@@ -150,10 +179,13 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
     if args.resume && !existing {
         bail!("--resume: {} holds no earlier run to continue", out.display());
     }
-    let seeds = match &args.seeds {
+    let mut seeds = match &args.seeds {
         Some(dir) => assets::seeds_from(dir)?,
         None => assets::seeds(),
     };
+    if !args.no_grammar {
+        seeds.extend(grammar::seeds(args.grammar.as_deref(), args.grammar_seeds)?);
+    }
     for dict in &args.dicts {
         if !dict.is_file() {
             bail!("the dictionary {} does not exist", dict.display());
@@ -167,8 +199,12 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         }
         None => build_and_check(&args.build, &args.server_args)?,
     };
-    let builtin_dict = out.join("http.dict");
-    std::fs::write(&builtin_dict, assets::DICTIONARY).with_context(|| format!("cannot write {}", builtin_dict.display()))?;
+    let mut dicts = args.dicts.clone();
+    if !args.no_dict {
+        let builtin = out.join("http.dict");
+        std::fs::write(&builtin, assets::DICTIONARY).with_context(|| format!("cannot write {}", builtin.display()))?;
+        dicts.insert(0, builtin);
+    }
     let mut duration = args.fuzz_duration;
     if let Some(budget) = args.cpu_budget {
         let n = cores.ids.len() as u64;
@@ -208,7 +244,8 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         cores,
         root: args.root.clone(),
         seeds,
-        dicts: std::iter::once(builtin_dict).chain(args.dicts.iter().cloned()).collect(),
+        dicts,
+        http_mutators: !args.no_http_mutators,
         resume: args.resume,
         stop_on_crash: args.stop_on_crash,
         broker_port,
@@ -239,6 +276,16 @@ fn cores(args: &FuzzArgs) -> Result<Cores> {
         bail!("--cores {spec}: core {} does not exist, this machine has {available} core(s) (0-{})", core.0, available - 1);
     }
     Ok(cores)
+}
+
+fn write_grammar_seeds(grammar: Option<&Path>, count: usize, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let seeds = grammar::seeds(grammar, count)?;
+    for (name, bytes) in &seeds {
+        std::fs::write(out.join(name), bytes).with_context(|| format!("cannot write into {}", out.display()))?;
+    }
+    println!("[grammar] wrote {} seeds into {}", seeds.len(), out.display());
+    Ok(())
 }
 
 /// Build, then the start-up check of every built binary.

@@ -86,7 +86,6 @@ fn fuzz(
     let edges = unsafe { HitcountsMapObserver::new(StdMapObserver::new("edges", map)) }.track_indices();
     let edges_handle = edges.handle();
     let time = TimeObserver::new("time");
-    let time_handle = time.handle();
 
     let map_feedback = MaxMapFeedback::new(&edges);
     let calibration = CalibrationStage::new(&map_feedback);
@@ -163,16 +162,7 @@ fn fuzz(
         executor.set_exec_timeout(opts.exec_timeout.unwrap_or(calibrated));
         *state.start_time_mut() = libafl_bolts::current_time();
     }
-    let _ = time_handle;
 
-    let mutator = HavocScheduledMutator::new(havoc_mutations().merge(tokens_mutations()).merge(http_mutations()));
-    let mut stages = tuple_list!(
-        SetOp("havoc"),
-        calibration,
-        StdPowerMutationalStage::new(mutator),
-        SetOp("sync"),
-        SyncFromDiskStage::with_from_file(afl_queues(&opts.sync_dirs), Duration::from_secs(30))
-    );
     let info = RunInfo {
         banner: opts.target.binary.display().to_string(),
         command_line: opts.command_line.clone(),
@@ -181,24 +171,42 @@ fn fuzz(
     };
     let mut stats = AflStats::new(&dir, info)?;
     let mut reported = (u64::MAX, u64::MAX);
-    loop {
-        fuzzer.fuzz_one(&mut stages, &mut executor, &mut state, mgr)?;
-        mgr.maybe_report_progress(&mut state, Duration::from_secs(1))?;
-        let findings = state.metadata::<Findings>()?.clone();
-        if (findings.crashes, findings.hangs) != reported {
-            reported = (findings.crashes, findings.hangs);
-            report(&mut state, mgr, "crashes", findings.crashes)?;
-            report(&mut state, mgr, "hangs", findings.hangs)?;
-            if opts.stop_on_crash && findings.crashes > 0 {
-                let _ = std::fs::write(opts.stop_file(), b"");
+
+    // The same stages with or without the HTTP mutators (two mutator types, hence a macro).
+    macro_rules! fuzz_with {
+        ($mutations:expr) => {{
+            let mut stages = tuple_list!(
+                SetOp("havoc"),
+                calibration,
+                StdPowerMutationalStage::new(HavocScheduledMutator::new($mutations)),
+                SetOp("sync"),
+                SyncFromDiskStage::with_from_file(afl_queues(&opts.sync_dirs), Duration::from_secs(30))
+            );
+            loop {
+                fuzzer.fuzz_one(&mut stages, &mut executor, &mut state, mgr)?;
+                mgr.maybe_report_progress(&mut state, Duration::from_secs(1))?;
+                let findings = state.metadata::<Findings>()?.clone();
+                if (findings.crashes, findings.hangs) != reported {
+                    reported = (findings.crashes, findings.hangs);
+                    report(&mut state, mgr, "crashes", findings.crashes)?;
+                    report(&mut state, mgr, "hangs", findings.hangs)?;
+                    if opts.stop_on_crash && findings.crashes > 0 {
+                        let _ = std::fs::write(opts.stop_file(), b"");
+                    }
+                }
+                let cycles = HasScheduler::<BytesInput, State>::scheduler(&fuzzer).queue_cycles();
+                stats.update(&state, cycles, executor.exec_timeout(), false)?;
+                if deadline.is_some_and(|d| Instant::now() >= d) || opts.stop_file().exists() {
+                    stats.update(&state, cycles, executor.exec_timeout(), true)?;
+                    return Ok(());
+                }
             }
-        }
-        let cycles = HasScheduler::<BytesInput, State>::scheduler(&fuzzer).queue_cycles();
-        stats.update(&state, cycles, executor.exec_timeout(), false)?;
-        if deadline.is_some_and(|d| Instant::now() >= d) || opts.stop_file().exists() {
-            stats.update(&state, cycles, executor.exec_timeout(), true)?;
-            return Ok(());
-        }
+        }};
+    }
+    if opts.http_mutators {
+        fuzz_with!(havoc_mutations().merge(tokens_mutations()).merge(http_mutations()))
+    } else {
+        fuzz_with!(havoc_mutations().merge(tokens_mutations()))
     }
 }
 

@@ -54,6 +54,8 @@ pub struct Options {
     pub root: Option<PathBuf>,
     pub seeds: Vec<Seed>,
     pub dicts: Vec<PathBuf>,
+    /// Schedule the HTTP-aware mutators beside havoc.
+    pub http_mutators: bool,
     pub resume: bool,
     pub stop_on_crash: bool,
     /// The port of our broker (clients and other machines' brokers connect to it).
