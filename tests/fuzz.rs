@@ -325,3 +325,31 @@ fn drives_a_server_built_by_afl_clang_fast() {
     assert!(queue > seeds, "no new coverage found: {queue} queue entries for {seeds} seeds");
     assert!(!findings(&out.join("fuzz0/crashes")).is_empty(), "no crash found in the AFL++-built server");
 }
+
+#[test]
+fn stop_on_crash_ends_the_run_at_the_first_crash_with_a_custom_root() {
+    let _guard = exclusive();
+    let src = scratch_dir("stop-src");
+    copy_dir(&pserv_src(), &src);
+    let root = scratch_dir("stop-root");
+    copy_dir(&www(), &root);
+    std::fs::write(root.join("only-here.html"), "custom root\n").unwrap();
+    let out = scratch_dir("stop-out").join("out");
+    let started = Instant::now();
+    let run = run_with_input(
+        Command::new(fuzzer())
+            .arg("--src-dir")
+            .arg(&src)
+            .arg("-o")
+            .arg(&out)
+            .arg("--root")
+            .arg(&root)
+            .args(["-d", "600", "--stop-on-crash", THREAD_MODEL]),
+        b"",
+        Duration::from_secs(300),
+    );
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(240), "did not stop at the first crash");
+    assert!(!findings(&out.join("fuzz0/crashes")).is_empty());
+    assert!(out.join("fuzz0/root/only-here.html").is_file(), "the client does not serve a copy of --root");
+}

@@ -121,7 +121,8 @@ fn copy_sources(src: &Path, dest: &Path, out: &Path) -> Result<()> {
     copy_tree(src, dest, &skip).with_context(|| format!("cannot copy {} to {}", src.display(), dest.display()))
 }
 
-fn copy_tree(src: &Path, dest: &Path, skip: &[PathBuf]) -> std::io::Result<()> {
+/// Copy the tree `src` into `dest` (created), leaving out `.git` and the paths in `skip`.
+pub fn copy_tree(src: &Path, dest: &Path, skip: &[PathBuf]) -> std::io::Result<()> {
     std::fs::create_dir_all(dest)?;
     for entry in std::fs::read_dir(src)? {
         let entry = entry?;

@@ -9,9 +9,9 @@ use super::{Edges, Mgr, Options, State};
 use crate::showmap::MAP_SIZE;
 use crate::{assets, port, preload};
 use libafl::corpus::{Corpus, InMemoryOnDiskCorpus, OnDiskCorpus};
-use libafl::events::{ClientDescription, Event, EventFirer, EventRestarter, EventWithStats, ProgressReporter, SendExiting};
+use libafl::events::{ClientDescription, Event, EventFirer, EventWithStats, ProgressReporter, SendExiting};
 use libafl::executors::forkserver::ForkserverExecutor;
-use libafl::executors::{HasObservers, StdChildArgs};
+use libafl::executors::StdChildArgs;
 use libafl::feedback_or;
 use libafl::feedbacks::{MaxMapFeedback, TimeFeedback};
 use libafl::fuzzer::{Evaluator, Fuzzer, StdFuzzer};
@@ -28,7 +28,7 @@ use libafl_bolts::fs::InputFile;
 use libafl_bolts::rands::StdRand;
 use libafl_bolts::shmem::{ShMem, ShMemProvider, UnixShMemProvider};
 use libafl_bolts::tuples::{tuple_list, Handled, Merge};
-use libafl_bolts::{current_nanos, InputLocation, StdTargetArgs, Truncate};
+use libafl_bolts::{current_nanos, InputLocation, StdTargetArgs};
 use nix::sys::signal::Signal;
 use std::borrow::Cow;
 use std::marker::PhantomData;
@@ -70,7 +70,8 @@ fn fuzz(
     }
     let root = dir.join("root");
     match &opts.root {
-        Some(user_root) => copy_root(user_root, &root)?,
+        Some(user_root) => crate::compile::copy_tree(user_root, &root, &[])
+            .map_err(|e| Error::illegal_state(format!("cannot copy the web root {} to {}: {e}", user_root.display(), root.display())))?,
         None => assets::write_root(&root).map_err(|e| Error::illegal_state(format!("{e:#}")))?,
     }
     let command = opts.target.command(port::free_port().map_err(|e| Error::illegal_state(e.to_string()))?, &root);
@@ -83,6 +84,7 @@ fn fuzz(
     unsafe { shmem.write_to_env("__AFL_SHM_ID")? };
     // SAFETY: the map lives (in `shmem`) for the whole of this function, longer than the observer.
     let map: &'static mut [u8] = unsafe { std::slice::from_raw_parts_mut(shmem.as_mut_ptr(), shmem.len()) };
+    // SAFETY: only the target writes the map, and only while the executor waits for it.
     let edges = unsafe { HitcountsMapObserver::new(StdMapObserver::new("edges", map)) }.track_indices();
     let edges_handle = edges.handle();
     let time = TimeObserver::new("time");
@@ -91,7 +93,8 @@ fn fuzz(
     let calibration = CalibrationStage::new(&map_feedback);
     let mut feedback = feedback_or!(map_feedback, TimeFeedback::new(&time), QueueNames::new(edges_handle.clone()));
     let mut objective = Solutions::new(edges_handle, &dir, opts.command_line.clone());
-    let resumed_state = state.is_some();
+    // LibAFL hands back a state only on a restart that saved one (we never ask it to).
+    let restored = state.is_some();
     let mut state = match state {
         Some(state) => state,
         None => StdState::new(
@@ -145,7 +148,7 @@ fn fuzz(
     tokens = tokens.add_from_files(&opts.dicts)?;
     state.add_metadata(tokens);
 
-    if !resumed_state {
+    if !restored {
         load_seeds(opts, reload, &dir, &mut state, &mut fuzzer, &mut executor, mgr)?;
         if state.corpus().count() == 0 {
             return Err(Error::illegal_state(
@@ -297,15 +300,6 @@ fn report(state: &mut State, mgr: &mut Mgr, name: &'static str, value: u64) -> R
     mgr.fire(state, EventWithStats::with_current_time(event, executions))
 }
 
-fn copy_root(from: &Path, to: &Path) -> Result<(), Error> {
-    let status = std::process::Command::new("cp").arg("-a").arg(format!("{}/.", from.display())).arg(to).status()?;
-    std::fs::create_dir_all(to)?;
-    if !status.success() {
-        return Err(Error::illegal_state(format!("cannot copy the web root {} to {}", from.display(), to.display())));
-    }
-    Ok(())
-}
-
 /// A stage that records which stage family produced the inputs that follow (`op:` in names).
 /// The last one, "sync", covers the events processed after the stages: imported entries.
 pub struct SetOp(&'static str);
@@ -326,5 +320,3 @@ impl<S> libafl::stages::Restartable<S> for SetOp {
     }
 }
 
-#[allow(unused_imports)]
-use {EventRestarter as _, HasCorpus as _, HasScheduler as _, ShMem as _, Truncate as _, HasObservers as _, StdChildArgs as _};
