@@ -6,14 +6,8 @@ use common::*;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-/// Campaigns pin a client to core 0: run them one at a time.
-fn exclusive() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 const THREAD_MODEL: &str = "--server-args=-p {port} -R {root} -s -m thread";
 
@@ -198,16 +192,6 @@ fn fuzzer_stats_plot_data_and_names_follow_afl() {
     for (i, name) in names.iter().enumerate() {
         assert!(name.starts_with(&format!("id:{i:06},")), "{name}");
     }
-}
-
-/// Processes whose executable lies under `dir` (our targets), by PID.
-fn processes_under(dir: &Path) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.starts_with(dir)))
-        .collect()
 }
 
 #[test]

@@ -5,14 +5,7 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-/// Campaigns pin clients to cores: run them one at a time.
-fn exclusive() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 const THREAD_MODEL: &str = "--server-args=-p {port} -R {root} -s -m thread";
 
@@ -41,16 +34,6 @@ fn pserv_copy() -> PathBuf {
     let src = scratch_dir("mc-src");
     copy_dir(&pserv_src(), &src);
     src
-}
-
-/// Processes whose executable lies under `dir`.
-fn processes_under(dir: &Path) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.starts_with(dir)))
-        .collect()
 }
 
 #[test]
@@ -146,7 +129,7 @@ fn afl_sync_dir_entries_are_imported() {
     std::fs::copy(pserv_src().join("benign/get-index.req"), seeds.join("get-index.req")).unwrap();
     let out = scratch_dir("sync-out").join("out");
     let run = run_with_input(
-        Command::new(fuzzer()).arg("--src-dir").arg(pserv_copy()).arg("-o").arg(&out).arg("--seeds").arg(&seeds).arg("--sync-dir").arg(&afl).args(["-d", "5", THREAD_MODEL]),
+        Command::new(fuzzer()).arg("--src-dir").arg(pserv_copy()).arg("-o").arg(&out).arg("--seeds").arg(&seeds).arg("--sync-dir").arg(&afl).args(["-d", "5", "--no-grammar", THREAD_MODEL]),
         b"",
         Duration::from_secs(120),
     );
