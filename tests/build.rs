@@ -79,7 +79,7 @@ fn pserv_builds_with_gcc_and_clang_and_coverage_depends_on_the_request() {
         let size = reported_map_size(&server);
         match compiler {
             "gcc" => assert_eq!(size, 65536),
-            _ => assert!(size % 64 == 0 && size < 65536 && size as usize >= a.len(), "clang map size {size}"),
+            _ => assert!(size.is_multiple_of(64) && size < 65536 && size as usize >= a.len(), "clang map size {size}"),
         }
     }
 }
@@ -150,7 +150,12 @@ fn afl_fuzz_runs_our_instrumented_server() {
     let stats = std::fs::read_to_string(afl_out.join("default/fuzzer_stats"))
         .unwrap_or_else(|_| panic!("afl-fuzz wrote no stats: {}\n{}", afl.stdout_text(), afl.stderr));
     let value = |key: &str| stats.lines().find(|l| l.starts_with(key)).map(|l| l[20..].to_string()).unwrap();
-    eprintln!("afl-fuzz: execs_done {}, corpus_count {}, stability {}", value("execs_done"), value("corpus_count"), value("stability"));
+    eprintln!(
+        "afl-fuzz: execs_done {}, corpus_count {}, stability {}",
+        value("execs_done"),
+        value("corpus_count"),
+        value("stability")
+    );
     assert!(value("execs_done").parse::<u64>().unwrap() > 100, "{stats}");
     assert!(value("corpus_count").parse::<u64>().unwrap() > 3, "no new paths: {stats}");
 }
@@ -167,12 +172,21 @@ fn build_errors_are_plain_words_with_the_fix() {
         run.stderr
     };
     let err = case(&[("Makefile", "server: server.c\n\t$(CC) -o server server.c\n"), ("server.c", "int main( {\n")]);
-    assert!(err.contains("make failed in the copy") && err.contains("Last lines:") && err.contains("server.c"), "{err}");
+    assert!(
+        err.contains("make failed in the copy") && err.contains("Last lines:") && err.contains("server.c"),
+        "{err}"
+    );
     let err = case(&[("Makefile", "all:\n\ttrue\n")]);
     assert!(err.contains("produced no program named `server`"), "{err}");
-    let err = case(&[("Makefile", "server: server.c\n\tgcc -o server server.c\n"), ("server.c", "int main(void) { return 0; }\n")]);
+    let err = case(&[
+        ("Makefile", "server: server.c\n\tgcc -o server server.c\n"),
+        ("server.c", "int main(void) { return 0; }\n"),
+    ]);
     assert!(err.contains("without our instrumentation") && err.contains("$(CC)"), "{err}");
-    let err = case(&[("Makefile", "server: server.c\n\t$(CC) -o server server.c\n"), ("server.c", "int main(void) { return 3; }\n")]);
+    let err = case(&[
+        ("Makefile", "server: server.c\n\t$(CC) -o server server.c\n"),
+        ("server.c", "int main(void) { return 3; }\n"),
+    ]);
     assert!(err.contains("exited with status 3 before it listened"), "{err}");
     let err = case(&[]);
     assert!(err.contains("has no Makefile"), "{err}");

@@ -31,7 +31,12 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 fn findings(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("id:")).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("id:"))
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files
@@ -147,13 +152,48 @@ fn fuzzer_stats_plot_data_and_names_follow_afl() {
     let stats = std::fs::read_to_string(dir.join("fuzzer_stats")).unwrap();
     let keys: Vec<&str> = stats.lines().map(|l| l.split(" : ").next().unwrap().trim_end()).collect();
     let afl_keys = [
-        "start_time", "last_update", "run_time", "fuzzer_pid", "cycles_done", "cycles_wo_finds", "execs_done",
-        "execs_per_sec", "execs_ps_last_min", "corpus_count", "corpus_favored", "corpus_found", "corpus_imported",
-        "corpus_variable", "max_depth", "cur_item", "pending_favs", "pending_total", "stability", "bitmap_cvg",
-        "saved_crashes", "saved_hangs", "last_find", "last_crash", "last_hang", "execs_since_crash", "exec_timeout",
-        "slowest_exec_ms", "peak_rss_mb", "cpu_affinity", "edges_found", "total_edges", "var_byte_count",
-        "havoc_expansion", "auto_dict_entries", "testcache_size", "testcache_count", "testcache_evict", "afl_banner",
-        "afl_version", "target_mode", "command_line",
+        "start_time",
+        "last_update",
+        "run_time",
+        "fuzzer_pid",
+        "cycles_done",
+        "cycles_wo_finds",
+        "execs_done",
+        "execs_per_sec",
+        "execs_ps_last_min",
+        "corpus_count",
+        "corpus_favored",
+        "corpus_found",
+        "corpus_imported",
+        "corpus_variable",
+        "max_depth",
+        "cur_item",
+        "pending_favs",
+        "pending_total",
+        "stability",
+        "bitmap_cvg",
+        "saved_crashes",
+        "saved_hangs",
+        "last_find",
+        "last_crash",
+        "last_hang",
+        "execs_since_crash",
+        "exec_timeout",
+        "slowest_exec_ms",
+        "peak_rss_mb",
+        "cpu_affinity",
+        "edges_found",
+        "total_edges",
+        "var_byte_count",
+        "havoc_expansion",
+        "auto_dict_entries",
+        "testcache_size",
+        "testcache_count",
+        "testcache_evict",
+        "afl_banner",
+        "afl_version",
+        "target_mode",
+        "command_line",
     ];
     assert_eq!(keys, afl_keys);
     for line in stats.lines() {
@@ -165,7 +205,7 @@ fn fuzzer_stats_plot_data_and_names_follow_afl() {
     };
     let (execs, run_time, eps) = (value("execs_done"), value("run_time"), value("execs_per_sec"));
     assert!(execs > 1000.0, "{stats}");
-    assert!(run_time >= 25.0 && run_time <= 40.0, "{stats}");
+    assert!((25.0..=40.0).contains(&run_time), "{stats}");
     let expected = execs / run_time;
     assert!((eps - expected).abs() / expected < 0.1, "execs_per_sec {eps} vs execs_done/run_time {expected}");
     assert_eq!(value("saved_crashes") as usize, findings(&dir.join("crashes")).len());
@@ -246,7 +286,12 @@ fn ctrl_c_stops_everything_quickly_keeps_files_and_the_run_resumes() {
     assert_eq!(again.code(), Some(1));
     assert!(again.stderr.contains("holds an earlier run: continue it with --resume"), "{}", again.stderr);
     let resumed = run_with_input(
-        Command::new(fuzzer()).arg("--src-dir").arg(&src).arg("-o").arg(&out).args(["-d", "5", "--resume", THREAD_MODEL]),
+        Command::new(fuzzer()).arg("--src-dir").arg(&src).arg("-o").arg(&out).args([
+            "-d",
+            "5",
+            "--resume",
+            THREAD_MODEL,
+        ]),
         b"",
         Duration::from_secs(120),
     );
@@ -270,9 +315,14 @@ fn bad_inputs_are_plain_errors_within_seconds() {
     assert!(run.stderr.contains("has no (non-empty) files"), "{}", run.stderr);
 
     // A missing source folder, and one without a Makefile.
-    let run = run_with_input(Command::new(fuzzer()).args(["--src-dir", "/nonexistent/pserv"]), b"", Duration::from_secs(20));
+    let run =
+        run_with_input(Command::new(fuzzer()).args(["--src-dir", "/nonexistent/pserv"]), b"", Duration::from_secs(20));
     assert!(run.stderr.contains("does not exist: pass the folder that holds your server's Makefile"), "{}", run.stderr);
-    let run = run_with_input(Command::new(fuzzer()).arg("--src-dir").arg(&empty).arg("-o").arg(&out), b"", Duration::from_secs(20));
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("--src-dir").arg(&empty).arg("-o").arg(&out),
+        b"",
+        Duration::from_secs(20),
+    );
     assert!(run.stderr.contains("has no Makefile"), "{}", run.stderr);
 
     // A server that never listens.
@@ -280,7 +330,11 @@ fn bad_inputs_are_plain_errors_within_seconds() {
     std::fs::write(src.join("server.c"), "#include <unistd.h>\nint main(void) { for (;;) pause(); }\n").unwrap();
     std::fs::write(src.join("Makefile"), "server: server.c\n\t$(CC) -o server server.c\n").unwrap();
     let started = Instant::now();
-    let run = run_with_input(Command::new(fuzzer()).arg("--src-dir").arg(&src).arg("-o").arg(&out), b"", Duration::from_secs(60));
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("--src-dir").arg(&src).arg("-o").arg(&out),
+        b"",
+        Duration::from_secs(60),
+    );
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert!(run.stderr.contains("did not listen on a TCP socket within 5 s"), "{}", run.stderr);
     assert!(started.elapsed() < Duration::from_secs(30));
@@ -294,12 +348,22 @@ fn drives_a_server_built_by_afl_clang_fast() {
     }
     let src = scratch_dir("afl-src");
     copy_dir(&pserv_src(), &src);
-    let built = Command::new("make").arg("-s").current_dir(&src).env("AFL_QUIET", "1").arg("CC=afl-clang-fast").output().unwrap();
+    let built = Command::new("make")
+        .arg("-s")
+        .current_dir(&src)
+        .env("AFL_QUIET", "1")
+        .arg("CC=afl-clang-fast")
+        .output()
+        .unwrap();
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
     let _guard = exclusive();
     let out = scratch_dir("afl-out").join("out");
     let run = run_with_input(
-        Command::new(fuzzer()).arg("--server").arg(src.join("server")).arg("-o").arg(&out).args(["-d", "10", THREAD_MODEL]),
+        Command::new(fuzzer()).arg("--server").arg(src.join("server")).arg("-o").arg(&out).args([
+            "-d",
+            "10",
+            THREAD_MODEL,
+        ]),
         b"",
         Duration::from_secs(120),
     );
@@ -321,14 +385,12 @@ fn stop_on_crash_ends_the_run_at_the_first_crash_with_a_custom_root() {
     let out = scratch_dir("stop-out").join("out");
     let started = Instant::now();
     let run = run_with_input(
-        Command::new(fuzzer())
-            .arg("--src-dir")
-            .arg(&src)
-            .arg("-o")
-            .arg(&out)
-            .arg("--root")
-            .arg(&root)
-            .args(["-d", "600", "--stop-on-crash", THREAD_MODEL]),
+        Command::new(fuzzer()).arg("--src-dir").arg(&src).arg("-o").arg(&out).arg("--root").arg(&root).args([
+            "-d",
+            "600",
+            "--stop-on-crash",
+            THREAD_MODEL,
+        ]),
         b"",
         Duration::from_secs(300),
     );

@@ -11,7 +11,9 @@ const THREAD_MODEL: &str = "--server-args=-p {port} -R {root} -s -m thread";
 
 fn entries(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("id:")).collect())
+        .map(|d| {
+            d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("id:")).collect()
+        })
         .unwrap_or_default();
     names.sort();
     names
@@ -46,7 +48,9 @@ fn two_cores_share_entries_survive_a_killed_client_and_stop_on_ctrl_c() {
     let stdout = collect(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
     let (fuzz0, fuzz1) = (out.join("fuzz0"), out.join("fuzz1"));
-    wait_until(Duration::from_secs(120), "both clients' stats", || stat(&fuzz0, "execs_done").is_some() && stat(&fuzz1, "execs_done").is_some());
+    wait_until(Duration::from_secs(120), "both clients' stats", || {
+        stat(&fuzz0, "execs_done").is_some() && stat(&fuzz1, "execs_done").is_some()
+    });
 
     // A client killed like the OOM killer does is restarted with its queue.
     std::thread::sleep(Duration::from_secs(5));
@@ -54,7 +58,9 @@ fn two_cores_share_entries_survive_a_killed_client_and_stop_on_ctrl_c() {
     let queue_before = entries(&fuzz0.join("queue"));
     // SAFETY: signalling the client process this test's fuzzer started.
     unsafe { libc::kill(old_pid as i32, libc::SIGKILL) };
-    wait_until(Duration::from_secs(60), "the restarted client", || stat(&fuzz0, "fuzzer_pid").is_some_and(|p| p != old_pid));
+    wait_until(Duration::from_secs(60), "the restarted client", || {
+        stat(&fuzz0, "fuzzer_pid").is_some_and(|p| p != old_pid)
+    });
     let queue_after = entries(&fuzz0.join("queue"));
     assert!(queue_before.iter().all(|n| queue_after.contains(n)), "the restarted client lost queue entries");
 
@@ -69,7 +75,11 @@ fn two_cores_share_entries_survive_a_killed_client_and_stop_on_ctrl_c() {
         kill_group(&mut child);
     }
     let stdout = String::from_utf8_lossy(&stdout.join().unwrap()).into_owned();
-    assert!(status.is_some(), "still running after Ctrl-C: {stdout}\n{}", String::from_utf8_lossy(&stderr.join().unwrap()));
+    assert!(
+        status.is_some(),
+        "still running after Ctrl-C: {stdout}\n{}",
+        String::from_utf8_lossy(&stderr.join().unwrap())
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(processes_under(&out), Vec::<i32>::new(), "target processes left after Ctrl-C");
 
@@ -92,7 +102,15 @@ fn two_campaigns_on_loopback_share_one_corpus() {
     let seeds_b = scratch_dir("b2b-seeds");
     std::fs::copy(pserv_src().join("benign/get-index.req"), seeds_b.join("get-index.req")).unwrap();
     let mut a = Command::new(fuzzer());
-    a.arg("--src-dir").arg(pserv_copy()).arg("-o").arg(&out_a).args(["--cores", "0", "-d", "40", "--broker-port", &port.to_string(), THREAD_MODEL]);
+    a.arg("--src-dir").arg(pserv_copy()).arg("-o").arg(&out_a).args([
+        "--cores",
+        "0",
+        "-d",
+        "40",
+        "--broker-port",
+        &port.to_string(),
+        THREAD_MODEL,
+    ]);
     let mut a = spawn(&mut a);
     let a_out = collect(a.stdout.take().unwrap());
     wait_until(Duration::from_secs(120), "campaign A", || stat(&out_a.join("fuzz0"), "execs_done").is_some());
@@ -112,7 +130,11 @@ fn two_campaigns_on_loopback_share_one_corpus() {
     let a_status = wait_for(&mut a, Duration::from_secs(120));
     kill_group(&mut a);
     assert_eq!(b.code(), Some(0), "{}\n{}", b.stdout_text(), b.stderr);
-    assert!(a_status.is_some_and(|s| s.success()), "campaign A did not end by itself: {}", String::from_utf8_lossy(&a_out.join().unwrap()));
+    assert!(
+        a_status.is_some_and(|s| s.success()),
+        "campaign A did not end by itself: {}",
+        String::from_utf8_lossy(&a_out.join().unwrap())
+    );
     // Each campaign has a single client: what it imported came from the other campaign.
     assert!(stat(&out_b.join("fuzz0"), "corpus_imported").unwrap() > 0, "B imported nothing from A");
     assert!(stat(&out_a.join("fuzz0"), "corpus_imported").unwrap() > 0, "A imported nothing from B");
@@ -124,12 +146,25 @@ fn afl_sync_dir_entries_are_imported() {
     let _guard = exclusive();
     let afl = scratch_dir("afl-sync");
     std::fs::create_dir_all(afl.join("secondary/queue")).unwrap();
-    std::fs::copy(pserv_src().join("benign/login.req"), afl.join("secondary/queue/id:000000,time:0,execs:0,orig:login")).unwrap();
+    std::fs::copy(
+        pserv_src().join("benign/login.req"),
+        afl.join("secondary/queue/id:000000,time:0,execs:0,orig:login"),
+    )
+    .unwrap();
     let seeds = scratch_dir("sync-seeds");
     std::fs::copy(pserv_src().join("benign/get-index.req"), seeds.join("get-index.req")).unwrap();
     let out = scratch_dir("sync-out").join("out");
     let run = run_with_input(
-        Command::new(fuzzer()).arg("--src-dir").arg(pserv_copy()).arg("-o").arg(&out).arg("--seeds").arg(&seeds).arg("--sync-dir").arg(&afl).args(["-d", "5", "--no-grammar", THREAD_MODEL]),
+        Command::new(fuzzer())
+            .arg("--src-dir")
+            .arg(pserv_copy())
+            .arg("-o")
+            .arg(&out)
+            .arg("--seeds")
+            .arg(&seeds)
+            .arg("--sync-dir")
+            .arg(&afl)
+            .args(["-d", "5", "--no-grammar", THREAD_MODEL]),
         b"",
         Duration::from_secs(120),
     );
@@ -143,7 +178,11 @@ fn afl_sync_dir_entries_are_imported() {
 #[test]
 fn core_broker_and_budget_limits() {
     let n = std::thread::available_parallelism().unwrap().get();
-    let run = run_with_input(Command::new(fuzzer()).arg("--src-dir").arg(pserv_src()).args(["--cores", &format!("0-{n}")]), b"", Duration::from_secs(20));
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("--src-dir").arg(pserv_src()).args(["--cores", &format!("0-{n}")]),
+        b"",
+        Duration::from_secs(20),
+    );
     assert_eq!(run.code(), Some(1));
     assert!(run.stderr.contains(&format!("this machine has {n} core(s)")), "{}", run.stderr);
 
@@ -162,11 +201,23 @@ fn core_broker_and_budget_limits() {
     let out = scratch_dir("budget-out").join("out");
     let started = Instant::now();
     let run = run_with_input(
-        Command::new(fuzzer()).arg("--src-dir").arg(pserv_copy()).arg("-o").arg(&out).args(["-j", "2", "-d", "600", "--cpu-budget", "8", THREAD_MODEL]),
+        Command::new(fuzzer()).arg("--src-dir").arg(pserv_copy()).arg("-o").arg(&out).args([
+            "-j",
+            "2",
+            "-d",
+            "600",
+            "--cpu-budget",
+            "8",
+            THREAD_MODEL,
+        ]),
         b"",
         Duration::from_secs(180),
     );
     assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
-    assert!(run.stdout_text().contains("[limits] 2 core(s) x 600 s exceeds the CPU budget of 8 s: fuzzing for 4 s"), "{}", run.stdout_text());
+    assert!(
+        run.stdout_text().contains("[limits] 2 core(s) x 600 s exceeds the CPU budget of 8 s: fuzzing for 4 s"),
+        "{}",
+        run.stdout_text()
+    );
     assert!(started.elapsed() < Duration::from_secs(120));
 }

@@ -66,7 +66,9 @@ fn crash_reproducers_kill_a_plain_server_through_fuzzer_send() {
                 Duration::from_secs(10),
             );
             assert_eq!(send.code(), Some(0), "{model} {}: {send:?}", bug.name);
-            assert!(send.stdout_text().starts_with("Reading from STDIN and sending to server...\n----------> Sent bytes: "));
+            assert!(send
+                .stdout_text()
+                .starts_with("Reading from STDIN and sending to server...\n----------> Sent bytes: "));
             if bug.after_close {
                 // The whole reply arrived before the crash: it happened after close().
                 assert!(send.stdout_text().contains(" 200 OK"), "{model} {}: {}", bug.name, send.stdout_text());
@@ -183,8 +185,10 @@ fn a_server_that_never_listens_or_exits_early_gets_a_clear_message() {
         Duration::from_secs(5),
     );
     // Whichever comes first: the exit, or the client finding the listener gone.
-    let exited = run.code() == Some(3) && run.stderr.contains("[sockfuzz] the server exited after listening but before accepting");
-    let refused = run.code() == Some(87) && run.stderr.contains("[sockfuzz] cannot connect to the server's listening socket");
+    let exited = run.code() == Some(3)
+        && run.stderr.contains("[sockfuzz] the server exited after listening but before accepting");
+    let refused =
+        run.code() == Some(87) && run.stderr.contains("[sockfuzz] cannot connect to the server's listening socket");
     assert!(exited || refused, "{run:?}");
 }
 

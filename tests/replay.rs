@@ -72,10 +72,7 @@ fn binary_input_is_sent_verbatim() {
     let input = b"GET /\x00a\xff HTTP/1.0\r\n\r\n\x00\x01";
     let out = send(&["127.0.0.1", &port], input);
     assert_eq!(stdout(&out), replied(input.len()));
-    assert!(
-        !out.stdout.contains(&0x1b),
-        "no colors when stdout is not a terminal"
-    );
+    assert!(!out.stdout.contains(&0x1b), "no colors when stdout is not a terminal");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(server.join().unwrap(), input);
 }
@@ -102,17 +99,10 @@ fn large_input_and_early_large_reply_do_not_deadlock() {
     let start = Instant::now();
     let out = send(&["127.0.0.1", &port], &input);
     assert!(start.elapsed() < Duration::from_secs(4));
-    let head = format!(
-        "{BANNER}----------> Sent bytes: {}\n<---------- Received bytes: {}\n",
-        input.len(),
-        reply.len()
-    );
+    let head =
+        format!("{BANNER}----------> Sent bytes: {}\n<---------- Received bytes: {}\n", input.len(), reply.len());
     let expected = [head.as_bytes(), &reply, b"\n"].concat();
-    assert!(
-        out.stdout == expected,
-        "stdout differs: {}",
-        &stdout(&out)[..300]
-    );
+    assert!(out.stdout == expected, "stdout differs: {}", &stdout(&out)[..300]);
     assert_eq!(out.status.code(), Some(0));
     assert!(server.join().unwrap() == input);
 }
@@ -124,9 +114,7 @@ fn close_without_reply() {
     let out = send(&["127.0.0.1", &port], b"GET / HTTP/1.0\r\n\r\n");
     assert_eq!(
         stdout(&out),
-        format!(
-            "{BANNER}----------> Sent bytes: 18\nServer closed the connection without replying.\n"
-        )
+        format!("{BANNER}----------> Sent bytes: 18\nServer closed the connection without replying.\n")
     );
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(server.join().unwrap(), 18);
@@ -141,8 +129,7 @@ fn server_closing_early_is_reported() {
     let out = send(&["127.0.0.1", &port], &vec![b'a'; 8 << 20]);
     let text = stdout(&out);
     assert!(
-        text.contains(" bytes were sent.\n")
-            || text.contains("Connection reset by server after 0 bytes.\n"),
+        text.contains(" bytes were sent.\n") || text.contains("Connection reset by server after 0 bytes.\n"),
         "{text}"
     );
     assert_eq!(out.status.code(), Some(0));
@@ -157,20 +144,10 @@ fn hanging_server_times_out_with_status_3() {
         thread::sleep(Duration::from_secs(5));
     });
     let start = Instant::now();
-    let out = send(
-        &["--timeout", "0.5", "127.0.0.1", &port],
-        b"GET / HTTP/1.0\r\n\r\n",
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        start.elapsed()
-    );
+    let out = send(&["--timeout", "0.5", "127.0.0.1", &port], b"GET / HTTP/1.0\r\n\r\n");
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
     assert_eq!(out.status.code(), Some(3));
-    assert_eq!(
-        stdout(&out),
-        format!("{BANNER}----------> Sent bytes: 18\n")
-    );
+    assert_eq!(stdout(&out), format!("{BANNER}----------> Sent bytes: 18\n"));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "No reply for 0.5 s: the server is still holding the connection open (a hang?).\n"
@@ -219,11 +196,7 @@ fn ipv6_loopback() {
 
 #[test]
 fn hex_dump_of_a_file() {
-    let path = format!(
-        "{}/replay-hex-{}.bin",
-        env!("CARGO_TARGET_TMPDIR"),
-        std::process::id()
-    );
+    let path = format!("{}/replay-hex-{}.bin", env!("CARGO_TARGET_TMPDIR"), std::process::id());
     std::fs::write(&path, b"GET / HTTP/1.0\r\nHost: a\r\n\r\n\x00\xff\x7f").unwrap();
     let out = Command::new(BIN).args(["hex", &path]).output().unwrap();
     std::fs::remove_file(&path).unwrap();
@@ -240,14 +213,8 @@ fn hex_dump_of_a_file() {
 
 #[test]
 fn hex_missing_file_names_the_path() {
-    let out = Command::new(BIN)
-        .args(["hex", "/nonexistent/crash-123"])
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["hex", "/nonexistent/crash-123"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with("error: ") && err.contains("/nonexistent/crash-123"),
-        "{err}"
-    );
+    assert!(err.starts_with("error: ") && err.contains("/nonexistent/crash-123"), "{err}");
 }

@@ -282,7 +282,8 @@ impl Target {
         self.input.seek(SeekFrom::Start(0)).unwrap(); // shared offset with the target's stdin
         self.control.as_mut().unwrap().write_all(&0u32.to_ne_bytes()).unwrap();
         let pid = read_u32(&mut self.status, Duration::from_secs(10)).expect("fork server died before the pid") as i32;
-        let status = read_u32(&mut self.status, Duration::from_secs(10)).expect("fork server died before the status") as i32;
+        let status =
+            read_u32(&mut self.status, Duration::from_secs(10)).expect("fork server died before the status") as i32;
         (pid, status, self.map.read(map_size))
     }
 }
@@ -580,7 +581,12 @@ fn shm_map_is_filled_without_a_fork_server() {
 /// The final command the wrapper runs (`FUZZER_CC_DEBUG=1`), and whether it succeeded.
 fn wrapper_command(dir: &Path, compiler: &str, args: &[&str], env: &[(&str, &str)]) -> (String, bool) {
     std::fs::write(dir.join("prog.c"), PROGRAM).unwrap();
-    let out = fuzzer_cc(dir, compiler, false).args(args).envs(env.iter().copied()).env("FUZZER_CC_DEBUG", "1").output().unwrap();
+    let out = fuzzer_cc(dir, compiler, false)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("FUZZER_CC_DEBUG", "1")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     (stderr, out.status.success())
 }
@@ -598,8 +604,14 @@ fn wrapper_flags_per_step() {
 
     let (link, ok) = wrapper_command(&dir, "gcc", &["prog.c", "-o", "prog"], &[("FUZZER_CC_SANITIZER", "address")]);
     assert!(ok, "{link}");
-    for flag in ["-fsanitize-coverage=trace-pc", "-fsanitize=address", "libruntime.a", "-Wl,-u,__sockfuzz_init",
-        "-Wl,--export-dynamic-symbol=__afl_manual_init", "-lpthread"] {
+    for flag in [
+        "-fsanitize-coverage=trace-pc",
+        "-fsanitize=address",
+        "libruntime.a",
+        "-Wl,-u,__sockfuzz_init",
+        "-Wl,--export-dynamic-symbol=__afl_manual_init",
+        "-lpthread",
+    ] {
         assert!(link.contains(flag), "{flag} missing: {link}");
     }
 
@@ -627,7 +639,8 @@ fn wrapper_reports_missing_compiler_and_runtime() {
     if !have("gcc", "wrapper_reports_missing_compiler_and_runtime (runtime part)") {
         return;
     }
-    let (out, ok) = wrapper_command(&dir, "gcc", &["prog.c", "-o", "prog"], &[("FUZZER_RUNTIME_LIB", "/nonexistent/libruntime.a")]);
+    let (out, ok) =
+        wrapper_command(&dir, "gcc", &["prog.c", "-o", "prog"], &[("FUZZER_RUNTIME_LIB", "/nonexistent/libruntime.a")]);
     assert!(!ok && out.contains("cargo build --release --workspace"), "{out}");
 }
 
@@ -656,8 +669,12 @@ fn afl_fuzz_finds_new_paths() {
         .args(["-s", "KILL", "15", "afl-fuzz", "-V", "5", "-i", "in", "-o", "out", "--"])
         .arg(&bin)
         .current_dir(&dir)
-        .envs([("AFL_SKIP_CPUFREQ", "1"), ("AFL_NO_UI", "1"), ("AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES", "1"),
-            ("AFL_NO_AFFINITY", "1")])
+        .envs([
+            ("AFL_SKIP_CPUFREQ", "1"),
+            ("AFL_NO_UI", "1"),
+            ("AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES", "1"),
+            ("AFL_NO_AFFINITY", "1"),
+        ])
         .env_remove("__AFL_SHM_ID")
         .stdin(Stdio::null())
         .output()

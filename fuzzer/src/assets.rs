@@ -43,7 +43,10 @@ pub fn seeds_from(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
         }
     }
     if seeds.is_empty() {
-        anyhow::bail!("the seed folder {} has no (non-empty) files: put at least one raw HTTP request in it", dir.display());
+        anyhow::bail!(
+            "the seed folder {} has no (non-empty) files: put at least one raw HTTP request in it",
+            dir.display()
+        );
     }
     seeds.sort();
     Ok(seeds)

@@ -35,7 +35,10 @@ pub struct BuildArgs {
 pub fn build(args: &BuildArgs) -> Result<Vec<PathBuf>> {
     let src = args.src_dir()?;
     if !src.is_dir() {
-        bail!("the source folder {} does not exist: pass the folder that holds your server's Makefile with --src-dir", src.display());
+        bail!(
+            "the source folder {} does not exist: pass the folder that holds your server's Makefile with --src-dir",
+            src.display()
+        );
     }
     if !["Makefile", "makefile", "GNUmakefile"].iter().any(|m| src.join(m).is_file()) {
         bail!("{} has no Makefile: --src-dir must be the folder where running `make` builds your server (for pserv, its src/ folder)", src.display());
@@ -50,7 +53,9 @@ pub fn build(args: &BuildArgs) -> Result<Vec<PathBuf>> {
 
 impl BuildArgs {
     pub fn src_dir(&self) -> Result<&Path> {
-        self.src_dir.as_deref().context("missing --src-dir DIR: the folder where `make` builds your server (for pserv, its src/ folder)")
+        self.src_dir
+            .as_deref()
+            .context("missing --src-dir DIR: the folder where `make` builds your server (for pserv, its src/ folder)")
     }
 }
 

@@ -21,11 +21,15 @@ const TREE_DEPTH: usize = 12;
 /// `grammar-NNN`. The same grammar always gives the same seeds.
 pub fn seeds(path: Option<&Path>, count: usize) -> Result<Vec<(String, Vec<u8>)>> {
     let (text, origin) = match path {
-        Some(p) => (std::fs::read_to_string(p).with_context(|| format!("cannot read the grammar {}", p.display()))?, p.display().to_string()),
+        Some(p) => (
+            std::fs::read_to_string(p).with_context(|| format!("cannot read the grammar {}", p.display()))?,
+            p.display().to_string(),
+        ),
         None => (BUILTIN.to_string(), "the built-in grammar".to_string()),
     };
-    let rules: Vec<Vec<String>> = serde_json::from_str(&text)
-        .with_context(|| format!("{origin} is not a Nautilus JSON grammar: expected [[\"NONTERMINAL\", \"production\"], ...]"))?;
+    let rules: Vec<Vec<String>> = serde_json::from_str(&text).with_context(|| {
+        format!("{origin} is not a Nautilus JSON grammar: expected [[\"NONTERMINAL\", \"production\"], ...]")
+    })?;
     if rules.is_empty() || rules.iter().any(|r| r.len() != 2 || !r[0].starts_with(|c: char| c.is_ascii_uppercase())) {
         bail!("{origin}: every rule must be a pair [\"NONTERMINAL\", \"production\"] with an upper-case nonterminal");
     }
@@ -65,7 +69,8 @@ mod tests {
             assert!(conv.rest.is_empty(), "{name}: trailing bytes");
             for r in &conv.requests {
                 assert!(r.terminated);
-                let declared: usize = r.header("Content-Length").map_or(0, |v| std::str::from_utf8(v).unwrap().parse().unwrap());
+                let declared: usize =
+                    r.header("Content-Length").map_or(0, |v| std::str::from_utf8(v).unwrap().parse().unwrap());
                 assert_eq!(declared, r.body.len(), "{name}");
             }
         }

@@ -23,12 +23,9 @@ pub fn paint(s: &str, color: &str, on: bool) -> String {
 }
 
 pub fn main(path: &Path) -> Result<ExitCode> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
     let color = io::stdout().is_terminal();
-    io::stdout()
-        .lock()
-        .write_all(dump(&bytes, color).as_bytes())?;
+    io::stdout().lock().write_all(dump(&bytes, color).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -37,16 +34,7 @@ pub fn dump(bytes: &[u8], color: bool) -> String {
     let mut out = String::new();
     for (i, row) in bytes.chunks(ROW).enumerate() {
         let hex: Vec<String> = row.iter().map(|b| format!("{b:02x}")).collect();
-        let ascii: String = row
-            .iter()
-            .map(|&b| {
-                if (0x20..=0x7e).contains(&b) {
-                    b as char
-                } else {
-                    '.'
-                }
-            })
-            .collect();
+        let ascii: String = row.iter().map(|&b| if (0x20..=0x7e).contains(&b) { b as char } else { '.' }).collect();
         // Pad the hex column of a short last row so the ASCII column lines up;
         // padding is done on plain text so color escapes do not skew widths.
         let _ = writeln!(
@@ -97,10 +85,7 @@ mod tests {
     fn color_only_on_offset_and_ascii() {
         assert_eq!(
             dump(b"A\n", true),
-            format!(
-                "\x1b[33m00000000\x1b[0m  41 0a{}  \x1b[34mA.\x1b[0m\n",
-                " ".repeat(66)
-            )
+            format!("\x1b[33m00000000\x1b[0m  41 0a{}  \x1b[34mA.\x1b[0m\n", " ".repeat(66))
         );
     }
 }

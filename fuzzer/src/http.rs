@@ -140,7 +140,8 @@ fn parse_one(bytes: &[u8]) -> Option<(Request, usize)> {
         // Headers that never end: a partial last line (if any) stays in `rest`.
         return Some((request, at));
     }
-    let declared = request.header("Content-Length").and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok()).unwrap_or(0);
+    let declared =
+        request.header("Content-Length").and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok()).unwrap_or(0);
     let take = declared.min(bytes.len() - at);
     request.body = bytes[at..at + take].to_vec();
     Some((request, at + take))

@@ -152,7 +152,9 @@ fn main() -> ExitCode {
         Some(Command::Showmap(args)) => showmap::main(&args),
         Some(Command::Send(args)) => send::main(&args),
         Some(Command::Hex { file }) => hex::main(&file),
-        Some(Command::Grammar { grammar, count, out }) => write_grammar_seeds(grammar.as_deref(), count, &out).map(|()| ExitCode::SUCCESS),
+        Some(Command::Grammar { grammar, count, out }) => {
+            write_grammar_seeds(grammar.as_deref(), count, &out).map(|()| ExitCode::SUCCESS)
+        }
         Some(Command::Run(args)) => run::main(&args),
         None => match &cli.fuzz.summary {
             Some(out) => summary::print(out).map(|()| ExitCode::SUCCESS),
@@ -174,7 +176,10 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
     let cores = cores(args)?;
     let existing = out.join("fuzz0").exists();
     if existing && !args.resume {
-        bail!("the output folder {} holds an earlier run: continue it with --resume, or choose a new folder with -o", out.display());
+        bail!(
+            "the output folder {} holds an earlier run: continue it with --resume, or choose a new folder with -o",
+            out.display()
+        );
     }
     if args.resume && !existing {
         bail!("--resume: {} holds no earlier run to continue", out.display());
@@ -193,7 +198,8 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
     }
     let built = match &args.server {
         Some(server) => {
-            std::fs::create_dir_all(out).with_context(|| format!("cannot create the output folder {}", out.display()))?;
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("cannot create the output folder {}", out.display()))?;
             check(std::slice::from_ref(server), out, &args.server_args)?;
             vec![server.canonicalize()?]
         }
@@ -210,7 +216,10 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         let n = cores.ids.len() as u64;
         if n * duration > budget {
             duration = budget / n;
-            println!("[limits] {n} core(s) x {} s exceeds the CPU budget of {budget} s: fuzzing for {duration} s", args.fuzz_duration);
+            println!(
+                "[limits] {n} core(s) x {} s exceeds the CPU budget of {budget} s: fuzzing for {duration} s",
+                args.fuzz_duration
+            );
         }
     }
     let remote_broker = match &args.remote_broker {
@@ -273,7 +282,11 @@ fn cores(args: &FuzzArgs) -> Result<Cores> {
     let cores = Cores::from_cmdline(&spec).map_err(|e| anyhow!("--cores {spec}: {e}"))?;
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     if let Some(core) = cores.ids.iter().find(|c| c.0 >= available) {
-        bail!("--cores {spec}: core {} does not exist, this machine has {available} core(s) (0-{})", core.0, available - 1);
+        bail!(
+            "--cores {spec}: core {} does not exist, this machine has {available} core(s) (0-{})",
+            core.0,
+            available - 1
+        );
     }
     Ok(cores)
 }

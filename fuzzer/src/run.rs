@@ -6,9 +6,9 @@ use anyhow::{bail, Context, Result};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::Path;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,8 @@ pub enum Outcome {
 
 pub fn main(args: &Args) -> Result<ExitCode> {
     let command: Vec<OsString> = args.command.iter().map(OsString::from).collect();
-    let limits = Limits { listen: Duration::from_secs_f64(args.listen_timeout), run: Duration::from_secs_f64(args.timeout) };
+    let limits =
+        Limits { listen: Duration::from_secs_f64(args.listen_timeout), run: Duration::from_secs_f64(args.timeout) };
     let finished = run(&command, &[], None, limits, !args.quiet)?;
     let (message, code) = match finished.outcome {
         Outcome::Ok => ("the server answered and closed the connection".to_string(), 0),
@@ -74,7 +75,13 @@ pub struct Finished {
 /// Start `command` with the preload (plus `envs`) and wait for the verdict. The client's bytes
 /// are `input`, or our own stdin when `None` (then the server's output is not captured).
 /// Errors are the cases where the server could not be driven at all.
-pub fn run(command: &[OsString], envs: &[(&str, &OsStr)], input: Option<&[u8]>, limits: Limits, output: bool) -> Result<Finished> {
+pub fn run(
+    command: &[OsString],
+    envs: &[(&str, &OsStr)],
+    input: Option<&[u8]>,
+    limits: Limits,
+    output: bool,
+) -> Result<Finished> {
     let library = preload::library()?;
     let (status_read, status_write) = pipe()?;
     let status_fd = status_write.as_raw_fd();

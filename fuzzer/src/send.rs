@@ -41,9 +41,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let timeout = Duration::from_secs_f64(args.timeout);
     println!("Reading from STDIN and sending to server...");
     let mut input = Vec::new();
-    io::stdin()
-        .read_to_end(&mut input)
-        .context("could not read stdin")?;
+    io::stdin().read_to_end(&mut input).context("could not read stdin")?;
     let total = input.len();
 
     let mut stream = connect(&args.addr, args.port, timeout)?;
@@ -57,8 +55,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         let mut writer = stream.try_clone()?;
         let sent = Arc::clone(&sent);
         thread::spawn(move || {
-            let result = write_counted(&mut writer, &input, &sent)
-                .and_then(|()| writer.shutdown(Shutdown::Write));
+            let result = write_counted(&mut writer, &input, &sent).and_then(|()| writer.shutdown(Shutdown::Write));
             let _ = done_tx.send(result);
         });
     }
@@ -86,21 +83,12 @@ pub fn main(args: &Args) -> Result<ExitCode> {
 
     // After the server stopped talking, the writer may still be blocked if the
     // server half-closed but never reads: that is a hang too.
-    let send_result = if hang {
-        None
-    } else {
-        done_rx.recv_timeout(timeout).ok()
-    };
+    let send_result = if hang { None } else { done_rx.recv_timeout(timeout).ok() };
     let writer_done = send_result.is_some();
     let sent = sent.load(Ordering::SeqCst);
 
     let mut out = io::stdout().lock();
-    writeln!(
-        out,
-        "{} Sent bytes: {}",
-        paint("---------->", MAGENTA, color),
-        paint(&sent.to_string(), YELLOW, color)
-    )?;
+    writeln!(out, "{} Sent bytes: {}", paint("---------->", MAGENTA, color), paint(&sent.to_string(), YELLOW, color))?;
     match send_result {
         Some(Err(e))
             if matches!(
@@ -108,8 +96,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
                 ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
             ) =>
         {
-            let msg =
-                format!("Server closed the connection after {sent} of {total} bytes were sent.");
+            let msg = format!("Server closed the connection after {sent} of {total} bytes were sent.");
             writeln!(out, "{}", paint(&msg, RED, color))?;
         }
         Some(Err(e)) => return Err(e).context("could not send the input"),
@@ -127,11 +114,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
             writeln!(out)?;
         }
     } else if !hang && writer_done {
-        writeln!(
-            out,
-            "{}",
-            paint("Server closed the connection without replying.", RED, color)
-        )?;
+        writeln!(out, "{}", paint("Server closed the connection without replying.", RED, color))?;
     }
     if reset {
         let msg = format!("Connection reset by server after {} bytes.", reply.len());
@@ -140,10 +123,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     out.flush()?;
 
     if hang {
-        eprintln!(
-            "No reply for {} s: the server is still holding the connection open (a hang?).",
-            args.timeout
-        );
+        eprintln!("No reply for {} s: the server is still holding the connection open (a hang?).", args.timeout);
         return Ok(ExitCode::from(EXIT_HANG));
     }
     if !writer_done {
@@ -175,14 +155,8 @@ fn write_counted(w: &mut TcpStream, mut data: &[u8], sent: &AtomicUsize) -> io::
 /// Try every resolved address (e.g. `localhost` may be ::1 and 127.0.0.1).
 fn connect(addr: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
     let host = addr.trim_start_matches('[').trim_end_matches(']');
-    let target = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    let addrs = (host, port)
-        .to_socket_addrs()
-        .with_context(|| format!("could not resolve {host}"))?;
+    let target = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let addrs = (host, port).to_socket_addrs().with_context(|| format!("could not resolve {host}"))?;
     let mut last_err = None;
     for sa in addrs {
         match TcpStream::connect_timeout(&sa, timeout) {

@@ -106,9 +106,14 @@ pub fn check(target: &Target, root: &Path) -> Result<usize> {
         bail!("the test run got no reply: the server closed the connection without answering `{request}`");
     }
     if map.is_empty() {
-        bail!("the test run recorded no coverage: {} is not instrumented (was it built with fuzzer-cc?)", target.binary.display());
+        bail!(
+            "the test run recorded no coverage: {} is not instrumented (was it built with fuzzer-cc?)",
+            target.binary.display()
+        );
     }
-    let status_line = String::from_utf8_lossy(finished.stdout.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default()).into_owned();
+    let status_line =
+        String::from_utf8_lossy(finished.stdout.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default())
+            .into_owned();
     println!("[check] the server answered `{status_line}`; {} coverage map entries hit", map.len());
     Ok(map.len())
 }

@@ -35,11 +35,16 @@ fn scan(out: &Path) -> Result<Found> {
     if !out.is_dir() {
         bail!("{} is not an output folder: give the folder passed to -o (default ./fuzz_out)", out.display());
     }
-    let mut instances: Vec<PathBuf> = std::fs::read_dir(out)?.flatten().map(|e| e.path()).filter(|p| p.join("crashes").is_dir() || p.join("hangs").is_dir()).collect();
+    let mut instances: Vec<PathBuf> = std::fs::read_dir(out)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("crashes").is_dir() || p.join("hangs").is_dir())
+        .collect();
     // fuzz2 before fuzz10.
     instances.sort_by_key(|p| {
         let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let digits: String = name.chars().rev().take_while(char::is_ascii_digit).collect::<Vec<_>>().into_iter().rev().collect();
+        let digits: String =
+            name.chars().rev().take_while(char::is_ascii_digit).collect::<Vec<_>>().into_iter().rev().collect();
         (name[..name.len() - digits.len()].to_string(), digits.parse::<u64>().unwrap_or(0))
     });
     if instances.is_empty() {
@@ -73,7 +78,11 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
     } else {
         t += &format!("Found {} crash{}.\n", count(crashes.to_string()), if crashes == 1 { "" } else { "es" });
         for (sig, n) in &found.signals {
-            t += &format!("   - Of these crashes, {} {} from receiving signal {sig}.\n", count(n.to_string()), if *n == 1 { "was" } else { "were" });
+            t += &format!(
+                "   - Of these crashes, {} {} from receiving signal {sig}.\n",
+                count(n.to_string()),
+                if *n == 1 { "was" } else { "were" }
+            );
         }
         t += "   - Crash files can be found in the following directories:\n";
         for (dir, _) in &found.crash_dirs {
@@ -111,7 +120,14 @@ mod tests {
         let out = std::env::temp_dir().join(format!("summary-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
         for (dir, files) in [
-            ("fuzz0/crashes", &["README.txt", "id:000000,sig:11,src:000001,time:5,execs:9,op:havoc", "id:000001,sig:06,src:000002,time:7,execs:20,op:havoc"][..]),
+            (
+                "fuzz0/crashes",
+                &[
+                    "README.txt",
+                    "id:000000,sig:11,src:000001,time:5,execs:9,op:havoc",
+                    "id:000001,sig:06,src:000002,time:7,execs:20,op:havoc",
+                ][..],
+            ),
             ("fuzz0/hangs", &[][..]),
             ("fuzz1/crashes", &["id:000000,sig:11,src:000003,time:9,execs:30,op:havoc"][..]),
             ("fuzz1/hangs", &["id:000000,src:000001,time:3,execs:4,op:havoc"][..]),

@@ -21,7 +21,10 @@ impl Target {
     /// The full command line for a server on `port` serving `root`.
     pub fn command(&self, port: u16, root: &Path) -> Vec<OsString> {
         let root = root.to_string_lossy();
-        let args = self.args.split_whitespace().map(|a| OsString::from(a.replace("{port}", &port.to_string()).replace("{root}", &root)));
+        let args = self
+            .args
+            .split_whitespace()
+            .map(|a| OsString::from(a.replace("{port}", &port.to_string()).replace("{root}", &root)));
         std::iter::once(self.binary.clone().into_os_string()).chain(args).collect()
     }
 }

@@ -243,7 +243,12 @@ pub unsafe extern "C" fn wait4(pid: pid_t, status: *mut c_int, options: c_int, u
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int {
+pub unsafe extern "C" fn waitid(
+    idtype: libc::idtype_t,
+    id: libc::id_t,
+    info: *mut libc::siginfo_t,
+    options: c_int,
+) -> c_int {
     let r = unsafe { real::waitid(idtype, id, info, options) };
     if r == 0 && !info.is_null() && options & libc::WNOWAIT == 0 {
         // SAFETY: waitid succeeded, so `*info` describes a child (or is zeroed for WNOHANG).

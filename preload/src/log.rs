@@ -5,7 +5,7 @@ use std::io::Write;
 /// Always printed: something the user must know (the run cannot go on as intended).
 pub fn error(args: std::fmt::Arguments) {
     let mut line = Vec::with_capacity(128);
-    let _ = write!(line, "[sockfuzz] {args}\n");
+    let _ = writeln!(line, "[sockfuzz] {args}");
     // SAFETY: `line` is a valid buffer of `line.len()` bytes; fd 2 may be closed, which is harmless.
     unsafe { crate::real::write(2, line.as_ptr().cast(), line.len()) };
 }

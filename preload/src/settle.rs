@@ -29,9 +29,7 @@ pub fn end_run() -> ! {
     if child > 0 {
         match child_status(child) {
             Some(status) if libc::WIFSIGNALED(status) => reraise(libc::WTERMSIG(status)),
-            Some(status) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_EOF_SPIN => {
-                eof_spin()
-            }
+            Some(status) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_EOF_SPIN => eof_spin(),
             _ => {}
         }
     }

@@ -75,7 +75,8 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// A port below 32768 (outside the ephemeral range), free for IPv4 and IPv6 right now.
 pub fn free_port() -> u16 {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(0, 20000 + (std::process::id() % 400) as u16 * 30, Ordering::SeqCst, Ordering::SeqCst);
+    let _ =
+        NEXT.compare_exchange(0, 20000 + (std::process::id() % 400) as u16 * 30, Ordering::SeqCst, Ordering::SeqCst);
     loop {
         let port = NEXT.fetch_add(1, Ordering::SeqCst);
         let port = 20000 + (port - 20000) % 12000;
@@ -127,7 +128,12 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8], limit: Duration) -> Run {
     let elapsed = start.elapsed();
     kill_group(&mut child);
     let _ = writer.join();
-    Run { status, stdout: out.join().unwrap(), stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(), elapsed }
+    Run {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
+        elapsed,
+    }
 }
 
 pub fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
@@ -216,14 +222,18 @@ pub fn bugs() -> Vec<Bug> {
 
 /// The planted bug a server's stderr says was hit last.
 pub fn bug_hit(stderr: &str) -> Option<String> {
-    stderr.lines().filter_map(|l| l.strip_prefix("[bug] ")).last().map(str::to_string)
+    stderr.lines().rev().find_map(|l| l.strip_prefix("[bug] ")).map(str::to_string)
 }
 
 /// The benign requests of tests/pserv/benign/.
 pub fn benign() -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(pserv_src().join("benign")).unwrap().flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(pserv_src().join("benign")).unwrap().flatten().map(|e| e.path()).collect();
     files.sort();
-    files.into_iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())).collect()
+    files
+        .into_iter()
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect()
 }
 
 /// Campaigns pin clients to cores: the tests of one binary run them one at a time.

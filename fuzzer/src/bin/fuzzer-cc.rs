@@ -45,10 +45,36 @@ const NATIVE_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", 
 
 /// Options whose value is the next argument (so that value is not an input file).
 const OPTIONS_WITH_VALUE: &[&str] = &[
-    "-o", "-I", "-D", "-U", "-L", "-l", "-T", "-u", "-z", "-include", "-imacros", "-isystem",
-    "-idirafter", "-iquote", "-iprefix", "-iwithprefix", "-isysroot", "-MF", "-MT", "-MQ",
-    "-Xlinker", "-Xassembler", "-Xpreprocessor", "-Xclang", "-target", "--param", "-aux-info",
-    "-dumpbase", "-dumpdir", "-e",
+    "-o",
+    "-I",
+    "-D",
+    "-U",
+    "-L",
+    "-l",
+    "-T",
+    "-u",
+    "-z",
+    "-include",
+    "-imacros",
+    "-isystem",
+    "-idirafter",
+    "-iquote",
+    "-iprefix",
+    "-iwithprefix",
+    "-isysroot",
+    "-MF",
+    "-MT",
+    "-MQ",
+    "-Xlinker",
+    "-Xassembler",
+    "-Xpreprocessor",
+    "-Xclang",
+    "-target",
+    "--param",
+    "-aux-info",
+    "-dumpbase",
+    "-dumpdir",
+    "-e",
 ];
 
 const SOURCE_EXTENSIONS: &[&str] = &["c", "i", "cc", "cp", "cpp", "cxx", "c++", "C", "ii", "m"];
@@ -186,9 +212,8 @@ fn is_self(path: &Path) -> bool {
 fn find_compiler() -> Result<(PathBuf, Kind), String> {
     let path = match env::var_os("FUZZER_CC_COMPILER").filter(|v| !v.is_empty()) {
         Some(name) => {
-            let path = which(&name).ok_or_else(|| {
-                format!("compiler not found: FUZZER_CC_COMPILER={}", name.to_string_lossy())
-            })?;
+            let path = which(&name)
+                .ok_or_else(|| format!("compiler not found: FUZZER_CC_COMPILER={}", name.to_string_lossy()))?;
             if is_self(&path) {
                 return Err("FUZZER_CC_COMPILER points to fuzzer-cc itself".into());
             }
@@ -232,8 +257,8 @@ fn shell_quote(arg: &OsStr) -> String {
 fn main() -> ExitCode {
     let args: Vec<OsString> = env::args_os().skip(1).collect();
     let sanitizer = env::var("FUZZER_CC_SANITIZER").ok().filter(|s| !s.is_empty());
-    let prepared = find_compiler()
-        .and_then(|(compiler, kind)| Ok((compiler, build_args(kind, &args, sanitizer.as_deref())?)));
+    let prepared =
+        find_compiler().and_then(|(compiler, kind)| Ok((compiler, build_args(kind, &args, sanitizer.as_deref())?)));
     let (compiler, final_args) = match prepared {
         Ok(prepared) => prepared,
         Err(message) => {

@@ -1,8 +1,8 @@
 //! One fuzzing client: its server, its corpus and its `OUT/fuzzK` folder.
 
 use super::executor::ServerExecutor;
-use super::mutators::http_mutations;
 use super::findings::{CurrentOp, Findings, Loading};
+use super::mutators::http_mutations;
 use super::names::{count_files, QueueNames, Solutions};
 use super::stats::{AflStats, RunInfo};
 use super::{Edges, Mgr, Options, State};
@@ -40,7 +40,13 @@ use std::time::{Duration, Instant};
 /// How long the server may take to start its fork server (reach `listen`).
 const STARTUP_LIMIT: Duration = Duration::from_secs(20);
 
-pub fn run(opts: &Options, deadline: Option<Instant>, state: Option<State>, mut mgr: Mgr, desc: &ClientDescription) -> Result<(), Error> {
+pub fn run(
+    opts: &Options,
+    deadline: Option<Instant>,
+    state: Option<State>,
+    mut mgr: Mgr,
+    desc: &ClientDescription,
+) -> Result<(), Error> {
     let index = desc.id().saturating_sub(1);
     let result = fuzz(opts, deadline, state, &mut mgr, index, desc);
     if let Err(e) = &result {
@@ -70,8 +76,9 @@ fn fuzz(
     }
     let root = dir.join("root");
     match &opts.root {
-        Some(user_root) => crate::compile::copy_tree(user_root, &root, &[])
-            .map_err(|e| Error::illegal_state(format!("cannot copy the web root {} to {}: {e}", user_root.display(), root.display())))?,
+        Some(user_root) => crate::compile::copy_tree(user_root, &root, &[]).map_err(|e| {
+            Error::illegal_state(format!("cannot copy the web root {} to {}: {e}", user_root.display(), root.display()))
+        })?,
         None => assets::write_root(&root).map_err(|e| Error::illegal_state(format!("{e:#}")))?,
     }
     let command = opts.target.command(port::free_port().map_err(|e| Error::illegal_state(e.to_string()))?, &root);
@@ -261,7 +268,8 @@ fn load_seeds(
 ) -> Result<(), Error> {
     let mut inputs: Vec<(Loading, Vec<u8>)> = Vec::new();
     if reload {
-        let mut old: Vec<_> = std::fs::read_dir(dir.join("queue"))?.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+        let mut old: Vec<_> =
+            std::fs::read_dir(dir.join("queue"))?.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
         old.sort();
         for path in old {
             let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
@@ -282,12 +290,8 @@ fn load_seeds(
     Ok(())
 }
 
-type ServerExecutorOf = ServerExecutor<
-    BytesInput,
-    (Edges, (TimeObserver, ())),
-    State,
-    <UnixShMemProvider as ShMemProvider>::ShMem,
->;
+type ServerExecutorOf =
+    ServerExecutor<BytesInput, (Edges, (TimeObserver, ())), State, <UnixShMemProvider as ShMemProvider>::ShMem>;
 
 /// Send a per-client number to the broker's status line.
 fn report(state: &mut State, mgr: &mut Mgr, name: &'static str, value: u64) -> Result<(), Error> {
@@ -319,4 +323,3 @@ impl<S> libafl::stages::Restartable<S> for SetOp {
         Ok(())
     }
 }
-

@@ -5,13 +5,13 @@
 
 use super::findings::LastRun;
 use crate::preload::EXIT_EOF_SPIN;
-use libafl::executors::{Executor, ExitKind, HasObservers};
 use libafl::executors::forkserver::ForkserverExecutor;
-use libafl::observers::ObserversTuple;
 use libafl::executors::SetTimeout;
+use libafl::executors::{Executor, ExitKind, HasObservers};
+use libafl::observers::ObserversTuple;
+use libafl::state::HasExecutions;
 use libafl::{Error, HasMetadata};
 use libafl_bolts::shmem::ShMem;
-use libafl::state::HasExecutions;
 use libafl_bolts::tuples::RefIndexable;
 use std::time::Duration;
 

@@ -12,22 +12,22 @@ mod status;
 
 use crate::target::Target;
 use anyhow::{bail, Context, Result};
+use libafl::corpus::{InMemoryOnDiskCorpus, OnDiskCorpus};
 use libafl::events::{
     setup_restarting_mgr_llmp, ClientDescription, EventConfig, Launcher, LlmpRestartingEventManager, ManagerKind,
     ShouldSaveState, StdLlmpEventHook,
 };
+use libafl::inputs::BytesInput;
+use libafl::observers::{ExplicitTracking, HitcountsMapObserver, StdMapObserver};
+use libafl::state::StdState;
+use libafl::Error;
+use libafl_bolts::core_affinity::Cores;
 use libafl_bolts::llmp::{Broker, LlmpBroker};
+use libafl_bolts::rands::StdRand;
+use libafl_bolts::shmem::{ShMemProvider, StdShMemProvider};
 use libafl_bolts::tuples::tuple_list;
 use status::StatusLine;
 use std::net::SocketAddr;
-use libafl::inputs::BytesInput;
-use libafl::Error;
-use libafl::corpus::{InMemoryOnDiskCorpus, OnDiskCorpus};
-use libafl::observers::{ExplicitTracking, HitcountsMapObserver, StdMapObserver};
-use libafl::state::StdState;
-use libafl_bolts::core_affinity::Cores;
-use libafl_bolts::rands::StdRand;
-use libafl_bolts::shmem::{ShMemProvider, StdShMemProvider};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 /// index tracking for the minimizing scheduler.
 pub type Edges = ExplicitTracking<HitcountsMapObserver<StdMapObserver<'static, u8, false>>, true, false>;
 pub type State = StdState<InMemoryOnDiskCorpus<BytesInput>, BytesInput, StdRand, OnDiskCorpus<BytesInput>>;
-type Mgr = LlmpRestartingEventManager<(), BytesInput, State, <StdShMemProvider as ShMemProvider>::ShMem, StdShMemProvider>;
+type Mgr =
+    LlmpRestartingEventManager<(), BytesInput, State, <StdShMemProvider as ShMemProvider>::ShMem, StdShMemProvider>;
 
 /// One seed: its file name (for `orig:`) and bytes.
 pub type Seed = (String, Vec<u8>);
@@ -145,22 +146,27 @@ pub fn fuzz(opts: &Options) -> Result<()> {
     let parent = std::process::id();
     // Fixed before forking, so a restarted client keeps the original end time.
     let deadline = opts.duration.map(|d| Instant::now() + d);
-    let mut run_client = |state: Option<State>, mgr: Mgr, desc: ClientDescription| client::run(opts, deadline, state, mgr, &desc);
+    let mut run_client =
+        |state: Option<State>, mgr: Mgr, desc: ClientDescription| client::run(opts, deadline, state, mgr, &desc);
     let config = EventConfig::from_name("pserv-fuzz");
-    let spawn_mgr = |_: &Launcher<'_, _, StatusLine, StdShMemProvider>, client: Option<ClientDescription>, monitor: Option<StatusLine>| {
+    let spawn_mgr = |_: &Launcher<'_, _, StatusLine, StdShMemProvider>,
+                     client: Option<ClientDescription>,
+                     monitor: Option<StatusLine>| {
         let provider = StdShMemProvider::new()?;
         match client {
-            Some(client_description) => setup_restarting_mgr_llmp::<(), BytesInput, StatusLine, State, StdShMemProvider>(
-                provider,
-                config,
-                None,
-                opts.broker_port,
-                ManagerKind::Client { client_description },
-                None,
-                // A client that dies (panic, OOM kill) is restarted and reloads its queue from disk.
-                ShouldSaveState::OOMSafeNever,
-                tuple_list!(),
-            ),
+            Some(client_description) => {
+                setup_restarting_mgr_llmp::<(), BytesInput, StatusLine, State, StdShMemProvider>(
+                    provider,
+                    config,
+                    None,
+                    opts.broker_port,
+                    ManagerKind::Client { client_description },
+                    None,
+                    // A client that dies (panic, OOM kill) is restarted and reloads its queue from disk.
+                    ShouldSaveState::OOMSafeNever,
+                    tuple_list!(),
+                )
+            }
             None => {
                 let monitor = monitor.ok_or_else(|| Error::illegal_state("broker without a monitor"))?;
                 run_broker(opts, provider, monitor)?;

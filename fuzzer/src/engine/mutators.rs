@@ -8,28 +8,63 @@ use libafl::mutators::{MutationResult, Mutator};
 use libafl::state::HasRand;
 use libafl::Error;
 use libafl_bolts::rands::Rand;
-use libafl_bolts::tuples::tuple_list;
+use libafl_bolts::tuples::{tuple_list, tuple_list_type};
 use libafl_bolts::Named;
 use std::borrow::Cow;
 use std::num::NonZeroUsize;
 
 const METHODS: &[&[u8]] = &[b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"ASD", b"get", b""];
 const PATHS: &[&[u8]] = &[
-    b"/", b"/index.html", b"/api/login", b"/api/logout", b"/api/video", b"/private/secret.html", b"/clip.mp4",
-    b"/public/index.html", b"/api/junk", b"/../../etc/passwd", b"/index.html%", b"/%2e%2e/%2e%2e/", b"",
+    b"/",
+    b"/index.html",
+    b"/api/login",
+    b"/api/logout",
+    b"/api/video",
+    b"/private/secret.html",
+    b"/clip.mp4",
+    b"/public/index.html",
+    b"/api/junk",
+    b"/../../etc/passwd",
+    b"/index.html%",
+    b"/%2e%2e/%2e%2e/",
+    b"",
 ];
-const VERSIONS: &[&[u8]] = &[b"HTTP/1.0", b"HTTP/1.1", b"HTTP/2.0", b"HTTP/1.", b"HTTP/", b"http/1.1", b"HTTP/1.1 extra", b""];
+const VERSIONS: &[&[u8]] =
+    &[b"HTTP/1.0", b"HTTP/1.1", b"HTTP/2.0", b"HTTP/1.", b"HTTP/", b"http/1.1", b"HTTP/1.1 extra", b""];
 const NUMBERS: &[&[u8]] = &[
-    b"", b" ", b"-1", b"-100000000", b"0", b"1", b"4096", b"4294967296", b"2147483648", b"99999999999999999999",
-    b"abc", b"+5", b"0x10", b"1e3",
+    b"",
+    b" ",
+    b"-1",
+    b"-100000000",
+    b"0",
+    b"1",
+    b"4096",
+    b"4294967296",
+    b"2147483648",
+    b"99999999999999999999",
+    b"abc",
+    b"+5",
+    b"0x10",
+    b"1e3",
 ];
 const RANGES: &[&[u8]] = &[
-    b"bytes=0-99", b"bytes=100-", b"bytes=-50", b"bytes=2000-100", b"bytes=-", b"bytes=", b"bytes=-0",
-    b"bytes=0-99999999999", b"bytes=99999999-", b"bytes=-99999999", b"bytes=5-5,7-9", b"items=0-1",
+    b"bytes=0-99",
+    b"bytes=100-",
+    b"bytes=-50",
+    b"bytes=2000-100",
+    b"bytes=-",
+    b"bytes=",
+    b"bytes=-0",
+    b"bytes=0-99999999999",
+    b"bytes=99999999-",
+    b"bytes=-99999999",
+    b"bytes=5-5,7-9",
+    b"items=0-1",
 ];
 const PATH_SUFFIXES: &[&[u8]] = &[b"/..", b"%", b"%2", b"%00", b"?a=b", b"#x", b"//"];
 const COOKIE_PATHS: &[&[u8]] = &[b"/api/login", b"/api/logout", b"/private/secret.html"];
-const JSON_BODIES: &[&[u8]] = &[br#"{"username":}"#, br#"{"username":"user0""#, b"{}", b"", br#"{"username":1,"password":true}"#];
+const JSON_BODIES: &[&[u8]] =
+    &[br#"{"username":}"#, br#"{"username":"user0""#, b"{}", b"", br#"{"username":1,"password":true}"#];
 const HEADERS: &[(&str, &[u8])] = &[
     ("Content-Length", b"0"),
     ("Cookie", b"auth_token=x"),
@@ -326,12 +361,34 @@ impl<S: HasRand> Mutator<BytesInput, S> for Pipeline {
     }
 }
 
-/// All HTTP mutators, to merge with `havoc_mutations()`.
-pub fn http_mutations() -> (
+/// The HTTP mutators as a LibAFL tuple list.
+pub type HttpMutations = tuple_list_type!(
     MethodSwap,
-    (PathEdit, (VersionEdit, (HeaderInsert, (HeaderShuffle, (NumberEdit, (CookieMangle, (JsonEdit, (LineEndings, (Pipeline, ())))))))))
-) {
-    tuple_list!(MethodSwap, PathEdit, VersionEdit, HeaderInsert, HeaderShuffle, NumberEdit, CookieMangle, JsonEdit, LineEndings, Pipeline)
+    PathEdit,
+    VersionEdit,
+    HeaderInsert,
+    HeaderShuffle,
+    NumberEdit,
+    CookieMangle,
+    JsonEdit,
+    LineEndings,
+    Pipeline
+);
+
+/// All HTTP mutators, to merge with `havoc_mutations()`.
+pub fn http_mutations() -> HttpMutations {
+    tuple_list!(
+        MethodSwap,
+        PathEdit,
+        VersionEdit,
+        HeaderInsert,
+        HeaderShuffle,
+        NumberEdit,
+        CookieMangle,
+        JsonEdit,
+        LineEndings,
+        Pipeline
+    )
 }
 
 #[cfg(test)]
@@ -368,24 +425,39 @@ mod tests {
         for out in outputs(HeaderInsert).into_iter().chain(outputs(HeaderShuffle)) {
             assert_eq!(parsed(&out).requests.len(), 2, "{:?}", String::from_utf8_lossy(&out));
         }
-        let versions: Vec<Vec<u8>> = outputs(VersionEdit).iter().map(|o| parsed(o).requests[0].line.get(2).cloned().unwrap_or_default()).collect();
+        let versions: Vec<Vec<u8>> = outputs(VersionEdit)
+            .iter()
+            .map(|o| parsed(o).requests[0].line.get(2).cloned().unwrap_or_default())
+            .collect();
         assert!(versions.iter().any(|v| v == b"HTTP/2.0"));
     }
 
     #[test]
     fn number_edit_produces_empty_negative_and_mismatched_lengths_and_inverted_ranges() {
         let all = outputs(NumberEdit);
-        let lengths: Vec<Vec<u8>> = all.iter().filter_map(|o| parsed(o).requests.iter().find_map(|r| r.header("Content-Length").map(<[u8]>::to_vec))).collect();
+        let lengths: Vec<Vec<u8>> = all
+            .iter()
+            .filter_map(|o| parsed(o).requests.iter().find_map(|r| r.header("Content-Length").map(<[u8]>::to_vec)))
+            .collect();
         assert!(lengths.iter().any(|v| v.is_empty()), "no empty Content-Length");
         assert!(lengths.iter().any(|v| v.starts_with(b"-")), "no negative Content-Length");
-        assert!(lengths.iter().any(|v| v != b"45" && std::str::from_utf8(v).is_ok_and(|s| s.parse::<u64>().is_ok())), "no mismatch");
+        assert!(
+            lengths.iter().any(|v| v != b"45" && std::str::from_utf8(v).is_ok_and(|s| s.parse::<u64>().is_ok())),
+            "no mismatch"
+        );
         assert!(all.iter().any(|o| o.windows(19).any(|w| w == b"Range: bytes=2000-1")), "no inverted range");
-        assert!(all.iter().any(|o| String::from_utf8_lossy(o).contains("Content-Length:\r\n")), "no `Content-Length:` without value");
+        assert!(
+            all.iter().any(|o| String::from_utf8_lossy(o).contains("Content-Length:\r\n")),
+            "no `Content-Length:` without value"
+        );
     }
 
     #[test]
     fn cookie_mangle_breaks_equals_and_grows_tokens() {
-        let cookies: Vec<Vec<u8>> = outputs(CookieMangle).iter().map(|o| parsed(o).requests.iter().find_map(|r| r.header("Cookie").map(<[u8]>::to_vec)).unwrap()).collect();
+        let cookies: Vec<Vec<u8>> = outputs(CookieMangle)
+            .iter()
+            .map(|o| parsed(o).requests.iter().find_map(|r| r.header("Cookie").map(<[u8]>::to_vec)).unwrap())
+            .collect();
         assert!(cookies.iter().any(|c| !c.contains(&b'=') && !c.is_empty()));
         assert!(cookies.iter().any(|c| c.windows(3).any(|w| w == b" = ")));
         assert!(cookies.iter().any(|c| c.len() > 2 * b"auth_token=abc.def.ghi".len()));

@@ -58,7 +58,13 @@ where
     OT: MatchName,
     S: HasCorpus<I> + HasExecutions + HasStartTime + HasMetadata,
 {
-    fn append_metadata(&mut self, state: &mut S, _mgr: &mut EM, observers: &OT, testcase: &mut Testcase<I>) -> Result<(), Error> {
+    fn append_metadata(
+        &mut self,
+        state: &mut S,
+        _mgr: &mut EM,
+        observers: &OT,
+        testcase: &mut Testcase<I>,
+    ) -> Result<(), Error> {
         let map = map(observers, &self.edges)?;
         if self.covered.len() < map.len() {
             self.covered.resize(map.len(), false);
@@ -111,7 +117,14 @@ pub struct Solutions {
 
 impl Solutions {
     pub fn new(edges: Handle<Edges>, dir: &Path, command_line: String) -> Self {
-        Solutions { edges, dir: dir.to_path_buf(), command_line, seen_crash: Vec::new(), seen_hang: Vec::new(), pending: None }
+        Solutions {
+            edges,
+            dir: dir.to_path_buf(),
+            command_line,
+            seen_crash: Vec::new(),
+            seen_hang: Vec::new(),
+            pending: None,
+        }
     }
 }
 
@@ -151,7 +164,14 @@ where
     OT: MatchName,
     S: HasCorpus<I> + HasSolutions<I> + HasExecutions + HasStartTime + HasMetadata,
 {
-    fn is_interesting(&mut self, _state: &mut S, _mgr: &mut EM, _input: &I, observers: &OT, exit_kind: &ExitKind) -> Result<bool, Error> {
+    fn is_interesting(
+        &mut self,
+        _state: &mut S,
+        _mgr: &mut EM,
+        _input: &I,
+        observers: &OT,
+        exit_kind: &ExitKind,
+    ) -> Result<bool, Error> {
         let (kind, seen) = match exit_kind {
             ExitKind::Crash => (Kind::Crash, &mut self.seen_crash),
             ExitKind::Timeout => (Kind::Hang, &mut self.seen_hang),
@@ -162,11 +182,19 @@ where
         Ok(interesting)
     }
 
-    fn append_metadata(&mut self, state: &mut S, _mgr: &mut EM, _observers: &OT, testcase: &mut Testcase<I>) -> Result<(), Error> {
+    fn append_metadata(
+        &mut self,
+        state: &mut S,
+        _mgr: &mut EM,
+        _observers: &OT,
+        testcase: &mut Testcase<I>,
+    ) -> Result<(), Error> {
         let kind = self.pending.take().ok_or_else(|| Error::illegal_state("solution without a verdict"))?;
         let signal = state.metadata::<LastRun>().ok().and_then(|r| r.signal);
         let source = match state.metadata::<Loading>().ok() {
-            Some(Loading::Seed(orig) | Loading::Resumed(orig)) => format!("time:0,execs:{},orig:{orig}", state.executions()),
+            Some(Loading::Seed(orig) | Loading::Resumed(orig)) => {
+                format!("time:0,execs:{},orig:{orig}", state.executions())
+            }
             None => origin(state),
         };
         let findings = state.metadata_or_insert_with(Findings::default);

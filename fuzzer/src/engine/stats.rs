@@ -55,7 +55,13 @@ impl AflStats {
     }
 
     /// Write both files if they are due (or `force`).
-    pub fn update<I: HasLen, S>(&mut self, state: &S, cycles: u64, exec_timeout: Duration, force: bool) -> std::io::Result<()>
+    pub fn update<I: HasLen, S>(
+        &mut self,
+        state: &S,
+        cycles: u64,
+        exec_timeout: Duration,
+        force: bool,
+    ) -> std::io::Result<()>
     where
         S: HasCorpus<I> + HasExecutions + HasStartTime + HasMetadata + HasTestcase<I> + HasImported,
     {
@@ -155,12 +161,21 @@ impl AflStats {
         let f = &s.findings;
         let columns = format!(
             "{}, {}, {}, {}, {}, {:.2}%, {}, {}, {}",
-            s.cycles, s.cur_item, s.corpus_count, s.pending_total, s.pending_favs, self.coverage(f), f.crashes, f.hangs, s.max_depth
+            s.cycles,
+            s.cur_item,
+            s.corpus_count,
+            s.pending_total,
+            s.pending_favs,
+            self.coverage(f),
+            f.crashes,
+            f.hangs,
+            s.max_depth
         );
         if columns == self.last_plot_row && s.run_time < Duration::from_secs(60) {
             return Ok(());
         }
-        let row = format!("{}, {columns}, {:.2}, {}, {}\n", s.run_time.as_secs(), self.execs_per_sec(s), s.execs, f.edges);
+        let row =
+            format!("{}, {columns}, {:.2}, {}, {}\n", s.run_time.as_secs(), self.execs_per_sec(s), s.execs, f.edges);
         self.last_plot_row = columns;
         let mut file = std::fs::OpenOptions::new().append(true).create(true).open(self.dir.join("plot_data"))?;
         file.write_all(row.as_bytes())
