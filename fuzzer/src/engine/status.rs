@@ -30,10 +30,9 @@ fn number(value: Option<&UserStatsValue>) -> u64 {
 }
 
 impl Monitor for StatusLine {
-    fn display(&mut self, stats: &mut ClientStatsManager, event: &str, _sender: ClientId) -> Result<(), Error> {
+    fn display(&mut self, stats: &mut ClientStatsManager, _event: &str, _sender: ClientId) -> Result<(), Error> {
         let now = Instant::now();
-        let urgent = event == "Objective";
-        if !urgent && self.last.is_some_and(|t| now - t < self.interval) {
+        if self.last.is_some_and(|t| now - t < self.interval) {
             return Ok(());
         }
         self.last = Some(now);
