@@ -116,6 +116,7 @@ fn park_or_eagain(listener: c_int) -> c_int {
         unsafe { *libc::__errno_location() = libc::EAGAIN };
         return -1;
     }
+    PARKED.fetch_add(1, SeqCst);
     loop {
         // SAFETY: pause has no preconditions; a handled signal just returns here.
         unsafe { libc::pause() };

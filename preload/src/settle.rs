@@ -109,9 +109,26 @@ fn wait_idle() {
     let deadline = Instant::now() + Duration::from_millis(config().settle_ms);
     let mut quiet = 0;
     while quiet < 2 && Instant::now() < deadline {
+        if all_others_parked() {
+            return;
+        }
         quiet = if others_asleep(me) { quiet + 1 } else { 0 };
         std::thread::yield_now();
     }
+}
+
+/// The cheap case (an iterative or thread-per-connection server back in `accept`): every
+/// thread but ours is parked by us, so no server code can still run.
+fn all_others_parked() -> bool {
+    let parked = PARKED.load(SeqCst);
+    parked > 0 && thread_count() == Some(parked + 1)
+}
+
+/// `num_threads` from /proc/self/stat (the 18th field after the parenthesised command name).
+fn thread_count() -> Option<u32> {
+    let stat = std::fs::read("/proc/self/stat").ok()?;
+    let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
+    std::str::from_utf8(after).ok()?.split_whitespace().nth(17)?.parse().ok()
 }
 
 /// True when no thread but `me` is running or runnable (`R`) or in uninterruptible sleep (`D`).

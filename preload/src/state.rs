@@ -17,6 +17,8 @@ pub static CLIENT_PORT: AtomicI32 = AtomicI32::new(0);
 pub static ACCEPTED: AtomicBool = AtomicBool::new(false);
 /// The server's fd of our connection (-1 before accept and after the server closed it).
 pub static CONN_FD: AtomicI32 = AtomicI32::new(-1);
+/// Server threads parked for good in a later `accept()` (they can run no server code).
+pub static PARKED: AtomicU32 = AtomicU32::new(0);
 /// Consecutive zero-byte reads of `CONN_FD`.
 pub static EOF_READS: AtomicU32 = AtomicU32::new(0);
 /// `fork()` calls in progress after accept (closes the race "EOF before fork returned").
