@@ -314,6 +314,14 @@ fn bad_inputs_are_plain_errors_within_seconds() {
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert!(run.stderr.contains("has no (non-empty) files"), "{}", run.stderr);
 
+    // A web root that is not there.
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("--src-dir").arg(pserv_src()).args(["--root", "/nonexistent/www"]),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert!(run.stderr.contains("--root /nonexistent/www is not a folder"), "{}", run.stderr);
+
     // A missing source folder, and one without a Makefile.
     let run =
         run_with_input(Command::new(fuzzer()).args(["--src-dir", "/nonexistent/pserv"]), b"", Duration::from_secs(20));

@@ -196,21 +196,6 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
             bail!("the dictionary {} does not exist", dict.display());
         }
     }
-    let built = match &args.server {
-        Some(server) => {
-            std::fs::create_dir_all(out)
-                .with_context(|| format!("cannot create the output folder {}", out.display()))?;
-            check(std::slice::from_ref(server), out, &args.server_args)?;
-            vec![server.canonicalize()?]
-        }
-        None => build_and_check(&args.build, &args.server_args)?,
-    };
-    let mut dicts = args.dicts.clone();
-    if !args.no_dict {
-        let builtin = out.join("http.dict");
-        std::fs::write(&builtin, assets::DICTIONARY).with_context(|| format!("cannot write {}", builtin.display()))?;
-        dicts.insert(0, builtin);
-    }
     let mut duration = args.fuzz_duration;
     if let Some(budget) = args.cpu_budget {
         let n = cores.ids.len() as u64;
@@ -243,6 +228,24 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         if !dir.is_dir() {
             bail!("--sync-dir {} does not exist", dir.display());
         }
+    }
+    if let Some(root) = args.root.as_ref().filter(|r| !r.is_dir()) {
+        bail!("--root {} is not a folder: give the web root your server should serve", root.display());
+    }
+    let built = match &args.server {
+        Some(server) => {
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+            check(std::slice::from_ref(server), out, &args.server_args)?;
+            vec![server.canonicalize()?]
+        }
+        None => build_and_check(&args.build, &args.server_args)?,
+    };
+    let mut dicts = args.dicts.clone();
+    if !args.no_dict {
+        let builtin = out.join("http.dict");
+        std::fs::write(&builtin, assets::DICTIONARY).with_context(|| format!("cannot write {}", builtin.display()))?;
+        dicts.insert(0, builtin);
     }
     let opts = engine::Options {
         target: target::Target::new(built[0].clone(), Some(&args.server_args)),

@@ -87,11 +87,13 @@ where
             None => format!("id:{id:06},{}{}", origin(state), if new_edges > 0 { ",+cov" } else { "" }),
         };
         *testcase.filename_mut() = Some(name);
+        let loading = state.has_metadata::<Loading>();
         let findings = state.metadata_or_insert_with(Findings::default);
         findings.edges += new_edges;
-        match state.metadata::<Loading>().ok() {
-            Some(_) => state.metadata_mut::<Findings>()?.seeds += 1,
-            None => state.metadata_mut::<Findings>()?.last_find = now_secs(),
+        if loading {
+            findings.seeds += 1;
+        } else {
+            findings.last_find = now_secs();
         }
         Ok(())
     }
