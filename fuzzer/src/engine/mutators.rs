@@ -8,7 +8,7 @@ use libafl::mutators::{MutationResult, Mutator};
 use libafl::state::HasRand;
 use libafl::Error;
 use libafl_bolts::rands::Rand;
-use libafl_bolts::tuples::{tuple_list, tuple_list_type};
+use libafl_bolts::tuples::tuple_list_type;
 use libafl_bolts::Named;
 use std::borrow::Cow;
 use std::num::NonZeroUsize;
@@ -377,18 +377,7 @@ pub type HttpMutations = tuple_list_type!(
 
 /// All HTTP mutators, to merge with `havoc_mutations()`.
 pub fn http_mutations() -> HttpMutations {
-    tuple_list!(
-        MethodSwap,
-        PathEdit,
-        VersionEdit,
-        HeaderInsert,
-        HeaderShuffle,
-        NumberEdit,
-        CookieMangle,
-        JsonEdit,
-        LineEndings,
-        Pipeline
-    )
+    HttpMutations::default()
 }
 
 #[cfg(test)]
