@@ -22,12 +22,6 @@ fn build(src: &Path, extra: &[&str]) -> (Run, PathBuf) {
     (run, out)
 }
 
-fn pserv_copy() -> PathBuf {
-    let src = scratch_dir("build-src");
-    copy_dir(&pserv_src(), &src);
-    src
-}
-
 /// `fuzzer showmap` of one request: the covered `edge:count` lines.
 fn showmap(server: &Path, input: &[u8]) -> Vec<String> {
     let out = scratch_dir("showmap-out");
@@ -49,9 +43,7 @@ fn reported_map_size(server: &Path) -> u64 {
         Duration::from_secs(120),
     );
     assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
-    let stats = std::fs::read_to_string(out.join("fuzz0/fuzzer_stats")).unwrap();
-    let line = stats.lines().find(|l| l.starts_with("total_edges")).unwrap();
-    line[20..].parse().unwrap()
+    stat(&out.join("fuzz0"), "total_edges").unwrap()
 }
 
 #[test]
@@ -149,7 +141,7 @@ fn afl_fuzz_runs_our_instrumented_server() {
     );
     let stats = std::fs::read_to_string(afl_out.join("default/fuzzer_stats"))
         .unwrap_or_else(|_| panic!("afl-fuzz wrote no stats: {}\n{}", afl.stdout_text(), afl.stderr));
-    let value = |key: &str| stats.lines().find(|l| l.starts_with(key)).map(|l| l[20..].to_string()).unwrap();
+    let value = |key: &str| stat_value(&stats, key).unwrap().to_string();
     eprintln!(
         "afl-fuzz: execs_done {}, corpus_count {}, stability {}",
         value("execs_done"),

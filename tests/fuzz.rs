@@ -29,19 +29,6 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
-fn findings(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("id:"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
 fn signal_of(name: &str) -> i32 {
     let rest = &name[name.find("sig:").expect("crash name has sig:") + 4..];
     rest[..2].parse().unwrap()
@@ -57,8 +44,7 @@ fn campaign() -> &'static Campaign {
     static CAMPAIGN: OnceLock<Campaign> = OnceLock::new();
     CAMPAIGN.get_or_init(|| {
         let _guard = exclusive();
-        let src = scratch_dir("fuzz-src");
-        copy_dir(&pserv_src(), &src);
+        let src = pserv_copy();
         let before = snapshot(&src);
         let out = scratch_dir("fuzz-out").join("out");
         let run = run_with_input(
@@ -199,10 +185,7 @@ fn fuzzer_stats_plot_data_and_names_follow_afl() {
     for line in stats.lines() {
         assert_eq!(line.find(": "), Some(18), "key not padded to 18 columns: {line}");
     }
-    let value = |key: &str| -> f64 {
-        let line = stats.lines().find(|l| l.starts_with(&format!("{key:<18}: "))).unwrap();
-        line[20..].trim_end_matches('%').parse().unwrap()
-    };
+    let value = |key: &str| -> f64 { stat_value(&stats, key).unwrap().trim_end_matches('%').parse().unwrap() };
     let (execs, run_time, eps) = (value("execs_done"), value("run_time"), value("execs_per_sec"));
     assert!(execs > 1000.0, "{stats}");
     assert!((25.0..=40.0).contains(&run_time), "{stats}");
@@ -237,8 +220,7 @@ fn fuzzer_stats_plot_data_and_names_follow_afl() {
 #[test]
 fn ctrl_c_stops_everything_quickly_keeps_files_and_the_run_resumes() {
     let _guard = exclusive();
-    let src = scratch_dir("ctrlc-src");
-    copy_dir(&pserv_src(), &src);
+    let src = pserv_copy();
     let out = scratch_dir("ctrlc-out").join("out");
     let mut cmd = Command::new(fuzzer());
     cmd.arg("--src-dir").arg(&src).arg("-o").arg(&out).args(["-d", "600", THREAD_MODEL]);
@@ -354,8 +336,7 @@ fn drives_a_server_built_by_afl_clang_fast() {
         eprintln!("skipped: afl-clang-fast not installed (apt-get install afl++)");
         return;
     }
-    let src = scratch_dir("afl-src");
-    copy_dir(&pserv_src(), &src);
+    let src = pserv_copy();
     let built = Command::new("make")
         .arg("-s")
         .current_dir(&src)
@@ -385,8 +366,7 @@ fn drives_a_server_built_by_afl_clang_fast() {
 #[test]
 fn stop_on_crash_ends_the_run_at_the_first_crash_with_a_custom_root() {
     let _guard = exclusive();
-    let src = scratch_dir("stop-src");
-    copy_dir(&pserv_src(), &src);
+    let src = pserv_copy();
     let root = scratch_dir("stop-root");
     copy_dir(&www(), &root);
     std::fs::write(root.join("only-here.html"), "custom root\n").unwrap();

@@ -36,8 +36,7 @@ fn grammar_seeds_are_requests_the_sample_server_answers_with_2xx_or_4xx() {
 
 #[test]
 fn grammar_dictionary_and_mutator_options() {
-    let src = scratch_dir("opts-src");
-    copy_dir(&pserv_src(), &src);
+    let src = pserv_copy();
     let dict = scratch_dir("opts-dict").join("my.dict");
     std::fs::write(&dict, "magic=\"X-Pserv-Magic\"\n").unwrap();
     let campaign = |extra: &[&str]| {

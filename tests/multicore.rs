@@ -3,25 +3,15 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const THREAD_MODEL: &str = "--server-args=-p {port} -R {root} -s -m thread";
 
+/// The names of the finding files of a folder.
 fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("id:")).collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
-fn stat(dir: &Path, key: &str) -> Option<u64> {
-    let stats = std::fs::read_to_string(dir.join("fuzzer_stats")).ok()?;
-    stats.lines().find(|l| l.starts_with(&format!("{key:<18}: "))).and_then(|l| l[20..].parse().ok())
+    findings(dir).iter().map(|p| file_name(p)).collect()
 }
 
 fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
@@ -30,12 +20,6 @@ fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn pserv_copy() -> PathBuf {
-    let src = scratch_dir("mc-src");
-    copy_dir(&pserv_src(), &src);
-    src
 }
 
 #[test]

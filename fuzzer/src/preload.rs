@@ -16,25 +16,16 @@ pub const ASAN_OPTIONS: &str =
 
 /// `libsockfuzz.so`: `$SOCKFUZZ_LIB`, else next to our own executable (the cargo target dir).
 pub fn library() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("SOCKFUZZ_LIB") {
-        let path = PathBuf::from(path);
-        if !path.is_file() {
-            bail!("SOCKFUZZ_LIB points to {}, which does not exist", path.display());
+    match std::env::var_os("SOCKFUZZ_LIB") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                bail!("SOCKFUZZ_LIB points to {}, which does not exist", path.display());
+            }
+            Ok(path)
         }
-        return Ok(path);
+        None => crate::compile::sibling("libsockfuzz.so"),
     }
-    let exe = std::env::current_exe()?;
-    let candidates = exe.ancestors().skip(1).take(2).map(|dir| dir.join("libsockfuzz.so"));
-    for path in candidates {
-        if path.is_file() {
-            return Ok(path);
-        }
-    }
-    bail!(
-        "cannot find libsockfuzz.so next to {}: build it with `cargo build --release --workspace`, \
-         or point SOCKFUZZ_LIB at it",
-        exe.display()
-    )
 }
 
 /// A readable name for a signal number, e.g. `11 (SIGSEGV)`.

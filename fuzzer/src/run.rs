@@ -48,14 +48,27 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let limits =
         Limits { listen: Duration::from_secs_f64(args.listen_timeout), run: Duration::from_secs_f64(args.timeout) };
     let finished = run(&command, &[], None, limits, !args.quiet)?;
-    let (message, code) = match finished.outcome {
-        Outcome::Ok => ("the server answered and closed the connection".to_string(), 0),
-        Outcome::Crash(sig) => (format!("the server crashed with signal {}", preload::signal_name(sig)), 128 + sig),
-        Outcome::Hang => (format!("the server hung: the connection was still open after {} s, or it kept reading end-of-file without closing", args.timeout), 124),
-        Outcome::Exited(status) => (format!("the server exited with status {status} while handling the connection"), 1),
+    let code = match finished.outcome {
+        Outcome::Ok => 0,
+        Outcome::Crash(sig) => 128 + sig,
+        Outcome::Hang => 124,
+        Outcome::Exited(_) => 1,
     };
-    eprintln!("[run] {message}");
+    eprintln!("[run] {}", finished.outcome);
     Ok(ExitCode::from(code as u8))
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Ok => write!(f, "the server answered and closed the connection"),
+            Outcome::Crash(sig) => write!(f, "the server crashed with signal {}", preload::signal_name(*sig)),
+            Outcome::Hang => {
+                write!(f, "the server hung: it kept the connection open, or kept reading end-of-file without closing")
+            }
+            Outcome::Exited(code) => write!(f, "the server exited with status {code} while handling the connection"),
+        }
+    }
 }
 
 /// How long a server may take to listen, and then to finish the run.

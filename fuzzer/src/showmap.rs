@@ -2,7 +2,6 @@
 //! start-up check that the server can be driven at all.
 
 use crate::assets::{self, CHECK_REQUEST};
-use crate::preload::signal_name;
 use crate::run::{self, Finished, Limits, Outcome};
 use crate::target::Target;
 use crate::{compile, port};
@@ -43,7 +42,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     for (edge, count) in map {
         println!("{edge:06}:{count}");
     }
-    eprintln!("[showmap] {}", describe(&finished.outcome));
+    eprintln!("[showmap] {}", finished.outcome);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -72,15 +71,6 @@ fn bucket(count: u8) -> u8 {
     }
 }
 
-pub fn describe(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Ok => "the server answered and closed the connection".into(),
-        Outcome::Crash(sig) => format!("the server crashed with signal {}", signal_name(*sig)),
-        Outcome::Hang => "the server did not close the connection (hang)".into(),
-        Outcome::Exited(code) => format!("the server exited with status {code} while handling the connection"),
-    }
-}
-
 /// The start-up check: one plain request must be answered, end the run cleanly and record
 /// coverage. Returns the number of covered map entries.
 pub fn check(target: &Target, root: &Path) -> Result<usize> {
@@ -97,7 +87,7 @@ pub fn check(target: &Target, root: &Path) -> Result<usize> {
         ref outcome => bail!(
             "the test run failed on a plain `{request}`: {}. Fix this first; replay it with \
              `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | fuzzer run -- {}`\n{}",
-            describe(outcome),
+            outcome,
             target.binary.display(),
             run::tail(&finished.stderr, 10)
         ),

@@ -50,6 +50,13 @@ pub fn pserv() -> &'static Path {
     })
 }
 
+/// A scratch copy of tests/pserv (a source folder a campaign may build from).
+pub fn pserv_copy() -> PathBuf {
+    let src = scratch_dir("pserv-src");
+    copy_dir(&pserv_src(), &src);
+    src
+}
+
 pub fn www() -> PathBuf {
     pserv_src().join("www")
 }
@@ -250,4 +257,27 @@ pub fn processes_under(dir: &Path) -> Vec<i32> {
         .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
         .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.starts_with(dir)))
         .collect()
+}
+
+/// The finding files (`id:...`) of a queue, crashes or hangs folder, sorted.
+pub fn findings(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).filter(|p| file_name(p).starts_with("id:")).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+pub fn file_name(path: &Path) -> String {
+    path.file_name().unwrap_or_default().to_string_lossy().into_owned()
+}
+
+/// The value of `key` in a `fuzzer_stats` text (key padded to 18 columns, then `: `).
+pub fn stat_value<'a>(stats: &'a str, key: &str) -> Option<&'a str> {
+    stats.lines().find_map(|l| l.strip_prefix(&format!("{key:<18}: ")))
+}
+
+/// A number from the `fuzzer_stats` of the instance folder `dir` (None before it is written).
+pub fn stat(dir: &Path, key: &str) -> Option<u64> {
+    stat_value(&std::fs::read_to_string(dir.join("fuzzer_stats")).ok()?, key)?.parse().ok()
 }

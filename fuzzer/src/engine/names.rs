@@ -27,9 +27,14 @@ where
     S: HasCorpus<I> + HasExecutions + HasStartTime + HasMetadata,
 {
     let src = state.corpus().current().map_or(0, |id| id.0);
-    let time = libafl_bolts::current_time().saturating_sub(*state.start_time()).as_millis();
     let op = state.metadata::<CurrentOp>().map_or("havoc", |op| op.0.as_str());
-    format!("src:{src:06},time:{time},execs:{},op:{op}", state.executions())
+    format!("src:{src:06},{},op:{op}", time_execs(state))
+}
+
+/// `time:MS,execs:N` — milliseconds since the start and executions so far.
+fn time_execs<S: HasExecutions + HasStartTime>(state: &S) -> String {
+    let time = libafl_bolts::current_time().saturating_sub(*state.start_time()).as_millis();
+    format!("time:{time},execs:{}", state.executions())
 }
 
 /// Names queue entries like AFL++ and tracks which map entries the queue covers (`+cov`).
@@ -81,8 +86,7 @@ where
             Some(Loading::Resumed(name)) => name.clone(),
             Some(Loading::Seed(orig)) => format!("id:{id:06},time:0,execs:0,orig:{orig}"),
             None if state.metadata::<CurrentOp>().is_ok_and(|op| op.0 == "sync") => {
-                let time = libafl_bolts::current_time().saturating_sub(*state.start_time()).as_millis();
-                format!("id:{id:06},sync:peer,time:{time},execs:{}", state.executions())
+                format!("id:{id:06},sync:peer,{}", time_execs(state))
             }
             None => format!("id:{id:06},{}{}", origin(state), if new_edges > 0 { ",+cov" } else { "" }),
         };
