@@ -757,3 +757,115 @@ fn libafl_forkserver_executor_drives_the_runtime() {
     eprintln!("LibAFL: map size {reported}, corpus {found} after 10 stage runs");
     assert!(found > 1, "no new corpus entries");
 }
+
+// ---------------------------------------------------------------------------------------------
+// CmpLog: the runtime's trace-cmp callbacks and the preload's string hooks fill the map in the
+// layout LibAFL's AflppCmpLogMap reads.
+
+/// A one-connection TCP server that compares a 4-byte magic (an integer compare) and a string
+/// (strcmp) from the request, and answers how many matched.
+const CMP_SERVER: &str = r#"
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int main(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK); /* port 0: the kernel picks one */
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 8) != 0)
+        return 2;
+    for (;;) { /* like a real server; the preload ends the run once the reply is read */
+        int c = accept(s, NULL, NULL);
+        char buf[256] = {0};
+        size_t n = 0;
+        ssize_t got;
+        while (n < sizeof buf - 1 && (got = read(c, buf + n, sizeof buf - 1 - n)) > 0)
+            n += (size_t)got;
+        uint32_t magic;
+        memcpy(&magic, buf, 4);
+        int matched = 0;
+        if (magic == 0x4b4f4f4cu)
+            matched++;
+        if (strcmp(buf + 4, "open-sesame") == 0)
+            matched++;
+        dprintf(c, "matched %d\n", matched);
+        close(c);
+    }
+}
+"#;
+
+/// Run `bin` under the preload with `input`, logging into a fresh CmpLog map; the reply and
+/// every logged comparison.
+fn traced_run(bin: &Path, input: &[u8]) -> (String, Vec<libafl::observers::CmpValues>) {
+    use libafl::observers::CmpMap;
+    use libafl_bolts::shmem::{ShMem, ShMemProvider, UnixShMemProvider};
+    use libafl_targets::AflppCmpLogMap;
+
+    let mut provider = UnixShMemProvider::new().unwrap();
+    let shmem = provider.new_shmem(size_of::<AflppCmpLogMap>()).unwrap();
+    let preload = wrapper().with_file_name("libsockfuzz.so");
+    let mut child = Command::new(bin)
+        .env("LD_PRELOAD", &preload)
+        .env("__AFL_CMPLOG_SHM_ID", shmem.id().to_string())
+        .env_remove("__AFL_SHM_ID")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let mut reply = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut reply).unwrap();
+    assert!(wait_timeout(&mut child, Duration::from_secs(10)).success(), "traced run failed");
+    // SAFETY: the segment is an AflppCmpLogMap-sized, page-aligned map the run has finished with.
+    let map = unsafe { &*(shmem.as_ptr() as *const AflppCmpLogMap) };
+    let values = (0..map.len())
+        .flat_map(|site| (0..map.usable_executions_for(site)).filter_map(move |hit| map.values_of(site, hit)))
+        .collect();
+    (reply, values)
+}
+
+fn check_cmplog(compiler: &str) {
+    use libafl::observers::CmpValues;
+    let dir = scratch_dir(&format!("cmplog-{compiler}"));
+    let bin = build_source(&dir, CMP_SERVER, compiler, false, true);
+
+    let (reply, values) = traced_run(&bin, b"ABCDhello-world");
+    assert_eq!(reply, "matched 0\n");
+    let (input, wanted) = (0x4443_4241, 0x4b4f_4f4c); // "ABCD", "LOOK" (little-endian)
+    let magic = values
+        .iter()
+        .any(|v| matches!(v, CmpValues::U32((a, b, _)) if [*a, *b] == [input, wanted] || [*b, *a] == [input, wanted]));
+    assert!(magic, "the 4-byte compare was not logged ({} entries)", values.len());
+    let string = values.iter().any(|v| match v {
+        CmpValues::Bytes((a, b)) => {
+            use libafl_bolts::ToSlice;
+            let pair = [a.to_slice(), b.to_slice()];
+            pair == [b"hello-world\0", b"open-sesame\0"] || pair == [b"open-sesame\0", b"hello-world\0"]
+        }
+        _ => false,
+    });
+    assert!(string, "the strcmp was not logged ({} entries)", values.len());
+
+    // The hooks are transparent: the right values still match.
+    let (reply, _) = traced_run(&bin, b"LOOKopen-sesame");
+    assert_eq!(reply, "matched 2\n");
+}
+
+#[test]
+fn gcc_cmplog_logs_integer_and_string_compares() {
+    if have("gcc", "gcc_cmplog_logs_integer_and_string_compares") {
+        check_cmplog("gcc");
+    }
+}
+
+#[test]
+fn clang_cmplog_logs_integer_and_string_compares() {
+    if have("clang", "clang_cmplog_logs_integer_and_string_compares") {
+        check_cmplog("clang");
+    }
+}

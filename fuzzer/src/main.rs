@@ -93,6 +93,9 @@ struct FuzzArgs {
     /// Only LibAFL's havoc and dictionary mutators, without the HTTP-aware ones.
     #[arg(long)]
     no_http_mutators: bool,
+    /// No CmpLog / input-to-state stage (a second, tracing copy of the server per client).
+    #[arg(long)]
+    no_cmplog: bool,
     /// Cap on cores x duration in CPU-seconds (for shared machines): the duration is cut to fit.
     #[arg(long, value_name = "SECS")]
     cpu_budget: Option<u64>,
@@ -258,6 +261,7 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         seeds,
         dicts,
         http_mutators: !args.no_http_mutators,
+        cmplog: !args.no_cmplog,
         resume: args.resume,
         stop_on_crash: args.stop_on_crash,
         broker_port,

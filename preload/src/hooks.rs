@@ -27,6 +27,12 @@ fn start_forkserver() {
     if STARTED.swap(true, SeqCst) {
         return;
     }
+    // Before the fork server starts, so that every run inherits the mapping.
+    if !crate::cmplog_map::attach() {
+        crate::log::error(format_args!(
+            "__AFL_CMPLOG_SHM_ID is not a usable CmpLog map: string compares are not logged"
+        ));
+    }
     // SAFETY: looking up a symbol by a NUL-terminated name; a found `__afl_manual_init` is the
     // AFL++ entry point `void __afl_manual_init(void)`, idempotent in every runtime that has it.
     unsafe {

@@ -15,13 +15,23 @@
 //! Environment: `SOCKFUZZ_DEBUG=1` prints `[sockfuzz]` log lines; `SOCKFUZZ_OUTPUT=0` does not
 //! copy the reply to stdout; `SOCKFUZZ_STATUS_FD=N` gets one byte `L` once the server listens
 //! (used by `fuzzer run` to tell "never listened" from "slow").
+//!
+//! CmpLog: with `__AFL_CMPLOG_SHM_ID` set (only in the fuzzer's tracing fork server), the
+//! string and memory comparisons of the server are logged for input-to-state (`compare`).
 
 mod client;
+// Shared with the runtime (which uses the other half).
+#[allow(dead_code)]
+#[path = "../../runtime/src/cmplog_map.rs"]
+mod cmplog_map;
+mod compare;
 mod hooks;
 mod log;
 mod real;
 mod settle;
 mod state;
+#[path = "../../runtime/src/sysv.rs"]
+mod sysv;
 
 /// Exit status of a run in which the server read EOF over and over without closing: a hang.
 pub const EXIT_EOF_SPIN: i32 = 86;

@@ -3,7 +3,7 @@
 //! Lazily, on first use, because sanitizer runtimes call hooked functions (e.g. `sigaction`)
 //! before any constructor of ours could have run.
 
-use libc::{c_int, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{c_char, c_int, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn resolve(name: &'static str) -> usize {
@@ -51,5 +51,11 @@ real_fns! {
     fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int;
     fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t;
     fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int;
+    fn strcmp(a: *const c_char, b: *const c_char) -> c_int;
+    fn strcasecmp(a: *const c_char, b: *const c_char) -> c_int;
+    fn strncmp(a: *const c_char, b: *const c_char, n: size_t) -> c_int;
+    fn strncasecmp(a: *const c_char, b: *const c_char, n: size_t) -> c_int;
+    fn memcmp(a: *const c_void, b: *const c_void, n: size_t) -> c_int;
+    fn bcmp(a: *const c_void, b: *const c_void, n: size_t) -> c_int;
     fn pthread_create(thread: *mut libc::pthread_t, attr: *const libc::pthread_attr_t, start: extern "C" fn(*mut c_void) -> *mut c_void, arg: *mut c_void) -> c_int;
 }

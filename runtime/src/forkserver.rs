@@ -32,9 +32,12 @@ const fn fs_opt_set_mapsize(size: usize) -> u32 {
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 
-/// Constructor: attach the coverage map, then start the fork server unless deferred.
+/// Constructor: attach the coverage and CmpLog maps, then start the fork server unless deferred.
 extern "C" fn init() {
     shm::attach();
+    if !crate::cmplog_map::attach() {
+        shm::warn(b"__AFL_CMPLOG_SHM_ID is not a usable CmpLog map: comparisons are not logged\n");
+    }
     // SAFETY: NUL-terminated literal; getenv only reads the environment.
     if unsafe { libc::getenv(c"__AFL_DEFER_FORKSRV".as_ptr()) }.is_null() {
         start_forkserver();

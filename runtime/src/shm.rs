@@ -7,6 +7,7 @@ use std::ffi::CStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::coverage;
+use crate::sysv::{self, Missing};
 
 /// Outcome of [`attach`], decided once per process.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -38,47 +39,24 @@ pub fn attach() -> Shm {
 }
 
 fn try_attach() -> Shm {
-    // SAFETY: the marker is NUL-terminated; getenv only reads the environment.
-    let id = unsafe { libc::getenv(crate::__sockfuzz_shm_marker.as_ptr().cast()) };
-    if id.is_null() {
-        return Shm::Unset;
-    }
-    // SAFETY: getenv returned a NUL-terminated string that nobody modifies meanwhile.
-    let Some((id, len)) = parse_id(unsafe { CStr::from_ptr(id) }.to_bytes()).and_then(segment_size) else {
-        warn(b"__AFL_SHM_ID is not a shared memory id: no coverage\n");
-        return Shm::Unusable;
+    // SAFETY: the marker is a NUL-terminated string without inner NULs.
+    let var = unsafe { CStr::from_ptr(crate::__sockfuzz_shm_marker.as_ptr().cast()) };
+    let (map, len) = match sysv::attach(var) {
+        Ok(segment) => segment,
+        Err(Missing::Unset) => return Shm::Unset,
+        Err(Missing::Unusable) => {
+            warn(b"__AFL_SHM_ID is not an attachable shared memory id: no coverage\n");
+            return Shm::Unusable;
+        }
     };
     if coverage::map_size() > len {
+        // SAFETY: `map` was attached just above and nothing uses it.
+        unsafe { libc::shmdt(map.cast()) };
         warn(b"the coverage map in __AFL_SHM_ID is smaller than this program needs: no coverage\n");
         return Shm::TooSmall;
     }
-    // SAFETY: `id` names an existing segment (segment_size checked it); the kernel picks the address.
-    let map = unsafe { libc::shmat(id, std::ptr::null(), 0) };
-    if map as isize == -1 {
-        warn(b"shmat(__AFL_SHM_ID) failed: no coverage\n");
-        return Shm::Unusable;
-    }
-    coverage::attach(map.cast(), len);
+    coverage::attach(map, len);
     Shm::Attached
-}
-
-/// Decimal shm id. (Hand-written: `str::parse` would pull all of Rust's std into the binary.)
-fn parse_id(digits: &[u8]) -> Option<libc::c_int> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0, |id: libc::c_int, &d| {
-        let digit = d.checked_sub(b'0').filter(|&d| d <= 9)?;
-        id.checked_mul(10)?.checked_add(libc::c_int::from(digit))
-    })
-}
-
-/// `(id, size in bytes)` of an existing SysV shared memory segment.
-fn segment_size(id: libc::c_int) -> Option<(libc::c_int, usize)> {
-    // SAFETY: an all-zero shmid_ds is valid; IPC_STAT only fills it in.
-    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
-    // SAFETY: ds is a valid, writable shmid_ds.
-    (unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } == 0).then_some((id, ds.shm_segsz))
 }
 
 /// Print `fuzzing runtime: <message>` to stderr.

@@ -4,7 +4,9 @@
 //! else `clang` from PATH, else `gcc`) with the user's arguments unchanged, plus:
 //!
 //! * compile steps (`-c`/`-S`, or a compile+link with source files): `-g` and
-//!   `-fsanitize-coverage=trace-pc-guard` (clang) or `-fsanitize-coverage=trace-pc` (gcc).
+//!   `-fsanitize-coverage=trace-pc-guard,trace-cmp` (clang) or `trace-pc,trace-cmp` (gcc): edges,
+//!   and integer comparisons for CmpLog (ignored unless the fuzzer traces the run); and
+//!   `-fno-builtin-strcmp` and the like, so string compares stay calls the preload can log.
 //!   clang links its UBSan runtime when `-fsanitize-coverage` is on a link line, which turns a
 //!   SIGSEGV into exit status 1; so a clang compile+link also gets `-fno-sanitize-link-runtime`
 //!   (unless a sanitizer was asked for), and link-only lines get no coverage flag at all.
@@ -35,6 +37,18 @@ const KEEP_SYMBOLS: &[&str] = &[
     "__sanitizer_cov_trace_pc_guard",
     "__sanitizer_cov_trace_pc_guard_init",
     "__sanitizer_cov_trace_pc",
+];
+
+/// Keep string and memory compares as calls the LD_PRELOAD library can log for CmpLog: the
+/// compilers otherwise expand `strcmp(buf, "literal")` into loads and compares that no
+/// `trace-cmp` callback sees (clang does it at -O1 for fixed-size buffers).
+const NO_BUILTIN_COMPARES: &[&str] = &[
+    "-fno-builtin-strcmp",
+    "-fno-builtin-strncmp",
+    "-fno-builtin-strcasecmp",
+    "-fno-builtin-strncasecmp",
+    "-fno-builtin-memcmp",
+    "-fno-builtin-bcmp",
 ];
 
 /// Runtime symbols the LD_PRELOAD library finds with `dlsym(RTLD_DEFAULT, ..)`.
@@ -143,9 +157,10 @@ fn build_args(kind: Kind, args: &[OsString], sanitizer: Option<&str>) -> Result<
     if inv.compile_only || inv.sources {
         add("-g");
         add(match kind {
-            Kind::Clang => "-fsanitize-coverage=trace-pc-guard",
-            Kind::Gcc => "-fsanitize-coverage=trace-pc",
+            Kind::Clang => "-fsanitize-coverage=trace-pc-guard,trace-cmp",
+            Kind::Gcc => "-fsanitize-coverage=trace-pc,trace-cmp",
         });
+        NO_BUILTIN_COMPARES.iter().for_each(|flag| add(flag));
         if kind == Kind::Clang && !inv.compile_only && sanitizer.is_none() && !inv.user_sanitizer {
             add("-fno-sanitize-link-runtime"); // no UBSan runtime: crashes stay signals
         }
@@ -304,7 +319,7 @@ mod tests {
     #[test]
     fn clang_keeps_the_coverage_flag_off_link_only_lines() {
         let compile = build_args(Kind::Clang, &args("-c a.c"), None).unwrap();
-        assert!(compile.iter().any(|a| a == "-fsanitize-coverage=trace-pc-guard"));
+        assert!(compile.iter().any(|a| a == "-fsanitize-coverage=trace-pc-guard,trace-cmp"));
         assert!(!compile.iter().any(|a| a == "-fno-sanitize-link-runtime"));
         let version = build_args(Kind::Gcc, &args("--version"), Some("address")).unwrap();
         assert_eq!(version, args("--version"));

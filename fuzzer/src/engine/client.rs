@@ -1,5 +1,6 @@
 //! One fuzzing client: its server, its corpus and its `OUT/fuzzK` folder.
 
+use super::cmplog;
 use super::executor::ServerExecutor;
 use super::findings::{CurrentOp, Findings, Loading};
 use super::mutators::http_mutations;
@@ -10,18 +11,21 @@ use crate::showmap::MAP_SIZE;
 use crate::{assets, port, preload};
 use libafl::corpus::{Corpus, InMemoryOnDiskCorpus, OnDiskCorpus};
 use libafl::events::{ClientDescription, Event, EventFirer, EventWithStats, ProgressReporter, SendExiting};
-use libafl::executors::forkserver::ForkserverExecutor;
+use libafl::executors::forkserver::{ForkserverExecutor, ForkserverExecutorBuilder};
 use libafl::executors::StdChildArgs;
 use libafl::feedback_or;
 use libafl::feedbacks::{MaxMapFeedback, TimeFeedback};
 use libafl::fuzzer::{Evaluator, Fuzzer, StdFuzzer};
 use libafl::inputs::BytesInput;
 use libafl::monitors::stats::{AggregatorOps, UserStats, UserStatsValue};
-use libafl::mutators::{havoc_mutations, tokens_mutations, HavocScheduledMutator, Tokens};
+use libafl::mutators::{havoc_mutations, tokens_mutations, AflppRedQueen, HavocScheduledMutator, Tokens};
 use libafl::observers::{CanTrack, HitcountsMapObserver, StdMapObserver, TimeObserver};
 use libafl::schedulers::powersched::PowerSchedule;
 use libafl::schedulers::{HasQueueCycles, IndexesLenTimeMinimizerScheduler, StdWeightedScheduler};
-use libafl::stages::{CalibrationStage, StdPowerMutationalStage, SyncFromDiskStage};
+use libafl::stages::mutational::MultiMutationalStage;
+use libafl::stages::{
+    CalibrationStage, ColorizationStage, IfStage, OptionalStage, StdPowerMutationalStage, SyncFromDiskStage,
+};
 use libafl::state::{HasCorpus, HasExecutions, HasStartTime, StdState};
 use libafl::{Error, HasMetadata, HasScheduler};
 use libafl_bolts::fs::InputFile;
@@ -31,6 +35,7 @@ use libafl_bolts::tuples::{tuple_list, Handled, Merge};
 use libafl_bolts::{current_nanos, InputLocation, StdTargetArgs};
 use nix::sys::signal::Signal;
 use std::borrow::Cow;
+use std::ffi::OsString;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,9 +86,6 @@ fn fuzz(
         })?,
         None => assets::write_root(&root).map_err(|e| Error::illegal_state(format!("{e:#}")))?,
     }
-    let command = opts.target.command(port::free_port().map_err(|e| Error::illegal_state(e.to_string()))?, &root);
-    std::fs::write(dir.join("cmdline"), command.iter().map(|a| a.to_string_lossy() + "\n").collect::<String>())?;
-
     // The coverage map, shared with the fork server through __AFL_SHM_ID.
     let mut shmem_provider = UnixShMemProvider::new()?;
     let mut shmem = shmem_provider.new_shmem(MAP_SIZE)?;
@@ -126,28 +128,22 @@ fn fuzz(
     let mut fuzzer = StdFuzzer::new(scheduler, feedback, objective);
 
     let library = preload::library().map_err(|e| Error::illegal_state(format!("{e:#}")))?;
+    let (builder, command) = server(opts, &root, &library, &dir.join(".cur_input"))?;
+    std::fs::write(dir.join("cmdline"), command.iter().map(|a| a.to_string_lossy() + "\n").collect::<String>())?;
+    let colorization = ColorizationStage::new(&edges);
     let started = Arc::new(AtomicBool::new(false));
     watchdog(started.clone());
-    let forkserver = ForkserverExecutor::builder()
-        .program(&command[0])
-        .args(&command[1..])
-        .env("LD_PRELOAD", &library)
-        .env("SOCKFUZZ_OUTPUT", "0")
-        .env("ASAN_OPTIONS", format!("{}:symbolize=0", preload::ASAN_OPTIONS))
-        .input(InputLocation::StdIn { input_file: Some(InputFile::create(dir.join(".cur_input"))?) })
-        .debug_child(std::env::var_os("FUZZER_DEBUG_CHILD").is_some())
-        .coverage_map_size(MAP_SIZE)
-        .is_deferred_frksrv(true)
-        .kill_signal(Signal::SIGKILL)
-        .timeout(opts.hang_timeout)
-        .build_dynamic_map(edges, tuple_list!(time));
+    let forkserver = builder.build_dynamic_map(edges, tuple_list!(time)).map_err(not_started)?;
+    // The CmpLog tracer: another copy of the server (see `cmplog`).
+    let (tracing, _cmplog_map) = match opts.cmplog {
+        true => {
+            let (tracer, _) = server(opts, &root, &library, &dir.join(".cur_input_cmplog"))?;
+            let (stage, map) = cmplog::tracing_stage(tracer).map_err(not_started)?;
+            (Some(stage), Some(map))
+        }
+        false => (None, None),
+    };
     started.store(true, Ordering::SeqCst);
-    let forkserver = forkserver.map_err(|e| {
-        Error::illegal_state(format!(
-            "the server did not start under the fork server (no handshake within {} s, or it exited): {e}",
-            STARTUP_LIMIT.as_secs()
-        ))
-    })?;
     let mut executor = ServerExecutor::new(forkserver, opts.hang_timeout);
     let total_edges = executor.inner().coverage_map_size().unwrap_or(MAP_SIZE);
 
@@ -186,8 +182,15 @@ fn fuzz(
     macro_rules! fuzz_with {
         ($mutations:expr) => {{
             let mut stages = tuple_list!(
-                SetOp("havoc"),
                 calibration,
+                OptionalStage::new(tracing.map(|tracing| {
+                    let redqueen = MultiMutationalStage::new(AflppRedQueen::with_cmplog_options(true, true));
+                    tuple_list!(IfStage::new(
+                        cmplog::worth_tracing,
+                        tuple_list!(colorization, tracing, SetOp("its"), redqueen)
+                    ))
+                })),
+                SetOp("havoc"),
                 StdPowerMutationalStage::new(HavocScheduledMutator::new($mutations)),
                 SetOp("sync"),
                 SyncFromDiskStage::with_from_file(afl_queues(&opts.sync_dirs), Duration::from_secs(30))
@@ -233,6 +236,37 @@ fn afl_queues(dirs: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
     }
     queues.sort();
     queues
+}
+
+/// A fork server builder for one copy of the server on a free port, fed through the file
+/// `input`, and the command line it runs.
+fn server(
+    opts: &Options,
+    root: &Path,
+    library: &Path,
+    input: &Path,
+) -> Result<(ForkserverExecutorBuilder<'static, UnixShMemProvider>, Vec<OsString>), Error> {
+    let command = opts.target.command(port::free_port().map_err(|e| Error::illegal_state(e.to_string()))?, root);
+    let builder = ForkserverExecutor::builder()
+        .program(&command[0])
+        .args(&command[1..])
+        .env("LD_PRELOAD", library)
+        .env("SOCKFUZZ_OUTPUT", "0")
+        .env("ASAN_OPTIONS", format!("{}:symbolize=0", preload::ASAN_OPTIONS))
+        .input(InputLocation::StdIn { input_file: Some(InputFile::create(input)?) })
+        .debug_child(std::env::var_os("FUZZER_DEBUG_CHILD").is_some())
+        .coverage_map_size(MAP_SIZE)
+        .is_deferred_frksrv(true)
+        .kill_signal(Signal::SIGKILL)
+        .timeout(opts.hang_timeout);
+    Ok((builder, command))
+}
+
+fn not_started(e: Error) -> Error {
+    Error::illegal_state(format!(
+        "the server did not start under the fork server (no handshake within {} s, or it exited): {e}",
+        STARTUP_LIMIT.as_secs()
+    ))
 }
 
 /// Kill our children (the fork server) if the handshake has not happened in time: LibAFL's

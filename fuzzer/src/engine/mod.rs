@@ -3,6 +3,7 @@
 //! server, with AFL++-compatible output in `OUT/fuzzK`.
 
 mod client;
+mod cmplog;
 mod executor;
 pub mod findings;
 mod mutators;
@@ -57,6 +58,9 @@ pub struct Options {
     pub dicts: Vec<PathBuf>,
     /// Schedule the HTTP-aware mutators beside havoc.
     pub http_mutators: bool,
+    /// Trace comparisons of new entries and copy the values the server compared against into
+    /// the input (LibAFL's colorization + AFL++-style RedQueen).
+    pub cmplog: bool,
     pub resume: bool,
     pub stop_on_crash: bool,
     /// The port of our broker (clients and other machines' brokers connect to it).
