@@ -70,27 +70,13 @@ fn finds_crashes_and_the_hang_and_every_crash_file_replays_with_fuzzer_send() {
     assert!(!hangs.is_empty(), "the EOF-spin hang was not found");
     assert!(c.out.join("fuzz0/crashes/README.txt").is_file());
 
-    let server = pserv();
     let mut found = std::collections::BTreeSet::new();
     for crash in &crashes {
         let name = crash.file_name().unwrap().to_string_lossy().into_owned();
-        let port = free_port();
-        let mut cmd = Command::new(server);
-        cmd.args(["-p", &port.to_string(), "-R"]).arg(www()).args(["-s", "-m", "thread"]);
-        let mut child = spawn(&mut cmd);
-        let stderr = collect(child.stderr.take().unwrap());
-        assert!(wait_listening(port, Duration::from_secs(5)));
-        let send = run_with_input(
-            Command::new(fuzzer()).args(["send", "127.0.0.1", &port.to_string(), "--timeout", "3"]),
-            &std::fs::read(crash).unwrap(),
-            Duration::from_secs(10),
-        );
-        let status = wait_for(&mut child, Duration::from_secs(5));
-        kill_group(&mut child);
-        assert!(send.stdout_text().starts_with("Reading from STDIN and sending to server..."));
-        assert_eq!(status.and_then(|s| s.signal()), Some(signal_of(&name)), "{name} did not reproduce: {send:?}");
-        let bug = bug_hit(&String::from_utf8_lossy(&stderr.join().unwrap()));
-        found.insert(bug.unwrap_or_else(|| format!("unplanted crash {name}")));
+        let replay = replay(&std::fs::read(crash).unwrap());
+        assert!(replay.send.stdout_text().starts_with("Reading from STDIN and sending to server..."));
+        assert_eq!(replay.signal, Some(signal_of(&name)), "{name} did not reproduce: {:?}", replay.send);
+        found.insert(replay.bug.unwrap_or_else(|| format!("unplanted crash {name}")));
     }
     eprintln!("planted bugs found: {found:?}");
     for easy in ["reqline-strtok", "content-length-empty"] {
@@ -101,7 +87,7 @@ fn finds_crashes_and_the_hang_and_every_crash_file_replays_with_fuzzer_send() {
 
     // A hang file keeps a plain server from closing the connection.
     let port = free_port();
-    let mut cmd = Command::new(server);
+    let mut cmd = Command::new(pserv());
     cmd.args(["-p", &port.to_string(), "-R"]).arg(www()).args(["-s", "-m", "thread"]);
     let mut child = spawn(&mut cmd);
     assert!(wait_listening(port, Duration::from_secs(5)));

@@ -70,3 +70,39 @@ fn grammar_dictionary_and_mutator_options() {
     );
     assert!(run.stderr.contains("the dictionary /nonexistent.dict does not exist"), "{}", run.stderr);
 }
+
+/// CmpLog end to end: the debug-token bug hides behind a 12-character header value that no
+/// seed, dictionary or grammar has (the seed has the header, with a wrong value, as a student's
+/// own test request would). Tracing the seed's `strcmp` puts the value into the input (an
+/// `op:its` entry), and the crash file replays against a plain server through `fuzzer send`.
+/// (From no hint at all it takes two such steps; `scripts/bench-bugs` measures that.)
+#[test]
+fn cmplog_finds_the_magic_token_bug_and_its_crash_file_replays() {
+    let _guard = exclusive();
+    let seeds = scratch_dir("cmplog-seeds");
+    let get = "GET /index.html HTTP/1.1\r\nHost: localhost\r\nX-Debug-Token: letmein\r\n\r\n";
+    std::fs::write(seeds.join("get"), get).unwrap();
+    std::fs::write(seeds.join("head"), "HEAD / HTTP/1.0\r\nAccept-Language: en-US,en\r\n\r\n").unwrap();
+    let out = scratch_dir("cmplog-out").join("out");
+    let run = run_with_input(
+        Command::new(fuzzer())
+            .arg("--src-dir")
+            .arg(pserv_copy())
+            .arg("-o")
+            .arg(&out)
+            .arg("--seeds")
+            .arg(&seeds)
+            .args(["--no-grammar", "-d", "30", "--server-args=-p {port} -R {root} -s -m thread"]),
+        b"",
+        Duration::from_secs(300),
+    );
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    let learned = findings(&out.join("fuzz0/queue")).iter().filter(|p| file_name(p).contains("op:its")).count();
+    assert!(learned > 0, "no input-to-state entries in the queue");
+    let crashes = findings(&out.join("fuzz0/crashes"));
+    let token = crashes.iter().find(|c| std::fs::read(c).unwrap().windows(12).any(|w| w == b"dbg-7f3a91c2"));
+    let token = token.unwrap_or_else(|| panic!("debug-token not found in 30 s ({learned} op:its entries)"));
+    let replay = replay(&std::fs::read(token).unwrap());
+    assert_eq!(replay.bug.as_deref(), Some("debug-token"), "{}: {:?}", file_name(token), replay.send);
+    assert_eq!(replay.signal, Some(libc::SIGSEGV));
+}

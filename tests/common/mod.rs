@@ -232,6 +232,34 @@ pub fn bug_hit(stderr: &str) -> Option<String> {
     stderr.lines().rev().find_map(|l| l.strip_prefix("[bug] ")).map(str::to_string)
 }
 
+/// What replaying one finding with `fuzzer send` against a fresh plain sample server did.
+pub struct Replay {
+    pub send: Run,
+    /// The server's fate: Some(signal) if it died.
+    pub signal: Option<i32>,
+    /// The planted bug it announced, if any.
+    pub bug: Option<String>,
+}
+
+/// Send `input` with `fuzzer send` to a fresh [`pserv`] (thread model) and see what happens.
+pub fn replay(input: &[u8]) -> Replay {
+    let port = free_port();
+    let mut cmd = Command::new(pserv());
+    cmd.args(["-p", &port.to_string(), "-R"]).arg(www()).args(["-s", "-m", "thread"]);
+    let mut child = spawn(&mut cmd);
+    let stderr = collect(child.stderr.take().unwrap());
+    assert!(wait_listening(port, Duration::from_secs(5)));
+    let send = run_with_input(
+        Command::new(fuzzer()).args(["send", "127.0.0.1", &port.to_string(), "--timeout", "3"]),
+        input,
+        Duration::from_secs(10),
+    );
+    let status = wait_for(&mut child, Duration::from_secs(5));
+    kill_group(&mut child);
+    let bug = bug_hit(&String::from_utf8_lossy(&stderr.join().unwrap()));
+    Replay { send, signal: status.and_then(|s| s.signal()), bug }
+}
+
 /// The benign requests of tests/pserv/benign/.
 pub fn benign() -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<_> =
