@@ -1,6 +1,7 @@
 //! Tests of the target runtime (`runtime/`, linked into C programs) and of the compiler wrapper
 //! `fuzzer-cc`, on a tiny C program: plain runs, crashes, the AFL++ fork-server protocol spoken
-//! by hand, the deferred start, and (if installed) a short afl-fuzz run.
+//! by hand, the deferred start, (if installed) a short afl-fuzz run, and the CmpLog map the
+//! runtime and the preload fill, read back with libafl_targets' `AflppCmpLogMap`.
 //!
 //! Needs `cargo build --release --workspace` first: the wrapper finds `libruntime.a` next to
 //! itself. Skips (with a message) what needs clang, nm or afl-fuzz when they are absent.

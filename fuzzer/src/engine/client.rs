@@ -135,13 +135,12 @@ fn fuzz(
     watchdog(started.clone());
     let forkserver = builder.build_dynamic_map(edges, tuple_list!(time)).map_err(not_started)?;
     // The CmpLog tracer: another copy of the server (see `cmplog`).
-    let (tracing, _cmplog_map) = match opts.cmplog {
-        true => {
-            let (tracer, _) = server(opts, &root, &library, &dir.join(".cur_input_cmplog"))?;
-            let (stage, map) = cmplog::tracing_stage(tracer).map_err(not_started)?;
-            (Some(stage), Some(map))
-        }
-        false => (None, None),
+    let (tracing, _cmplog_map) = if opts.cmplog {
+        let (tracer, _) = server(opts, &root, &library, &dir.join(".cur_input_cmplog"))?;
+        let (stage, map) = cmplog::tracing_stage(tracer).map_err(not_started)?;
+        (Some(stage), Some(map))
+    } else {
+        (None, None)
     };
     started.store(true, Ordering::SeqCst);
     let mut executor = ServerExecutor::new(forkserver, opts.hang_timeout);
