@@ -79,20 +79,46 @@ fn grammar_dictionary_and_mutator_options() {
 #[test]
 fn cmplog_finds_the_magic_token_bug_and_its_crash_file_replays() {
     let _guard = exclusive();
+    let src = pserv_copy();
+    check_cmplog_finds_the_debug_token(Command::new(fuzzer()).arg("--src-dir").arg(src));
+}
+
+/// The same with a server built by AFL++'s `afl-clang-fast` with `AFL_LLVM_CMPLOG=1` (its own
+/// cmplog runtime and routine hooks write the map, beside our preload's).
+#[test]
+fn cmplog_works_with_an_afl_clang_fast_cmplog_build() {
+    if Command::new("afl-clang-fast").arg("--version").output().is_err() {
+        eprintln!("skipped: afl-clang-fast not installed (apt-get install afl++)");
+        return;
+    }
+    let _guard = exclusive();
+    let src = pserv_copy();
+    let make = Command::new("make")
+        .args(["-s", "CC=afl-clang-fast"])
+        .env("AFL_LLVM_CMPLOG", "1")
+        .env("AFL_QUIET", "1")
+        .current_dir(&src)
+        .output()
+        .unwrap();
+    assert!(make.status.success(), "{}", String::from_utf8_lossy(&make.stderr));
+    check_cmplog_finds_the_debug_token(Command::new(fuzzer()).arg("--server").arg(src.join("server")));
+}
+
+/// Run `fuzzer` (with its target options) for 30 s from a seed that has the X-Debug-Token header
+/// with a wrong value; the crash it must find replays as debug-token.
+fn check_cmplog_finds_the_debug_token(fuzzer: &mut Command) {
     let seeds = scratch_dir("cmplog-seeds");
     let get = "GET /index.html HTTP/1.1\r\nHost: localhost\r\nX-Debug-Token: letmein\r\n\r\n";
     std::fs::write(seeds.join("get"), get).unwrap();
     std::fs::write(seeds.join("head"), "HEAD / HTTP/1.0\r\nAccept-Language: en-US,en\r\n\r\n").unwrap();
     let out = scratch_dir("cmplog-out").join("out");
     let run = run_with_input(
-        Command::new(fuzzer())
-            .arg("--src-dir")
-            .arg(pserv_copy())
-            .arg("-o")
-            .arg(&out)
-            .arg("--seeds")
-            .arg(&seeds)
-            .args(["--no-grammar", "-d", "30", "--server-args=-p {port} -R {root} -s -m thread"]),
+        fuzzer.arg("-o").arg(&out).arg("--seeds").arg(&seeds).args([
+            "--no-grammar",
+            "-d",
+            "30",
+            "--server-args=-p {port} -R {root} -s -m thread",
+        ]),
         b"",
         Duration::from_secs(300),
     );
