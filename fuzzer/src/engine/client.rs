@@ -135,7 +135,7 @@ fn fuzz(
     watchdog(started.clone());
     let forkserver = builder.build_dynamic_map(edges, tuple_list!(time)).map_err(not_started)?;
     // The CmpLog tracer: another copy of the server (see `cmplog`).
-    let (tracing, _cmplog_map) = if opts.cmplog {
+    let (tracing, cmplog_map) = if opts.cmplog {
         let (tracer, _) = server(opts, &root, &library, &dir.join(".cur_input_cmplog"))?;
         let (stage, map) = cmplog::tracing_stage(tracer).map_err(not_started)?;
         (Some(stage), Some(map))
@@ -143,6 +143,12 @@ fn fuzz(
         (None, None)
     };
     started.store(true, Ordering::SeqCst);
+    // Both fork servers have attached the maps: let the kernel free them with the last process
+    // using them, even if this client is killed (LibAFL removes them only on a clean exit).
+    mark_for_removal(&shmem);
+    if let Some(map) = &cmplog_map {
+        mark_for_removal(map);
+    }
     let mut executor = ServerExecutor::new(forkserver, opts.hang_timeout);
     let total_edges = executor.inner().coverage_map_size().unwrap_or(MAP_SIZE);
 
@@ -265,6 +271,13 @@ fn server(
         .kill_signal(Signal::SIGKILL)
         .timeout(opts.hang_timeout);
     Ok((builder, command))
+}
+
+/// `IPC_RMID` on a SysV segment: it lives on while attached (Linux) and is freed after.
+fn mark_for_removal(shm: &impl ShMem) {
+    let id: i32 = shm.id().into();
+    // SAFETY: shmctl on a segment id we created; a null buffer is allowed with IPC_RMID.
+    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
 }
 
 fn not_started(e: Error) -> Error {
