@@ -314,6 +314,22 @@ fn bad_inputs_are_plain_errors_within_seconds() {
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert!(run.stderr.contains("did not listen on a TCP socket within 5 s"), "{}", run.stderr);
     assert!(started.elapsed() < Duration::from_secs(30));
+
+    // A fixed port: the copies of the server (per core, and the CmpLog tracer) would collide.
+    let fixed = free_port();
+    let run = run_with_input(
+        Command::new(fuzzer())
+            .arg("--src-dir")
+            .arg(pserv_src())
+            .arg("-o")
+            .arg(&out)
+            .arg(format!("--server-args=-p {fixed} -R {{root}}")),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains(&format!("the server listened on port {fixed}, not on the port the fuzzer chose")));
+    assert!(run.stderr.contains("have no {port}"), "{}", run.stderr);
 }
 
 #[test]

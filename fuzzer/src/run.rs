@@ -81,6 +81,8 @@ pub struct Limits {
 /// A finished run; `stdout`/`stderr` are captured only when the input was given as bytes.
 pub struct Finished {
     pub outcome: Outcome,
+    /// The port the server listened on (0 if the preload could not tell).
+    pub port: u16,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
 }
@@ -131,8 +133,8 @@ pub fn run(
     let stdout = child.stdout.take().map(collect);
     let stderr = child.stderr.take().map(collect);
     let result = match wait_listen(&status_read, limits.listen) {
-        Ok(true) => wait_outcome(&mut child, limits.run),
-        Ok(false) => child.wait().map_err(Into::into).and_then(|status| {
+        Ok(Some(port)) => wait_outcome(&mut child, limits.run).map(|outcome| (outcome, port)),
+        Ok(None) => child.wait().map_err(Into::into).and_then(|status| {
             Err(anyhow::anyhow!(
                 "the server {} before it listened on a TCP socket: check its arguments (e.g. `-p PORT` with a free port) and its messages",
                 describe(status)
@@ -147,7 +149,7 @@ pub fn run(
     let stdout = stdout.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
     let stderr = stderr.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
     match result {
-        Ok(outcome) => Ok(Finished { outcome, stdout, stderr }),
+        Ok((outcome, port)) => Ok(Finished { outcome, port, stdout, stderr }),
         Err(e) if stderr.is_empty() => Err(e),
         Err(e) => Err(e.context(format!("the server said:\n{}", tail(&stderr, 15)))),
     }
@@ -168,8 +170,8 @@ fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<
     })
 }
 
-/// True once the preload reports `listen`, false if the server exited first.
-fn wait_listen(status: &OwnedFd, limit: Duration) -> Result<bool> {
+/// The port, once the preload reports that the server listens; None if it exited first.
+fn wait_listen(status: &OwnedFd, limit: Duration) -> Result<Option<u16>> {
     let mut pfd = libc::pollfd { fd: status.as_raw_fd(), events: libc::POLLIN, revents: 0 };
     let ms = limit.as_millis().min(i32::MAX as u128) as i32;
     // SAFETY: one valid pollfd.
@@ -180,9 +182,13 @@ fn wait_listen(status: &OwnedFd, limit: Duration) -> Result<bool> {
             limit.as_secs_f64()
         );
     }
-    let mut byte = [0u8; 1];
+    // `L` and the port, written at once (a pipe write of 3 bytes is atomic).
+    let mut message = [0u8; 3];
     let mut file = File::from(status.try_clone()?);
-    Ok(file.read(&mut byte)? == 1)
+    Ok(match file.read(&mut message)? {
+        0 => None,
+        _ => Some(u16::from_be_bytes([message[1], message[2]])),
+    })
 }
 
 fn wait_outcome(child: &mut Child, timeout: Duration) -> Result<Outcome> {

@@ -38,7 +38,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let root = args.build.out_dir.join("showmap-root");
     assets::write_root(&root)?;
     let target = Target::new(binary, Some(&args.server_args));
-    let (finished, map) = run_with_map(&target, &root, &input)?;
+    let (finished, map) = run_with_map(&target, &root, &input, port::free_port()?)?;
     for (edge, count) in map {
         println!("{edge:06}:{count}");
     }
@@ -46,13 +46,13 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Run `target` once on `input` under the preload with a fresh coverage map; returns the
+/// Run `target` on `port` once on `input` under the preload with a fresh coverage map; returns the
 /// covered entries with AFL-bucketed hit counts.
-pub fn run_with_map(target: &Target, root: &Path, input: &[u8]) -> Result<(Finished, Vec<(usize, u8)>)> {
+pub fn run_with_map(target: &Target, root: &Path, input: &[u8], port: u16) -> Result<(Finished, Vec<(usize, u8)>)> {
     let mut provider = UnixShMemProvider::new().context("cannot create shared memory")?;
     let shmem = provider.new_shmem(MAP_SIZE).context("cannot create the coverage map (shared memory)")?;
     let id = shmem.id().to_string();
-    let command = target.command(port::free_port()?, root);
+    let command = target.command(port, root);
     let limits = Limits { listen: Duration::from_secs(5), run: Duration::from_secs(5) };
     let finished = run::run(&command, &[("__AFL_SHM_ID", id.as_ref())], Some(input), limits, true)?;
     let map = shmem.iter().enumerate().filter(|(_, &c)| c != 0).map(|(i, &c)| (i, bucket(c))).collect();
@@ -75,7 +75,8 @@ fn bucket(count: u8) -> u8 {
 /// coverage. Returns the number of covered map entries.
 pub fn check(target: &Target, root: &Path) -> Result<usize> {
     println!("[check] test run of {} under sockfuzz...", target.binary.display());
-    let (finished, map) = run_with_map(target, root, CHECK_REQUEST)
+    let port = port::free_port()?;
+    let (finished, map) = run_with_map(target, root, CHECK_REQUEST, port)
         .context("the test run failed: the fuzzer cannot drive this server")?;
     let request = String::from_utf8_lossy(CHECK_REQUEST.split(|&b| b == b'\r').next().unwrap_or_default()).into_owned();
     match finished.outcome {
@@ -91,6 +92,19 @@ pub fn check(target: &Target, root: &Path) -> Result<usize> {
             target.binary.display(),
             run::tail(&finished.stderr, 10)
         ),
+    }
+    if finished.port != port {
+        let how = if target.args.contains("{port}") {
+            format!("passed as {{port}} in the server arguments `{}`", target.args)
+        } else {
+            format!("the server arguments `{}` have no {{port}}", target.args)
+        };
+        bail!(
+            "the server listened on port {}, not on the port the fuzzer chose ({port}; {how}). The fuzzer \
+             runs several copies of the server at once (one per core, and one for CmpLog), each on its own \
+             port: make the server take its port from its command line, and put {{port}} there in --server-args",
+            finished.port
+        );
     }
     if finished.stdout.is_empty() {
         bail!("the test run got no reply: the server closed the connection without answering `{request}`");

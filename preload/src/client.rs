@@ -13,11 +13,14 @@ use std::sync::atomic::Ordering::SeqCst;
 pub fn start(listen_fd: c_int) {
     LISTEN_FD.store(listen_fd, SeqCst);
     let config = config();
+    let addr = connect_addr(listen_fd);
     if let Some(fd) = config.status_fd {
-        // SAFETY: writing one static byte; a closed fd only makes this fail.
-        unsafe { real::write(fd, b"L".as_ptr().cast(), 1) };
+        let port = addr.map_or(0, |a| a.port()).to_be_bytes();
+        let status = [b'L', port[0], port[1]];
+        // SAFETY: writing 3 bytes from a local array; a closed fd only makes this fail.
+        unsafe { real::write(fd, status.as_ptr().cast(), status.len()) };
     }
-    let Some(addr) = connect_addr(listen_fd) else {
+    let Some(addr) = addr else {
         error(format_args!("cannot read the address of the listening socket (fd {listen_fd})"));
         settle::exit(EXIT_SETUP);
     };

@@ -13,8 +13,9 @@
 //! | status [`EXIT_SETUP`]     | sockfuzz could not drive the server (message on stderr)        |
 //!
 //! Environment: `SOCKFUZZ_DEBUG=1` prints `[sockfuzz]` log lines; `SOCKFUZZ_OUTPUT=0` does not
-//! copy the reply to stdout; `SOCKFUZZ_STATUS_FD=N` gets one byte `L` once the server listens
-//! (used by `fuzzer run` to tell "never listened" from "slow").
+//! copy the reply to stdout; `SOCKFUZZ_STATUS_FD=N` gets `L` and the port (2 bytes, big-endian)
+//! once the server listens (used by `fuzzer run` to tell "never listened" from "slow", and by
+//! the start-up check to see that the server took the port it was given).
 //!
 //! CmpLog: with `__AFL_CMPLOG_SHM_ID` set (only in the fuzzer's tracing fork server), the
 //! string and memory comparisons of the server are logged for input-to-state (`compare`).
