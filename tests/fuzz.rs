@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -334,27 +333,11 @@ fn bad_inputs_are_plain_errors_within_seconds() {
 
 #[test]
 fn drives_a_server_built_by_afl_clang_fast() {
-    if Command::new("afl-clang-fast").arg("--version").output().is_err() {
-        eprintln!("skipped: afl-clang-fast not installed (apt-get install afl++)");
-        return;
-    }
-    let src = pserv_copy();
-    let built = Command::new("make")
-        .arg("-s")
-        .current_dir(&src)
-        .env("AFL_QUIET", "1")
-        .arg("CC=afl-clang-fast")
-        .output()
-        .unwrap();
-    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let Some(server) = afl_clang_fast_pserv(&[]) else { return };
     let _guard = exclusive();
     let out = scratch_dir("afl-out").join("out");
     let run = run_with_input(
-        Command::new(fuzzer()).arg("--server").arg(src.join("server")).arg("-o").arg(&out).args([
-            "-d",
-            "10",
-            THREAD_MODEL,
-        ]),
+        Command::new(fuzzer()).arg("--server").arg(&server).arg("-o").arg(&out).args(["-d", "10", THREAD_MODEL]),
         b"",
         Duration::from_secs(120),
     );

@@ -87,21 +87,9 @@ fn cmplog_finds_the_magic_token_bug_and_its_crash_file_replays() {
 /// cmplog runtime and routine hooks write the map, beside our preload's).
 #[test]
 fn cmplog_works_with_an_afl_clang_fast_cmplog_build() {
-    if Command::new("afl-clang-fast").arg("--version").output().is_err() {
-        eprintln!("skipped: afl-clang-fast not installed (apt-get install afl++)");
-        return;
-    }
+    let Some(server) = afl_clang_fast_pserv(&[("AFL_LLVM_CMPLOG", "1")]) else { return };
     let _guard = exclusive();
-    let src = pserv_copy();
-    let make = Command::new("make")
-        .args(["-s", "CC=afl-clang-fast"])
-        .env("AFL_LLVM_CMPLOG", "1")
-        .env("AFL_QUIET", "1")
-        .current_dir(&src)
-        .output()
-        .unwrap();
-    assert!(make.status.success(), "{}", String::from_utf8_lossy(&make.stderr));
-    check_cmplog_finds_the_debug_token(Command::new(fuzzer()).arg("--server").arg(src.join("server")));
+    check_cmplog_finds_the_debug_token(Command::new(fuzzer()).arg("--server").arg(server));
 }
 
 /// Run `fuzzer` (with its target options) for 30 s from a seed that has the X-Debug-Token header

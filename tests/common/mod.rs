@@ -50,6 +50,26 @@ pub fn pserv() -> &'static Path {
     })
 }
 
+/// The sample server built by AFL++'s `afl-clang-fast` in a scratch copy, with extra `envs`
+/// for the AFL++ compiler (e.g. `AFL_LLVM_CMPLOG=1`); None (the caller skips) when AFL++ is
+/// not installed.
+pub fn afl_clang_fast_pserv(envs: &[(&str, &str)]) -> Option<PathBuf> {
+    if Command::new("afl-clang-fast").arg("--version").output().is_err() {
+        eprintln!("skipped: afl-clang-fast not installed (apt-get install afl++)");
+        return None;
+    }
+    let src = pserv_copy();
+    let built = Command::new("make")
+        .args(["-s", "CC=afl-clang-fast"])
+        .env("AFL_QUIET", "1")
+        .envs(envs.iter().copied())
+        .current_dir(&src)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    Some(src.join("server"))
+}
+
 /// A scratch copy of tests/pserv (a source folder a campaign may build from).
 pub fn pserv_copy() -> PathBuf {
     let src = scratch_dir("pserv-src");
