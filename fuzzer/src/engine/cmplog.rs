@@ -33,13 +33,15 @@ use std::collections::HashSet;
 /// Entries longer than this are not traced: colorization costs up to two runs per byte.
 const MAX_TRACED_LEN: usize = 4096;
 
-pub type Tracer = ForkserverExecutor<BytesInput, (AflppCmpLogObserver<'static>, ()), State, UnixShMem>;
+/// The tracer: the second copy of the server, with the CmpLog observer.
+type Tracer = ForkserverExecutor<BytesInput, (AflppCmpLogObserver<'static>, ()), State, UnixShMem>;
+pub type TracingStage<EM, Z> = AflppCmplogTracingStage<'static, EM, Tracer, State, Z>;
 
 /// The tracing stage over a fork server built from `server` (a copy of the server on its own
 /// port), and the shared map it reads, which must be kept alive as long as the stage.
 pub fn tracing_stage<EM, Z>(
     server: ForkserverExecutorBuilder<'static, UnixShMemProvider>,
-) -> Result<(AflppCmplogTracingStage<'static, EM, Tracer, State, Z>, UnixShMem), Error> {
+) -> Result<(TracingStage<EM, Z>, UnixShMem), Error> {
     let mut map = UnixShMemProvider::new()?.new_shmem(size_of::<AflppCmpLogMap>())?;
     let id = map.id().to_string();
     // SAFETY: the segment is zeroed by the kernel (a valid, empty map), at least as large as
