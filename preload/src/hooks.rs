@@ -2,9 +2,10 @@
 //! transparent until the first `listen()` (processes that never listen, like `make` or a shell,
 //! must not notice us).
 
+use crate::paths::{self, Access::*};
 use crate::state::*;
 use crate::{client, log::debug, real, settle, EOF_SPIN_READS};
-use libc::{c_int, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{c_char, c_int, c_uint, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t, AT_FDCWD, FILE};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 /// Whether `fd` is an IPv4/IPv6 stream socket (the only kind we drive).
@@ -60,7 +61,13 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
 #[no_mangle]
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     let r = unsafe { real::listen(fd, backlog) };
-    if r == 0 && !IN_SERVER_CHILD.load(Relaxed) && is_tcp(fd) && !TRIGGERED.swap(true, SeqCst) {
+    if r != 0 || IN_SERVER_CHILD.load(Relaxed) || !is_tcp(fd) {
+        return r;
+    }
+    // Before TRIGGERED: a hook that sees it set never has to read the environment itself
+    // (from a signal handler, say), and the fork server's children inherit the result.
+    config();
+    if !TRIGGERED.swap(true, SeqCst) {
         start_forkserver(); // with a deferred fork server, this returns in every child
         client::start(fd);
     }
@@ -286,4 +293,97 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
     }
     act.sa_flags &= !libc::SA_NOCLDWAIT;
     unsafe { real::sigaction(sig, &act, old) }
+}
+
+/// Path functions: the path is checked (`paths`) before the real call, which gets the same
+/// arguments. `(dirfd, path, follow, access)` say how to read the arguments.
+macro_rules! path_hooks {
+    ($( fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty
+        = ($dirfd:expr, $path:ident, $follow:expr, $access:expr); )*) => {$(
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            // SAFETY: `$path` is the caller's path argument (NULL or a C string), `$dirfd` its directory.
+            unsafe { paths::check($dirfd, $path, $follow, $access) };
+            // SAFETY: the caller's arguments, passed on unchanged.
+            unsafe { real::$name($($arg),*) }
+        }
+    )*};
+}
+
+/// Whether an open follows a final symlink.
+fn follows(flags: c_int) -> bool {
+    flags & libc::O_NOFOLLOW == 0
+}
+
+/// Whether an *at lookup follows a final symlink.
+fn follows_at(flags: c_int) -> bool {
+    flags & libc::AT_SYMLINK_NOFOLLOW == 0
+}
+
+// `open`, `open64`, `openat` and `openat64` are variadic in C, which stable Rust cannot define:
+// `mode` is a plain last parameter. On x86_64 (and aarch64) Linux it arrives in the register a
+// variadic argument would, holding garbage when the caller passed none, and the real function
+// (called variadically, see `real`) only reads it with O_CREAT or O_TMPFILE.
+path_hooks! {
+    fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int = (AT_FDCWD, path, follows(flags), Open);
+    fn open64(path: *const c_char, flags: c_int, mode: c_uint) -> c_int = (AT_FDCWD, path, follows(flags), Open);
+    fn openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int
+        = (dirfd, path, follows(flags), Open);
+    fn openat64(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int
+        = (dirfd, path, follows(flags), Open);
+    fn __open_2(path: *const c_char, flags: c_int) -> c_int = (AT_FDCWD, path, follows(flags), Open);
+    fn __open64_2(path: *const c_char, flags: c_int) -> c_int = (AT_FDCWD, path, follows(flags), Open);
+    fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int = (dirfd, path, follows(flags), Open);
+    fn __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int = (dirfd, path, follows(flags), Open);
+    fn creat(path: *const c_char, mode: libc::mode_t) -> c_int = (AT_FDCWD, path, true, Open);
+    fn creat64(path: *const c_char, mode: libc::mode_t) -> c_int = (AT_FDCWD, path, true, Open);
+    fn fopen(path: *const c_char, mode: *const c_char) -> *mut FILE = (AT_FDCWD, path, true, Open);
+    fn fopen64(path: *const c_char, mode: *const c_char) -> *mut FILE = (AT_FDCWD, path, true, Open);
+    fn freopen(path: *const c_char, mode: *const c_char, stream: *mut FILE) -> *mut FILE = (AT_FDCWD, path, true, Open);
+    fn freopen64(path: *const c_char, mode: *const c_char, stream: *mut FILE) -> *mut FILE
+        = (AT_FDCWD, path, true, Open);
+    fn opendir(path: *const c_char) -> *mut libc::DIR = (AT_FDCWD, path, true, Open);
+    fn stat(path: *const c_char, buf: *mut c_void) -> c_int = (AT_FDCWD, path, true, Lookup);
+    fn stat64(path: *const c_char, buf: *mut c_void) -> c_int = (AT_FDCWD, path, true, Lookup);
+    fn lstat(path: *const c_char, buf: *mut c_void) -> c_int = (AT_FDCWD, path, false, Lookup);
+    fn lstat64(path: *const c_char, buf: *mut c_void) -> c_int = (AT_FDCWD, path, false, Lookup);
+    fn fstatat(dirfd: c_int, path: *const c_char, buf: *mut c_void, flags: c_int) -> c_int
+        = (dirfd, path, follows_at(flags), Lookup);
+    fn fstatat64(dirfd: c_int, path: *const c_char, buf: *mut c_void, flags: c_int) -> c_int
+        = (dirfd, path, follows_at(flags), Lookup);
+    fn statx(dirfd: c_int, path: *const c_char, flags: c_int, mask: c_uint, buf: *mut c_void) -> c_int
+        = (dirfd, path, follows_at(flags), Lookup);
+    fn access(path: *const c_char, mode: c_int) -> c_int = (AT_FDCWD, path, true, Lookup);
+    fn faccessat(dirfd: c_int, path: *const c_char, mode: c_int, flags: c_int) -> c_int
+        = (dirfd, path, follows_at(flags), Lookup);
+    // Binaries built against glibc before 2.33 call these instead of the stat family.
+    fn __xstat(ver: c_int, path: *const c_char, buf: *mut c_void) -> c_int = (AT_FDCWD, path, true, Lookup);
+    fn __xstat64(ver: c_int, path: *const c_char, buf: *mut c_void) -> c_int = (AT_FDCWD, path, true, Lookup);
+    fn __lxstat(ver: c_int, path: *const c_char, buf: *mut c_void) -> c_int = (AT_FDCWD, path, false, Lookup);
+    fn __lxstat64(ver: c_int, path: *const c_char, buf: *mut c_void) -> c_int = (AT_FDCWD, path, false, Lookup);
+    fn __fxstatat(ver: c_int, dirfd: c_int, path: *const c_char, buf: *mut c_void, flags: c_int) -> c_int
+        = (dirfd, path, follows_at(flags), Lookup);
+    fn __fxstatat64(ver: c_int, dirfd: c_int, path: *const c_char, buf: *mut c_void, flags: c_int) -> c_int
+        = (dirfd, path, follows_at(flags), Lookup);
+}
+
+/// `realpath` and its variants (`__realpath_chk` is what _FORTIFY_SOURCE calls): never a
+/// finding themselves, but an escaping result is remembered (`paths::note_realpath`).
+macro_rules! realpath_hooks {
+    ($( fn $name:ident(path: *const c_char $(, $arg:ident: $ty:ty)*) -> *mut c_char; )*) => {$(
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(path: *const c_char $(, $arg: $ty)*) -> *mut c_char {
+            // SAFETY: the caller's arguments, passed on unchanged.
+            let resolved = unsafe { real::$name(path $(, $arg)*) };
+            // SAFETY: `path` is the caller's C string (or NULL); `resolved` NULL or realpath's result.
+            unsafe { paths::note_realpath(path, resolved) };
+            resolved
+        }
+    )*};
+}
+
+realpath_hooks! {
+    fn realpath(path: *const c_char, resolved: *mut c_char) -> *mut c_char;
+    fn __realpath_chk(path: *const c_char, resolved: *mut c_char, resolved_len: size_t) -> *mut c_char;
+    fn canonicalize_file_name(path: *const c_char) -> *mut c_char;
 }

@@ -11,11 +11,17 @@
 //! | a signal                  | the server (or the child it forked for the connection) crashed |
 //! | status [`EXIT_EOF_SPIN`]  | the server kept reading end-of-file without closing: a hang    |
 //! | status [`EXIT_SETUP`]     | sockfuzz could not drive the server (message on stderr)        |
+//! | signal [`SIG_TRAVERSAL`]  | the server opened a path outside its web root (`paths`)        |
 //!
 //! Environment: `SOCKFUZZ_DEBUG=1` prints `[sockfuzz]` log lines; `SOCKFUZZ_OUTPUT=0` does not
 //! copy the reply to stdout; `SOCKFUZZ_STATUS_FD=N` gets `L` and the port (2 bytes, big-endian)
 //! once the server listens (used by `fuzzer run` to tell "never listened" from "slow", and by
 //! the start-up check to see that the server took the port it was given).
+//!
+//! Path traversal: `SOCKFUZZ_ROOT=/abs/dir` (the server's web root) turns on the check of every
+//! path the server opens or looks up (unset or empty: off). `SOCKFUZZ_FINDING_FILE=/path` gets
+//! one line `PATH_AS_OPENED\tRESOLVED_PATH\n` on a finding (`\\`, `\t`, `\n` and `\xNN` escape
+//! the bytes that would break a line of UTF-8).
 //!
 //! CmpLog: with `__AFL_CMPLOG_SHM_ID` set (only in the fuzzer's tracing fork server), the
 //! string and memory comparisons of the server are logged for input-to-state (`compare`).
@@ -28,6 +34,7 @@ mod cmplog_map;
 mod compare;
 mod hooks;
 mod log;
+mod paths;
 mod real;
 mod settle;
 mod state;
@@ -38,5 +45,9 @@ mod sysv;
 pub const EXIT_EOF_SPIN: i32 = 86;
 /// Exit status when sockfuzz itself could not drive the server (e.g. connect failed).
 pub const EXIT_SETUP: i32 = 87;
+/// The signal a run dies by when the server opened or looked up a path outside its web root
+/// (`SOCKFUZZ_ROOT`): `..` climbed out of it, a symlink led out, or a `realpath` result that
+/// left it was used. Not a crash signal, so a finding is told apart from a crash.
+pub const SIG_TRAVERSAL: i32 = libc::SIGUSR2;
 /// Consecutive zero-byte reads on our connection that count as an EOF spin.
 const EOF_SPIN_READS: u32 = 1000;

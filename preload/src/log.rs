@@ -10,6 +10,21 @@ pub fn error(args: std::fmt::Arguments) {
     unsafe { crate::real::write(2, line.as_ptr().cast(), line.len()) };
 }
 
+/// Like [`error`] for raw byte strings (paths need not be UTF-8), without allocating: for hooks.
+pub fn error_bytes(parts: &[&[u8]]) {
+    const MAX: usize = 14;
+    let iov = |s: &[u8]| libc::iovec { iov_base: s.as_ptr() as *mut _, iov_len: s.len() };
+    let mut v = [iov(b""); MAX + 2];
+    v[0] = iov(b"[sockfuzz] ");
+    let n = parts.len().min(MAX);
+    for (slot, part) in v[1..].iter_mut().zip(&parts[..n]) {
+        *slot = iov(part);
+    }
+    v[n + 1] = iov(b"\n");
+    // SAFETY: the first n + 2 iovecs point into live slices; writev only reads them.
+    unsafe { libc::writev(2, v.as_ptr(), (n + 2) as libc::c_int) };
+}
+
 /// Printed only with `SOCKFUZZ_DEBUG=1`.
 macro_rules! debug {
     ($($arg:tt)*) => {

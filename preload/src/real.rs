@@ -3,7 +3,7 @@
 //! Lazily, on first use, because sanitizer runtimes call hooked functions (e.g. `sigaction`)
 //! before any constructor of ours could have run.
 
-use libc::{c_char, c_int, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{c_char, c_int, c_uint, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn resolve(name: &'static str) -> usize {
@@ -19,18 +19,38 @@ fn resolve(name: &'static str) -> usize {
     p as usize
 }
 
+/// The address in `slot`, resolving `name` (NUL-terminated) on first use.
+fn cached(slot: &AtomicUsize, name: &'static str) -> usize {
+    let mut p = slot.load(Ordering::Relaxed);
+    if p == 0 {
+        p = resolve(name);
+        slot.store(p, Ordering::Relaxed);
+    }
+    p
+}
+
 macro_rules! real_fns {
     ($( fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {$(
         pub unsafe fn $name($($arg: $ty),*) -> $ret {
             static PTR: AtomicUsize = AtomicUsize::new(0);
-            let mut p = PTR.load(Ordering::Relaxed);
-            if p == 0 {
-                p = resolve(concat!(stringify!($name), "\0"));
-                PTR.store(p, Ordering::Relaxed);
-            }
+            let p = cached(&PTR, concat!(stringify!($name), "\0"));
             // SAFETY: `p` is the next definition of this libc symbol, whose C signature this is.
             let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { std::mem::transmute(p) };
             unsafe { f($($arg),*) }
+        }
+    )*};
+}
+
+/// Variadic C functions (`open` and friends): called as such, with the optional last argument.
+macro_rules! real_variadic_fns {
+    ($( fn $name:ident($($arg:ident: $ty:ty),*; $va:ident: $vty:ty) -> $ret:ty; )*) => {$(
+        pub unsafe fn $name($($arg: $ty,)* $va: $vty) -> $ret {
+            static PTR: AtomicUsize = AtomicUsize::new(0);
+            let p = cached(&PTR, concat!(stringify!($name), "\0"));
+            // SAFETY: `p` is the next definition of this libc symbol, whose C signature this is.
+            let f: unsafe extern "C" fn($($ty),*, ...) -> $ret = unsafe { std::mem::transmute(p) };
+            // SAFETY: our caller's arguments; the optional one is read only when the flags say so.
+            unsafe { f($($arg),*, $va) }
         }
     )*};
 }
@@ -58,4 +78,44 @@ real_fns! {
     fn memcmp(a: *const c_void, b: *const c_void, n: size_t) -> c_int;
     fn bcmp(a: *const c_void, b: *const c_void, n: size_t) -> c_int;
     fn pthread_create(thread: *mut libc::pthread_t, attr: *const libc::pthread_attr_t, start: extern "C" fn(*mut c_void) -> *mut c_void, arg: *mut c_void) -> c_int;
+}
+
+// Path functions (`paths`). Buffers are `*mut c_void`: only their address is passed on.
+real_variadic_fns! {
+    fn open(path: *const c_char, flags: c_int; mode: c_uint) -> c_int;
+    fn open64(path: *const c_char, flags: c_int; mode: c_uint) -> c_int;
+    fn openat(dirfd: c_int, path: *const c_char, flags: c_int; mode: c_uint) -> c_int;
+    fn openat64(dirfd: c_int, path: *const c_char, flags: c_int; mode: c_uint) -> c_int;
+}
+
+real_fns! {
+    fn __open_2(path: *const c_char, flags: c_int) -> c_int;
+    fn __open64_2(path: *const c_char, flags: c_int) -> c_int;
+    fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int;
+    fn __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int;
+    fn creat(path: *const c_char, mode: libc::mode_t) -> c_int;
+    fn creat64(path: *const c_char, mode: libc::mode_t) -> c_int;
+    fn fopen(path: *const c_char, mode: *const c_char) -> *mut libc::FILE;
+    fn fopen64(path: *const c_char, mode: *const c_char) -> *mut libc::FILE;
+    fn freopen(path: *const c_char, mode: *const c_char, stream: *mut libc::FILE) -> *mut libc::FILE;
+    fn freopen64(path: *const c_char, mode: *const c_char, stream: *mut libc::FILE) -> *mut libc::FILE;
+    fn opendir(path: *const c_char) -> *mut libc::DIR;
+    fn stat(path: *const c_char, buf: *mut c_void) -> c_int;
+    fn stat64(path: *const c_char, buf: *mut c_void) -> c_int;
+    fn lstat(path: *const c_char, buf: *mut c_void) -> c_int;
+    fn lstat64(path: *const c_char, buf: *mut c_void) -> c_int;
+    fn fstatat(dirfd: c_int, path: *const c_char, buf: *mut c_void, flags: c_int) -> c_int;
+    fn fstatat64(dirfd: c_int, path: *const c_char, buf: *mut c_void, flags: c_int) -> c_int;
+    fn statx(dirfd: c_int, path: *const c_char, flags: c_int, mask: c_uint, buf: *mut c_void) -> c_int;
+    fn access(path: *const c_char, mode: c_int) -> c_int;
+    fn faccessat(dirfd: c_int, path: *const c_char, mode: c_int, flags: c_int) -> c_int;
+    fn __xstat(ver: c_int, path: *const c_char, buf: *mut c_void) -> c_int;
+    fn __xstat64(ver: c_int, path: *const c_char, buf: *mut c_void) -> c_int;
+    fn __lxstat(ver: c_int, path: *const c_char, buf: *mut c_void) -> c_int;
+    fn __lxstat64(ver: c_int, path: *const c_char, buf: *mut c_void) -> c_int;
+    fn __fxstatat(ver: c_int, dirfd: c_int, path: *const c_char, buf: *mut c_void, flags: c_int) -> c_int;
+    fn __fxstatat64(ver: c_int, dirfd: c_int, path: *const c_char, buf: *mut c_void, flags: c_int) -> c_int;
+    fn realpath(path: *const c_char, resolved: *mut c_char) -> *mut c_char;
+    fn __realpath_chk(path: *const c_char, resolved: *mut c_char, resolved_len: size_t) -> *mut c_char;
+    fn canonicalize_file_name(path: *const c_char) -> *mut c_char;
 }

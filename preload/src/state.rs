@@ -41,6 +41,10 @@ pub struct Config {
     pub status_fd: Option<i32>,
     /// Upper bound on waiting for the server to go idle after it closed the connection.
     pub settle_ms: u64,
+    /// `SOCKFUZZ_ROOT`: the server's web root; `None` turns the path-traversal oracle off.
+    pub root: Option<crate::paths::Root>,
+    /// `SOCKFUZZ_FINDING_FILE`: where a path-traversal finding is described.
+    pub finding_file: Option<std::ffi::CString>,
 }
 
 /// Read from the environment on first use (at the first `listen()`, never before).
@@ -53,6 +57,10 @@ pub fn config() -> &'static Config {
             output: var("SOCKFUZZ_OUTPUT").is_none_or(|v| v != "0"),
             status_fd: var("SOCKFUZZ_STATUS_FD").and_then(|v| v.parse().ok()),
             settle_ms: var("SOCKFUZZ_SETTLE_MS").and_then(|v| v.parse().ok()).unwrap_or(200),
+            root: std::env::var_os("SOCKFUZZ_ROOT").filter(|v| !v.is_empty()).map(|v| crate::paths::Root::new(&v)),
+            finding_file: std::env::var_os("SOCKFUZZ_FINDING_FILE")
+                .filter(|v| !v.is_empty())
+                .and_then(|v| std::ffi::CString::new(v.into_encoded_bytes()).ok()),
         }
     })
 }
