@@ -91,7 +91,8 @@ fn run_once(server: &Path, input: &[u8]) -> Run {
 
 #[test]
 fn crashes_stay_signals_with_and_without_asan_and_asan_finds_its_bug() {
-    let (run, out) = build(&pserv_copy(), &["--sanitizer", "address", "--compiler", "gcc"]);
+    // The ASan build is made by default, here with gcc's ASan (what a machine without clang has).
+    let (run, out) = build(&pserv_copy(), &["--compiler", "gcc"]);
     assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
     for binary in ["server-fuzz", "server-fuzz-address"] {
         let run = run_once(&out.join(binary), &bug("reqline-strtok"));
@@ -184,4 +185,30 @@ fn build_errors_are_plain_words_with_the_fix() {
     assert!(err.contains("has no Makefile"), "{err}");
     let (run, _) = build(Path::new("/nonexistent/src"), &[]);
     assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+}
+
+#[test]
+fn a_compiler_without_asan_gives_a_notice_and_the_plain_build_and_none_builds_plain_only() {
+    // A compiler that refuses -fsanitize=address, as one without the ASan runtime does.
+    let bin = scratch_dir("no-asan-cc");
+    let cc = bin.join("cc-no-asan");
+    std::fs::write(
+        &cc,
+        "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in -fsanitize=address) \
+         echo 'cc-no-asan: error: unsupported option -fsanitize=address' >&2; exit 1;; esac; done\nexec gcc \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (run, out) = build(&pserv_copy(), &["--compiler", cc.to_str().unwrap()]);
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    let stdout = run.stdout_text();
+    let notice: Vec<&str> = stdout.lines().filter(|l| l.starts_with("[build] no AddressSanitizer build")).collect();
+    assert_eq!(notice.len(), 1, "{}", run.stdout_text());
+    assert!(notice[0].contains("unsupported option -fsanitize=address") && notice[0].ends_with("plain build only"));
+    assert!(out.join("server-fuzz").is_file() && !out.join("server-fuzz-address").exists());
+
+    let (run, out) = build(&pserv_copy(), &["--sanitizer", "none"]);
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    assert!(!run.stdout_text().contains("AddressSanitizer") && !run.stdout_text().contains("address"));
+    assert!(out.join("server-fuzz").is_file() && !out.join("server-fuzz-address").exists());
 }

@@ -20,9 +20,10 @@ pub struct BuildArgs {
     /// Name of the program `make` builds, if it is not `server`.
     #[arg(long, value_name = "NAME", default_value = "server")]
     pub binary: String,
-    /// Also build with a sanitizer (`address`): a second binary, `server-fuzz-asan`.
-    #[arg(long, value_name = "NAME", value_parser = ["address"])]
-    pub sanitizer: Option<String>,
+    /// `address`: also build with AddressSanitizer (`OUT/server-fuzz-address`) and fuzz that
+    /// build too, beside the plain one; `none`: the plain build only.
+    #[arg(long, value_name = "NAME", value_enum, default_value_t = Sanitizer::Address)]
+    pub sanitizer: Sanitizer,
     /// The C compiler fuzzer-cc wraps (default: clang if installed, else gcc).
     #[arg(long, value_name = "CC")]
     pub compiler: Option<String>,
@@ -31,8 +32,22 @@ pub struct BuildArgs {
     pub verbose: bool,
 }
 
-/// Build the instrumented server (and the sanitizer one if asked); returns their paths.
-pub fn build(args: &BuildArgs) -> Result<Vec<PathBuf>> {
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sanitizer {
+    Address,
+    None,
+}
+
+/// The instrumented builds of the server.
+#[derive(Clone, Debug)]
+pub struct Built {
+    pub plain: PathBuf,
+    /// The AddressSanitizer build, unless switched off or the compiler could not make one.
+    pub asan: Option<PathBuf>,
+}
+
+/// Build the instrumented server, and its ASan twin unless `--sanitizer none`.
+pub fn build(args: &BuildArgs) -> Result<Built> {
     let src = args.src_dir()?;
     if !src.is_dir() {
         bail!(
@@ -44,11 +59,20 @@ pub fn build(args: &BuildArgs) -> Result<Vec<PathBuf>> {
         bail!("{} has no Makefile: --src-dir must be the folder where running `make` builds your server (for pserv, its src/ folder)", src.display());
     }
     let wrapper = sibling("fuzzer-cc")?;
-    let mut built = vec![build_one(args, &wrapper, None)?];
-    if let Some(sanitizer) = &args.sanitizer {
-        built.push(build_one(args, &wrapper, Some(sanitizer))?);
-    }
-    Ok(built)
+    let plain = build_one(args, &wrapper, None)?;
+    let asan = match args.sanitizer {
+        Sanitizer::None => None,
+        // Most student bugs are memory errors only ASan turns into crashes; but a compiler
+        // without ASan support must not stop the plain campaign.
+        Sanitizer::Address => match build_one(args, &wrapper, Some("address")) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                println!("[build] no AddressSanitizer build ({e:#}): fuzzing the plain build only");
+                None
+            }
+        },
+    };
+    Ok(Built { plain, asan })
 }
 
 impl BuildArgs {
@@ -80,6 +104,9 @@ fn build_one(args: &BuildArgs, wrapper: &Path, sanitizer: Option<&str>) -> Resul
     }
     let out = make.output().context("cannot run `make`: is it installed (apt-get install make)?")?;
     let log = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+    if let (Some(s), false) = (sanitizer, out.status.success()) {
+        bail!("make with -fsanitize={s} failed: {}", tail(&log, 1).trim());
+    }
     if args.verbose || !out.status.success() {
         print!("{}", String::from_utf8_lossy(&log));
     }

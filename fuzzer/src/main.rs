@@ -239,8 +239,9 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         Some(server) => {
             std::fs::create_dir_all(out)
                 .with_context(|| format!("cannot create the output folder {}", out.display()))?;
-            check(std::slice::from_ref(server), out, &args.server_args)?;
-            vec![server.canonicalize()?]
+            let built = compile::Built { plain: server.clone(), asan: None };
+            check(&built, out, &args.server_args)?;
+            compile::Built { plain: server.canonicalize()?, asan: None }
         }
         None => build_and_check(&args.build, &args.server_args)?,
     };
@@ -251,7 +252,8 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         dicts.insert(0, builtin);
     }
     let opts = engine::Options {
-        target: target::Target::new(built[0].clone(), Some(&args.server_args)),
+        target: target::Target::new(built.plain, Some(&args.server_args)),
+        asan: built.asan.map(|asan| target::Target::new(asan, Some(&args.server_args))),
         out: out.clone(),
         duration: Some(Duration::from_secs(duration)),
         exec_timeout: args.timeout.map(Duration::from_millis),
@@ -269,8 +271,9 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         sync_dirs: args.sync_dir.clone(),
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
     };
+    let asan = if opts.asan.is_some() { ", each with a plain and an AddressSanitizer client" } else { "" };
     println!(
-        "[fuzz] fuzzing on {} core(s) for {duration} s (broker on port {broker_port}); press Ctrl-C to stop early",
+        "[fuzz] fuzzing on {} core(s){asan} for {duration} s (broker on port {broker_port}); press Ctrl-C to stop early",
         opts.cores.ids.len()
     );
     let result = engine::fuzz(&opts);
@@ -309,17 +312,17 @@ fn write_grammar_seeds(grammar: Option<&Path>, count: usize, out: &Path) -> Resu
 }
 
 /// Build, then the start-up check of every built binary.
-fn build_and_check(build: &compile::BuildArgs, server_args: &str) -> Result<Vec<PathBuf>> {
+fn build_and_check(build: &compile::BuildArgs, server_args: &str) -> Result<compile::Built> {
     let built = compile::build(build)?;
     check(&built, &build.out_dir, server_args)?;
     Ok(built)
 }
 
 /// The start-up check of each binary, on a scratch copy of the sample web root.
-fn check(binaries: &[PathBuf], out: &Path, server_args: &str) -> Result<()> {
+fn check(built: &compile::Built, out: &Path, server_args: &str) -> Result<()> {
     let root = out.join("check-root");
     assets::write_root(&root)?;
-    for binary in binaries {
+    for binary in std::iter::once(&built.plain).chain(&built.asan) {
         if !binary.is_file() {
             bail!("the server {} does not exist", binary.display());
         }

@@ -9,10 +9,18 @@ pub const EXIT_EOF_SPIN: i32 = 86;
 pub const EXIT_SETUP: i32 = 87;
 
 /// ASan settings for every run of a target: findings end in a signal the fork server sees
-/// (`abort_on_error`), a SIGSEGV stays a SIGSEGV (`handle_segv=0`), no leak reports, and no
-/// complaint that our preload comes before the ASan runtime.
-pub const ASAN_OPTIONS: &str =
-    "abort_on_error=1:handle_segv=0:handle_sigbus=0:detect_leaks=0:symbolize=1:verify_asan_link_order=0:allocator_may_return_null=1";
+/// (`abort_on_error`), the signals a plain build dies from stay those signals (`handle_*=0`),
+/// no leak reports, and no complaint that our preload comes before the ASan runtime. While
+/// fuzzing, [`FUZZING_ASAN`] is added.
+pub const ASAN_OPTIONS: &str = "abort_on_error=1:handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:\
+detect_leaks=0:symbolize=1:verify_asan_link_order=0:allocator_may_return_null=1";
+
+/// Added while fuzzing: no symbolizing and no allocation stacks (reports nobody reads).
+pub const FUZZING_ASAN: &str = "symbolize=0:malloc_context_size=0";
+
+/// The preload ends a run with this signal when the server opened a path outside its web root
+/// (preload/src/lib.rs); the path is in `SOCKFUZZ_FINDING_FILE`.
+pub const SIG_TRAVERSAL: i32 = libc::SIGUSR2;
 
 /// `libsockfuzz.so`: `$SOCKFUZZ_LIB`, else next to our own executable (the cargo target dir).
 pub fn library() -> Result<PathBuf> {

@@ -1,7 +1,7 @@
 //! `fuzzer run -- SERVER ARGS < INPUT`: one run of a server under the sockfuzz preload, with a
 //! verdict in plain words (replaces the old `fuzz-rerun.sh`).
 
-use crate::preload::{self, EXIT_EOF_SPIN, EXIT_SETUP};
+use crate::preload::{self, EXIT_EOF_SPIN, EXIT_SETUP, SIG_TRAVERSAL};
 use anyhow::{bail, Context, Result};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -15,8 +15,13 @@ use std::time::{Duration, Instant};
 #[derive(clap::Args)]
 #[command(after_help = "Exit status: 0 the server answered and closed the connection; \
 128+N it crashed with signal N; 124 it hung (kept the connection open, or read end-of-file \
-in a loop); 1 it could not be driven (never listened, exited early).")]
+in a loop); 140 (128+SIGUSR2) it opened a path outside the --root folder; 1 it could not be \
+driven (never listened, exited early).")]
 pub struct Args {
+    /// The web root the server was given: a path it opens outside that folder (through `..`, an
+    /// encoded `%2e%2e`, or a symlink) ends the run as a path traversal.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<std::path::PathBuf>,
     /// Seconds the server may take to answer and close the connection.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
@@ -37,6 +42,8 @@ pub enum Outcome {
     /// Answered and closed the connection.
     Ok,
     Crash(i32),
+    /// The server opened a path outside its web root: the path as opened, a tab, where it leads.
+    Traversal(String),
     /// EOF spin, or the connection not closed within the timeout.
     Hang,
     /// The server exited on its own with this status after listening.
@@ -47,10 +54,18 @@ pub fn main(args: &Args) -> Result<ExitCode> {
     let command: Vec<OsString> = args.command.iter().map(OsString::from).collect();
     let limits =
         Limits { listen: Duration::from_secs_f64(args.listen_timeout), run: Duration::from_secs_f64(args.timeout) };
-    let finished = run(&command, &[], None, limits, !args.quiet)?;
+    let root = match &args.root {
+        Some(root) => Some(
+            root.canonicalize().with_context(|| format!("--root {}: no such folder", root.display()))?.into_os_string(),
+        ),
+        None => None,
+    };
+    let envs: Vec<(&str, &OsStr)> = root.iter().map(|r| ("SOCKFUZZ_ROOT", r.as_os_str())).collect();
+    let finished = run(&command, &envs, None, limits, !args.quiet)?;
     let code = match finished.outcome {
         Outcome::Ok => 0,
         Outcome::Crash(sig) => 128 + sig,
+        Outcome::Traversal(_) => 128 + SIG_TRAVERSAL,
         Outcome::Hang => 124,
         Outcome::Exited(_) => 1,
     };
@@ -63,6 +78,13 @@ impl std::fmt::Display for Outcome {
         match self {
             Outcome::Ok => write!(f, "the server answered and closed the connection"),
             Outcome::Crash(sig) => write!(f, "the server crashed with signal {}", preload::signal_name(*sig)),
+            Outcome::Traversal(finding) => {
+                let (path, resolved) = finding.split_once('\t').unwrap_or((finding, finding));
+                write!(
+                    f,
+                    "path traversal: the server reached {path:?}, which leads to {resolved}, outside its web root"
+                )
+            }
             Outcome::Hang => {
                 write!(f, "the server hung: it kept the connection open, or kept reading end-of-file without closing")
             }
@@ -98,6 +120,7 @@ pub fn run(
     output: bool,
 ) -> Result<Finished> {
     let library = preload::library()?;
+    let finding = FindingFile::new();
     let (status_read, status_write) = pipe()?;
     let status_fd = status_write.as_raw_fd();
     let mut cmd = Command::new(&command[0]);
@@ -105,6 +128,7 @@ pub fn run(
         .env("LD_PRELOAD", &library)
         .env("SOCKFUZZ_STATUS_FD", status_fd.to_string())
         .env("SOCKFUZZ_OUTPUT", if output { "1" } else { "0" })
+        .env("SOCKFUZZ_FINDING_FILE", &finding.0)
         .env("ASAN_OPTIONS", std::env::var_os("ASAN_OPTIONS").unwrap_or_else(|| preload::ASAN_OPTIONS.into()))
         .envs(envs.iter().copied())
         .process_group(0); // so a timeout can stop the server and any child it forked
@@ -149,9 +173,30 @@ pub fn run(
     let stdout = stdout.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
     let stderr = stderr.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
     match result {
+        Ok((Outcome::Crash(SIG_TRAVERSAL), port)) if finding.0.is_file() => {
+            let text = std::fs::read_to_string(&finding.0).unwrap_or_default().trim_end().to_string();
+            Ok(Finished { outcome: Outcome::Traversal(text), port, stdout, stderr })
+        }
         Ok((outcome, port)) => Ok(Finished { outcome, port, stdout, stderr }),
         Err(e) if stderr.is_empty() => Err(e),
         Err(e) => Err(e.context(format!("the server said:\n{}", tail(&stderr, 15)))),
+    }
+}
+
+/// A scratch file for the preload's description of a path traversal, removed when dropped.
+struct FindingFile(std::path::PathBuf);
+
+impl FindingFile {
+    fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        FindingFile(std::env::temp_dir().join(format!("sockfuzz-finding-{}-{n}", std::process::id())))
+    }
+}
+
+impl Drop for FindingFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -31,7 +31,10 @@ pub struct Args {
 pub fn main(args: &Args) -> Result<ExitCode> {
     let binary = match &args.server {
         Some(path) => path.clone(),
-        None => compile::build(&args.build)?.remove(0),
+        // The plain build is the one whose map matters here.
+        None => {
+            compile::build(&compile::BuildArgs { sanitizer: compile::Sanitizer::None, ..args.build.clone() })?.plain
+        }
     };
     let mut input = Vec::new();
     std::io::stdin().read_to_end(&mut input).context("cannot read the input from stdin")?;
@@ -52,9 +55,14 @@ pub fn run_with_map(target: &Target, root: &Path, input: &[u8], port: u16) -> Re
     let mut provider = UnixShMemProvider::new().context("cannot create shared memory")?;
     let shmem = provider.new_shmem(MAP_SIZE).context("cannot create the coverage map (shared memory)")?;
     let id = shmem.id().to_string();
-    let command = target.command(port, root);
+    let root = root.canonicalize().with_context(|| format!("the web root {} is missing", root.display()))?;
+    let command = target.command(port, &root);
     let limits = Limits { listen: Duration::from_secs(5), run: Duration::from_secs(5) };
-    let finished = run::run(&command, &[("__AFL_SHM_ID", id.as_ref())], Some(input), limits, true)?;
+    let mut envs = vec![("__AFL_SHM_ID", id.as_ref())];
+    if target.serves_root() {
+        envs.push(("SOCKFUZZ_ROOT", root.as_os_str()));
+    }
+    let finished = run::run(&command, &envs, Some(input), limits, true)?;
     let map = shmem.iter().enumerate().filter(|(_, &c)| c != 0).map(|(i, &c)| (i, bucket(c))).collect();
     Ok((finished, map))
 }

@@ -1,6 +1,7 @@
 //! The end-of-run summary (the old `fuzz-pserv.py` block), for our output folders and for
 //! folders written by AFL++ (any `*/crashes` and `*/hangs` under OUT).
 
+use crate::engine::findings::TRAVERSALS;
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -10,8 +11,10 @@ use std::path::{Path, PathBuf};
 struct Found {
     crash_dirs: Vec<(PathBuf, usize)>,
     hang_dirs: Vec<(PathBuf, usize)>,
-    /// Crash count by signal number.
+    /// Crash count by signal number (path traversals left out).
     signals: BTreeMap<u32, usize>,
+    /// Path traversals: (crash file, path as opened, where it leads).
+    traversals: Vec<(PathBuf, String, String)>,
 }
 
 /// Files of `dir` that are findings (AFL++ puts a README.txt next to them).
@@ -23,6 +26,11 @@ fn findings(dir: &Path) -> Vec<String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n != "README.txt" && !n.starts_with('.'))
         .collect()
+}
+
+/// A folder of clients fuzzing the AddressSanitizer build (`fuzzK-asan`).
+fn is_asan_instance(dir: &Path) -> bool {
+    dir.file_name().is_some_and(|n| n.to_string_lossy().ends_with("-asan"))
 }
 
 /// The signal number in an AFL crash name (`id:000000,sig:11,...`).
@@ -50,11 +58,25 @@ fn scan(out: &Path) -> Result<Found> {
     if instances.is_empty() {
         bail!("{} holds no fuzzer results (no */crashes or */hangs folders)", out.display());
     }
-    let mut found = Found { crash_dirs: Vec::new(), hang_dirs: Vec::new(), signals: BTreeMap::new() };
+    let mut found =
+        Found { crash_dirs: Vec::new(), hang_dirs: Vec::new(), signals: BTreeMap::new(), traversals: Vec::new() };
     for instance in instances {
         let crashes = findings(&instance.join("crashes"));
+        let listed = std::fs::read_to_string(instance.join(TRAVERSALS)).unwrap_or_default();
+        let traversals: BTreeMap<&str, (&str, &str)> = listed
+            .lines()
+            .filter_map(|l| {
+                let mut cols = l.splitn(3, '\t');
+                Some((cols.next()?, (cols.next()?, cols.next()?)))
+            })
+            .collect();
         for name in &crashes {
-            *found.signals.entry(signal_of(name).unwrap_or(0)).or_default() += 1;
+            match traversals.get(name.as_str()) {
+                Some((path, resolved)) => {
+                    found.traversals.push((instance.join("crashes").join(name), path.to_string(), resolved.to_string()))
+                }
+                None => *found.signals.entry(signal_of(name).unwrap_or(0)).or_default() += 1,
+            }
         }
         if !crashes.is_empty() {
             found.crash_dirs.push((instance.join("crashes"), crashes.len()));
@@ -84,9 +106,29 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
                 if *n == 1 { "was" } else { "were" }
             );
         }
+        if !found.traversals.is_empty() {
+            let n = found.traversals.len();
+            t += &format!(
+                "   - Of these crashes, {} {} path traversal{}: the server reached a file outside its web root:\n",
+                count(n.to_string()),
+                if n == 1 { "was a" } else { "were" },
+                if n == 1 { "" } else { "s" }
+            );
+            let mut shown = std::collections::BTreeSet::new();
+            for (file, opened, resolved) in &found.traversals {
+                if shown.len() < 5 && shown.insert(resolved) {
+                    let name = file.file_name().unwrap_or_default().to_string_lossy();
+                    t += &format!("        - {opened:?} (leads to {resolved}), e.g. {name}\n");
+                }
+            }
+        }
         t += "   - Crash files can be found in the following directories:\n";
         for (dir, _) in &found.crash_dirs {
             t += &format!("        - {}\n", path(dir.display().to_string()));
+        }
+        if found.crash_dirs.iter().any(|(dir, _)| dir.parent().is_some_and(is_asan_instance)) {
+            t += "   - Crashes in the -asan folders are memory errors AddressSanitizer caught; see the report with:\n        \
+                  fuzzer run -- OUT/server-fuzz-address ARGS < FILE\n";
         }
     }
     let hangs: usize = found.hang_dirs.iter().map(|d| d.1).sum();

@@ -18,6 +18,12 @@ impl Target {
         Target { binary, args: args.unwrap_or(DEFAULT_ARGS).to_string() }
     }
 
+    /// Whether the server is told its web root (`{root}`): only then can the path-traversal
+    /// oracle tell a file outside it.
+    pub fn serves_root(&self) -> bool {
+        self.args.contains("{root}")
+    }
+
     /// The full command line for a server on `port` serving `root`.
     pub fn command(&self, port: u16, root: &Path) -> Vec<OsString> {
         let root = root.to_string_lossy();

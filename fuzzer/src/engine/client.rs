@@ -6,7 +6,7 @@ use super::findings::{CurrentOp, Findings, Loading};
 use super::mutators::http_mutations;
 use super::names::{count_files, QueueNames, Solutions};
 use super::stats::{AflStats, RunInfo};
-use super::{Edges, Mgr, Options, State};
+use super::{done_file, error_file, Edges, Mgr, Options, Role, State};
 use crate::showmap::MAP_SIZE;
 use crate::{assets, port, preload};
 use libafl::corpus::{Corpus, InMemoryOnDiskCorpus, OnDiskCorpus};
@@ -52,28 +52,28 @@ pub fn run(
     mut mgr: Mgr,
     desc: &ClientDescription,
 ) -> Result<(), Error> {
-    let index = desc.id().saturating_sub(1);
-    let result = fuzz(opts, deadline, state, &mut mgr, index, desc);
+    let role = opts.role(desc.id().saturating_sub(1));
+    let result = fuzz(opts, &role, deadline, state, &mut mgr, desc);
     if let Err(e) = &result {
         if !matches!(e, Error::ShuttingDown) {
-            let _ = std::fs::write(opts.error_file(index), e.to_string());
+            let _ = std::fs::write(error_file(&role.dir), e.to_string());
         }
     }
     // Tell the restarter and the broker that this client is done, not crashed.
     mgr.send_exiting()?;
-    let _ = std::fs::write(opts.done_file(index), b"");
+    let _ = std::fs::write(done_file(&role.dir), b"");
     Ok(())
 }
 
 fn fuzz(
     opts: &Options,
+    role: &Role,
     deadline: Option<Instant>,
     state: Option<State>,
     mgr: &mut Mgr,
-    index: usize,
     desc: &ClientDescription,
 ) -> Result<(), Error> {
-    let dir = opts.client_dir(index);
+    let dir = role.dir.clone();
     // A queue already on disk: --resume, or this client restarted after dying.
     let reload = opts.resume || std::fs::read_dir(dir.join("queue")).is_ok_and(|mut d| d.next().is_some());
     for sub in ["queue", "crashes", "hangs"] {
@@ -86,6 +86,8 @@ fn fuzz(
         })?,
         None => assets::write_root(&root).map_err(|e| Error::illegal_state(format!("{e:#}")))?,
     }
+    // Absolute, as the traversal oracle compares the paths the server opens against it.
+    let root = root.canonicalize()?;
     // The coverage map, shared with the fork server through __AFL_SHM_ID.
     let mut shmem_provider = UnixShMemProvider::new()?;
     let mut shmem = shmem_provider.new_shmem(MAP_SIZE)?;
@@ -101,7 +103,8 @@ fn fuzz(
     let map_feedback = MaxMapFeedback::new(&edges);
     let calibration = CalibrationStage::new(&map_feedback);
     let mut feedback = feedback_or!(map_feedback, TimeFeedback::new(&time), QueueNames::new(edges_handle.clone()));
-    let mut objective = Solutions::new(edges_handle, &dir, opts.command_line.clone());
+    let replay = role.target.command(8080, Path::new("ROOT"));
+    let mut objective = Solutions::new(edges_handle, &dir, opts.command_line.clone(), replay);
     // LibAFL hands back a state only on a restart that saved one (we never ask it to).
     let restored = state.is_some();
     let mut state = match state {
@@ -128,15 +131,16 @@ fn fuzz(
     let mut fuzzer = StdFuzzer::new(scheduler, feedback, objective);
 
     let library = preload::library().map_err(|e| Error::illegal_state(format!("{e:#}")))?;
-    let (builder, command) = server(opts, &root, &library, &dir.join(".cur_input"))?;
+    let (builder, command) = server(opts, role, &root, &library, &dir.join(".cur_input"))?;
     std::fs::write(dir.join("cmdline"), command.iter().map(|a| a.to_string_lossy() + "\n").collect::<String>())?;
     let colorization = ColorizationStage::new(&edges);
     let started = Arc::new(AtomicBool::new(false));
     watchdog(started.clone());
     let forkserver = builder.build_dynamic_map(edges, tuple_list!(time)).map_err(not_started)?;
     // The CmpLog tracer: another copy of the server (see `cmplog`).
-    let (tracing, cmplog_map) = if opts.cmplog {
-        let (tracer, _) = server(opts, &root, &library, &dir.join(".cur_input_cmplog"))?;
+    // The ASan clients leave CmpLog to the plain ones: their finds reach them through the broker.
+    let (tracing, cmplog_map) = if opts.cmplog && !role.asan {
+        let (tracer, _) = server(opts, role, &root, &library, &dir.join(".cur_input_cmplog"))?;
         let (stage, map) = cmplog::tracing_stage(tracer).map_err(not_started)?;
         (Some(stage), Some(map))
     } else {
@@ -149,7 +153,7 @@ fn fuzz(
     if let Some(map) = &cmplog_map {
         mark_for_removal(map);
     }
-    let mut executor = ServerExecutor::new(forkserver, opts.hang_timeout);
+    let mut executor = ServerExecutor::new(forkserver, opts.hang_timeout, finding_file(&dir));
     let total_edges = executor.inner().coverage_map_size().unwrap_or(MAP_SIZE);
 
     let mut tokens = Tokens::new();
@@ -175,7 +179,7 @@ fn fuzz(
     }
 
     let info = RunInfo {
-        banner: opts.target.binary.display().to_string(),
+        banner: role.target.binary.display().to_string(),
         command_line: opts.command_line.clone(),
         core: desc.core_id().0,
         total_edges,
@@ -249,27 +253,38 @@ fn afl_queues(dirs: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
     queues
 }
 
+/// Where the preload describes a path traversal before it ends the run.
+fn finding_file(dir: &Path) -> std::path::PathBuf {
+    dir.join(".finding")
+}
+
 /// A fork server builder for one copy of the server on a free port, fed through the file
 /// `input`, and the command line it runs.
 fn server(
     opts: &Options,
+    role: &Role,
     root: &Path,
     library: &Path,
     input: &Path,
 ) -> Result<(ForkserverExecutorBuilder<'static, UnixShMemProvider>, Vec<OsString>), Error> {
-    let command = opts.target.command(port::free_port().map_err(|e| Error::illegal_state(e.to_string()))?, root);
-    let builder = ForkserverExecutor::builder()
+    let target = role.target;
+    let command = target.command(port::free_port().map_err(|e| Error::illegal_state(e.to_string()))?, root);
+    let mut builder = ForkserverExecutor::builder()
         .program(&command[0])
         .args(&command[1..])
         .env("LD_PRELOAD", library)
         .env("SOCKFUZZ_OUTPUT", "0")
-        .env("ASAN_OPTIONS", format!("{}:symbolize=0", preload::ASAN_OPTIONS))
+        .env("SOCKFUZZ_FINDING_FILE", finding_file(&role.dir))
+        .env("ASAN_OPTIONS", format!("{}:{}", preload::ASAN_OPTIONS, preload::FUZZING_ASAN))
         .input(InputLocation::StdIn { input_file: Some(InputFile::create(input)?) })
         .debug_child(std::env::var_os("FUZZER_DEBUG_CHILD").is_some())
         .coverage_map_size(MAP_SIZE)
         .is_deferred_frksrv(true)
         .kill_signal(Signal::SIGKILL)
         .timeout(opts.hang_timeout);
+    if target.serves_root() {
+        builder = builder.env("SOCKFUZZ_ROOT", root);
+    }
     Ok((builder, command))
 }
 

@@ -1,10 +1,11 @@
-//! The fork-server executor with AFL++'s two timeouts and the preload's EOF-spin verdict.
+//! The fork-server executor with AFL++'s two timeouts and the preload's verdicts.
 //!
 //! A run over the short exec timeout is re-run once with the hang timeout: only if it times out
-//! again is it a hang. A run the preload ended with its EOF-spin status is a hang at once.
+//! again is it a hang. A run the preload ended with its EOF-spin status is a hang at once; one it
+//! ended with the traversal signal is a crash whose path the preload left in `finding_file`.
 
 use super::findings::LastRun;
-use crate::preload::EXIT_EOF_SPIN;
+use crate::preload::{EXIT_EOF_SPIN, SIG_TRAVERSAL};
 use libafl::executors::forkserver::ForkserverExecutor;
 use libafl::executors::SetTimeout;
 use libafl::executors::{Executor, ExitKind, HasObservers};
@@ -13,17 +14,19 @@ use libafl::state::HasExecutions;
 use libafl::{Error, HasMetadata};
 use libafl_bolts::shmem::ShMem;
 use libafl_bolts::tuples::RefIndexable;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub struct ServerExecutor<I, OT, S, SHM> {
     inner: ForkserverExecutor<I, OT, S, SHM>,
     exec_timeout: Duration,
     hang_timeout: Duration,
+    finding_file: PathBuf,
 }
 
 impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
-    pub fn new(inner: ForkserverExecutor<I, OT, S, SHM>, hang_timeout: Duration) -> Self {
-        ServerExecutor { inner, exec_timeout: hang_timeout, hang_timeout }
+    pub fn new(inner: ForkserverExecutor<I, OT, S, SHM>, hang_timeout: Duration, finding_file: PathBuf) -> Self {
+        ServerExecutor { inner, exec_timeout: hang_timeout, hang_timeout, finding_file }
     }
 
     /// Set the short timeout (after calibration on the seeds).
@@ -64,7 +67,16 @@ where
             kind = ExitKind::Timeout;
         }
         let signal = (kind == ExitKind::Crash && libc::WIFSIGNALED(status)).then(|| libc::WTERMSIG(status));
-        state.add_metadata(LastRun { signal });
+        let traversal = match signal {
+            Some(SIG_TRAVERSAL) => {
+                let finding = std::fs::read_to_string(&self.finding_file).ok().map(|t| t.trim_end().to_string());
+                // So that a SIGUSR2 of the server's own is never taken for this traversal.
+                let _ = std::fs::remove_file(&self.finding_file);
+                finding
+            }
+            _ => None,
+        };
+        state.add_metadata(LastRun { signal, traversal });
         Ok(kind)
     }
 }

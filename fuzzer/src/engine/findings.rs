@@ -36,10 +36,15 @@ pub enum Loading {
 }
 
 /// The outcome of the last run, for naming crash files (`sig:`).
-#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, SerdeAny)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize, SerdeAny)]
 pub struct LastRun {
     pub signal: Option<i32>,
+    /// A path traversal: the path as the server opened it, a tab, where it resolves.
+    pub traversal: Option<String>,
 }
+
+/// The list of path-traversal crashes in a client folder: `CRASH_FILE_NAME\tPATH\tRESOLVED` lines.
+pub const TRAVERSALS: &str = "traversals.tsv";
 
 pub fn now_secs() -> u64 {
     libafl_bolts::current_time().as_secs()

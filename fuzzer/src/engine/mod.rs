@@ -44,6 +44,8 @@ pub type Seed = (String, Vec<u8>);
 
 pub struct Options {
     pub target: Target,
+    /// The AddressSanitizer build: each core then runs a second client on it.
+    pub asan: Option<Target>,
     pub out: PathBuf,
     /// Stop after this long (None: until Ctrl-C).
     pub duration: Option<Duration>,
@@ -73,25 +75,49 @@ pub struct Options {
     pub command_line: String,
 }
 
+/// What one client fuzzes and where it writes: the plain build in `fuzzK`, the ASan build in
+/// `fuzzK-asan` (K counts the cores).
+pub struct Role<'a> {
+    pub dir: PathBuf,
+    pub target: &'a Target,
+    pub asan: bool,
+}
+
 impl Options {
-    pub fn client_dir(&self, index: usize) -> PathBuf {
-        self.out.join(format!("fuzz{index}"))
+    /// Clients per core: the plain build's, and the ASan build's if there is one. They share
+    /// the core: measured on one core, that finds the ASan-only bugs while the plain crash bugs
+    /// take at most about 1.5x as long (README, `scripts/bench-bugs --configs plain,default`).
+    fn per_core(&self) -> usize {
+        1 + usize::from(self.asan.is_some())
+    }
+
+    /// The role of client `slot` (0-based, in launch order: per core, plain then ASan).
+    pub fn role(&self, slot: usize) -> Role<'_> {
+        let (core, asan) = (slot / self.per_core(), slot % self.per_core() == 1);
+        let target = if asan { self.asan.as_ref().unwrap_or(&self.target) } else { &self.target };
+        let name = if asan { format!("fuzz{core}-asan") } else { format!("fuzz{core}") };
+        Role { dir: self.out.join(name), target, asan }
+    }
+
+    /// Every client's folder.
+    pub fn client_dirs(&self) -> Vec<PathBuf> {
+        (0..self.cores.ids.len() * self.per_core()).map(|slot| self.role(slot).dir).collect()
     }
 
     /// Created by any client to stop them all (`--stop-on-crash`).
     fn stop_file(&self) -> PathBuf {
         self.out.join(".stop")
     }
+}
 
-    /// Written by a client when it has finished (not when it died: then it is restarted).
-    pub fn done_file(&self, index: usize) -> PathBuf {
-        self.client_dir(index).join(".done")
-    }
+/// Written in a client's folder when it has finished (not when it died: then it is restarted).
+pub fn done_file(dir: &std::path::Path) -> PathBuf {
+    dir.join(".done")
+}
 
-    /// Where a client leaves the error that ended it, for the parent to report.
-    pub fn error_file(&self, index: usize) -> PathBuf {
-        self.client_dir(index).join(".error")
-    }
+/// Where a client leaves the error that ended it, for the parent to report.
+pub fn error_file(dir: &std::path::Path) -> PathBuf {
+    dir.join(".error")
 }
 
 /// LibAFL's broker, as its launcher runs it, plus the broker-to-broker link the 0.16 launcher
@@ -102,7 +128,7 @@ fn run_broker(opts: &Options, provider: StdShMemProvider, monitor: StatusLine) -
     if let Some(remote) = opts.remote_broker {
         // Register our own clients first: the link takes the next client id, and a client
         // registering at that moment could get the same id and drop the link's events as its own.
-        let local = opts.cores.ids.len();
+        let local = opts.client_dirs().len();
         let deadline = Instant::now() + Duration::from_secs(60);
         while broker.num_clients_seen() - broker.nb_listeners() < local && Instant::now() < deadline {
             broker.broker_once()?;
@@ -119,7 +145,7 @@ fn run_broker(opts: &Options, provider: StdShMemProvider, monitor: StatusLine) -
 /// broker of another campaign counts as a client forever: so once our own clients have
 /// finished, stop it the way Ctrl-C would.
 fn stop_broker_when_clients_are_done(opts: &Options) {
-    let done: Vec<PathBuf> = (0..opts.cores.ids.len()).map(|i| opts.done_file(i)).collect();
+    let done: Vec<PathBuf> = opts.client_dirs().iter().map(|d| done_file(d)).collect();
     std::thread::spawn(move || {
         // Also wait for LibAFL's handler to be installed: before it, SIGTERM would kill us.
         while !done.iter().all(|f| f.exists()) || !sigterm_is_handled() {
@@ -142,9 +168,9 @@ fn sigterm_is_handled() -> bool {
 /// only; client processes exit inside.
 pub fn fuzz(opts: &Options) -> Result<()> {
     let _ = std::fs::remove_file(opts.stop_file());
-    for i in 0..opts.cores.ids.len() {
-        let _ = std::fs::remove_file(opts.done_file(i));
-        let _ = std::fs::remove_file(opts.error_file(i));
+    for dir in opts.client_dirs() {
+        let _ = std::fs::remove_file(done_file(&dir));
+        let _ = std::fs::remove_file(error_file(&dir));
     }
     let shmem_provider = StdShMemProvider::new().context("cannot create shared memory for the clients")?;
     let parent = std::process::id();
@@ -152,7 +178,9 @@ pub fn fuzz(opts: &Options) -> Result<()> {
     let deadline = opts.duration.map(|d| Instant::now() + d);
     let mut run_client =
         |state: Option<State>, mgr: Mgr, desc: ClientDescription| client::run(opts, deadline, state, mgr, &desc);
-    let config = EventConfig::from_name("pserv-fuzz");
+    // Never trust another client's coverage map: the ASan build (or another machine's build)
+    // numbers its edges differently, so every client re-runs the entries it receives.
+    let config = EventConfig::AlwaysUnique;
     let spawn_mgr = |_: &Launcher<'_, _, StatusLine, StdShMemProvider>,
                      client: Option<ClientDescription>,
                      monitor: Option<StatusLine>| {
@@ -184,6 +212,7 @@ pub fn fuzz(opts: &Options) -> Result<()> {
         .monitor(StatusLine::new(Duration::from_secs(1)))
         .run_client(&mut run_client)
         .cores(&opts.cores)
+        .overcommit(opts.per_core())
         .broker_port(opts.broker_port)
         .build()
         .launch_with_manager(spawn_mgr);
@@ -195,8 +224,13 @@ pub fn fuzz(opts: &Options) -> Result<()> {
         Ok(()) | Err(Error::ShuttingDown) => {}
         Err(e) => bail!("the fuzzer stopped with an error: {e}"),
     }
-    let errors: Vec<String> = (0..opts.cores.ids.len())
-        .filter_map(|i| std::fs::read_to_string(opts.error_file(i)).ok().map(|e| format!("fuzz{i}: {e}")))
+    let errors: Vec<String> = opts
+        .client_dirs()
+        .iter()
+        .filter_map(|dir| {
+            let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            std::fs::read_to_string(error_file(dir)).ok().map(|e| format!("{name}: {e}"))
+        })
         .collect();
     if !errors.is_empty() {
         bail!("{}", errors.join("\n"));

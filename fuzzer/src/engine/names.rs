@@ -3,7 +3,7 @@
 //! Two feedbacks that are never "interesting" on their own for the queue (`QueueNames`, used
 //! with OR), and one objective (`Solutions`) that decides and names crashes and hangs.
 
-use super::findings::{now_secs, CurrentOp, Findings, LastRun, Loading};
+use super::findings::{now_secs, CurrentOp, Findings, LastRun, Loading, TRAVERSALS};
 use super::Edges;
 use libafl::corpus::{Corpus, Testcase};
 use libafl::executors::ExitKind;
@@ -13,6 +13,7 @@ use libafl::{Error, HasMetadata};
 use libafl_bolts::tuples::{Handle, MatchName, MatchNameRef};
 use libafl_bolts::Named;
 use std::borrow::Cow;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The covered map of the last run (AFL-bucketed hit counts).
@@ -116,17 +117,20 @@ pub struct Solutions {
     edges: Handle<Edges>,
     dir: PathBuf,
     command_line: String,
+    /// How to run the server on one file (for `crashes/README.txt`).
+    replay: Vec<OsString>,
     seen_crash: Vec<u8>,
     seen_hang: Vec<u8>,
     pending: Option<Kind>,
 }
 
 impl Solutions {
-    pub fn new(edges: Handle<Edges>, dir: &Path, command_line: String) -> Self {
+    pub fn new(edges: Handle<Edges>, dir: &Path, command_line: String, replay: Vec<OsString>) -> Self {
         Solutions {
             edges,
             dir: dir.to_path_buf(),
             command_line,
+            replay,
             seen_crash: Vec::new(),
             seen_hang: Vec::new(),
             pending: None,
@@ -196,7 +200,8 @@ where
         testcase: &mut Testcase<I>,
     ) -> Result<(), Error> {
         let kind = self.pending.take().ok_or_else(|| Error::illegal_state("solution without a verdict"))?;
-        let signal = state.metadata::<LastRun>().ok().and_then(|r| r.signal);
+        let last = state.metadata::<LastRun>().cloned().unwrap_or_default();
+        let signal = last.signal;
         let source = match state.metadata::<Loading>().ok() {
             Some(Loading::Seed(orig) | Loading::Resumed(orig)) => {
                 format!("time:0,execs:{},orig:{orig}", state.executions())
@@ -223,6 +228,10 @@ where
             let executions = *state.executions();
             state.metadata_mut::<Findings>()?.execs_at_crash = executions;
             self.write_readme()?;
+            if let Some(traversal) = &last.traversal {
+                let mut list = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(TRAVERSALS))?;
+                std::io::Write::write_all(&mut list, format!("{name}\t{traversal}\n").as_bytes())?;
+            }
         }
         *testcase.file_path_mut() = Some(self.dir.join(folder).join(&name));
         *testcase.filename_mut() = Some(name);
@@ -238,8 +247,10 @@ impl Solutions {
             let text = format!(
                 "Command line used to find this crash:\n\n{}\n\nEach file here holds exactly the bytes the fuzzer sent on one TCP connection.\n\
                  Replay one against your server (started normally, e.g. `./server -p 8080`) with:\n\n    fuzzer send 127.0.0.1 8080 < FILE\n\n\
-                 or run the instrumented server on it under the fuzzer's preload:\n\n    fuzzer run -- OUT/server-fuzz -p 8080 -R ROOT < FILE\n",
-                self.command_line
+                 or run the instrumented server on it under the fuzzer's preload (with --root, a path traversal is\n\
+                 reported too):\n\n    fuzzer run --root ROOT -- {} < FILE\n",
+                self.command_line,
+                self.replay.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
             );
             std::fs::write(&path, text)?;
         }
