@@ -69,7 +69,9 @@ struct FuzzArgs {
     /// Web root for the server (copied for each client; default: a small built-in site).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
-    /// The server's arguments; {port} and {root} are filled in.
+    /// The server's arguments; {port} and {root} are filled in. The path-traversal oracle
+    /// flags files the server reaches outside {root} (through `..`, `%2e%2e` or a symlink); a
+    /// server given no {root} (one that serves a fixed folder) is not checked for traversals.
     #[arg(long, value_name = "ARGS", default_value = target::DEFAULT_ARGS, allow_hyphen_values = true)]
     server_args: String,
     /// Seed folder of raw requests (default: the built-in HTTP seeds).

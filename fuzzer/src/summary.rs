@@ -191,6 +191,31 @@ mod tests {
     }
 
     #[test]
+    fn traversals_are_counted_apart_with_their_paths_and_asan_folders_get_a_hint() {
+        let out = std::env::temp_dir().join(format!("summary-traversal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let traversal = "id:000001,sig:12,src:000002,time:7,execs:20,op:havoc";
+        for (dir, file) in [
+            ("fuzz0/crashes", traversal),
+            ("fuzz0/crashes", "id:000000,sig:11,src:000001,time:5,execs:9,op:havoc"),
+            ("fuzz0-asan/crashes", "id:000000,sig:06,src:000001,time:5,execs:9,op:havoc"),
+        ] {
+            std::fs::create_dir_all(out.join(dir)).unwrap();
+            std::fs::write(out.join(dir).join(file), b"x").unwrap();
+        }
+        std::fs::write(out.join("fuzz0").join(TRAVERSALS), format!("{traversal}\t/r/../etc/passwd\t/etc/passwd\n"))
+            .unwrap();
+        let text = text(&out, false).unwrap();
+        assert!(text.contains("Found 3 crashes."), "{text}");
+        assert!(!text.contains("signal 12"), "{text}");
+        assert!(text.contains("1 was from receiving signal 6") && text.contains("1 was from receiving signal 11"));
+        assert!(text.contains("1 was a path traversal: the server reached a file outside its web root:\n"), "{text}");
+        assert!(text.contains(&format!("        - \"/r/../etc/passwd\" (leads to /etc/passwd), e.g. {traversal}\n")));
+        assert!(text.contains("memory errors AddressSanitizer caught"), "{text}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
     fn empty_folder_is_a_plain_error() {
         let err = text(Path::new("/nonexistent-out"), false).unwrap_err().to_string();
         assert!(err.contains("is not an output folder"), "{err}");

@@ -307,6 +307,26 @@ pub fn processes_under(dir: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// SysV shared memory segments that exist now.
+pub fn shm_segments() -> Vec<u64> {
+    let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap_or_default();
+    table.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)?.parse().ok()).collect()
+}
+
+/// Segments not in `before` that no process has attached: left behind, never to be freed.
+pub fn leaked_shm(before: &[u64]) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.len() > 6 && cols[6] == "0" && cols[1].parse().is_ok_and(|id: u64| !before.contains(&id))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 /// The finding files (`id:...`) of a queue, crashes or hangs folder, sorted.
 pub fn findings(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

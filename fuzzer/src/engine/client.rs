@@ -5,6 +5,7 @@ use super::executor::ServerExecutor;
 use super::findings::{CurrentOp, Findings, Loading};
 use super::mutators::http_mutations;
 use super::names::{count_files, QueueNames, Solutions};
+use super::shmem::SelfRemovingShMemProvider;
 use super::stats::{AflStats, RunInfo};
 use super::{done_file, error_file, Edges, Mgr, Options, Role, State};
 use crate::showmap::MAP_SIZE;
@@ -89,7 +90,7 @@ fn fuzz(
     // Absolute, as the traversal oracle compares the paths the server opens against it.
     let root = root.canonicalize()?;
     // The coverage map, shared with the fork server through __AFL_SHM_ID.
-    let mut shmem_provider = UnixShMemProvider::new()?;
+    let mut shmem_provider = SelfRemovingShMemProvider::new()?;
     let mut shmem = shmem_provider.new_shmem(MAP_SIZE)?;
     // SAFETY: this client process is single-threaded here; the variable is read by the target.
     unsafe { shmem.write_to_env("__AFL_SHM_ID")? };
@@ -137,9 +138,9 @@ fn fuzz(
     let started = Arc::new(AtomicBool::new(false));
     watchdog(started.clone());
     let forkserver = builder.build_dynamic_map(edges, tuple_list!(time)).map_err(not_started)?;
-    // The CmpLog tracer: another copy of the server (see `cmplog`).
+    // The CmpLog tracer: another copy of the server (see `cmplog`), and its map, kept mapped.
     // The ASan clients leave CmpLog to the plain ones: their finds reach them through the broker.
-    let (tracing, cmplog_map) = if opts.cmplog && !role.asan {
+    let (tracing, _cmplog_map) = if opts.cmplog && !role.asan {
         let (tracer, _) = server(opts, role, &root, &library, &dir.join(".cur_input_cmplog"))?;
         let (stage, map) = cmplog::tracing_stage(tracer).map_err(not_started)?;
         (Some(stage), Some(map))
@@ -147,12 +148,6 @@ fn fuzz(
         (None, None)
     };
     started.store(true, Ordering::SeqCst);
-    // Both fork servers have attached the maps: let the kernel free them with the last process
-    // using them, even if this client is killed (LibAFL removes them only on a clean exit).
-    mark_for_removal(&shmem);
-    if let Some(map) = &cmplog_map {
-        mark_for_removal(map);
-    }
     let mut executor = ServerExecutor::new(forkserver, opts.hang_timeout, finding_file(&dir));
     let total_edges = executor.inner().coverage_map_size().unwrap_or(MAP_SIZE);
 
@@ -286,13 +281,6 @@ fn server(
         builder = builder.env("SOCKFUZZ_ROOT", root);
     }
     Ok((builder, command))
-}
-
-/// `IPC_RMID` on a SysV segment: it lives on while attached (Linux) and is freed after.
-fn mark_for_removal(shm: &impl ShMem) {
-    let id: i32 = shm.id().into();
-    // SAFETY: shmctl on a segment id we created; a null buffer is allowed with IPC_RMID.
-    unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
 }
 
 fn not_started(e: Error) -> Error {

@@ -13,6 +13,7 @@
 //! resizing replacements: every compared string and decimal number found in the entry is
 //! replaced by the value it was compared with.
 
+use super::shmem::SelfRemovingShMemProvider;
 use super::State;
 use libafl::corpus::Testcase;
 use libafl::executors::forkserver::{ForkserverExecutor, ForkserverExecutorBuilder};
@@ -42,7 +43,7 @@ pub type TracingStage<EM, Z> = AflppCmplogTracingStage<'static, EM, Tracer, Stat
 pub fn tracing_stage<EM, Z>(
     server: ForkserverExecutorBuilder<'static, UnixShMemProvider>,
 ) -> Result<(TracingStage<EM, Z>, UnixShMem), Error> {
-    let mut map = UnixShMemProvider::new()?.new_shmem(size_of::<AflppCmpLogMap>())?;
+    let mut map = SelfRemovingShMemProvider::new()?.new_shmem(size_of::<AflppCmpLogMap>())?;
     let id = map.id().to_string();
     // SAFETY: the segment is zeroed by the kernel (a valid, empty map), at least as large as
     // an AflppCmpLogMap, page-aligned, and outlives the observer (the caller keeps `map`).

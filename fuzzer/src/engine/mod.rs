@@ -8,6 +8,7 @@ mod executor;
 pub mod findings;
 mod mutators;
 mod names;
+mod shmem;
 mod stats;
 mod status;
 
@@ -25,8 +26,9 @@ use libafl::Error;
 use libafl_bolts::core_affinity::Cores;
 use libafl_bolts::llmp::{Broker, LlmpBroker};
 use libafl_bolts::rands::StdRand;
-use libafl_bolts::shmem::{ShMemProvider, StdShMemProvider};
+use libafl_bolts::shmem::ShMemProvider;
 use libafl_bolts::tuples::tuple_list;
+use shmem::SelfRemovingShMemProvider as Provider;
 use status::StatusLine;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,8 +38,7 @@ use std::time::{Duration, Instant};
 /// index tracking for the minimizing scheduler.
 pub type Edges = ExplicitTracking<HitcountsMapObserver<StdMapObserver<'static, u8, false>>, true, false>;
 pub type State = StdState<InMemoryOnDiskCorpus<BytesInput>, BytesInput, StdRand, OnDiskCorpus<BytesInput>>;
-type Mgr =
-    LlmpRestartingEventManager<(), BytesInput, State, <StdShMemProvider as ShMemProvider>::ShMem, StdShMemProvider>;
+type Mgr = LlmpRestartingEventManager<(), BytesInput, State, <Provider as ShMemProvider>::ShMem, Provider>;
 
 /// One seed: its file name (for `orig:`) and bytes.
 pub type Seed = (String, Vec<u8>);
@@ -122,7 +123,7 @@ pub fn error_file(dir: &std::path::Path) -> PathBuf {
 
 /// LibAFL's broker, as its launcher runs it, plus the broker-to-broker link the 0.16 launcher
 /// leaves out (it ignores `remote_broker_addr`).
-fn run_broker(opts: &Options, provider: StdShMemProvider, monitor: StatusLine) -> Result<(), Error> {
+fn run_broker(opts: &Options, provider: Provider, monitor: StatusLine) -> Result<(), Error> {
     let hook = StdLlmpEventHook::<BytesInput, StatusLine>::new(monitor)?;
     let mut broker = LlmpBroker::create_attach_to_tcp(provider, tuple_list!(hook), opts.broker_port)?;
     if let Some(remote) = opts.remote_broker {
@@ -172,7 +173,7 @@ pub fn fuzz(opts: &Options) -> Result<()> {
         let _ = std::fs::remove_file(done_file(&dir));
         let _ = std::fs::remove_file(error_file(&dir));
     }
-    let shmem_provider = StdShMemProvider::new().context("cannot create shared memory for the clients")?;
+    let shmem_provider = Provider::new().context("cannot create shared memory for the clients")?;
     let parent = std::process::id();
     // Fixed before forking, so a restarted client keeps the original end time.
     let deadline = opts.duration.map(|d| Instant::now() + d);
@@ -181,31 +182,30 @@ pub fn fuzz(opts: &Options) -> Result<()> {
     // Never trust another client's coverage map: the ASan build (or another machine's build)
     // numbers its edges differently, so every client re-runs the entries it receives.
     let config = EventConfig::AlwaysUnique;
-    let spawn_mgr = |_: &Launcher<'_, _, StatusLine, StdShMemProvider>,
-                     client: Option<ClientDescription>,
-                     monitor: Option<StatusLine>| {
-        let provider = StdShMemProvider::new()?;
-        match client {
-            Some(client_description) => {
-                setup_restarting_mgr_llmp::<(), BytesInput, StatusLine, State, StdShMemProvider>(
-                    provider,
-                    config,
-                    None,
-                    opts.broker_port,
-                    ManagerKind::Client { client_description },
-                    None,
-                    // A client that dies (panic, OOM kill) is restarted and reloads its queue from disk.
-                    ShouldSaveState::OOMSafeNever,
-                    tuple_list!(),
-                )
+    let spawn_mgr =
+        |_: &Launcher<'_, _, StatusLine, Provider>, client: Option<ClientDescription>, monitor: Option<StatusLine>| {
+            let provider = Provider::new()?;
+            match client {
+                Some(client_description) => {
+                    setup_restarting_mgr_llmp::<(), BytesInput, StatusLine, State, Provider>(
+                        provider,
+                        config,
+                        None,
+                        opts.broker_port,
+                        ManagerKind::Client { client_description },
+                        None,
+                        // A client that dies (panic, OOM kill) is restarted and reloads its queue from disk.
+                        ShouldSaveState::OOMSafeNever,
+                        tuple_list!(),
+                    )
+                }
+                None => {
+                    let monitor = monitor.ok_or_else(|| Error::illegal_state("broker without a monitor"))?;
+                    run_broker(opts, provider, monitor)?;
+                    Err(Error::shutting_down())
+                }
             }
-            None => {
-                let monitor = monitor.ok_or_else(|| Error::illegal_state("broker without a monitor"))?;
-                run_broker(opts, provider, monitor)?;
-                Err(Error::shutting_down())
-            }
-        }
-    };
+        };
     let launched = Launcher::builder()
         .shmem_provider(shmem_provider)
         .configuration(config)
