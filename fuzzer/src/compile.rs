@@ -105,7 +105,10 @@ fn build_one(args: &BuildArgs, wrapper: &Path, sanitizer: Option<&str>) -> Resul
     let out = make.output().context("cannot run `make`: is it installed (apt-get install make)?")?;
     let log = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
     if let (Some(s), false) = (sanitizer, out.status.success()) {
-        bail!("make with -fsanitize={s} failed: {}", tail(&log, 1).trim());
+        // The compiler's own complaint, not make's "*** Error 1" after it.
+        let text = String::from_utf8_lossy(&log);
+        let reason = text.lines().rev().find(|l| !l.trim().is_empty() && !l.starts_with("make")).unwrap_or_default();
+        bail!("make with -fsanitize={s} failed: {}", reason.trim());
     }
     if args.verbose || !out.status.success() {
         print!("{}", String::from_utf8_lossy(&log));

@@ -7,9 +7,13 @@
  *   cookie-no-equals                      -> cookie_get()
  *   logout-double-free (second free)      -> conn_close()
  *   asan-url-decode                       -> url_decode()
+ *   asan-method-overflow                  -> log_unknown_method()
+ *   asan-strstr-overread                  -> parse_header() (Connection)
+ *   asan-realloc-uaf                      -> parse_header() (Host) + serve_one()
  */
 #include "pserv.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -217,7 +221,7 @@ static char *trim(char *s)
     return s;
 }
 
-static void parse_header(struct request *r, char *line)
+static void parse_header(struct conn *c, struct request *r, char *line)
 {
     char *colon = strchr(line, ':');
     char *name, *value;
@@ -246,9 +250,34 @@ static void parse_header(struct request *r, char *line)
     } else if (strcasecmp(name, "Range") == 0) {
         free(r->range);
         r->range = strdup(value);
+    } else if (strcasecmp(name, "Host") == 0) {
+        /* Only needed for the log line, so no copy: keep a pointer into
+         * the line, i.e. into c->in's buffer (see asan-realloc-uaf). */
+        r->host = value;
+        r->host_cap = c->in.cap;
     } else if (strcasecmp(name, "Connection") == 0) {
-        if (strcasestr(value, "close") != NULL)
+        size_t vn = strlen(value), i;
+        char *lc;
+
+        if (vn <= CONN_SHORT) {
+            if (strcasestr(value, "close") != NULL)
+                r->keep_alive = 0;
+            return;
+        }
+        /* A token list ("keep-alive, Upgrade"): search a lower-cased copy.
+         * BUG (asan-strstr-overread): the copy is exactly vn bytes with no
+         * terminating NUL, so strstr() reads past the end of the block
+         * (unless "close" is found first). */
+        lc = malloc(vn);
+        if (lc == NULL)
+            return;
+        for (i = 0; i < vn; i++)
+            lc[i] = (char)tolower((unsigned char)value[i]);
+        if (memmem(lc, vn, "close", 5) == NULL)
+            BUG_HIT("asan-strstr-overread");
+        if (strstr(lc, "close") != NULL)
             r->keep_alive = 0;
+        free(lc);
     } else if (strcasecmp(name, "X-Debug-Token") == 0) {
         /* BUG (debug-token): a debugging backdoor left in. The right token
          * logs the request's cookie, which is NULL when there is none. */
@@ -259,6 +288,52 @@ static void parse_header(struct request *r, char *line)
         }
     }
 }
+
+/*
+ * Log an unsupported method, made printable and cut to a sane length.
+ * noinline keeps method[] in a small frame of its own whose only other
+ * local is shown[]; the compilers put the smaller method[] below it, so in
+ * builds without ASan the planted 1-byte overflow lands in shown[0] (or
+ * padding), which is written afterwards anyway.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push     /* gcc sees the planted overflow below */
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#endif
+static __attribute__((noinline)) void log_unknown_method(struct conn *c,
+                                                         const char *m)
+{
+    char shown[4 * METHOD_MAX + 1];     /* worst case: \xNN per byte */
+    char method[METHOD_MAX];
+    size_t n = strlen(m), i, j = 0;
+
+    /* BUG (asan-method-overflow): off by one, must be ">=": a method of
+     * exactly METHOD_MAX (32) characters is copied whole and its NUL is
+     * written one byte past method[]. Longer ones are cut to 31. */
+    if (n > sizeof method)
+        n = sizeof method - 1;
+    if (n == sizeof method)
+        BUG_HIT("asan-method-overflow");
+    memcpy(method, m, n);
+    method[n] = '\0';
+    for (i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)method[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\' && ch != '"') {
+            shown[j++] = (char)ch;
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            shown[j++] = '\\';
+            shown[j++] = 'x';
+            shown[j++] = hex[ch >> 4];
+            shown[j++] = hex[ch & 15];
+        }
+    }
+    shown[j] = '\0';
+    logmsg("[pserv] %s: unknown method \"%s\"", c->peer, shown);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 static int hexval(int ch)
 {
@@ -405,6 +480,7 @@ int serve_one(struct conn *c)
     size_t len, plen;
     int rc, status = 0, nheaders = 0, keep;
     char *q;
+    char vhost[VHOST_MAX] = "";
 
     memset(&r, 0, sizeof r);
 
@@ -438,8 +514,10 @@ int serve_one(struct conn *c)
         r.post = 1;
     else if (strcmp(r.method, "HEAD") == 0)
         r.head = 1;
-    else
+    else {
         status = 501;
+        log_unknown_method(c, r.method);
+    }
     if (status == 0 && strlen(r.target) > MAX_TARGET)
         status = 414;
     if (status == 0) {
@@ -476,7 +554,23 @@ int serve_one(struct conn *c)
         }
         if (len == 0)
             break;
-        parse_header(&r, line);
+        parse_header(c, &r, line);
+    }
+
+    /* virtual host for the log line: the Host value without the port */
+    if (r.host != NULL) {
+        size_t i;
+
+        /* BUG (asan-realloc-uaf): r.host points into c->in's buffer as it
+         * was when the Host line was read.  A later header line longer
+         * than the buffer (8 KiB) made bufio_fill() grow it with
+         * realloc(), which freed the old block: this reads freed memory. */
+        if (c->in.cap != r.host_cap)
+            BUG_HIT("asan-realloc-uaf");
+        for (i = 0; i + 1 < sizeof vhost && r.host[i] != '\0' &&
+             r.host[i] != ':'; i++)
+            vhost[i] = r.host[i];
+        vhost[i] = '\0';
     }
 
     /* path: strip the query, percent-decode */
@@ -507,8 +601,8 @@ int serve_one(struct conn *c)
         }
     }
 
-    logmsg("[pserv] %s \"%s %s %s\" %d", c->peer, r.method, r.target,
-           r.version, r.status);
+    logmsg("[pserv] %s \"%s %s %s\" %d%s%s", c->peer, r.method, r.target,
+           r.version, r.status, vhost[0] ? " host=" : "", vhost);
     keep = r.keep_alive;
     request_free(&r);
     return keep;

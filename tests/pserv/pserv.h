@@ -24,6 +24,9 @@
 #define BUG_HIT(name) do { } while (0)
 #endif
 
+/* Built with -DPSERV_NO_TRAVERSAL, static files get a correct ".." check on every route, which
+ * removes the two path-traversal bugs (traversal-dotdot, traversal-percent) and nothing else. */
+
 /* ---- configuration (server.c) ---------------------------------------- */
 struct config {
     const char *port;
@@ -68,6 +71,9 @@ ssize_t bufio_read(struct bufio *b, void *dst, size_t n);
 #define MAX_TARGET      4096
 #define DEBUG_TOKEN     "dbg-7f3a91c2" /* X-Debug-Token value of the debug backdoor */
 #define MAX_BODY        (1024 * 1024)
+#define METHOD_MAX      32      /* unknown methods are logged up to this length */
+#define CONN_SHORT      16      /* longer Connection values are token lists */
+#define VHOST_MAX       64      /* Host shown in the log line */
 
 #define SESSION_INLINE  200     /* tokens up to this length live inline */
 #define SESSION_MAX     511
@@ -95,6 +101,8 @@ struct request {
     int content_length;
     char *cookie;
     char *range;
+    const char *host;       /* Host value, points into the conn's bufio buffer */
+    size_t host_cap;        /* that buffer's capacity when Host was parsed */
     char *body;
     int body_len;
     int status;             /* for the log line */

@@ -1,8 +1,11 @@
 /*
  * Static files under the web root, with single byte ranges.
  *
- * PLANTED BUG here (see bugs/README.md):
- *   range-inverted  -> serve_video()
+ * PLANTED BUGS here (see bugs/README.md):
+ *   range-inverted                        -> serve_video()
+ *   traversal-dotdot, traversal-percent   -> serve_static()
+ *
+ * -DPSERV_NO_TRAVERSAL replaces the broken ".." check with a correct one.
  */
 #include "pserv.h"
 
@@ -229,6 +232,30 @@ static void serve_video(struct conn *c, struct request *r, const char *full,
     free(chunk);
 }
 
+#if defined(PSERV_BUG_TRACE) && !defined(PSERV_NO_TRAVERSAL)
+/* 1 if the path's ".." segments climb above where it starts (the root). */
+static int climbs_out(const char *p)
+{
+    int depth = 0;
+
+    while (*p != '\0') {
+        size_t n;
+
+        while (*p == '/')
+            p++;
+        n = strcspn(p, "/");
+        if (n == 2 && p[0] == '.' && p[1] == '.') {
+            if (--depth < 0)
+                return 1;
+        } else if (n > 0 && !(n == 1 && p[0] == '.')) {
+            depth++;
+        }
+        p += n;
+    }
+    return 0;
+}
+#endif
+
 void serve_static(struct conn *c, struct request *r)
 {
     char full[MAX_TARGET + 1024];
@@ -241,10 +268,34 @@ void serve_static(struct conn *c, struct request *r)
         send_error(c, r, 405);
         return;
     }
-    if (strstr(path, "..") != NULL) {
+#ifdef PSERV_NO_TRAVERSAL
+    if (strstr(path, "..") != NULL) {       /* the decoded path, always */
         send_error(c, r, 404);
         return;
     }
+#else
+    {
+        /* Videos take a fast path (the player sends many range requests).
+         * BUG (traversal-dotdot): that fast path skips the ".." check, so
+         * "/../../etc/passwd.mp4" reaches stat()/open() outside the root.
+         * BUG (traversal-percent): the check looks at the raw target (up
+         * to the query), before percent-decoding, so "%2e%2e" passes it
+         * and decodes to ".." in path. */
+        int video = strcmp(mime_type(path), "video/mp4") == 0;
+        size_t rawlen = strcspn(r->target, "?");
+
+        if (!video && memmem(r->target, rawlen, "..", 2) != NULL) {
+            send_error(c, r, 404);
+            return;
+        }
+#ifdef PSERV_BUG_TRACE
+        if (climbs_out(path) && video)
+            BUG_HIT("traversal-dotdot");
+        else if (climbs_out(path))
+            BUG_HIT("traversal-percent");
+#endif
+    }
+#endif
     if (strncmp(path, "/private/", 9) == 0 || strcmp(path, "/private") == 0) {
         char claims[512];
         if (!request_claims(r, claims, sizeof claims)) {
