@@ -85,9 +85,8 @@ pub struct Role<'a> {
 }
 
 impl Options {
-    /// Clients per core: the plain build's, and the ASan build's if there is one. They share
-    /// the core: measured on one core, that finds the ASan-only bugs while the plain crash bugs
-    /// take at most about 1.5x as long (README, `scripts/bench-bugs --configs plain,default`).
+    /// Clients per core: the plain build's, and the ASan build's if there is one, which runs
+    /// at a lower priority (`client::ASAN_NICE`).
     fn per_core(&self) -> usize {
         1 + usize::from(self.asan.is_some())
     }

@@ -61,6 +61,10 @@ const RANGES: &[&[u8]] = &[
     b"bytes=5-5,7-9",
     b"items=0-1",
 ];
+/// One step up out of the web root, as servers fail to catch it: plain, percent-encoded (once
+/// or twice), with backslashes, or doubled for filters that strip `../` once.
+const CLIMBS: &[&[u8]] =
+    &[b"../", b"%2e%2e/", b"..%2f", b"%2e%2e%2f", b"%2E%2E%2F", b"..\\", b"....//", b"%252e%252e%252f", b"%c0%ae%c0%ae/"];
 const PATH_SUFFIXES: &[&[u8]] = &[b"/..", b"%", b"%2", b"%00", b"?a=b", b"#x", b"//"];
 const COOKIE_PATHS: &[&[u8]] = &[b"/api/login", b"/api/logout", b"/private/secret.html"];
 const JSON_BODIES: &[&[u8]] =
@@ -144,7 +148,14 @@ http_mutator!(
             req.line.insert(req.line.len().min(1), b"/".to_vec());
         }
         let path = &mut req.line[1];
-        match below(state, 5) {
+        match below(state, 6) {
+            5 => {
+                // Climb out of the root in front of the file asked for, which keeps its name and
+                // extension (servers route by them): `/clip.mp4` -> `/%2e%2e/%2e%2e/clip.mp4`.
+                let (climb, steps) = (pick(state, CLIMBS), 1 + below(state, 8));
+                let file = path.strip_prefix(b"/").unwrap_or(path).to_vec();
+                *path = b"/".iter().chain(climb.repeat(steps).iter()).chain(&file).copied().collect();
+            }
             0 => *path = pick(state, PATHS).to_vec(),
             1 => path.extend_from_slice(pick(state, PATH_SUFFIXES)),
             2 => path.extend(std::iter::repeat_n(b'A', 1 << (4 + below(state, 13)))),
@@ -475,6 +486,8 @@ mod tests {
     fn path_line_ending_and_pipeline_edits() {
         let paths = outputs(PathEdit);
         assert!(paths.iter().any(|o| o.windows(3).any(|w| w == b"/..")));
+        assert!(paths.iter().any(|o| o.starts_with(b"POST /%2e%2e/%2e%2e/api/login HTTP/1.1\r\n")));
+        assert!(paths.iter().any(|o| o.starts_with(b"POST /../api/login HTTP/1.1\r\n")));
         assert!(paths.iter().any(|o| o.len() > LOGIN.len() + 1000));
         assert!(paths.iter().any(|o| parsed(o).requests.iter().any(|r| r.line.len() == 2)));
         let endings = outputs(LineEndings);
