@@ -63,8 +63,17 @@ const RANGES: &[&[u8]] = &[
 ];
 /// One step up out of the web root, as servers fail to catch it: plain, percent-encoded (once
 /// or twice), with backslashes, or doubled for filters that strip `../` once.
-const CLIMBS: &[&[u8]] =
-    &[b"../", b"%2e%2e/", b"..%2f", b"%2e%2e%2f", b"%2E%2E%2F", b"..\\", b"....//", b"%252e%252e%252f", b"%c0%ae%c0%ae/"];
+const CLIMBS: &[&[u8]] = &[
+    b"../",
+    b"%2e%2e/",
+    b"..%2f",
+    b"%2e%2e%2f",
+    b"%2E%2E%2F",
+    b"..\\",
+    b"....//",
+    b"%252e%252e%252f",
+    b"%c0%ae%c0%ae/",
+];
 const PATH_SUFFIXES: &[&[u8]] = &[b"/..", b"%", b"%2", b"%00", b"?a=b", b"#x", b"//"];
 const COOKIE_PATHS: &[&[u8]] = &[b"/api/login", b"/api/logout", b"/private/secret.html"];
 const JSON_BODIES: &[&[u8]] =
@@ -195,8 +204,14 @@ http_mutator!(
     /// Insert a header students handle (Content-Length, Cookie, Range, Connection, ...).
     HeaderInsert, |state, req| {
         let (name, value) = pick(state, HEADERS);
+        // Now and then a long value (64 B to 64 KiB): fixed-size header buffers, and buffers
+        // that grow (and move) under pointers into them.
+        let value = match below(state, 4) {
+            0 => vec![b'A'; 1 << (6 + below(state, 11))],
+            _ => value.to_vec(),
+        };
         let at = below(state, req.headers.len() + 1);
-        req.headers.insert(at, (name.as_bytes().to_vec(), [b": ".as_slice(), value].concat()));
+        req.headers.insert(at, (name.as_bytes().to_vec(), [b": ".as_slice(), &value].concat()));
         true
     }
 );
@@ -422,7 +437,9 @@ mod tests {
             .flat_map(|o| parsed(o).requests.iter().map(|r| r.method().to_vec()).collect::<Vec<_>>())
             .collect();
         assert!(methods.iter().any(|m| m == b"ASD") && methods.iter().any(|m| m.len() == 2000), "{methods:?}");
-        for out in outputs(HeaderInsert).into_iter().chain(outputs(HeaderShuffle)) {
+        let inserted = outputs(HeaderInsert);
+        assert!(inserted.iter().any(|o| o.len() > LOGIN.len() + 8192), "no long header value");
+        for out in inserted.into_iter().chain(outputs(HeaderShuffle)) {
             assert_eq!(parsed(&out).requests.len(), 2, "{:?}", String::from_utf8_lossy(&out));
         }
         let versions: Vec<Vec<u8>> = outputs(VersionEdit)
