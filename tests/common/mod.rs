@@ -257,8 +257,10 @@ pub struct Replay {
     pub send: Run,
     /// The server's fate: Some(signal) if it died.
     pub signal: Option<i32>,
-    /// The planted bug it announced, if any.
+    /// The planted bug it announced last, if any.
     pub bug: Option<String>,
+    /// Every planted bug it announced (some announce themselves without striking).
+    pub bugs: Vec<String>,
 }
 
 /// Send `input` with `fuzzer send` to a fresh [`pserv`] (thread model) and see what happens.
@@ -276,8 +278,9 @@ pub fn replay(input: &[u8]) -> Replay {
     );
     let status = wait_for(&mut child, Duration::from_secs(5));
     kill_group(&mut child);
-    let bug = bug_hit(&String::from_utf8_lossy(&stderr.join().unwrap()));
-    Replay { send, signal: status.and_then(|s| s.signal()), bug }
+    let stderr = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
+    let bugs = stderr.lines().filter_map(|l| l.strip_prefix("[bug] ")).map(str::to_string).collect();
+    Replay { send, signal: status.and_then(|s| s.signal()), bug: bug_hit(&stderr), bugs }
 }
 
 /// The benign requests of tests/pserv/benign/.
