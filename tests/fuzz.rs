@@ -90,10 +90,13 @@ fn finds_crashes_and_the_hang_and_every_crash_file_replays_with_fuzzer_send() {
         let name = crash.file_name().unwrap().to_string_lossy().into_owned();
         let replay = replay(&std::fs::read(&crash).unwrap());
         let oracle_bug = replay.bugs.iter().find(|b| b.starts_with("asan-") || b.starts_with("traversal-"));
-        match (replay.signal, oracle_bug) {
-            (Some(_), _) => found.insert(replay.bug.unwrap_or_else(|| format!("unplanted crash {name}"))),
-            (None, Some(bug)) => found.insert(bug.clone()),
-            (None, None) => panic!("{name} did not reproduce: {:?}", replay.bugs),
+        match (replay.signal, oracle_bug, &replay.bug) {
+            (Some(_), ..) => found.insert(replay.bug.unwrap_or_else(|| format!("unplanted crash {name}"))),
+            (None, Some(bug), _) => found.insert(bug.clone()),
+            // ASan also sees memory errors a plain build survives in a planted bug's own code
+            // (`Content-Length: -1` writes one byte into the malloc header).
+            (None, None, Some(bug)) => found.insert(bug.clone()),
+            (None, None, None) => panic!("{name} did not reproduce on a plain server"),
         };
     }
     eprintln!("planted bugs found: {found:?}");
