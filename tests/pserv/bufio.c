@@ -31,8 +31,15 @@ size_t bufio_buffered(const struct bufio *b)
     return b->end - b->start;
 }
 
+/* Is a whole line (up to "\n") buffered? */
+int bufio_has_line(const struct bufio *b)
+{
+    return b->end > b->start &&
+           memchr(b->buf + b->start, '\n', b->end - b->start) != NULL;
+}
+
 /* Make room and recv() once.  Returns bytes read, 0 on EOF, -1 on error. */
-static ssize_t bufio_fill(struct bufio *b)
+ssize_t bufio_fill(struct bufio *b)
 {
     ssize_t n;
 

@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,8 +85,32 @@ void conn_remember_session(struct conn *c, const char *tok, size_t n)
     c->session_heap = 1;
 }
 
+/* Wait the whole time, even if a signal interrupts it.  poll() with no fds,
+ * as an event loop's timer would: a wait the fuzzer's preload sees. */
+static void sleep_ms(long ms)
+{
+    struct timespec end, now;
+
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += ms / 1000;
+    end.tv_nsec += (ms % 1000) * 1000000L;
+    if (end.tv_nsec >= 1000000000L) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000L;
+    }
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = (end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000L;
+        if (left <= 0 || (poll(NULL, 0, (int)left) < 0 && errno != EINTR))
+            return;
+    }
+}
+
 void conn_close(struct conn *c)
 {
+    /* -k MS: a server that lingers before it closes; no reading meanwhile */
+    if (cfg.close_delay_ms > 0 && c->responded)
+        sleep_ms(cfg.close_delay_ms);
     if (c->linger) {
         /* error path: let the client read our reply before the RST */
         char junk[4096];
@@ -107,6 +132,56 @@ void conn_close(struct conn *c)
     free(c);
 }
 
+/*
+ * -x eof-loop: the keep-alive loop of a server that takes end of file for
+ * "no data yet" (only on a keep-alive connection the client ended: an
+ * HTTP/1.0 request, or Connection: close, still closes).  It keeps reading for the next request, and recv()
+ * returning 0 makes it try again at once: after the client's half-close
+ * this spins at 100% CPU forever.  Only a read error ends it.
+ */
+static void eof_loop(struct conn *c)
+{
+    for (;;) {
+        ssize_t n;
+
+        if (bufio_has_line(&c->in)) {
+            serve_one(c);           /* another request: serve it, go on */
+            continue;
+        }
+        n = bufio_fill(&c->in);     /* EINTR is retried inside */
+        if (n < 0)
+            return;
+        /* n == 0: EOF, taken for "nothing yet" */
+    }
+}
+
+/*
+ * The connection is finished (serve_one() returned 0).  By default it is
+ * closed; the -x switches make some servers hang instead (see README):
+ *   leak      after a 501 (unknown method) the fd is dropped, not closed
+ *   eof-loop  after a served request, EOF is spun on (eof_loop above)
+ *   spin      after a request other than GET /index.html, the CPU spins
+ */
+void conn_done(struct conn *c)
+{
+    if (c->spin) {
+        volatile unsigned long n = 0;
+        for (;;)
+            n++;
+    }
+    if (cfg.leak && c->bad_method) {
+        /* the reply was sent; forget the connection but leave its fd
+         * open (no shutdown either).  A session copy, if any, was
+         * already freed by api_logout(). */
+        bufio_free(&c->in);
+        free(c);
+        return;
+    }
+    if (cfg.eof_loop && c->served && c->at_eof)
+        eof_loop(c);
+    conn_close(c);
+}
+
 void handle_connection(int fd, const char *peer)
 {
     struct conn *c = conn_new(fd, peer);
@@ -117,7 +192,7 @@ void handle_connection(int fd, const char *peer)
     }
     while (serve_one(c))
         ;
-    conn_close(c);
+    conn_done(c);
 }
 
 /* ---- responses ---------------------------------------------------------- */
@@ -190,6 +265,7 @@ void send_response(struct conn *c, struct request *r, int status,
             r->keep_alive = 0;
         return;
     }
+    c->responded = 1;           /* for -k */
     if (send_all(c->fd, hdr, (size_t)n) < 0 ||
         ((r == NULL || !r->head) && len > 0 &&
          send_all(c->fd, body, len) < 0)) {
@@ -488,8 +564,10 @@ int serve_one(struct conn *c)
     do {
         rc = bufio_readline(&c->in, &line, &len, MAX_REQLINE);
     } while (rc == BUFIO_OK && len == 0);
-    if (rc == BUFIO_EOF || rc == BUFIO_ERR)
+    if (rc == BUFIO_EOF || rc == BUFIO_ERR) {
+        c->at_eof = rc == BUFIO_EOF;    /* for -x eof-loop */
         return 0;
+    }
     if (rc == BUFIO_TOOLONG) {
         send_error(c, NULL, 414);
         c->linger = 1;
@@ -516,6 +594,7 @@ int serve_one(struct conn *c)
         r.head = 1;
     else {
         status = 501;
+        c->bad_method = 1;          /* for -x leak */
         log_unknown_method(c, r.method);
     }
     if (status == 0 && strlen(r.target) > MAX_TARGET)
@@ -528,6 +607,9 @@ int serve_one(struct conn *c)
     }
     if (status == 0 && strtok_r(NULL, " ", &save) != NULL)
         status = 400;               /* junk after the version */
+    if (cfg.spin && (status != 0 || strcmp(r.method, "GET") != 0 ||
+                     strcmp(r.target, "/index.html") != 0))
+        c->spin = 1;                /* for -x spin */
     if (status != 0) {
         r.keep_alive = 0;
         send_error(c, &r, status);
@@ -603,6 +685,7 @@ int serve_one(struct conn *c)
 
     logmsg("[pserv] %s \"%s %s %s\" %d%s%s", c->peer, r.method, r.target,
            r.version, r.status, vhost[0] ? " host=" : "", vhost);
+    c->served = 1;                  /* for -x eof-loop */
     keep = r.keep_alive;
     request_free(&r);
     return keep;

@@ -35,6 +35,12 @@ struct config {
     int silent;             /* -s */
     long expiry;            /* -e seconds */
     const char *model;      /* -m */
+    /* Hang behaviours for benchmarks and tests, not planted bugs (README). */
+    int leak;               /* -x leak: some connections are never closed */
+    int eof_loop;           /* -x eof-loop: EOF after a request is spun on */
+    int close_stdin;        /* -x close-stdin: fd 0 is /dev/null */
+    int spin;               /* -x spin: most requests spin the CPU forever */
+    long close_delay_ms;    /* -k: wait this long before closing */
 };
 extern struct config cfg;
 
@@ -61,6 +67,8 @@ void bufio_init(struct bufio *b, int fd);
 void bufio_free(struct bufio *b);
 int bufio_readline(struct bufio *b, char **line, size_t *len, size_t max);
 size_t bufio_buffered(const struct bufio *b);
+int bufio_has_line(const struct bufio *b);
+ssize_t bufio_fill(struct bufio *b);
 size_t bufio_take(struct bufio *b, void *dst, size_t n);
 ssize_t bufio_read(struct bufio *b, void *dst, size_t n);
 
@@ -86,6 +94,14 @@ struct conn {
     char *session;          /* token revoked on this connection (logout) */
     int session_heap;       /* session points to a heap copy */
     char session_inline[SESSION_INLINE + 1];
+    /* For the -x/-k switches.  One byte of bits: it fits in the tail
+     * padding, so sizeof(struct conn), and with it the heap layout the
+     * planted bugs were checked with, stays the same. */
+    unsigned char bad_method : 1;   /* answered 501 (unknown method) */
+    unsigned char served : 1;       /* a whole request was read and answered */
+    unsigned char responded : 1;    /* at least one response was sent */
+    unsigned char spin : 1;         /* -x spin: a request other than GET /index.html */
+    unsigned char at_eof : 1;       /* the client ended a keep-alive connection */
 };
 
 struct request {
@@ -112,6 +128,7 @@ struct conn *conn_new(int fd, const char *peer);
 void conn_close(struct conn *c);
 int serve_one(struct conn *c);
 void handle_connection(int fd, const char *peer);
+void conn_done(struct conn *c);
 
 int send_all(int fd, const void *buf, size_t n);
 void send_response(struct conn *c, struct request *r, int status,

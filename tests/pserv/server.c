@@ -1,9 +1,12 @@
 /*
  * pserv-sample: command line, listening sockets and concurrency models.
  *
- *   server -p PORT [-R ROOT] [-a] [-s] [-e SECS] [-m MODEL] [-h]
+ *   server -p PORT [-R ROOT] [-a] [-s] [-e SECS] [-m MODEL] [-x WHAT]
+ *          [-k MS] [-h]
  *
  * MODEL is one of iterative (default), thread, pool, epoll, fork.
+ * -x and -k switch on hang behaviours for benchmarks and tests (README);
+ * they are not planted bugs and are off by default.
  */
 #include "pserv.h"
 
@@ -44,15 +47,48 @@ static int nlisteners;
 static void usage(FILE *f, const char *argv0)
 {
     fprintf(f,
-            "Usage: %s -p PORT [-R ROOT] [-a] [-s] [-e SECS] [-m MODEL] [-h]\n"
+            "Usage: %s -p PORT [-R ROOT] [-a] [-s] [-e SECS] [-m MODEL]\n"
+            "          [-x WHAT] [-k MS] [-h]\n"
             "  -p PORT   port to listen on (required; IPv4 and IPv6)\n"
             "  -R ROOT   web root directory (default: www)\n"
             "  -a        HTML5 fallback: serve /index.html for missing files\n"
             "  -s        silent: no per-connection logging\n"
             "  -e SECS   auth token lifetime in seconds (default: 86400)\n"
             "  -m MODEL  iterative (default) | thread | pool | epoll | fork\n"
-            "  -h        show this help\n",
+            "  -h        show this help\n"
+            "Hang behaviours for benchmarks and tests (not planted bugs):\n"
+            "  -x WHAT   comma-separated, repeatable:\n"
+            "            leak: the fd of a 501 reply is never closed\n"
+            "                  (fork: the parent closes none)\n"
+            "            eof-loop: EOF ending a keep-alive connection is\n"
+            "                  spun on forever\n"
+            "            close-stdin: fd 0 is /dev/null before the sockets\n"
+            "            spin: after any request but GET /index.html, spin\n"
+            "                  the CPU forever (nothing closes it)\n"
+            "  -k MS     wait MS milliseconds before closing (default: 0)\n",
             argv0);
+}
+
+/* -x WHAT: a comma-separated list; returns -1 for an unknown word */
+static int parse_hangs(const char *s)
+{
+    for (;;) {
+        size_t n = strcspn(s, ",");
+
+        if (n == 4 && strncmp(s, "leak", n) == 0)
+            cfg.leak = 1;
+        else if (n == 8 && strncmp(s, "eof-loop", n) == 0)
+            cfg.eof_loop = 1;
+        else if (n == 11 && strncmp(s, "close-stdin", n) == 0)
+            cfg.close_stdin = 1;
+        else if (n == 4 && strncmp(s, "spin", n) == 0)
+            cfg.spin = 1;
+        else
+            return -1;
+        if (s[n] == '\0')
+            return 0;
+        s += n + 1;
+    }
 }
 
 /* ---- listening ------------------------------------------------------------ */
@@ -340,10 +376,14 @@ static void run_fork(void)
         if (pid == 0) {
             for (i = 0; i < nlisteners; i++)
                 close(listeners[i]);
+            cfg.leak = 0;       /* -x leak: only the parent leaks, see below */
             handle_connection(fd, peer);
             _exit(0);
         }
-        close(fd);
+        /* -x leak: the classic fork-server bug, the parent never closes its
+         * copy of the connection, so the child's close() sends no FIN */
+        if (!cfg.leak)
+            close(fd);
     }
 }
 
@@ -425,8 +465,9 @@ static void run_epoll(void)
                 while (keep && bufio_buffered(&c->in) > 0)
                     keep = serve_one(c);
                 if (!keep) {
+                    /* closes c, or with -x leaks it or spins in it */
                     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-                    conn_close(c);
+                    conn_done(c);
                 }
             }
         }
@@ -439,7 +480,7 @@ int main(int argc, char **argv)
 {
     int opt;
 
-    while ((opt = getopt(argc, argv, "p:R:ase:m:h")) != -1) {
+    while ((opt = getopt(argc, argv, "p:R:ase:m:x:k:h")) != -1) {
         switch (opt) {
         case 'p':
             cfg.port = optarg;
@@ -467,6 +508,23 @@ int main(int argc, char **argv)
         case 'm':
             cfg.model = optarg;
             break;
+        case 'x':
+            if (parse_hangs(optarg) < 0) {
+                fprintf(stderr, "%s: bad -x value '%s'\n", argv[0], optarg);
+                usage(stderr, argv[0]);
+                return 1;
+            }
+            break;
+        case 'k': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 0 || v > 3600000) {
+                fprintf(stderr, "%s: bad -k value '%s'\n", argv[0], optarg);
+                return 1;
+            }
+            cfg.close_delay_ms = v;
+            break;
+        }
         case 'h':
             usage(stdout, argv[0]);
             return 0;
@@ -489,6 +547,14 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     fprintf(stderr, "Using port %s\n", cfg.port);
+
+    /* -x close-stdin: like servers that close stdin when they start; fd 0
+     * is taken again at once (by /dev/null), before any socket exists */
+    if (cfg.close_stdin) {
+        close(0);
+        if (open("/dev/null", O_RDONLY) < 0)
+            perror("/dev/null");
+    }
 
     if (strcmp(cfg.model, "pool") == 0)
         start_pool();           /* workers exist before socket()/listen() */
