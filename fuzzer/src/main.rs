@@ -54,10 +54,12 @@ struct FuzzArgs {
     /// Fuzz on the first N cores (like `--cores 0-(N-1)`).
     #[arg(short = 'j', long, value_name = "N")]
     fuzz_cores: Option<usize>,
-    /// Per-run timeout in ms (default: calibrated from the seeds, at least 50 ms).
+    /// Per-run timeout in ms (default: calibrated from the seeds that neither hang nor crash, at
+    /// least 50 ms).
     #[arg(short = 't', long, value_name = "MS")]
     timeout: Option<u64>,
-    /// A run must exceed this (twice) to be saved as a hang, in ms.
+    /// A new hang candidate (a run that timed out, or left the connection open) is re-run with
+    /// this timeout, in ms, and saved only if it hangs again.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     hang_timeout: u64,
     /// Continue the run in the existing output folder (its queue is reloaded).

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 pub const EXIT_EOF_SPIN: i32 = 86;
 /// Exit status when the preload could not drive the server (it printed why).
 pub const EXIT_SETUP: i32 = 87;
+/// Exit status of a run the preload ended because the server sat idle with the connection
+/// still open (its idle verdict, on with `SOCKFUZZ_IDLE=MS`).
+pub const EXIT_IDLE: i32 = 88;
 
 /// ASan settings for every run of a target: findings end in a signal the fork server sees
 /// (`abort_on_error`), the signals a plain build dies from stay those signals (`handle_*=0`),

@@ -1,11 +1,11 @@
 //! `fuzzer run -- SERVER ARGS < INPUT`: one run of a server under the sockfuzz preload, with a
 //! verdict in plain words (replaces the old `fuzz-rerun.sh`).
 
-use crate::preload::{self, EXIT_EOF_SPIN, EXIT_SETUP, SIG_TRAVERSAL};
+use crate::preload::{self, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, SIG_TRAVERSAL};
 use anyhow::{bail, Context, Result};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
@@ -46,6 +46,8 @@ pub enum Outcome {
     Traversal(String),
     /// EOF spin, or the connection not closed within the timeout.
     Hang,
+    /// Every server thread waits for something that cannot come, with the connection open.
+    LeftOpen,
     /// The server exited on its own with this status after listening.
     Exited(i32),
 }
@@ -66,7 +68,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         Outcome::Ok => 0,
         Outcome::Crash(sig) => 128 + sig,
         Outcome::Traversal(_) => 128 + SIG_TRAVERSAL,
-        Outcome::Hang => 124,
+        Outcome::Hang | Outcome::LeftOpen => 124,
         Outcome::Exited(_) => 1,
     };
     eprintln!("[run] {}", finished.outcome);
@@ -88,6 +90,11 @@ impl std::fmt::Display for Outcome {
             Outcome::Hang => {
                 write!(f, "the server hung: it kept the connection open, or kept reading end-of-file without closing")
             }
+            Outcome::LeftOpen => write!(
+                f,
+                "the server left the connection open: it waits (in accept, poll, a lock...) and nothing is left \
+                 that would close it"
+            ),
             Outcome::Exited(code) => write!(f, "the server exited with status {code} while handling the connection"),
         }
     }
@@ -110,8 +117,9 @@ pub struct Finished {
 }
 
 /// Start `command` with the preload (plus `envs`) and wait for the verdict. The client's bytes
-/// are `input`, or our own stdin when `None` (then the server's output is not captured).
-/// Errors are the cases where the server could not be driven at all.
+/// are `input`, or our own stdin when `None` (then the server's output is not captured); the
+/// preload reads them from a file (`SOCKFUZZ_INPUT_FILE`), so a server that closes or reuses
+/// fd 0 still gets them. Errors are the cases where the server could not be driven at all.
 pub fn run(
     command: &[OsString],
     envs: &[(&str, &OsStr)],
@@ -120,7 +128,18 @@ pub fn run(
     output: bool,
 ) -> Result<Finished> {
     let library = preload::library()?;
-    let finding = FindingFile::new();
+    let finding = ScratchFile::new("finding");
+    let input_file = ScratchFile::new("input");
+    let bytes = match input {
+        Some(bytes) => bytes.to_vec(),
+        None => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes).context("cannot read the input from stdin")?;
+            bytes
+        }
+    };
+    std::fs::write(&input_file.0, &bytes)
+        .with_context(|| format!("cannot write the input to {}", input_file.0.display()))?;
     let (status_read, status_write) = pipe()?;
     let status_fd = status_write.as_raw_fd();
     let mut cmd = Command::new(&command[0]);
@@ -129,11 +148,16 @@ pub fn run(
         .env("SOCKFUZZ_STATUS_FD", status_fd.to_string())
         .env("SOCKFUZZ_OUTPUT", if output { "1" } else { "0" })
         .env("SOCKFUZZ_FINDING_FILE", &finding.0)
+        .env("SOCKFUZZ_INPUT_FILE", &input_file.0)
+        .stdin(Stdio::null())
+        // A server idle this long with the connection open has left it open (a timer that
+        // closes idle connections would have fired).
+        .env("SOCKFUZZ_IDLE", (limits.run / 2).min(Duration::from_secs(1)).as_millis().to_string())
         .env("ASAN_OPTIONS", std::env::var_os("ASAN_OPTIONS").unwrap_or_else(|| preload::ASAN_OPTIONS.into()))
         .envs(envs.iter().copied())
         .process_group(0); // so a timeout can stop the server and any child it forked
     if input.is_some() {
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
     // SAFETY: pre_exec runs in the forked child before exec; fcntl is async-signal-safe.
     unsafe {
@@ -147,13 +171,6 @@ pub fn run(
     let program = Path::new(&command[0]).display().to_string();
     let mut child = cmd.spawn().with_context(|| format!("cannot start the server `{program}`: check the path"))?;
     drop(status_write);
-    let feeder = input.map(|bytes| {
-        let mut stdin = child.stdin.take().expect("piped");
-        let bytes = bytes.to_vec();
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(&bytes);
-        })
-    });
     let stdout = child.stdout.take().map(collect);
     let stderr = child.stderr.take().map(collect);
     let result = match wait_listen(&status_read, limits.listen) {
@@ -167,9 +184,6 @@ pub fn run(
         Err(e) => Err(e),
     };
     stop(&mut child);
-    if let Some(feeder) = feeder {
-        let _ = feeder.join();
-    }
     let stdout = stdout.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
     let stderr = stderr.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
     match result {
@@ -183,18 +197,19 @@ pub fn run(
     }
 }
 
-/// A scratch file for the preload's description of a path traversal, removed when dropped.
-struct FindingFile(std::path::PathBuf);
+/// A scratch file for the preload (the input; its description of a path traversal), removed
+/// when dropped.
+struct ScratchFile(std::path::PathBuf);
 
-impl FindingFile {
-    fn new() -> Self {
+impl ScratchFile {
+    fn new(what: &str) -> Self {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        FindingFile(std::env::temp_dir().join(format!("sockfuzz-finding-{}-{n}", std::process::id())))
+        ScratchFile(std::env::temp_dir().join(format!("sockfuzz-{what}-{}-{n}", std::process::id())))
     }
 }
 
-impl Drop for FindingFile {
+impl Drop for ScratchFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
@@ -244,6 +259,7 @@ fn wait_outcome(child: &mut Child, timeout: Duration) -> Result<Outcome> {
                 (Some(sig), _) => Outcome::Crash(sig),
                 (_, Some(0)) => Outcome::Ok,
                 (_, Some(EXIT_EOF_SPIN)) => Outcome::Hang,
+                (_, Some(EXIT_IDLE)) => Outcome::LeftOpen,
                 (_, Some(EXIT_SETUP)) => bail!("sockfuzz could not drive the server (see its message above)"),
                 (_, code) => Outcome::Exited(code.unwrap_or(-1)),
             });

@@ -89,9 +89,10 @@ pub fn check(target: &Target, root: &Path) -> Result<usize> {
     let request = String::from_utf8_lossy(CHECK_REQUEST.split(|&b| b == b'\r').next().unwrap_or_default()).into_owned();
     match finished.outcome {
         Outcome::Ok => {}
-        Outcome::Hang => bail!(
-            "the test run hung: the server did not close the connection after answering `{request}`. \
-             An HTTP/1.0 connection must be closed after the response."
+        Outcome::Hang | Outcome::LeftOpen => bail!(
+            "the test run did not end: {} (the request was `{request}`). An HTTP/1.0 connection must be \
+             closed after the response.",
+            finished.outcome
         ),
         ref outcome => bail!(
             "the test run failed on a plain `{request}`: {}. Fix this first; replay it with \

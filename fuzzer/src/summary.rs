@@ -1,7 +1,7 @@
 //! The end-of-run summary (the old `fuzz-pserv.py` block), for our output folders and for
 //! folders written by AFL++ (any `*/crashes` and `*/hangs` under OUT).
 
-use crate::engine::findings::TRAVERSALS;
+use crate::engine::findings::{HANGS, TRAVERSALS};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -15,6 +15,8 @@ struct Found {
     signals: BTreeMap<u32, usize>,
     /// Path traversals: (crash file, path as opened, where it leads).
     traversals: Vec<(PathBuf, String, String)>,
+    /// Hangs in which the server left the connection open and waited (the idle verdict).
+    left_open: usize,
 }
 
 /// Files of `dir` that are findings (AFL++ puts a README.txt next to them).
@@ -58,8 +60,13 @@ fn scan(out: &Path) -> Result<Found> {
     if instances.is_empty() {
         bail!("{} holds no fuzzer results (no */crashes or */hangs folders)", out.display());
     }
-    let mut found =
-        Found { crash_dirs: Vec::new(), hang_dirs: Vec::new(), signals: BTreeMap::new(), traversals: Vec::new() };
+    let mut found = Found {
+        crash_dirs: Vec::new(),
+        hang_dirs: Vec::new(),
+        signals: BTreeMap::new(),
+        traversals: Vec::new(),
+        left_open: 0,
+    };
     for instance in instances {
         let crashes = findings(&instance.join("crashes"));
         let listed = std::fs::read_to_string(instance.join(TRAVERSALS)).unwrap_or_default();
@@ -81,9 +88,12 @@ fn scan(out: &Path) -> Result<Found> {
         if !crashes.is_empty() {
             found.crash_dirs.push((instance.join("crashes"), crashes.len()));
         }
-        let hangs = findings(&instance.join("hangs")).len();
-        if hangs > 0 {
-            found.hang_dirs.push((instance.join("hangs"), hangs));
+        let hangs = findings(&instance.join("hangs"));
+        let kinds = std::fs::read_to_string(instance.join(HANGS)).unwrap_or_default();
+        let kinds: BTreeMap<&str, &str> = kinds.lines().filter_map(|l| l.split_once('\t')).collect();
+        found.left_open += hangs.iter().filter(|h| kinds.get(h.as_str()) == Some(&"left-open")).count();
+        if !hangs.is_empty() {
+            found.hang_dirs.push((instance.join("hangs"), hangs.len()));
         }
     }
     Ok(found)
@@ -136,6 +146,14 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
         t += "Your server did not hang.\n";
     } else {
         t += &format!("Found {} hang{}.\n", count(hangs.to_string()), if hangs == 1 { "" } else { "s" });
+        if found.left_open > 0 {
+            let n = found.left_open;
+            t += &format!(
+                "   - In {} of these hangs the server left the connection open: it answered (or not) and then \
+                 waited, with nothing left that would close it.\n",
+                count(n.to_string())
+            );
+        }
         t += "   - Hang files can be found in the following directories:\n";
         for (dir, _) in &found.hang_dirs {
             t += &format!("        - {}\n", path(dir.display().to_string()));
@@ -181,6 +199,10 @@ mod tests {
         }
         let text = text(&out, false).unwrap();
         let o = out.display();
+        std::fs::write(out.join("fuzz1").join(HANGS), "id:000000,src:000001,time:3,execs:4,op:havoc\tleft-open\n")
+            .unwrap();
+        let with_kinds = super::text(&out, false).unwrap();
+        assert!(with_kinds.contains("Found 1 hang.\n   - In 1 of these hangs the server left the connection open"));
         assert_eq!(
             text,
             format!(

@@ -2,7 +2,7 @@
 
 use crate::log::{debug, error};
 use crate::state::*;
-use crate::{real, settle, EXIT_SETUP};
+use crate::{idle, real, settle, EXIT_SETUP};
 use libc::c_int;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -27,7 +27,12 @@ pub fn start(listen_fd: c_int) {
     debug!("server listens (fd {listen_fd}); connecting to {addr}");
     // SAFETY: registering a plain `extern "C" fn()`.
     unsafe { libc::atexit(exited_early) };
+    idle::arm(config.idle.is_some());
+    // SAFETY: eventfd has no preconditions; -1 (no wake-ups) is handled by the client thread.
+    idle::WAKE_FD.store(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) }, SeqCst);
+    crate::hooks::STARTING_CLIENT.set(true);
     let spawned = std::thread::Builder::new().name("sockfuzz".into()).spawn(move || run(addr));
+    crate::hooks::STARTING_CLIENT.set(false);
     if let Err(e) = spawned {
         error(format_args!("cannot start the client thread: {e}"));
         settle::exit(EXIT_SETUP);
@@ -110,12 +115,32 @@ fn run(addr: SocketAddr) -> ! {
     CLIENT_PORT.store(port, SeqCst);
     debug!("connected from port {port}; sending {} bytes", input.len());
     exchange(&mut sock, &input);
+    if !ACCEPTED.load(SeqCst) {
+        // The listener went away (the server is exiting, or closed it) without accepting, or
+        // another process accepted: let the server's own exit, if it comes, be the run's.
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        error(format_args!(
+            "the connection ended, but this server process never accepted it (it closed its listening \
+             socket, or another process of the server accepted it, which sockfuzz cannot follow yet)"
+        ));
+        settle::exit(EXIT_SETUP);
+    }
     debug!("server closed the connection");
     settle::end_run();
 }
 
-/// The test case: all of stdin.
+/// The test case: from the fuzzer's shared memory when the target's runtime has it there
+/// (`sockfuzz_shm_input`), else from `SOCKFUZZ_INPUT_FILE`, else all of stdin.
 fn read_input() -> Vec<u8> {
+    if let Some(input) = shm_input() {
+        return input;
+    }
+    if let Some(path) = &config().input_file {
+        return std::fs::read(path).unwrap_or_else(|e| {
+            error(format_args!("cannot read the input file {}: {e}", path.display()));
+            settle::exit(EXIT_SETUP);
+        });
+    }
     let mut input = Vec::new();
     // SAFETY: fd 0 stays open for the life of the process; ManuallyDrop keeps it open.
     let mut stdin = std::mem::ManuallyDrop::new(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(0) });
@@ -125,33 +150,87 @@ fn read_input() -> Vec<u8> {
     input
 }
 
+/// Tells our runtime's fork server that the test case is read here, so it may ask the fuzzer
+/// for test cases in shared memory (a program that reads stdin itself needs them there).
+#[no_mangle]
+pub static sockfuzz_reads_shm_input: u8 = 1;
+
+fn shm_input() -> Option<Vec<u8>> {
+    // SAFETY: looking up a symbol by a NUL-terminated name.
+    let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"sockfuzz_shm_input".as_ptr()) };
+    if f.is_null() {
+        return None; // not our runtime (e.g. afl-clang-fast's)
+    }
+    // SAFETY: our runtime's `const uint8_t *sockfuzz_shm_input(void)`.
+    let f: extern "C" fn() -> *const u8 = unsafe { std::mem::transmute(f) };
+    let segment = f();
+    if segment.is_null() {
+        return None;
+    }
+    // SAFETY: the segment holds the length (u32) and then that many bytes, written by the fuzzer
+    // before it asked for this run; it stays attached for the life of the process.
+    unsafe {
+        let len = segment.cast::<u32>().read_unaligned() as usize;
+        debug!("test case of {len} bytes from shared memory");
+        Some(std::slice::from_raw_parts(segment.add(4), len).to_vec())
+    }
+}
+
 /// Send `input` and read the reply to EOF at the same time (a server may answer, or close,
-/// before it has read everything), half-closing once all is sent.
+/// before it has read everything), half-closing once all is sent. Returns when the server
+/// closed the connection or the connection's child died of a signal or spun on EOF; ends the
+/// process itself on the idle verdict (`idle`).
 fn exchange(sock: &mut TcpStream, input: &[u8]) {
     let output = config().output;
     let fd = sock.as_raw_fd();
+    let wake = idle::WAKE_FD.load(SeqCst);
     let _ = sock.set_nonblocking(true);
     let mut sent = 0;
     let mut writing = true;
+    let mut child = Child::default();
+    let grace = config().idle.unwrap_or_default();
+    // Since when the server has looked idle, for the grace period.
+    let mut idle_since: Option<std::time::Instant> = None;
+    // The counters say idle but a thread is not asleep yet: look again in a moment.
+    let mut settling = false;
     if input.is_empty() {
         let _ = sock.shutdown(std::net::Shutdown::Write);
         writing = false;
+        idle::SENT.store(true, SeqCst);
     }
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let events = libc::POLLIN | if writing { libc::POLLOUT } else { 0 };
-        let mut pfd = libc::pollfd { fd, events, revents: 0 };
-        // Wake up now and then to notice a forked child that exited while its parent still
-        // holds the connection open.
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut pfd, 1, 20) };
-        if ready == 0 {
-            if settle::child_exited() {
-                return;
-            }
-            continue;
+        let mut pfds = [
+            libc::pollfd { fd, events, revents: 0 },
+            libc::pollfd { fd: wake, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: child.pidfd, events: libc::POLLIN, revents: 0 },
+        ];
+        // Without a pidfd for a running child, look at it now and then; look again when the
+        // grace period of an idle server ends.
+        let mut tick = if child.pid > 0 && child.pidfd < 0 && !child.exited { 20 } else { -1 };
+        if let Some(since) = idle_since {
+            let left = grace.saturating_sub(since.elapsed()).as_millis().min(1000) as i32 + 1;
+            tick = if tick < 0 { left } else { tick.min(left) };
         }
-        if writing && pfd.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0 {
+        if settling {
+            tick = 1;
+        }
+        // SAFETY: valid pollfds (a negative fd is ignored by poll); our own poll, not the hook.
+        let ready = unsafe { real::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, tick) };
+        if ready < 0 {
+            continue; // EINTR
+        }
+        if pfds[1].revents != 0 {
+            let mut count = 0u64;
+            // SAFETY: reads the eventfd's 8-byte counter into a local (resets it).
+            unsafe { real::read(wake, (&raw mut count).cast(), 8) };
+        }
+        if child.watch() {
+            return; // it died of a signal or spun on EOF: `settle` re-raises it
+        }
+        let [sock_fd, ..] = pfds;
+        if writing && sock_fd.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0 {
             match sock.write(&input[sent..]) {
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
@@ -160,9 +239,10 @@ fn exchange(sock: &mut TcpStream, input: &[u8]) {
             if writing && sent == input.len() {
                 let _ = sock.shutdown(std::net::Shutdown::Write);
                 writing = false;
+                idle::SENT.store(true, SeqCst);
             }
         }
-        if pfd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
+        if sock_fd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
             match sock.read(&mut buf) {
                 Ok(0) => return,
                 Ok(n) if output => write_stdout(&buf[..n]),
@@ -171,6 +251,59 @@ fn exchange(sock: &mut TcpStream, input: &[u8]) {
                 Err(_) => return, // ECONNRESET and the like: the connection is over
             }
         }
+        settling = idle::looks_idle(child.running());
+        if settling && settle::others_sleep() && idle::looks_idle(child.running()) {
+            settling = false;
+            if idle_since.get_or_insert_with(std::time::Instant::now).elapsed() >= grace {
+                debug!("every server thread waits and the connection is still open: the server left it open");
+                settle::exit(crate::EXIT_IDLE);
+            }
+        } else {
+            idle_since = None;
+        }
+    }
+}
+
+/// The child the server forked for our connection (fork-per-connection servers), watched
+/// through a pidfd where the kernel has them.
+struct Child {
+    pid: libc::pid_t,
+    pidfd: libc::c_int,
+    exited: bool,
+}
+
+impl Default for Child {
+    fn default() -> Self {
+        Child { pid: 0, pidfd: -1, exited: false }
+    }
+}
+
+impl Child {
+    /// Notice a new child or its end. True when the run must end now: it died of a signal or
+    /// spun on EOF. One that exited normally may leave the connection open in its parent.
+    fn watch(&mut self) -> bool {
+        if self.pid == 0 {
+            self.pid = CHILD_PID.load(SeqCst);
+            if self.pid > 0 {
+                // SAFETY: pidfd_open takes a pid and flags; failure (old kernel, already reaped)
+                // leaves -1 and the 20 ms look instead.
+                self.pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, 0) } as libc::c_int;
+            }
+        }
+        if self.pid <= 0 || self.exited || !settle::child_exited() {
+            return false;
+        }
+        self.exited = true;
+        if self.pidfd >= 0 {
+            // SAFETY: our own pidfd, not used again.
+            unsafe { real::close(self.pidfd) };
+            self.pidfd = -1;
+        }
+        settle::child_failed()
+    }
+
+    fn running(&self) -> bool {
+        self.pid > 0 && !self.exited
     }
 }
 

@@ -2,6 +2,7 @@
 //! transparent until the first `listen()` (processes that never listen, like `make` or a shell,
 //! must not notice us).
 
+use crate::idle::{self, Waiting};
 use crate::paths::{self, Access::*};
 use crate::state::*;
 use crate::{client, log::debug, real, settle, EOF_SPIN_READS};
@@ -28,7 +29,8 @@ fn start_forkserver() {
     if STARTED.swap(true, SeqCst) {
         return;
     }
-    // Before the fork server starts, so that every run inherits the mapping.
+    // Before the fork server starts, so that every run inherits the mappings.
+    idle::attach_control();
     if !crate::cmplog_map::attach() {
         crate::log::error(format_args!(
             "__AFL_CMPLOG_SHM_ID is not a usable CmpLog map: string compares are not logged"
@@ -74,6 +76,20 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     r
 }
 
+thread_local! {
+    /// This thread is counted in `idle::LIVE` (created through our hook).
+    static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// This thread is starting our client thread (which is not a server thread).
+    pub static STARTING_CLIENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A server thread's start routine and argument, handed to [`counted_thread`].
+struct Start {
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+}
+
+/// Every server thread is counted alive while it runs (`idle::LIVE`).
 #[no_mangle]
 pub unsafe extern "C" fn pthread_create(
     thread: *mut libc::pthread_t,
@@ -82,7 +98,95 @@ pub unsafe extern "C" fn pthread_create(
     arg: *mut c_void,
 ) -> c_int {
     start_forkserver();
-    unsafe { real::pthread_create(thread, attr, start, arg) }
+    if STARTING_CLIENT.get() || IN_SERVER_CHILD.load(Relaxed) {
+        return unsafe { real::pthread_create(thread, attr, start, arg) };
+    }
+    // Counted before it exists, so that it never runs uncounted.
+    idle::LIVE.fetch_add(1, SeqCst);
+    let boxed = Box::into_raw(Box::new(Start { start, arg }));
+    let r = unsafe { real::pthread_create(thread, attr, counted_thread, boxed.cast()) };
+    if r != 0 {
+        idle::LIVE.fetch_sub(1, SeqCst);
+        // SAFETY: the thread was not created, so the box is still ours.
+        drop(unsafe { Box::from_raw(boxed) });
+    }
+    r
+}
+
+/// Runs a server thread. No value with a destructor lives across the call: `pthread_exit`
+/// unwinds (forced) through this frame, and `pthread_exit`'s hook does the bookkeeping then.
+extern "C" fn counted_thread(boxed: *mut c_void) -> *mut c_void {
+    // SAFETY: `boxed` is the Box<Start> our pthread_create hook leaked for this thread.
+    let Start { start, arg } = *unsafe { Box::from_raw(boxed.cast::<Start>()) };
+    COUNTED.set(true);
+    let result = start(arg);
+    thread_ends();
+    result
+}
+
+/// The calling server thread ends: it no longer counts as alive.
+fn thread_ends() {
+    // SAFETY: gettid and getpid have no preconditions.
+    let main = unsafe { libc::gettid() == libc::getpid() };
+    if COUNTED.replace(false) || (main && !IN_SERVER_CHILD.load(Relaxed)) {
+        idle::LIVE.fetch_sub(1, SeqCst);
+        if idle::everyone_waits() {
+            idle::wake();
+        }
+    }
+}
+
+/// A server's main thread may end this way and leave its threads serving.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_exit(value: *mut c_void) -> ! {
+    thread_ends();
+    unsafe { real::pthread_exit(value) }
+}
+
+/// The blocking waits, counted while they last (`idle`): `$ms` is the timeout in milliseconds,
+/// negative for none.
+macro_rules! wait_hooks {
+    ($( fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $ms:expr; )*) => {$(
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            let _waiting = Waiting::enter(idle::long($ms));
+            // SAFETY: the caller's arguments, passed on unchanged.
+            unsafe { real::$name($($arg),*) }
+        }
+    )*};
+}
+
+wait_hooks! {
+    fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int = i64::from(timeout);
+    fn ppoll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: *const libc::timespec, mask: *const libc::sigset_t)
+        -> c_int = idle::ts_ms(timeout);
+    fn select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, timeout: *mut libc::timeval)
+        -> c_int = tv_ms(timeout);
+    fn pselect(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set,
+        timeout: *const libc::timespec, mask: *const libc::sigset_t) -> c_int = idle::ts_ms(timeout);
+    fn epoll_wait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int) -> c_int
+        = i64::from(timeout);
+    fn epoll_pwait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int,
+        mask: *const libc::sigset_t) -> c_int = i64::from(timeout);
+    fn pthread_cond_wait(cond: *mut libc::pthread_cond_t, mutex: *mut libc::pthread_mutex_t) -> c_int = -1;
+    fn pthread_cond_timedwait(cond: *mut libc::pthread_cond_t, mutex: *mut libc::pthread_mutex_t,
+        abstime: *const libc::timespec) -> c_int = idle::until_ms(abstime);
+    fn sem_wait(sem: *mut libc::sem_t) -> c_int = -1;
+    fn sem_timedwait(sem: *mut libc::sem_t, abstime: *const libc::timespec) -> c_int = idle::until_ms(abstime);
+    fn pthread_join(thread: libc::pthread_t, value: *mut *mut c_void) -> c_int = -1;
+    fn pause() -> c_int = -1;
+    fn sigsuspend(mask: *const libc::sigset_t) -> c_int = -1;
+    fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int = -1;
+}
+
+/// Milliseconds of a `select` timeout (NULL: forever).
+fn tv_ms(tv: *const libc::timeval) -> i64 {
+    if tv.is_null() {
+        return -1;
+    }
+    // SAFETY: a non-null timeout points to the caller's timeval.
+    let tv = unsafe { *tv };
+    tv.tv_sec.saturating_mul(1000).saturating_add(tv.tv_usec / 1000)
 }
 
 #[no_mangle]
@@ -106,7 +210,12 @@ fn on_accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int {
         if ACCEPTED.load(SeqCst) {
             return park_or_eagain(listener);
         }
-        let conn = real_accept();
+        let conn = {
+            // SAFETY: F_GETFL takes no argument and only reads the fd's flags.
+            let blocking = unsafe { libc::fcntl(listener, libc::F_GETFL) } & libc::O_NONBLOCK == 0;
+            let _waiting = Waiting::enter(blocking);
+            real_accept()
+        };
         if conn < 0 {
             return conn;
         }
@@ -129,10 +238,10 @@ fn park_or_eagain(listener: c_int) -> c_int {
         unsafe { *libc::__errno_location() = libc::EAGAIN };
         return -1;
     }
-    PARKED.fetch_add(1, SeqCst);
+    let _waiting = Waiting::enter(true);
     loop {
         // SAFETY: pause has no preconditions; a handled signal just returns here.
-        unsafe { libc::pause() };
+        unsafe { real::pause() };
     }
 }
 
@@ -206,13 +315,15 @@ pub unsafe extern "C" fn fork() -> pid_t {
     let pid = unsafe { real::fork() };
     if pid == 0 {
         IN_SERVER_CHILD.store(true, SeqCst);
+        // The client thread and the other server threads stay behind in the parent.
+        idle::WAKE_FD.store(-1, SeqCst);
         // The run ends with our process; a child left spinning must not outlive it.
         // SAFETY: prctl with these arguments only sets this process's parent-death signal.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         return 0;
     }
-    if pid > 0 {
-        let _ = CHILD_PID.compare_exchange(0, pid, SeqCst, Relaxed);
+    if pid > 0 && CHILD_PID.compare_exchange(0, pid, SeqCst, Relaxed).is_ok() {
+        idle::wake(); // to watch the child
     }
     FORKING.fetch_sub(1, SeqCst);
     pid

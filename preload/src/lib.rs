@@ -1,7 +1,8 @@
 //! sockfuzz: an `LD_PRELOAD` library that drives an unmodified TCP server with one input.
 //!
 //! When the server first calls `listen()` on a TCP socket, a client thread inside the server
-//! process opens a real loopback connection to that socket, writes the whole input (stdin),
+//! process opens a real loopback connection to that socket, writes the whole input (from the
+//! fuzzer's shared memory, `SOCKFUZZ_INPUT_FILE`, or stdin),
 //! half-closes, and reads the reply to EOF. No socket call of the server is emulated, so every
 //! socket option and I/O style works. The run then ends (see `settle`):
 //!
@@ -11,12 +12,17 @@
 //! | a signal                  | the server (or the child it forked for the connection) crashed |
 //! | status [`EXIT_EOF_SPIN`]  | the server kept reading end-of-file without closing: a hang    |
 //! | status [`EXIT_SETUP`]     | sockfuzz could not drive the server (message on stderr)        |
+//! | status [`EXIT_IDLE`]      | the server left the connection open and waits (`idle`)         |
 //! | signal [`SIG_TRAVERSAL`]  | the server opened a path outside its web root (`paths`)        |
 //!
 //! Environment: `SOCKFUZZ_DEBUG=1` prints `[sockfuzz]` log lines; `SOCKFUZZ_OUTPUT=0` does not
 //! copy the reply to stdout; `SOCKFUZZ_STATUS_FD=N` gets `L` and the port (2 bytes, big-endian)
 //! once the server listens (used by `fuzzer run` to tell "never listened" from "slow", and by
 //! the start-up check to see that the server took the port it was given).
+//!
+//! `SOCKFUZZ_IDLE=MS` turns the idle verdict on, after MS milliseconds of idleness (off by
+//! default: afl-fuzz would take its exit status for a normal end); `SOCKFUZZ_CONTROL_SHM=ID` is the fuzzer's control page, whose
+//! byte 0 set makes a run patient (no idle verdict) while it re-runs a hang candidate.
 //!
 //! Path traversal: `SOCKFUZZ_ROOT=/abs/dir` (the server's web root) turns on the check of every
 //! path the server opens or looks up (unset or empty: off). `SOCKFUZZ_FINDING_FILE=/path` gets
@@ -33,6 +39,7 @@ mod client;
 mod cmplog_map;
 mod compare;
 mod hooks;
+mod idle;
 mod log;
 mod paths;
 mod real;
@@ -45,6 +52,9 @@ mod sysv;
 pub const EXIT_EOF_SPIN: i32 = 86;
 /// Exit status when sockfuzz itself could not drive the server (e.g. connect failed).
 pub const EXIT_SETUP: i32 = 87;
+/// Exit status of a run ended by the idle verdict: every server thread waits for something
+/// that cannot come while our connection is still open (`idle`).
+pub const EXIT_IDLE: i32 = 88;
 /// The signal a run dies by when the server opened or looked up a path outside its web root
 /// (`SOCKFUZZ_ROOT`): `..` climbed out of it, a symlink led out, or a `realpath` result that
 /// left it was used. Not a crash signal, so a finding is told apart from a crash.

@@ -41,6 +41,29 @@ macro_rules! real_fns {
     )*};
 }
 
+/// Functions looked up by symbol version (`dlvsym`), else as `dlsym` finds them.
+macro_rules! real_versioned_fns {
+    ($( fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $version:literal; )*) => {$(
+        pub unsafe fn $name($($arg: $ty),*) -> $ret {
+            static PTR: AtomicUsize = AtomicUsize::new(0);
+            let mut p = PTR.load(Ordering::Relaxed);
+            if p == 0 {
+                let name = concat!(stringify!($name), "\0");
+                let version = concat!($version, "\0");
+                // SAFETY: NUL-terminated literals; dlvsym only looks the symbol up.
+                p = unsafe { libc::dlvsym(libc::RTLD_NEXT, name.as_ptr().cast(), version.as_ptr().cast()) } as usize;
+                if p == 0 {
+                    p = resolve(name);
+                }
+                PTR.store(p, Ordering::Relaxed);
+            }
+            // SAFETY: `p` is the next definition of this libc symbol, whose C signature this is.
+            let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { std::mem::transmute(p) };
+            unsafe { f($($arg),*) }
+        }
+    )*};
+}
+
 /// Variadic C functions (`open` and friends): called as such, with the optional last argument.
 macro_rules! real_variadic_fns {
     ($( fn $name:ident($($arg:ident: $ty:ty),*; $va:ident: $vty:ty) -> $ret:ty; )*) => {$(
@@ -78,6 +101,26 @@ real_fns! {
     fn memcmp(a: *const c_void, b: *const c_void, n: size_t) -> c_int;
     fn bcmp(a: *const c_void, b: *const c_void, n: size_t) -> c_int;
     fn pthread_create(thread: *mut libc::pthread_t, attr: *const libc::pthread_attr_t, start: extern "C" fn(*mut c_void) -> *mut c_void, arg: *mut c_void) -> c_int;
+    fn pthread_exit(value: *mut c_void) -> !;
+    fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int;
+    fn ppoll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: *const libc::timespec, mask: *const libc::sigset_t) -> c_int;
+    fn select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, timeout: *mut libc::timeval) -> c_int;
+    fn pselect(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, timeout: *const libc::timespec, mask: *const libc::sigset_t) -> c_int;
+    fn epoll_wait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int) -> c_int;
+    fn epoll_pwait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int, mask: *const libc::sigset_t) -> c_int;
+    fn sem_wait(sem: *mut libc::sem_t) -> c_int;
+    fn sem_timedwait(sem: *mut libc::sem_t, abstime: *const libc::timespec) -> c_int;
+    fn pthread_join(thread: libc::pthread_t, value: *mut *mut c_void) -> c_int;
+    fn pause() -> c_int;
+    fn sigsuspend(mask: *const libc::sigset_t) -> c_int;
+    fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int;
+}
+
+// glibc keeps a pre-2.3.2 version of the condition variable calls, and plain `dlsym` may hand
+// out that one: ask for the current version by name.
+real_versioned_fns! {
+    fn pthread_cond_wait(cond: *mut libc::pthread_cond_t, mutex: *mut libc::pthread_mutex_t) -> c_int = "GLIBC_2.3.2";
+    fn pthread_cond_timedwait(cond: *mut libc::pthread_cond_t, mutex: *mut libc::pthread_mutex_t, abstime: *const libc::timespec) -> c_int = "GLIBC_2.3.2";
 }
 
 // Path functions (`paths`). Buffers are `*mut c_void`: only their address is passed on.

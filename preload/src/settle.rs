@@ -2,11 +2,12 @@
 //!
 //! Exiting as soon as EOF arrives would miss crashes in code that runs after `close()` (cleanup,
 //! a double free), so we first wait for the child that handled the connection (fork-per-
-//! connection servers) and then for every other thread to be asleep again.
+//! connection servers) and then for every server thread to wait again (`idle`'s counters; for
+//! a wait no hook sees, `/proc` says when all threads sleep).
 
 use crate::log::debug;
 use crate::state::*;
-use crate::{real, EXIT_EOF_SPIN};
+use crate::{idle, real, EXIT_EOF_SPIN};
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,13 @@ pub fn end_run() -> ! {
     }
     wait_idle();
     exit(0)
+}
+
+/// Whether the connection's child, which has ended, died of a signal or spun on EOF.
+pub fn child_failed() -> bool {
+    let child = CHILD_PID.load(SeqCst);
+    let status = reaped(child).or_else(|| wait_child(child, libc::WNOHANG));
+    status.is_some_and(|s| libc::WIFSIGNALED(s) || (libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == EXIT_EOF_SPIN))
 }
 
 /// Whether the connection's child (if any) has already ended.
@@ -107,34 +115,39 @@ pub fn die_by(sig: i32) -> ! {
     exit(128 + sig)
 }
 
-/// Wait (bounded) until every other thread is asleep, seen twice in a row: the server is back
-/// in accept/poll/epoll_wait or parked, and whatever ran after `close()` has run.
+/// Wait (bounded) until the server is back in accept/poll/epoll_wait or parked, and whatever
+/// ran after `close()` has run: every server thread in a counted wait, woken by the last one;
+/// after a millisecond without that (a thread waits where no hook sees it), every other
+/// thread seen asleep in `/proc` twice in a row.
 fn wait_idle() {
-    // SAFETY: gettid has no preconditions.
-    let me = unsafe { libc::gettid() };
-    let deadline = Instant::now() + Duration::from_millis(config().settle_ms);
-    let mut quiet = 0;
-    while quiet < 2 && Instant::now() < deadline {
-        if all_others_parked() {
+    let start = Instant::now();
+    let deadline = start + Duration::from_millis(config().settle_ms);
+    let wake = idle::WAKE_FD.load(SeqCst);
+    while Instant::now() < deadline {
+        if idle::everyone_waits() {
             return;
         }
-        quiet = if others_asleep(me) { quiet + 1 } else { 0 };
-        std::thread::yield_now();
+        if start.elapsed() >= Duration::from_millis(1) && others_sleep() {
+            return;
+        }
+        let mut pfd = libc::pollfd { fd: wake, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd (a negative fd only makes poll wait); our own poll, not the hook.
+        if unsafe { real::poll(&mut pfd, 1, 1) } > 0 {
+            let mut count = 0u64;
+            // SAFETY: reads the eventfd's 8-byte counter into a local.
+            unsafe { real::read(wake, (&raw mut count).cast(), 8) };
+        }
     }
 }
 
-/// The cheap case (an iterative or thread-per-connection server back in `accept`): every
-/// thread but ours is parked by us, so no server code can still run.
-fn all_others_parked() -> bool {
-    let parked = PARKED.load(SeqCst);
-    parked > 0 && thread_count() == Some(parked + 1)
-}
-
-/// `num_threads` from /proc/self/stat (the 18th field after the parenthesised command name).
-fn thread_count() -> Option<u32> {
-    let stat = std::fs::read("/proc/self/stat").ok()?;
-    let after = &stat[stat.iter().rposition(|&b| b == b')')? + 1..];
-    std::str::from_utf8(after).ok()?.split_whitespace().nth(17)?.parse().ok()
+/// Every thread but the calling one asleep (`/proc`), seen twice with a yield between.
+pub fn others_sleep() -> bool {
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::gettid() };
+    others_asleep(me) && {
+        std::thread::yield_now();
+        others_asleep(me)
+    }
 }
 
 /// True when no thread but `me` is running or runnable (`R`) or in uninterruptible sleep (`D`).

@@ -17,8 +17,6 @@ pub static CLIENT_PORT: AtomicI32 = AtomicI32::new(0);
 pub static ACCEPTED: AtomicBool = AtomicBool::new(false);
 /// The server's fd of our connection (-1 before accept and after the server closed it).
 pub static CONN_FD: AtomicI32 = AtomicI32::new(-1);
-/// Server threads parked for good in a later `accept()` (they can run no server code).
-pub static PARKED: AtomicU32 = AtomicU32::new(0);
 /// Consecutive zero-byte reads of `CONN_FD`.
 pub static EOF_READS: AtomicU32 = AtomicU32::new(0);
 /// `fork()` calls in progress after accept (closes the race "EOF before fork returned").
@@ -39,10 +37,16 @@ pub struct Config {
     pub output: bool,
     /// Fd that gets one byte once the server listens.
     pub status_fd: Option<i32>,
+    /// `SOCKFUZZ_IDLE=MS`: end a run whose server has sat idle with the connection open for MS
+    /// milliseconds (`idle`); unset: never.
+    pub idle: Option<std::time::Duration>,
     /// Upper bound on waiting for the server to go idle after it closed the connection.
     pub settle_ms: u64,
     /// `SOCKFUZZ_ROOT`: the server's web root; `None` turns the path-traversal oracle off.
     pub root: Option<crate::paths::Root>,
+    /// `SOCKFUZZ_INPUT_FILE`: the test case, when it does not come from the fuzzer's shared
+    /// memory; unset: stdin.
+    pub input_file: Option<std::path::PathBuf>,
     /// `SOCKFUZZ_FINDING_FILE`: where a path-traversal finding is described.
     pub finding_file: Option<std::ffi::CString>,
 }
@@ -55,9 +59,11 @@ pub fn config() -> &'static Config {
         Config {
             debug: var("SOCKFUZZ_DEBUG").is_some_and(|v| v != "0"),
             output: var("SOCKFUZZ_OUTPUT").is_none_or(|v| v != "0"),
+            idle: var("SOCKFUZZ_IDLE").and_then(|v| v.parse().ok()).map(std::time::Duration::from_millis),
             status_fd: var("SOCKFUZZ_STATUS_FD").and_then(|v| v.parse().ok()),
             settle_ms: var("SOCKFUZZ_SETTLE_MS").and_then(|v| v.parse().ok()).unwrap_or(200),
             root: std::env::var_os("SOCKFUZZ_ROOT").filter(|v| !v.is_empty()).map(|v| crate::paths::Root::new(&v)),
+            input_file: std::env::var_os("SOCKFUZZ_INPUT_FILE").filter(|v| !v.is_empty()).map(Into::into),
             finding_file: std::env::var_os("SOCKFUZZ_FINDING_FILE")
                 .filter(|v| !v.is_empty())
                 .and_then(|v| std::ffi::CString::new(v.into_encoded_bytes()).ok()),

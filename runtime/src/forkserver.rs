@@ -5,9 +5,13 @@
 //! We send a 4-byte hello that also carries the map size, then per run: read 4 bytes
 //! ("was killed"), fork, report the child's pid, wait for it, report its wait status.
 //! Each child returns into the program. Without `__AFL_SHM_ID` or fd 199 it is a plain run.
+//! Under our preload (which reads the test case itself) and with `__AFL_SHM_FUZZ_ID` (the
+//! fuzzer's test-case segment), the hello also asks for test cases in shared memory and the
+//! fuzzer answers which options it takes; the preload then reads each test case from there
+//! ([`sockfuzz_shm_input`]) instead of stdin. A program that reads stdin itself keeps stdin.
 //! The fork server and each child get SIGKILL when their parent dies (`PR_SET_PDEATHSIG`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use crate::coverage;
 use crate::shm::{self, Shm};
@@ -18,6 +22,7 @@ const STATUS_FD: libc::c_int = 199;
 /// Hello flags (AFL++ `config.h`; LibAFL `executors/forkserver.rs`).
 const FS_OPT_ENABLED: u32 = 0x8000_0001;
 const FS_OPT_MAPSIZE: u32 = 0x4000_0000;
+const FS_OPT_SHDMEM_FUZZ: u32 = 0x0100_0000;
 /// Largest map size the hello can encode (`FS_OPT_MAX_MAPSIZE`).
 const FS_OPT_MAX_MAPSIZE: usize = 1 << 23;
 
@@ -31,6 +36,15 @@ const fn fs_opt_set_mapsize(size: usize) -> u32 {
 }
 
 static STARTED: AtomicBool = AtomicBool::new(false);
+/// The test-case segment (u32 length, then the bytes), once the fuzzer agreed to use it.
+static INPUT: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+
+/// This run's test case when the fuzzer passes it in shared memory: a pointer to its length
+/// (`u32`, native byte order) followed by its bytes; null when it comes on stdin. For the preload.
+#[no_mangle]
+pub extern "C" fn sockfuzz_shm_input() -> *const u8 {
+    INPUT.load(Ordering::Relaxed)
+}
 
 /// Constructor: attach the coverage and CmpLog maps, then start the fork server unless deferred.
 extern "C" fn init() {
@@ -78,8 +92,21 @@ fn start_forkserver() {
     // SAFETY: getppid has no preconditions.
     let fuzzer = unsafe { libc::getppid() };
     let size = coverage::map_size();
-    if !write_u32(STATUS_FD, FS_OPT_ENABLED | FS_OPT_MAPSIZE | fs_opt_set_mapsize(size)) {
+    // SAFETY: looking up a symbol by a NUL-terminated name; only its presence matters.
+    let preloaded = !unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"sockfuzz_reads_shm_input".as_ptr()) }.is_null();
+    let input =
+        if preloaded { crate::sysv::attach(c"__AFL_SHM_FUZZ_ID").ok().map(|(segment, _)| segment) } else { None };
+    let ask = if input.is_some() { FS_OPT_SHDMEM_FUZZ } else { 0 };
+    if !write_u32(STATUS_FD, FS_OPT_ENABLED | FS_OPT_MAPSIZE | fs_opt_set_mapsize(size) | ask) {
         return; // fd 199 is not a fuzzer's pipe: plain run
+    }
+    if let Some(segment) = input {
+        // The fuzzer answers an option request with the options it takes.
+        match read_u32(CONTROL_FD) {
+            Some(taken) if taken & FS_OPT_SHDMEM_FUZZ != 0 => INPUT.store(segment, Ordering::Relaxed),
+            Some(_) => {}
+            None => die(b"no answer to the option request\n"),
+        }
     }
     if shm == Shm::TooSmall {
         die(b"coverage map too small\n"); // after the hello, which tells the fuzzer the size

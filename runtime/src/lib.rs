@@ -14,7 +14,7 @@
 //! non-inlined `core`/`std` function (`str::parse`, `io::Error`, formatting) makes the linker
 //! pull Rust's whole std into the C program (19 KiB -> 5 MB, plus `libgcc_s`). Symbols the linker must keep
 //! (the wrapper passes `-Wl,-u,NAME` for each): `__afl_manual_init`,
-//! `sockfuzz_start_forkserver`, `__sockfuzz_init`, `__sockfuzz_shm_marker`, `__afl_area_ptr`,
+//! `sockfuzz_start_forkserver`, `sockfuzz_shm_input`, `__sockfuzz_init`, `__sockfuzz_shm_marker`, `__afl_area_ptr`,
 //! and the three `__sanitizer_cov_*` callbacks.
 
 mod cmplog;

@@ -2,9 +2,9 @@
 
 use super::cmplog;
 use super::executor::ServerExecutor;
-use super::findings::{CurrentOp, Findings, Loading};
+use super::findings::{CurrentOp, Findings, LastRun, Loading, Wait};
 use super::mutators::http_mutations;
-use super::names::{count_files, QueueNames, Solutions};
+use super::names::{count_files, QueueNames, Ran, Solutions};
 use super::shmem::SelfRemovingShMemProvider;
 use super::stats::{AflStats, RunInfo};
 use super::{done_file, error_file, Edges, Mgr, Options, Role, State};
@@ -14,9 +14,10 @@ use libafl::corpus::{Corpus, InMemoryOnDiskCorpus, OnDiskCorpus};
 use libafl::events::{ClientDescription, Event, EventFirer, EventWithStats, ProgressReporter, SendExiting};
 use libafl::executors::forkserver::{ForkserverExecutor, ForkserverExecutorBuilder};
 use libafl::executors::StdChildArgs;
-use libafl::feedback_or;
+use libafl::executors::{ExitKind, HasObservers};
+use libafl::feedbacks::ExitKindFeedback;
 use libafl::feedbacks::{MaxMapFeedback, TimeFeedback};
-use libafl::fuzzer::{Evaluator, Fuzzer, StdFuzzer};
+use libafl::fuzzer::{Evaluator, ExecutesInput, ExecutionProcessor, Fuzzer, StdFuzzer};
 use libafl::inputs::BytesInput;
 use libafl::monitors::stats::{AggregatorOps, UserStats, UserStatsValue};
 use libafl::mutators::{havoc_mutations, tokens_mutations, AflppRedQueen, HavocScheduledMutator, Tokens};
@@ -28,10 +29,11 @@ use libafl::stages::{
     CalibrationStage, ColorizationStage, IfStage, OptionalStage, StdPowerMutationalStage, SyncFromDiskStage,
 };
 use libafl::state::{HasCorpus, HasExecutions, HasStartTime, StdState};
+use libafl::{feedback_and_fast, feedback_or};
 use libafl::{Error, HasMetadata, HasScheduler};
 use libafl_bolts::fs::InputFile;
 use libafl_bolts::rands::StdRand;
-use libafl_bolts::shmem::{ShMem, ShMemProvider, UnixShMemProvider};
+use libafl_bolts::shmem::{ShMem, ShMemProvider};
 use libafl_bolts::tuples::{tuple_list, Handled, Merge};
 use libafl_bolts::{current_nanos, InputLocation, StdTargetArgs};
 use nix::sys::signal::Signal;
@@ -43,11 +45,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The ASan client's niceness: it shares a core with the plain client and gets about a quarter
-/// of it while both are busy (CFS weights 335 : 1024). Chosen with `scripts/bench-bugs
-/// --configs plain,default` (README): at an even split, the plain client's bugs took up to 3x
-/// as long; the ASan client mostly re-runs what the plain one finds, which costs little.
-const ASAN_NICE: i32 = 5;
+/// The ASan client's niceness: it shares a core with the plain client and gets about a tenth
+/// of it while both are busy (CFS weights 110 : 1024). Chosen with `scripts/bench-bugs
+/// --configs plain,default` (README): at an even split the plain client's bugs took up to 3x
+/// as long, at nice 5 (a quarter) up to 2.3x and the deepest one was missed in 2 runs of 3.
+const ASAN_NICE: i32 = 10;
 
 /// How long the server may take to start its fork server (reach `listen`).
 const STARTUP_LIMIT: Duration = Duration::from_secs(20);
@@ -114,9 +116,13 @@ fn fuzz(
 
     let map_feedback = MaxMapFeedback::new(&edges);
     let calibration = CalibrationStage::new(&map_feedback);
-    let mut feedback = feedback_or!(map_feedback, TimeFeedback::new(&time), QueueNames::new(edges_handle.clone()));
+    // As in AFL++, only runs that ended by themselves enter the queue (not hangs, not crashes).
+    let mut feedback = feedback_and_fast!(
+        ExitKindFeedback::<Ran>::new(),
+        feedback_or!(map_feedback, TimeFeedback::new(&time), QueueNames::new(edges_handle.clone()))
+    );
     let replay = role.target.command(8080, Path::new("ROOT"));
-    let mut objective = Solutions::new(edges_handle, &dir, opts.command_line.clone(), replay);
+    let mut objective = Solutions::new(edges_handle.clone(), &dir, opts.command_line.clone(), replay);
     // LibAFL hands back a state only on a restart that saved one (we never ask it to).
     let restored = state.is_some();
     let mut state = match state {
@@ -143,7 +149,11 @@ fn fuzz(
     let mut fuzzer = StdFuzzer::new(scheduler, feedback, objective);
 
     let library = preload::library().map_err(|e| Error::illegal_state(format!("{e:#}")))?;
+    // The preload's control page: the executor marks the patient re-runs of hang candidates.
+    let control = shmem_provider.new_shmem(1)?;
+    let control_id: i32 = control.id().into();
     let (builder, command) = server(opts, role, &root, &library, &dir.join(".cur_input"))?;
+    let builder = builder.env("SOCKFUZZ_CONTROL_SHM", control_id.to_string());
     std::fs::write(dir.join("cmdline"), command.iter().map(|a| a.to_string_lossy() + "\n").collect::<String>())?;
     let colorization = ColorizationStage::new(&edges);
     let started = Arc::new(AtomicBool::new(false));
@@ -159,7 +169,8 @@ fn fuzz(
         (None, None)
     };
     started.store(true, Ordering::SeqCst);
-    let mut executor = ServerExecutor::new(forkserver, opts.hang_timeout, finding_file(&dir));
+    let mut executor =
+        ServerExecutor::new(forkserver, edges_handle, opts.hang_timeout, finding_file(&dir), control, deadline);
     let total_edges = executor.inner().coverage_map_size().unwrap_or(MAP_SIZE);
 
     let mut tokens = Tokens::new();
@@ -167,11 +178,20 @@ fn fuzz(
     state.add_metadata(tokens);
 
     if !restored {
-        load_seeds(opts, reload, &dir, &mut state, &mut fuzzer, &mut executor, mgr)?;
+        let left_out = load_seeds(opts, reload, &dir, &mut state, &mut fuzzer, &mut executor, mgr)?;
         if state.corpus().count() == 0 {
-            return Err(Error::illegal_state(
-                "every seed crashed or hung the server, so there is nothing to fuzz from: see crashes/ and hangs/",
-            ));
+            return Err(Error::illegal_state(format!(
+                "every seed crashes or hangs the server, so there is nothing to fuzz from ({}): see crashes/ and hangs/",
+                left_out.join(", ")
+            )));
+        }
+        // One line, from the first client (all load the same seeds).
+        if !left_out.is_empty() && desc.id() <= 1 {
+            println!(
+                "[seeds] left out {} seed(s) that crash or hang the server: {}",
+                left_out.len(),
+                left_out.join(", ")
+            );
         }
         let slowest = state
             .corpus()
@@ -217,7 +237,10 @@ fn fuzz(
                 SyncFromDiskStage::with_from_file(afl_queues(&opts.sync_dirs), Duration::from_secs(30))
             );
             loop {
-                fuzzer.fuzz_one(&mut stages, &mut executor, &mut state, mgr)?;
+                let stopped = match fuzzer.fuzz_one(&mut stages, &mut executor, &mut state, mgr) {
+                    Err(Error::ShuttingDown) => true, // the deadline passed within the stages
+                    done => done.map(|_| false)?,
+                };
                 mgr.maybe_report_progress(&mut state, Duration::from_secs(1))?;
                 let findings = state.metadata::<Findings>()?.clone();
                 if (findings.crashes, findings.hangs) != reported {
@@ -230,7 +253,7 @@ fn fuzz(
                 }
                 let cycles = HasScheduler::<BytesInput, State>::scheduler(&fuzzer).queue_cycles();
                 stats.update(&state, cycles, executor.exec_timeout(), false)?;
-                if deadline.is_some_and(|d| Instant::now() >= d) || opts.stop_file().exists() {
+                if stopped || deadline.is_some_and(|d| Instant::now() >= d) || opts.stop_file().exists() {
                     stats.update(&state, cycles, executor.exec_timeout(), true)?;
                     return Ok(());
                 }
@@ -272,8 +295,11 @@ fn server(
     root: &Path,
     library: &Path,
     input: &Path,
-) -> Result<(ForkserverExecutorBuilder<'static, UnixShMemProvider>, Vec<OsString>), Error> {
+) -> Result<(ForkserverExecutorBuilder<'static, SelfRemovingShMemProvider>, Vec<OsString>), Error> {
     let target = role.target;
+    // The test cases go to the server in shared memory (`__AFL_SHM_FUZZ_ID`), so a server that
+    // closes or reuses fd 0 still gets them; the provider lives as long as the executor.
+    let inputs: &'static mut SelfRemovingShMemProvider = Box::leak(Box::new(SelfRemovingShMemProvider::new()?));
     let command = target.command(port::free_port().map_err(|e| Error::illegal_state(e.to_string()))?, root);
     let mut builder = ForkserverExecutor::builder()
         .program(&command[0])
@@ -281,13 +307,16 @@ fn server(
         .env("LD_PRELOAD", library)
         .env("SOCKFUZZ_OUTPUT", "0")
         .env("SOCKFUZZ_FINDING_FILE", finding_file(&role.dir))
+        // At once: a candidate is re-run patiently before it is saved (`executor`).
+        .env("SOCKFUZZ_IDLE", "0")
         .env("ASAN_OPTIONS", format!("{}:{}", preload::ASAN_OPTIONS, preload::FUZZING_ASAN))
         .input(InputLocation::StdIn { input_file: Some(InputFile::create(input)?) })
         .debug_child(std::env::var_os("FUZZER_DEBUG_CHILD").is_some())
         .coverage_map_size(MAP_SIZE)
         .is_deferred_frksrv(true)
         .kill_signal(Signal::SIGKILL)
-        .timeout(opts.hang_timeout);
+        .timeout(opts.hang_timeout)
+        .shmem_provider(inputs);
     if target.serves_root() {
         builder = builder.env("SOCKFUZZ_ROOT", root);
     }
@@ -323,15 +352,22 @@ fn watchdog(started: Arc<AtomicBool>) {
 }
 
 /// Load the seeds (or, with --resume, this client's old queue) into the corpus, AFL-named.
-fn load_seeds(
+/// Seeds that crash or hang the server are left out of the corpus (as AFL++'s dry run does; a
+/// new finding among them is saved) and named in the result: "NAME (hang: ...)".
+fn load_seeds<Z>(
     opts: &Options,
     reload: bool,
     dir: &Path,
     state: &mut State,
-    fuzzer: &mut impl Evaluator<ServerExecutorOf, Mgr, BytesInput, State>,
+    fuzzer: &mut Z,
     executor: &mut ServerExecutorOf,
     mgr: &mut Mgr,
-) -> Result<(), Error> {
+) -> Result<Vec<String>, Error>
+where
+    Z: Evaluator<ServerExecutorOf, Mgr, BytesInput, State>
+        + ExecutesInput<ServerExecutorOf, Mgr, BytesInput, State>
+        + ExecutionProcessor<Mgr, BytesInput, Observers, State>,
+{
     let mut inputs: Vec<(Loading, Vec<u8>)> = Vec::new();
     if reload {
         let mut old: Vec<_> =
@@ -347,17 +383,38 @@ fn load_seeds(
     if inputs.is_empty() {
         inputs = opts.seeds.iter().map(|(name, bytes)| (Loading::Seed(name.clone()), bytes.clone())).collect();
     }
+    let mut left_out = Vec::new();
     for (loading, bytes) in inputs {
+        let name = match &loading {
+            Loading::Seed(name) | Loading::Resumed(name) => name.clone(),
+        };
+        let input = BytesInput::new(bytes);
         state.add_metadata(loading);
-        let added = fuzzer.add_input(state, executor, mgr, BytesInput::new(bytes));
+        let kind = fuzzer.execute_input(state, executor, mgr, &input)?;
+        let added = if kind == ExitKind::Ok {
+            fuzzer.add_input(state, executor, mgr, input).map(drop)
+        } else {
+            let why = match (kind, state.metadata::<LastRun>().ok()) {
+                (ExitKind::Crash, Some(LastRun { signal: Some(sig), .. })) => {
+                    format!("crash: {}", preload::signal_name(*sig))
+                }
+                (ExitKind::Crash, _) => "crash".to_string(),
+                (_, Some(LastRun { hang: Some(Wait::Idle), .. })) => "hang: left the connection open".to_string(),
+                _ => "hang".to_string(),
+            };
+            left_out.push(format!("{name} ({why})"));
+            let observers = executor.observers();
+            fuzzer.evaluate_execution(state, mgr, &input, &*observers, &kind, true).map(drop)
+        };
         let _ = state.metadata_map_mut().remove::<Loading>();
         added?;
     }
-    Ok(())
+    Ok(left_out)
 }
 
+type Observers = (Edges, (TimeObserver, ()));
 type ServerExecutorOf =
-    ServerExecutor<BytesInput, (Edges, (TimeObserver, ())), State, <UnixShMemProvider as ShMemProvider>::ShMem>;
+    ServerExecutor<BytesInput, Observers, State, <SelfRemovingShMemProvider as ShMemProvider>::ShMem>;
 
 /// Send a per-client number to the broker's status line.
 fn report(state: &mut State, mgr: &mut Mgr, name: &'static str, value: u64) -> Result<(), Error> {

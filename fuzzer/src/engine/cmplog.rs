@@ -24,7 +24,7 @@ use libafl::state::HasCurrentTestcase;
 use libafl::Error;
 use libafl::HasMetadata;
 use libafl_bolts::ownedref::OwnedRefMut;
-use libafl_bolts::shmem::{ShMem, ShMemProvider, UnixShMem, UnixShMemProvider};
+use libafl_bolts::shmem::{ShMem, ShMemProvider, UnixShMem};
 use libafl_bolts::tuples::{tuple_list, Handled};
 use libafl_bolts::{Named, StdTargetArgs, ToSlice};
 use libafl_targets::{AflppCmpLogMap, AflppCmpLogObserver, AflppCmplogTracingStage, CMPLOG_RTN_LEN};
@@ -41,7 +41,7 @@ pub type TracingStage<EM, Z> = AflppCmplogTracingStage<'static, EM, Tracer, Stat
 /// The tracing stage over a fork server built from `server` (a copy of the server on its own
 /// port), and the shared map it reads, which must be kept alive as long as the stage.
 pub fn tracing_stage<EM, Z>(
-    server: ForkserverExecutorBuilder<'static, UnixShMemProvider>,
+    server: ForkserverExecutorBuilder<'static, SelfRemovingShMemProvider>,
 ) -> Result<(TracingStage<EM, Z>, UnixShMem), Error> {
     let mut map = SelfRemovingShMemProvider::new()?.new_shmem(size_of::<AflppCmpLogMap>())?;
     let id = map.id().to_string();

@@ -1,32 +1,60 @@
-//! The fork-server executor with AFL++'s two timeouts and the preload's verdicts.
+//! The fork-server executor with AFL++'s timeout rule, the preload's verdicts and the deadline.
 //!
-//! A run over the short exec timeout is re-run once with the hang timeout: only if it times out
-//! again is it a hang. A run the preload ended with its EOF-spin status is a hang at once; one it
-//! ended with the traversal signal is a crash whose path the preload left in `finding_file`.
+//! A run that timed out, or that the preload ended early because the server sat idle with our
+//! connection open (its idle verdict), is a hang candidate. As in AFL++, a candidate is re-run
+//! only when its trace, simplified to hit / not hit, reaches map entries no earlier candidate
+//! reached: once, with the hang timeout and without the idle verdict ("patient"). Only a re-run
+//! that times out again is a hang to save (`LastRun::hang`); the others cost one short run. A
+//! run the preload ended with its EOF-spin status is a hang at once (it cannot be a slow server);
+//! one it ended with the traversal signal is a crash whose path the preload left in `finding_file`.
 
-use super::findings::LastRun;
-use crate::preload::{EXIT_EOF_SPIN, SIG_TRAVERSAL};
+use super::findings::{LastRun, Wait};
+use super::Edges;
+use crate::preload::{EXIT_EOF_SPIN, EXIT_IDLE, SIG_TRAVERSAL};
 use libafl::executors::forkserver::ForkserverExecutor;
 use libafl::executors::SetTimeout;
 use libafl::executors::{Executor, ExitKind, HasObservers};
 use libafl::observers::ObserversTuple;
 use libafl::state::HasExecutions;
 use libafl::{Error, HasMetadata};
-use libafl_bolts::shmem::ShMem;
-use libafl_bolts::tuples::RefIndexable;
+use libafl_bolts::shmem::{ShMem, UnixShMem};
+use libafl_bolts::tuples::{Handle, MatchNameRef, RefIndexable};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct ServerExecutor<I, OT, S, SHM> {
     inner: ForkserverExecutor<I, OT, S, SHM>,
+    edges: Handle<Edges>,
     exec_timeout: Duration,
     hang_timeout: Duration,
     finding_file: PathBuf,
+    /// The preload's control page (`SOCKFUZZ_CONTROL_SHM`): byte 0 set = a patient run.
+    control: UnixShMem,
+    /// Map entries reached by some hang candidate (AFL++'s virgin timeout map, hit / not hit).
+    candidates: Vec<bool>,
+    /// The campaign's end: runs past it are refused, so a stage of slow runs cannot outlast it.
+    deadline: Option<Instant>,
 }
 
 impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
-    pub fn new(inner: ForkserverExecutor<I, OT, S, SHM>, hang_timeout: Duration, finding_file: PathBuf) -> Self {
-        ServerExecutor { inner, exec_timeout: hang_timeout, hang_timeout, finding_file }
+    pub fn new(
+        inner: ForkserverExecutor<I, OT, S, SHM>,
+        edges: Handle<Edges>,
+        hang_timeout: Duration,
+        finding_file: PathBuf,
+        control: UnixShMem,
+        deadline: Option<Instant>,
+    ) -> Self {
+        ServerExecutor {
+            inner,
+            edges,
+            exec_timeout: hang_timeout,
+            hang_timeout,
+            finding_file,
+            control,
+            candidates: Vec::new(),
+            deadline,
+        }
     }
 
     /// Set the short timeout (after calibration on the seeds).
@@ -42,30 +70,64 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
     pub fn inner(&self) -> &ForkserverExecutor<I, OT, S, SHM> {
         &self.inner
     }
+
+    fn set_patient(&mut self, patient: bool) {
+        self.control[0] = u8::from(patient);
+    }
+}
+
+/// True when `map` reaches an entry `seen` has not; records them all.
+fn new_entries(seen: &mut Vec<bool>, map: &[u8]) -> bool {
+    if seen.len() < map.len() {
+        seen.resize(map.len(), false);
+    }
+    let mut new = false;
+    for (s, _) in seen.iter_mut().zip(map).filter(|(_, &m)| m != 0) {
+        new |= !*s;
+        *s = true;
+    }
+    new
 }
 
 impl<EM, I, OT, S, SHM, Z> Executor<EM, I, S, Z> for ServerExecutor<I, OT, S, SHM>
 where
     I: libafl::inputs::Input + libafl::inputs::HasTargetBytes,
-    OT: ObserversTuple<I, S>,
+    OT: ObserversTuple<I, S> + MatchNameRef,
     S: HasExecutions + HasMetadata,
     SHM: ShMem,
     ForkserverExecutor<I, OT, S, SHM>: Executor<EM, I, S, Z> + HasObservers<Observers = OT>,
 {
     fn run_target(&mut self, fuzzer: &mut Z, state: &mut S, mgr: &mut EM, input: &I) -> Result<ExitKind, Error> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::shutting_down());
+        }
         let mut kind = self.inner.run_target(fuzzer, state, mgr, input)?;
-        if kind == ExitKind::Timeout && self.exec_timeout < self.hang_timeout {
-            // Slow is not hung: run it again with the hang timeout, on a fresh map.
-            self.inner.observers_mut().pre_exec_all(state, input)?;
-            self.inner.set_timeout(self.hang_timeout);
-            let rerun = self.inner.run_target(fuzzer, state, mgr, input);
-            self.inner.set_timeout(self.exec_timeout);
-            kind = rerun?;
+        let mut wait = self.wait(kind);
+        let mut hang = false;
+        if let Some(first) = wait {
+            kind = ExitKind::Timeout;
+            let map = &self.inner.observers()[&self.edges];
+            if new_entries(&mut self.candidates, &map.as_ref()[..]) {
+                hang = first == Wait::EofSpin || (first == Wait::Timeout && self.exec_timeout >= self.hang_timeout);
+                if !hang {
+                    // Slow or idle is not hung: run it again, patiently, on a fresh map.
+                    self.inner.observers_mut().pre_exec_all(state, input)?;
+                    self.inner.set_timeout(self.hang_timeout);
+                    self.set_patient(true);
+                    let rerun = self.inner.run_target(fuzzer, state, mgr, input);
+                    self.set_patient(false);
+                    self.inner.set_timeout(self.exec_timeout);
+                    kind = rerun?;
+                    hang = self.wait(kind).is_some();
+                    if hang {
+                        kind = ExitKind::Timeout;
+                    }
+                }
+            }
+            // The first verdict names the hang (the re-run can only time out).
+            wait = wait.filter(|_| hang);
         }
         let status = self.inner.forkserver().status();
-        if kind == ExitKind::Ok && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_EOF_SPIN {
-            kind = ExitKind::Timeout;
-        }
         let signal = (kind == ExitKind::Crash && libc::WIFSIGNALED(status)).then(|| libc::WTERMSIG(status));
         let traversal = match signal {
             Some(SIG_TRAVERSAL) => {
@@ -76,8 +138,26 @@ where
             }
             _ => None,
         };
-        state.add_metadata(LastRun { signal, traversal });
+        state.add_metadata(LastRun { signal, traversal, hang: wait });
         Ok(kind)
+    }
+}
+
+impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM>
+where
+    OT: ObserversTuple<I, S>,
+    SHM: ShMem,
+{
+    /// Why the last run did not end on its own, if it did not: timeout, EOF spin or idle.
+    fn wait(&self, kind: ExitKind) -> Option<Wait> {
+        let status = self.inner.forkserver().status();
+        let exited = |code| kind == ExitKind::Ok && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == code;
+        match kind {
+            ExitKind::Timeout => Some(Wait::Timeout),
+            _ if exited(EXIT_EOF_SPIN) => Some(Wait::EofSpin),
+            _ if exited(EXIT_IDLE) => Some(Wait::Idle),
+            _ => None,
+        }
     }
 }
 

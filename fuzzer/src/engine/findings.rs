@@ -35,13 +35,41 @@ pub enum Loading {
     Resumed(String),
 }
 
-/// The outcome of the last run, for naming crash files (`sig:`).
+/// The outcome of the last run, for naming crash files (`sig:`) and saving hangs.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, SerdeAny)]
 pub struct LastRun {
     pub signal: Option<i32>,
     /// A path traversal: the path as the server opened it, a tab, where it resolves.
     pub traversal: Option<String>,
+    /// A hang to save (new, and confirmed by a patient re-run): how the first run ended.
+    pub hang: Option<Wait>,
 }
+
+/// How a run that did not end by itself was ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Wait {
+    /// The timeout fired.
+    Timeout,
+    /// The server kept reading end-of-file without closing (the preload's EOF-spin status).
+    EofSpin,
+    /// Every server thread waited for something that cannot come, with the connection still
+    /// open (the preload's idle verdict): the server left the connection open.
+    Idle,
+}
+
+impl Wait {
+    /// The word in `hangs.tsv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Wait::Timeout => "timeout",
+            Wait::EofSpin => "eof-spin",
+            Wait::Idle => "left-open",
+        }
+    }
+}
+
+/// The list of hangs in a client folder and how each began: `HANG_FILE_NAME\tWAIT` lines.
+pub const HANGS: &str = "hangs.tsv";
 
 /// The list of path-traversal crashes in a client folder: `CRASH_FILE_NAME\tPATH\tRESOLVED` lines.
 pub const TRAVERSALS: &str = "traversals.tsv";

@@ -52,7 +52,7 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Per-run timeout; None: calibrated from the seeds.
     pub exec_timeout: Option<Duration>,
-    /// A run must take longer than this (twice) to be saved as a hang.
+    /// The re-run of a new hang candidate gets this long (`executor`).
     pub hang_timeout: Duration,
     pub cores: Cores,
     /// The user's web root (copied per client), or the built-in sample one.

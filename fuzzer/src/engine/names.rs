@@ -3,11 +3,11 @@
 //! Two feedbacks that are never "interesting" on their own for the queue (`QueueNames`, used
 //! with OR), and one objective (`Solutions`) that decides and names crashes and hangs.
 
-use super::findings::{now_secs, CurrentOp, Findings, LastRun, Loading, TRAVERSALS};
+use super::findings::{now_secs, CurrentOp, Findings, LastRun, Loading, HANGS, TRAVERSALS};
 use super::Edges;
 use libafl::corpus::{Corpus, Testcase};
 use libafl::executors::ExitKind;
-use libafl::feedbacks::{Feedback, StateInitializer};
+use libafl::feedbacks::{ExitKindLogic, Feedback, StateInitializer};
 use libafl::state::{HasCorpus, HasExecutions, HasSolutions, HasStartTime};
 use libafl::{Error, HasMetadata};
 use libafl_bolts::tuples::{Handle, MatchName, MatchNameRef};
@@ -104,15 +104,26 @@ where
     }
 }
 
+/// Which runs may enter the queue: those that ended by themselves (`ExitKindFeedback<Ran>`).
+pub struct Ran;
+
+impl ExitKindLogic for Ran {
+    const NAME: Cow<'static, str> = Cow::Borrowed("Ran");
+
+    fn check_exit_kind(kind: &ExitKind) -> Result<bool, Error> {
+        Ok(*kind == ExitKind::Ok)
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Crash,
     Hang,
 }
 
-/// The objective: a crash or hang that reached map bits no earlier crash (or hang) reached,
-/// like AFL's separate virgin maps. Saves crashes in `crashes/`, hangs in `hangs/`, each with
-/// its own id counter.
+/// The objective: a crash that reached map bits no earlier crash reached, like AFL's virgin
+/// crash map, or a hang the executor confirmed (it keeps AFL's virgin timeout map). Saves
+/// crashes in `crashes/`, hangs in `hangs/`, each with its own id counter.
 pub struct Solutions {
     edges: Handle<Edges>,
     dir: PathBuf,
@@ -120,21 +131,12 @@ pub struct Solutions {
     /// How to run the server on one file (for `crashes/README.txt`).
     replay: Vec<OsString>,
     seen_crash: Vec<u8>,
-    seen_hang: Vec<u8>,
     pending: Option<Kind>,
 }
 
 impl Solutions {
     pub fn new(edges: Handle<Edges>, dir: &Path, command_line: String, replay: Vec<OsString>) -> Self {
-        Solutions {
-            edges,
-            dir: dir.to_path_buf(),
-            command_line,
-            replay,
-            seen_crash: Vec::new(),
-            seen_hang: Vec::new(),
-            pending: None,
-        }
+        Solutions { edges, dir: dir.to_path_buf(), command_line, replay, seen_crash: Vec::new(), pending: None }
     }
 }
 
@@ -176,20 +178,20 @@ where
 {
     fn is_interesting(
         &mut self,
-        _state: &mut S,
+        state: &mut S,
         _mgr: &mut EM,
         _input: &I,
         observers: &OT,
         exit_kind: &ExitKind,
     ) -> Result<bool, Error> {
-        let (kind, seen) = match exit_kind {
-            ExitKind::Crash => (Kind::Crash, &mut self.seen_crash),
-            ExitKind::Timeout => (Kind::Hang, &mut self.seen_hang),
-            _ => return Ok(false),
+        self.pending = match exit_kind {
+            ExitKind::Crash => new_bits(&mut self.seen_crash, map(observers, &self.edges)?).then_some(Kind::Crash),
+            ExitKind::Timeout => {
+                state.metadata::<LastRun>().is_ok_and(|last| last.hang.is_some()).then_some(Kind::Hang)
+            }
+            _ => None,
         };
-        let interesting = new_bits(seen, map(observers, &self.edges)?);
-        self.pending = interesting.then_some(kind);
-        Ok(interesting)
+        Ok(self.pending.is_some())
     }
 
     fn append_metadata(
@@ -224,19 +226,27 @@ where
                 ("hangs", name)
             }
         };
+        if let (Kind::Hang, Some(wait)) = (kind, last.hang) {
+            append_line(&self.dir.join(HANGS), &format!("{name}\t{}", wait.name()))?;
+        }
         if kind == Kind::Crash {
             let executions = *state.executions();
             state.metadata_mut::<Findings>()?.execs_at_crash = executions;
             self.write_readme()?;
             if let Some(traversal) = &last.traversal {
-                let mut list = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(TRAVERSALS))?;
-                std::io::Write::write_all(&mut list, format!("{name}\t{traversal}\n").as_bytes())?;
+                append_line(&self.dir.join(TRAVERSALS), &format!("{name}\t{traversal}"))?;
             }
         }
         *testcase.file_path_mut() = Some(self.dir.join(folder).join(&name));
         *testcase.filename_mut() = Some(name);
         Ok(())
     }
+}
+
+fn append_line(path: &Path, line: &str) -> Result<(), Error> {
+    let mut list = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    std::io::Write::write_all(&mut list, format!("{line}\n").as_bytes())?;
+    Ok(())
 }
 
 impl Solutions {

@@ -1,0 +1,136 @@
+//! Which server threads wait, and the idle verdict built on it.
+//!
+//! The hooks of the blocking waits (`accept`, `poll`, `select`, `epoll_wait`, condition
+//! variables, semaphores, `pause`, `pthread_join`, ...) count the server threads inside one
+//! (`Waiting`), and `pthread_create`/`pthread_exit` count the threads alive. When every server
+//! thread waits, nothing of the server runs: after a closed connection the run can end at once
+//! (`settle`), and with our connection still open, whole input sent and no connection child
+//! running, nothing can close it any more: the *idle verdict*, exit status [`crate::EXIT_IDLE`]. The
+//! client thread makes the verdict, woken through an eventfd by the thread that waited last,
+//! after confirming in `/proc` that the others really sleep (a wait entered with an event
+//! pending returns at once). A wait with a timeout under [`SHORT_WAIT_MS`] does not count: the
+//! server means to act soon. A longer timer (closing idle connections after a while) does count:
+//! the fuzzer re-runs a new hang candidate "patiently" (control page, byte 0), without verdict.
+//!
+//! Counters only, no locks: hooks run on any server thread, also inside signal handlers.
+
+use crate::state::*;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32};
+
+/// Waits that time out sooner than this are not idleness.
+pub const SHORT_WAIT_MS: i64 = 100;
+
+/// Server threads alive in this process (the main thread counts; our client thread does not).
+pub static LIVE: AtomicU32 = AtomicU32::new(1);
+/// Server threads inside a counted wait.
+pub static WAITING: AtomicU32 = AtomicU32::new(0);
+/// The client thread has sent the whole input and half-closed.
+pub static SENT: AtomicBool = AtomicBool::new(false);
+/// Whether this run may end with the idle verdict (`SOCKFUZZ_IDLE` set, not a patient run).
+pub static ON: AtomicBool = AtomicBool::new(false);
+/// The eventfd the client thread polls; -1 before it exists.
+pub static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// The fuzzer's control page (`SOCKFUZZ_CONTROL_SHM`), attached before the fork server starts.
+static CONTROL: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Attach the control page, if the fuzzer gave one. Before the fork server, so every run shares it.
+pub fn attach_control() {
+    if let Ok((page, len)) = crate::sysv::attach(c"SOCKFUZZ_CONTROL_SHM") {
+        if len > 0 {
+            CONTROL.store(page, SeqCst);
+        }
+    }
+}
+
+/// At the start of a run: whether it may end idle (read now, the fuzzer sets it per run).
+pub fn arm(enabled: bool) {
+    let page = CONTROL.load(SeqCst);
+    // SAFETY: a non-null CONTROL is an attached segment of at least one byte, never detached.
+    let patient = !page.is_null() && unsafe { page.read_volatile() } != 0;
+    ON.store(enabled && !patient, SeqCst);
+}
+
+/// A counted wait of the calling thread, for as long as the value lives.
+pub struct Waiting(bool);
+
+impl Waiting {
+    /// Count the calling thread as waiting if `counts` (the wait is long enough) and this is a
+    /// run's server thread; wakes the client thread if that makes every thread wait.
+    pub fn enter(counts: bool) -> Waiting {
+        // Also before the trigger (pool threads wait for work before the server listens); not in
+        // a child forked for the connection, whose counters are a stale copy.
+        let counted = counts && !IN_SERVER_CHILD.load(SeqCst);
+        if counted {
+            WAITING.fetch_add(1, SeqCst);
+            if everyone_waits() {
+                wake();
+            }
+        }
+        Waiting(counted)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if self.0 {
+            WAITING.fetch_sub(1, SeqCst);
+        }
+    }
+}
+
+/// Whether a wait of `ms` milliseconds (negative: forever) counts.
+pub fn long(ms: i64) -> bool {
+    !(0..SHORT_WAIT_MS).contains(&ms)
+}
+
+/// Milliseconds of a relative timeout (NULL: forever).
+pub fn ts_ms(ts: *const libc::timespec) -> i64 {
+    if ts.is_null() {
+        return -1;
+    }
+    // SAFETY: a non-null timeout argument points to the caller's timespec.
+    let ts = unsafe { *ts };
+    ts.tv_sec.saturating_mul(1000).saturating_add(ts.tv_nsec / 1_000_000)
+}
+
+/// Milliseconds until an absolute CLOCK_REALTIME deadline (a deadline on another clock
+/// reads as long past: not counted, the safe side).
+pub fn until_ms(abstime: *const libc::timespec) -> i64 {
+    if abstime.is_null() {
+        return -1;
+    }
+    // SAFETY: zeroed timespec is valid; clock_gettime fills it.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `now` is writable; async-signal-safe.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+    // SAFETY: non-null, the caller's timespec.
+    let end = unsafe { *abstime };
+    ((end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1_000_000).max(0)
+}
+
+/// Every server thread of this process is in a counted wait.
+pub fn everyone_waits() -> bool {
+    WAITING.load(SeqCst) >= LIVE.load(SeqCst)
+}
+
+/// Wake the client thread to look again. Async-signal-safe (one `write`).
+pub fn wake() {
+    let fd = WAKE_FD.load(SeqCst);
+    if fd >= 0 {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a local; an eventfd that was closed under us only fails.
+        unsafe { crate::real::write(fd, (&raw const one).cast(), 8) };
+    }
+}
+
+/// The verdict's condition, as the counters see it: the input is in, our connection is still
+/// open in the server, no connection child runs, and every server thread waits.
+pub fn looks_idle(child_running: bool) -> bool {
+    ON.load(SeqCst)
+        && SENT.load(SeqCst)
+        && ACCEPTED.load(SeqCst)
+        && CONN_FD.load(SeqCst) >= 0
+        && !child_running
+        && everyone_waits()
+}
