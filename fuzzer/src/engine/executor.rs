@@ -7,6 +7,8 @@
 //! that times out again is a hang to save (`LastRun::hang`); the others cost one short run. A
 //! run the preload ended with its EOF-spin status is a hang at once (it cannot be a slow server);
 //! one it ended with the traversal signal is a crash whose path the preload left in `finding_file`.
+//! (LibAFL's `VerifyTimeoutsStage` re-runs every timeout, at twice the exec timeout: on a server
+//! that leaves many connections open that is a second, long run for most runs.)
 
 use super::findings::{LastRun, Wait};
 use super::Edges;
