@@ -290,16 +290,17 @@ impl Child {
                 self.pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, 0) } as libc::c_int;
             }
         }
-        if self.pid <= 0 || self.exited || !settle::child_exited() {
+        if self.pid <= 0 || self.exited {
             return false;
         }
+        let Some(status) = settle::child_ended() else { return false };
         self.exited = true;
         if self.pidfd >= 0 {
             // SAFETY: our own pidfd, not used again.
             unsafe { real::close(self.pidfd) };
             self.pidfd = -1;
         }
-        settle::child_failed()
+        settle::failed(status)
     }
 
     fn running(&self) -> bool {

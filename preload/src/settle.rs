@@ -38,17 +38,18 @@ pub fn end_run() -> ! {
     exit(0)
 }
 
-/// Whether the connection's child, which has ended, died of a signal or spun on EOF.
-pub fn child_failed() -> bool {
+/// The connection's child's wait status if it has ended (without reaping it).
+pub fn child_ended() -> Option<i32> {
     let child = CHILD_PID.load(SeqCst);
-    let status = reaped(child).or_else(|| wait_child(child, libc::WNOHANG));
-    status.is_some_and(|s| libc::WIFSIGNALED(s) || (libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == EXIT_EOF_SPIN))
+    if child <= 0 {
+        return None;
+    }
+    reaped(child).or_else(|| wait_child(child, libc::WNOHANG))
 }
 
-/// Whether the connection's child (if any) has already ended.
-pub fn child_exited() -> bool {
-    let child = CHILD_PID.load(SeqCst);
-    child > 0 && (reaped(child).is_some() || wait_child(child, libc::WNOHANG).is_some())
+/// Whether a wait status is a child that died of a signal or spun on EOF.
+pub fn failed(status: i32) -> bool {
+    libc::WIFSIGNALED(status) || (libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_EOF_SPIN)
 }
 
 /// The status of `child` if the server reaped it itself.
