@@ -36,6 +36,8 @@ fn grammar_seeds_are_requests_the_sample_server_answers_with_2xx_or_4xx() {
 
 #[test]
 fn grammar_dictionary_and_mutator_options() {
+    // Its campaigns pin core 0 too: sharing it with a CmpLog campaign starved that one (CI).
+    let _guard = exclusive();
     let src = pserv_copy();
     let dict = scratch_dir("opts-dict").join("my.dict");
     std::fs::write(&dict, "magic=\"X-Pserv-Magic\"\n").unwrap();
@@ -110,12 +112,13 @@ fn check_cmplog_finds_the_debug_token(fuzzer: &mut Command) {
         b"",
         Duration::from_secs(300),
     );
-    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    let stdout = run.stdout_text();
+    assert_eq!(run.code(), Some(0), "{stdout}\n{}", run.stderr);
     let learned = findings(&out.join("fuzz0/queue")).iter().filter(|p| file_name(p).contains("op:its")).count();
     assert!(learned > 0, "no input-to-state entries in the queue");
     let crashes = findings(&out.join("fuzz0/crashes"));
     let token = crashes.iter().find(|c| std::fs::read(c).unwrap().windows(12).any(|w| w == b"dbg-7f3a91c2"));
-    let token = token.unwrap_or_else(|| panic!("debug-token not found in 30 s ({learned} op:its entries)"));
+    let token = token.unwrap_or_else(|| panic!("debug-token not found in 30 s ({learned} op:its entries)\n{stdout}"));
     let replay = replay(&std::fs::read(token).unwrap());
     assert_eq!(replay.bug.as_deref(), Some("debug-token"), "{}: {:?}", file_name(token), replay.send);
     assert_eq!(replay.signal, Some(libc::SIGSEGV));
