@@ -59,9 +59,12 @@ fn grammar_dictionary_and_mutator_options() {
     let (out, queue) = campaign(&[]);
     assert!(queue.iter().any(|n| n.contains(",orig:grammar-")), "no grammar seeds by default");
     assert!(out.join("http.dict").is_file());
+    // The server's own literals, the magic debug token among them, as a dictionary.
+    let strings = std::fs::read_to_string(out.join("server.dict")).unwrap();
+    assert!(strings.contains("\"X-Debug-Token\"") && strings.contains("\"dbg-7f3a91c2\""), "{strings}");
     let (out, queue) = campaign(&["--no-grammar", "--no-dict", "--no-http-mutators", "-x", dict.to_str().unwrap()]);
     assert!(!queue.iter().any(|n| n.contains(",orig:grammar-")), "grammar seeds despite --no-grammar");
-    assert!(!out.join("http.dict").exists());
+    assert!(!out.join("http.dict").exists() && !out.join("server.dict").exists());
     let (_, queue) = campaign(&["--grammar-seeds", "5"]);
     assert_eq!(queue.iter().filter(|n| n.contains(",orig:grammar-")).count(), 5);
 
@@ -77,7 +80,8 @@ fn grammar_dictionary_and_mutator_options() {
 /// seed, dictionary or grammar has (the seed has the header, with a wrong value, as a student's
 /// own test request would). Tracing the seed's `strcmp` puts the value into the input (an
 /// `op:its` entry), and the crash file replays against a plain server through `fuzzer send`.
-/// (From no hint at all it takes two such steps; `scripts/bench-bugs` measures that.)
+/// (From no hint at all it takes two such steps, or the server's strings as a dictionary;
+/// `scripts/bench-bugs` measures that.)
 #[test]
 fn cmplog_finds_the_magic_token_bug_and_its_crash_file_replays() {
     let _guard = exclusive();
@@ -105,6 +109,8 @@ fn check_cmplog_finds_the_debug_token(fuzzer: &mut Command) {
     let run = run_with_input(
         fuzzer.arg("-o").arg(&out).arg("--seeds").arg(&seeds).args([
             "--no-grammar",
+            // Not the server's strings either: the token must come from CmpLog.
+            "--no-dict",
             "-d",
             "30",
             "--server-args=-p {port} -R {root} -s -m thread",

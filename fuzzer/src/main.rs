@@ -18,6 +18,7 @@ mod port;
 mod preload;
 mod run;
 mod send;
+mod server_dict;
 mod showmap;
 mod summary;
 mod target;
@@ -82,7 +83,7 @@ struct FuzzArgs {
     /// Extra dictionary in AFL `-x` format (repeatable).
     #[arg(short = 'x', long = "dict", value_name = "FILE")]
     dicts: Vec<PathBuf>,
-    /// Do not use the built-in HTTP dictionary.
+    /// Do not use the built-in HTTP dictionary, nor the server's own strings (OUT/server.dict).
     #[arg(long)]
     no_dict: bool,
     /// HTTP request grammar (Nautilus JSON) for extra seeds (default: the built-in pserv API grammar).
@@ -254,6 +255,14 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         let builtin = out.join("http.dict");
         std::fs::write(&builtin, assets::DICTIONARY).with_context(|| format!("cannot write {}", builtin.display()))?;
         dicts.insert(0, builtin);
+        let strings = out.join("server.dict");
+        match server_dict::write(&built.plain, &strings) {
+            Ok(n) => {
+                println!("[dict] {n} strings of the server's binary added to the dictionary ({})", strings.display());
+                dicts.insert(1, strings);
+            }
+            Err(e) => println!("[dict] the server's own strings are left out: {e:#}"),
+        }
     }
     let opts = engine::Options {
         target: target::Target::new(built.plain, Some(&args.server_args)),

@@ -4,9 +4,9 @@
 
 use crate::http::{Conversation, Request};
 use libafl::inputs::{BytesInput, HasMutatorBytes};
-use libafl::mutators::{MutationResult, Mutator};
+use libafl::mutators::{MutationResult, Mutator, Tokens};
 use libafl::state::HasRand;
-use libafl::Error;
+use libafl::{Error, HasMetadata};
 use libafl_bolts::rands::Rand;
 use libafl_bolts::tuples::tuple_list_type;
 use libafl_bolts::Named;
@@ -98,8 +98,31 @@ fn pick<S: HasRand, T: Copy>(state: &mut S, items: &[T]) -> T {
     items[below(state, items.len())]
 }
 
+/// Half the time, a header whose name is a dictionary word that reads as one (`Host`,
+/// `X-Debug-Token`, the built-in `Cookie: `) and whose value is any dictionary word.
+fn dictionary_header<S: HasRand + HasMetadata>(state: &mut S) -> Option<(Vec<u8>, Vec<u8>)> {
+    let n = state.metadata::<Tokens>().ok()?.len();
+    if n == 0 || below(state, 2) == 0 {
+        return None;
+    }
+    let word = |state: &mut S| {
+        let i = below(state, n);
+        state.metadata::<Tokens>().map(|t| t.tokens()[i].clone()).unwrap_or_default()
+    };
+    // Most words are no header names: a few draws find one.
+    let name = (0..16).find_map(|_| header_name(&word(state)))?;
+    Some((name, word(state)))
+}
+
+fn header_name(word: &[u8]) -> Option<Vec<u8>> {
+    let name = word.strip_suffix(b": ").or_else(|| word.strip_suffix(b":")).unwrap_or(word);
+    let reads_as_one =
+        name.len() >= 2 && name[0].is_ascii_uppercase() && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-');
+    reads_as_one.then(|| name.to_vec())
+}
+
 /// Shared body of every HTTP mutator: parse, let `edit` change one request, write back.
-fn mutate_request<S: HasRand>(
+fn mutate_request<S: HasRand + HasMetadata>(
     state: &mut S,
     input: &mut BytesInput,
     edit: impl FnOnce(&mut S, &mut Request) -> bool,
@@ -126,7 +149,7 @@ macro_rules! http_mutator {
             }
         }
 
-        impl<S: HasRand> Mutator<BytesInput, S> for $name {
+        impl<S: HasRand + HasMetadata> Mutator<BytesInput, S> for $name {
             fn mutate(&mut self, state: &mut S, input: &mut BytesInput) -> Result<MutationResult, Error> {
                 mutate_request(state, input, |$state, $req| $body)
             }
@@ -201,9 +224,16 @@ http_mutator!(
 );
 
 http_mutator!(
-    /// Insert a header students handle (Content-Length, Cookie, Range, Connection, ...).
+    /// Insert a header students handle (Content-Length, Cookie, Range, Connection, ...), or one
+    /// named by the dictionary (the server's own names among them) with a dictionary word.
     HeaderInsert, |state, req| {
-        let (name, value) = pick(state, HEADERS);
+        let (name, value) = match dictionary_header(state) {
+            Some(header) => header,
+            None => {
+                let (name, value) = pick(state, HEADERS);
+                (name.as_bytes().to_vec(), value.to_vec())
+            }
+        };
         // Now and then a long value (64 B to 64 KiB): fixed-size header buffers, and buffers
         // that grow (and move) under pointers into them.
         let value = match below(state, 4) {
@@ -211,7 +241,7 @@ http_mutator!(
             _ => value.to_vec(),
         };
         let at = below(state, req.headers.len() + 1);
-        req.headers.insert(at, (name.as_bytes().to_vec(), [b": ".as_slice(), &value].concat()));
+        req.headers.insert(at, (name, [b": ".as_slice(), &value].concat()));
         true
     }
 );
@@ -447,6 +477,31 @@ mod tests {
             .map(|o| parsed(o).requests[0].line.get(2).cloned().unwrap_or_default())
             .collect();
         assert!(versions.iter().any(|v| v == b"HTTP/2.0"));
+    }
+
+    #[test]
+    fn header_insert_names_headers_after_dictionary_words() {
+        let mut state = NopState::<BytesInput>::new();
+        let words: Vec<Vec<u8>> = [&b"X-Debug-Token"[..], b"dbg-7f3a91c2", b"Cookie: ", b"/api/login", b"lower-case"]
+            .iter()
+            .map(|w| w.to_vec())
+            .collect();
+        state.add_metadata(Tokens::from(words));
+        let mut headers = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            let mut input = BytesInput::new(LOGIN.to_vec());
+            HeaderInsert.mutate(&mut state, &mut input).unwrap();
+            for request in parsed(input.mutator_bytes()).requests {
+                headers.extend(request.headers.into_iter().map(|(n, _)| String::from_utf8(n).unwrap()));
+            }
+        }
+        assert!(headers.contains("X-Debug-Token") && headers.contains("Cookie") && headers.contains("Range"));
+        assert!(!headers.iter().any(|h| h.starts_with('/') || h.starts_with("lower") || h.starts_with("dbg")));
+        let mut input = BytesInput::new(LOGIN.to_vec());
+        while !String::from_utf8_lossy(input.mutator_bytes()).contains("X-Debug-Token: dbg-7f3a91c2\r\n") {
+            input = BytesInput::new(LOGIN.to_vec());
+            HeaderInsert.mutate(&mut state, &mut input).unwrap();
+        }
     }
 
     #[test]
