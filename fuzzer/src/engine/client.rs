@@ -45,11 +45,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The ASan client's niceness: it shares a core with the plain client and gets about a tenth
-/// of it while both are busy (CFS weights 110 : 1024). Chosen with `scripts/bench-bugs
-/// --configs plain,default` (README): at an even split the plain client's bugs took up to 3x
-/// as long, at nice 5 (a quarter) up to 2.3x and the deepest one was missed in 2 runs of 3.
-const ASAN_NICE: i32 = 10;
+/// The share of its core's time the ASan client may spend in runs (it shares the core with the
+/// plain client; `ServerExecutor::pace`). Chosen with `scripts/bench-bugs --configs
+/// plain,default` (README).
+const ASAN_SHARE: f64 = 0.2;
 
 /// How long the server may take to start its fork server (reach `listen`).
 const STARTUP_LIMIT: Duration = Duration::from_secs(20);
@@ -62,11 +61,6 @@ pub fn run(
     desc: &ClientDescription,
 ) -> Result<(), Error> {
     let role = opts.role(desc.id().saturating_sub(1));
-    if role.asan {
-        // SAFETY: nice() only lowers this process's scheduling priority; the fork servers and
-        // targets it starts inherit it.
-        unsafe { libc::nice(ASAN_NICE) };
-    }
     let result = fuzz(opts, &role, deadline, state, &mut mgr, desc);
     if let Err(e) = &result {
         if !matches!(e, Error::ShuttingDown) {
@@ -171,6 +165,9 @@ fn fuzz(
     started.store(true, Ordering::SeqCst);
     let mut executor =
         ServerExecutor::new(forkserver, edges_handle, opts.hang_timeout, finding_file(&dir), control, deadline);
+    if role.asan {
+        executor.pace(ASAN_SHARE);
+    }
     let total_edges = executor.inner().coverage_map_size().unwrap_or(MAP_SIZE);
 
     let mut tokens = Tokens::new();

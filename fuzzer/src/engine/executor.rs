@@ -36,7 +36,12 @@ pub struct ServerExecutor<I, OT, S, SHM> {
     candidates: Vec<bool>,
     /// The campaign's end: runs past it are refused, so a stage of slow runs cannot outlast it.
     deadline: Option<Instant>,
+    /// The share of wall-clock time this client may spend in runs (`pace`), if limited.
+    share: Option<f64>,
 }
+
+/// The longest pause `pace` makes after one run (a patient re-run can take seconds).
+const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
     pub fn new(
@@ -56,7 +61,15 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
             control,
             candidates: Vec::new(),
             deadline,
+            share: None,
         }
+    }
+
+    /// Spend at most `share` of the wall-clock time in runs, pausing after each. This is how a
+    /// client yields its core to another: the kernel gives a niced or SCHED_IDLE co-runner
+    /// nearly half of a core all the same, through the many short waits of a run.
+    pub fn pace(&mut self, share: f64) {
+        self.share = Some(share);
     }
 
     /// Set the short timeout (after calibration on the seeds).
@@ -103,6 +116,35 @@ where
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Error::shutting_down());
         }
+        let start = Instant::now();
+        let result = self.run_with_rules(fuzzer, state, mgr, input);
+        if let Some(share) = self.share {
+            let pause = start.elapsed().mul_f64((1.0 - share) / share).min(MAX_PAUSE);
+            let until = self.deadline.map_or(Instant::now() + pause, |d| d.min(Instant::now() + pause));
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        }
+        result
+    }
+}
+
+impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM>
+where
+    I: libafl::inputs::Input + libafl::inputs::HasTargetBytes,
+    OT: ObserversTuple<I, S> + MatchNameRef,
+    S: HasExecutions + HasMetadata,
+    SHM: ShMem,
+{
+    /// One run, with the timeout rule applied and its findings noted in `LastRun`.
+    fn run_with_rules<EM, Z>(
+        &mut self,
+        fuzzer: &mut Z,
+        state: &mut S,
+        mgr: &mut EM,
+        input: &I,
+    ) -> Result<ExitKind, Error>
+    where
+        ForkserverExecutor<I, OT, S, SHM>: Executor<EM, I, S, Z> + HasObservers<Observers = OT>,
+    {
         let mut kind = self.inner.run_target(fuzzer, state, mgr, input)?;
         let mut wait = self.wait(kind);
         let mut hang = false;

@@ -85,8 +85,8 @@ pub struct Role<'a> {
 }
 
 impl Options {
-    /// Clients per core: the plain build's, and the ASan build's if there is one, which runs
-    /// at a lower priority (`client::ASAN_NICE`).
+    /// Clients per core: the plain build's, and the ASan build's if there is one, which takes
+    /// a fifth of the core (`client::ASAN_SHARE`).
     fn per_core(&self) -> usize {
         1 + usize::from(self.asan.is_some())
     }
