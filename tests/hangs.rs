@@ -37,6 +37,26 @@ fn the_idle_verdict_names_a_connection_left_open_in_every_model() {
     }
 }
 
+/// The preload's two idle verdicts, set up as the fuzzer does (`SOCKFUZZ_IDLE=0`): "stuck" when
+/// nothing could ever wake the server (the fuzzer saves that hang without a patient re-run),
+/// "idle" when a timeout or a timer of the server's own might still end its wait.
+#[test]
+fn a_server_nothing_can_wake_is_told_from_one_with_a_timer() {
+    let verdict = |model: &str, extra: &[&str], input: &[u8]| {
+        let mut cmd = preloaded(pserv(), free_port(), model);
+        cmd.args(extra).env("SOCKFUZZ_IDLE", "0").env("SOCKFUZZ_OUTPUT", "0");
+        run_with_input(&mut cmd, input, Duration::from_secs(10)).code()
+    };
+    for model in ["iterative", "thread", "pool", "epoll"] {
+        assert_eq!(verdict(model, &["-x", "leak"], UNKNOWN_METHOD), Some(EXIT_STUCK), "{model}");
+        assert_eq!(verdict(model, &["-x", "leak,alarm"], UNKNOWN_METHOD), Some(EXIT_IDLE), "{model}, alarm()");
+        assert_eq!(verdict(model, &["-k", "300"], GET), Some(EXIT_IDLE), "{model}, in poll() for 300 ms");
+    }
+    // The fork model's parent reaps its children in a SIGCHLD handler, which may run just after
+    // the verdict: until then a child is left, and the verdict is the cautious one.
+    assert!(matches!(verdict("fork", &["-x", "leak"], GET), Some(EXIT_STUCK | EXIT_IDLE)));
+}
+
 #[test]
 fn a_timer_that_closes_the_connection_later_is_no_idle_verdict_for_fuzzer_run() {
     // 300 ms in poll() with the connection open: idle, but not for the grace period.

@@ -10,6 +10,9 @@ pub const EXIT_SETUP: i32 = 87;
 /// Exit status of a run the preload ended because the server sat idle with the connection
 /// still open (its idle verdict, on with `SOCKFUZZ_IDLE=MS`).
 pub const EXIT_IDLE: i32 = 88;
+/// Exit status of an idle verdict where nothing could ever wake the server (no timeout, no
+/// timer, no child): a hang for certain.
+pub const EXIT_STUCK: i32 = 89;
 
 /// ASan settings for every run of a target: findings end in a signal the fork server sees
 /// (`abort_on_error`), the signals a plain build dies from stay those signals (`handle_*=0`),

@@ -1,7 +1,7 @@
 //! `fuzzer run -- SERVER ARGS < INPUT`: one run of a server under the sockfuzz preload, with a
 //! verdict in plain words (replaces the old `fuzz-rerun.sh`).
 
-use crate::preload::{self, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, SIG_TRAVERSAL};
+use crate::preload::{self, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
 use anyhow::{bail, Context, Result};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -259,7 +259,7 @@ fn wait_outcome(child: &mut Child, timeout: Duration) -> Result<Outcome> {
                 (Some(sig), _) => Outcome::Crash(sig),
                 (_, Some(0)) => Outcome::Ok,
                 (_, Some(EXIT_EOF_SPIN)) => Outcome::Hang,
-                (_, Some(EXIT_IDLE)) => Outcome::LeftOpen,
+                (_, Some(EXIT_IDLE | EXIT_STUCK)) => Outcome::LeftOpen,
                 (_, Some(EXIT_SETUP)) => bail!("sockfuzz could not drive the server (see its message above)"),
                 (_, code) => Outcome::Exited(code.unwrap_or(-1)),
             });

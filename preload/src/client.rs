@@ -84,13 +84,35 @@ pub fn is_ours(conn: c_int) -> bool {
         return false;
     }
     let Some(peer) = sockaddr_to_std(&ss) else { return false };
-    // The connect may complete (and be accepted) before the client thread has published its port.
+    // The connect may complete (and be accepted) before the client thread has published its
+    // port: sleep until it has (`publish_port`), not yield, which can hand the core to another
+    // process for a whole time slice.
     loop {
         match CLIENT_PORT.load(SeqCst) {
-            0 => std::thread::yield_now(),
+            // SAFETY: FUTEX_WAIT reads the i32 at a valid, aligned address of this process and
+            // sleeps while it holds 0, at most the timeout; its result is not needed.
+            0 => unsafe {
+                let timeout = libc::timespec { tv_sec: 0, tv_nsec: 1_000_000 };
+                libc::syscall(
+                    libc::SYS_futex,
+                    CLIENT_PORT.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    0,
+                    &raw const timeout,
+                );
+            },
             port => return port == i32::from(peer.port()),
         }
     }
+}
+
+/// Publish the client's port (or -1: none) and wake a server thread waiting in `is_ours`.
+fn publish_port(port: i32) {
+    CLIENT_PORT.store(port, SeqCst);
+    // SAFETY: FUTEX_WAKE on the address of a static i32; it touches no memory.
+    unsafe {
+        libc::syscall(libc::SYS_futex, CLIENT_PORT.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX)
+    };
 }
 
 extern "C" fn exited_early() {
@@ -106,13 +128,13 @@ fn run(addr: SocketAddr) -> ! {
     let mut sock = match TcpStream::connect(addr) {
         Ok(s) => s,
         Err(e) => {
-            CLIENT_PORT.store(-1, SeqCst);
+            publish_port(-1);
             error(format_args!("cannot connect to the server's listening socket {addr}: {e}"));
             settle::exit(EXIT_SETUP);
         }
     };
     let port = sock.local_addr().map_or(-1, |a| i32::from(a.port()));
-    CLIENT_PORT.store(port, SeqCst);
+    publish_port(port);
     debug!("connected from port {port}; sending {} bytes", input.len());
     exchange(&mut sock, &input);
     if !ACCEPTED.load(SeqCst) {
@@ -256,7 +278,7 @@ fn exchange(sock: &mut TcpStream, input: &[u8]) {
             settling = false;
             if idle_since.get_or_insert_with(std::time::Instant::now).elapsed() >= grace {
                 debug!("every server thread waits and the connection is still open: the server left it open");
-                settle::exit(crate::EXIT_IDLE);
+                settle::exit(if idle::stuck() { crate::EXIT_STUCK } else { crate::EXIT_IDLE });
             }
         } else {
             idle_since = None;

@@ -149,7 +149,7 @@ macro_rules! wait_hooks {
     ($( fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $ms:expr; )*) => {$(
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
-            let _waiting = Waiting::enter(idle::long($ms));
+            let _waiting = Waiting::enter($ms);
             // SAFETY: the caller's arguments, passed on unchanged.
             unsafe { real::$name($($arg),*) }
         }
@@ -177,6 +177,63 @@ wait_hooks! {
     fn pause() -> c_int = -1;
     fn sigsuspend(mask: *const libc::sigset_t) -> c_int = -1;
     fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int = -1;
+}
+
+/// Timers: a server that armed one may act later on its own, so an idle run of it is never
+/// hung for certain (`idle::stuck`).
+#[no_mangle]
+pub unsafe extern "C" fn alarm(secs: libc::c_uint) -> libc::c_uint {
+    idle::timer(libc::timespec { tv_sec: secs.into(), tv_nsec: 0 });
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { real::alarm(secs) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ualarm(usecs: libc::useconds_t, interval: libc::useconds_t) -> libc::useconds_t {
+    idle::timer(libc::timespec { tv_sec: 0, tv_nsec: i64::from(usecs) * 1000 });
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { real::ualarm(usecs, interval) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn setitimer(which: c_int, new: *const libc::itimerval, old: *mut libc::itimerval) -> c_int {
+    if !new.is_null() {
+        // SAFETY: a non-null new value points to the caller's itimerval.
+        let v = unsafe { (*new).it_value };
+        idle::timer(libc::timespec { tv_sec: v.tv_sec, tv_nsec: v.tv_usec * 1000 });
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { real::setitimer(which, new, old) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn timer_settime(
+    timer: libc::timer_t,
+    flags: c_int,
+    new: *const libc::itimerspec,
+    old: *mut libc::itimerspec,
+) -> c_int {
+    if !new.is_null() {
+        // SAFETY: a non-null new value points to the caller's itimerspec.
+        idle::timer(unsafe { (*new).it_value });
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { real::timer_settime(timer, flags, new, old) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn timerfd_settime(
+    fd: c_int,
+    flags: c_int,
+    new: *const libc::itimerspec,
+    old: *mut libc::itimerspec,
+) -> c_int {
+    if !new.is_null() {
+        // SAFETY: as above.
+        idle::timer(unsafe { (*new).it_value });
+    }
+    // SAFETY: the caller's arguments, passed on unchanged.
+    unsafe { real::timerfd_settime(fd, flags, new, old) }
 }
 
 /// Milliseconds of a `select` timeout (NULL: forever).
@@ -213,7 +270,7 @@ fn on_accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int {
         let conn = {
             // SAFETY: F_GETFL takes no argument and only reads the fd's flags.
             let blocking = unsafe { libc::fcntl(listener, libc::F_GETFL) } & libc::O_NONBLOCK == 0;
-            let _waiting = Waiting::enter(blocking);
+            let _waiting = Waiting::enter(if blocking { -1 } else { 0 });
             real_accept()
         };
         if conn < 0 {
@@ -238,7 +295,7 @@ fn park_or_eagain(listener: c_int) -> c_int {
         unsafe { *libc::__errno_location() = libc::EAGAIN };
         return -1;
     }
-    let _waiting = Waiting::enter(true);
+    let _waiting = Waiting::enter(-1);
     loop {
         // SAFETY: pause has no preconditions; a handled signal just returns here.
         unsafe { real::pause() };

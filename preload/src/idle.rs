@@ -11,6 +11,9 @@
 //! pending returns at once). A wait with a timeout under [`SHORT_WAIT_MS`] does not count: the
 //! server means to act soon. A longer timer (closing idle connections after a while) does count:
 //! the fuzzer re-runs a new hang candidate "patiently" (control page, byte 0), without verdict.
+//! When every thread waits *without* a timeout, no timer was ever armed and no child process
+//! runs, nothing at all can wake the server: the verdict says so ([`crate::EXIT_STUCK`]) and the
+//! fuzzer saves the hang without that re-run (`stuck`).
 //!
 //! Counters only, no locks: hooks run on any server thread, also inside signal handlers.
 
@@ -25,6 +28,11 @@ pub const SHORT_WAIT_MS: i64 = 100;
 pub static LIVE: AtomicU32 = AtomicU32::new(1);
 /// Server threads inside a counted wait.
 pub static WAITING: AtomicU32 = AtomicU32::new(0);
+/// Server threads inside a wait without a timeout (also counted in `WAITING`).
+pub static FOREVER: AtomicU32 = AtomicU32::new(0);
+/// The server armed a timer (`alarm`, `setitimer`, a POSIX timer or a timerfd) at some point,
+/// before the fork server started or during this run: it may act later on its own.
+pub static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
 /// The client thread has sent the whole input and half-closed.
 pub static SENT: AtomicBool = AtomicBool::new(false);
 /// Whether this run may end with the idle verdict (`SOCKFUZZ_IDLE` set, not a patient run).
@@ -51,28 +59,36 @@ pub fn arm(enabled: bool) {
     ON.store(enabled && !patient, SeqCst);
 }
 
-/// A counted wait of the calling thread, for as long as the value lives.
-pub struct Waiting(bool);
+/// A counted wait of the calling thread, for as long as the value lives: (counted, forever).
+pub struct Waiting(bool, bool);
 
 impl Waiting {
-    /// Count the calling thread as waiting if `counts` (the wait is long enough) and this is a
-    /// run's server thread; wakes the client thread if that makes every thread wait.
-    pub fn enter(counts: bool) -> Waiting {
+    /// Count the calling thread as waiting, for a wait of `ms` milliseconds (negative: no
+    /// timeout), if it is long enough and this is a run's server thread; wakes the client thread
+    /// if that makes every thread wait.
+    pub fn enter(ms: i64) -> Waiting {
         // Also before the trigger (pool threads wait for work before the server listens); not in
         // a child forked for the connection, whose counters are a stale copy.
-        let counted = counts && !IN_SERVER_CHILD.load(SeqCst);
+        let counted = long(ms) && !IN_SERVER_CHILD.load(SeqCst);
+        let forever = counted && ms < 0;
+        if forever {
+            FOREVER.fetch_add(1, SeqCst);
+        }
         if counted {
             WAITING.fetch_add(1, SeqCst);
             if everyone_waits() {
                 wake();
             }
         }
-        Waiting(counted)
+        Waiting(counted, forever)
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
+        if self.1 {
+            FOREVER.fetch_sub(1, SeqCst);
+        }
         if self.0 {
             WAITING.fetch_sub(1, SeqCst);
         }
@@ -80,7 +96,7 @@ impl Drop for Waiting {
 }
 
 /// Whether a wait of `ms` milliseconds (negative: forever) counts.
-pub fn long(ms: i64) -> bool {
+fn long(ms: i64) -> bool {
     !(0..SHORT_WAIT_MS).contains(&ms)
 }
 
@@ -133,4 +149,25 @@ pub fn looks_idle(child_running: bool) -> bool {
         && CONN_FD.load(SeqCst) >= 0
         && !child_running
         && everyone_waits()
+}
+
+/// Nothing can ever wake the server: every server thread waits without a timeout, no timer was
+/// armed, and it has no child process (one could exit and signal it). A zombie child counts as
+/// one too, to stay on the safe side.
+pub fn stuck() -> bool {
+    if FOREVER.load(SeqCst) < LIVE.load(SeqCst) || TIMER_ARMED.load(SeqCst) {
+        return false;
+    }
+    // SAFETY: siginfo_t is plain data, valid when zeroed; WNOWAIT leaves any child unreaped.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: `info` is writable; the real waitid, not the hook that notes reaped children.
+    unsafe { crate::real::waitid(libc::P_ALL, 0, &mut info, flags) < 0 }
+}
+
+/// Note that the server armed a timer of `value` (zero disarms).
+pub fn timer(value: libc::timespec) {
+    if value.tv_sec != 0 || value.tv_nsec != 0 {
+        TIMER_ARMED.store(true, SeqCst);
+    }
 }

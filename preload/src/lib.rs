@@ -13,6 +13,7 @@
 //! | status [`EXIT_EOF_SPIN`]  | the server kept reading end-of-file without closing: a hang    |
 //! | status [`EXIT_SETUP`]     | sockfuzz could not drive the server (message on stderr)        |
 //! | status [`EXIT_IDLE`]      | the server left the connection open and waits (`idle`)         |
+//! | status [`EXIT_STUCK`]     | ... and nothing could ever wake it: no timer, no timeout, no child |
 //! | signal [`SIG_TRAVERSAL`]  | the server opened a path outside its web root (`paths`)        |
 //!
 //! Environment: `SOCKFUZZ_DEBUG=1` prints `[sockfuzz]` log lines; `SOCKFUZZ_OUTPUT=0` does not
@@ -55,6 +56,10 @@ pub const EXIT_SETUP: i32 = 87;
 /// Exit status of a run ended by the idle verdict: every server thread waits for something
 /// that cannot come while our connection is still open (`idle`).
 pub const EXIT_IDLE: i32 = 88;
+/// Exit status of an idle verdict where nothing could ever wake the server: every thread waits
+/// without a timeout, no timer was armed and no child process runs (`idle::stuck`). A hang for
+/// certain, where [`EXIT_IDLE`] may be a server that closes idle connections after a while.
+pub const EXIT_STUCK: i32 = 89;
 /// The signal a run dies by when the server opened or looked up a path outside its web root
 /// (`SOCKFUZZ_ROOT`): `..` climbed out of it, a symlink led out, or a `realpath` result that
 /// left it was used. Not a crash signal, so a finding is told apart from a crash.

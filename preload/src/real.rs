@@ -114,6 +114,11 @@ real_fns! {
     fn pause() -> c_int;
     fn sigsuspend(mask: *const libc::sigset_t) -> c_int;
     fn sigwait(set: *const libc::sigset_t, sig: *mut c_int) -> c_int;
+    fn alarm(secs: libc::c_uint) -> libc::c_uint;
+    fn ualarm(usecs: libc::useconds_t, interval: libc::useconds_t) -> libc::useconds_t;
+    fn setitimer(which: c_int, new: *const libc::itimerval, old: *mut libc::itimerval) -> c_int;
+    fn timer_settime(timer: libc::timer_t, flags: c_int, new: *const libc::itimerspec, old: *mut libc::itimerspec) -> c_int;
+    fn timerfd_settime(fd: c_int, flags: c_int, new: *const libc::itimerspec, old: *mut libc::itimerspec) -> c_int;
 }
 
 // glibc keeps a pre-2.3.2 version of the condition variable calls, and plain `dlsym` may hand

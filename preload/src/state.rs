@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 pub static TRIGGERED: AtomicBool = AtomicBool::new(false);
 /// The listening socket the client connects to.
 pub static LISTEN_FD: AtomicI32 = AtomicI32::new(-1);
-/// Local port of the client socket, published after `connect()`; 0 until then.
+/// Local port of the client socket, published after `connect()` (`client::publish_port`); 0 until then.
 pub static CLIENT_PORT: AtomicI32 = AtomicI32::new(0);
 /// Our connection has been handed to the server by `accept()`.
 pub static ACCEPTED: AtomicBool = AtomicBool::new(false);

@@ -65,6 +65,8 @@ static void usage(FILE *f, const char *argv0)
             "            close-stdin: fd 0 is /dev/null before the sockets\n"
             "            spin: after any request but GET /index.html, spin\n"
             "                  the CPU forever (nothing closes it)\n"
+            "            alarm: arm a watchdog alarm() of an hour at start\n"
+            "                  (a server with a timer of its own)\n"
             "  -k MS     wait MS milliseconds before closing (default: 0)\n",
             argv0);
 }
@@ -83,6 +85,8 @@ static int parse_hangs(const char *s)
             cfg.close_stdin = 1;
         else if (n == 4 && strncmp(s, "spin", n) == 0)
             cfg.spin = 1;
+        else if (n == 5 && strncmp(s, "alarm", n) == 0)
+            cfg.alarm = 1;
         else
             return -1;
         if (s[n] == '\0')
@@ -555,6 +559,10 @@ int main(int argc, char **argv)
         if (open("/dev/null", O_RDONLY) < 0)
             perror("/dev/null");
     }
+
+    /* -x alarm: a timer of the server's own, which could end a wait later */
+    if (cfg.alarm)
+        alarm(3600);
 
     if (strcmp(cfg.model, "pool") == 0)
         start_pool();           /* workers exist before socket()/listen() */

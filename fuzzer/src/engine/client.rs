@@ -396,7 +396,9 @@ where
                     format!("crash: {}", preload::signal_name(*sig))
                 }
                 (ExitKind::Crash, _) => "crash".to_string(),
-                (_, Some(LastRun { hang: Some(Wait::Idle), .. })) => "hang: left the connection open".to_string(),
+                (_, Some(LastRun { hang: Some(Wait::Idle | Wait::Stuck), .. })) => {
+                    "hang: left the connection open".to_string()
+                }
                 _ => "hang".to_string(),
             };
             left_out.push(format!("{name} ({why})"));

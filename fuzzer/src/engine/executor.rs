@@ -5,14 +5,16 @@
 //! only when its trace, simplified to hit / not hit, reaches map entries no earlier candidate
 //! reached: once, with the hang timeout and without the idle verdict ("patient"). Only a re-run
 //! that times out again is a hang to save (`LastRun::hang`); the others cost one short run. A
-//! run the preload ended with its EOF-spin status is a hang at once (it cannot be a slow server);
+//! run the preload ended with its EOF-spin status is a hang at once (it cannot be a slow server),
+//! and so is one it found idle with nothing left that could wake the server (no timeout, no
+//! timer, no child: its "stuck" status);
 //! one it ended with the traversal signal is a crash whose path the preload left in `finding_file`.
 //! (LibAFL's `VerifyTimeoutsStage` re-runs every timeout, at twice the exec timeout: on a server
 //! that leaves many connections open that is a second, long run for most runs.)
 
 use super::findings::{LastRun, Wait};
 use super::Edges;
-use crate::preload::{EXIT_EOF_SPIN, EXIT_IDLE, SIG_TRAVERSAL};
+use crate::preload::{EXIT_EOF_SPIN, EXIT_IDLE, EXIT_STUCK, SIG_TRAVERSAL};
 use libafl::executors::forkserver::ForkserverExecutor;
 use libafl::executors::SetTimeout;
 use libafl::executors::{Executor, ExitKind, HasObservers};
@@ -152,7 +154,10 @@ where
             kind = ExitKind::Timeout;
             let map = &self.inner.observers()[&self.edges];
             if new_entries(&mut self.candidates, &map.as_ref()[..]) {
-                hang = first == Wait::EofSpin || (first == Wait::Timeout && self.exec_timeout >= self.hang_timeout);
+                // An EOF spin or a server nothing can wake is hung for certain; a timeout at the
+                // hang timeout was already as patient as a re-run would be.
+                hang = matches!(first, Wait::EofSpin | Wait::Stuck)
+                    || (first == Wait::Timeout && self.exec_timeout >= self.hang_timeout);
                 if !hang {
                     // Slow or idle is not hung: run it again, patiently, on a fresh map.
                     self.inner.observers_mut().pre_exec_all(state, input)?;
@@ -200,6 +205,7 @@ where
             ExitKind::Timeout => Some(Wait::Timeout),
             _ if exited(EXIT_EOF_SPIN) => Some(Wait::EofSpin),
             _ if exited(EXIT_IDLE) => Some(Wait::Idle),
+            _ if exited(EXIT_STUCK) => Some(Wait::Stuck),
             _ => None,
         }
     }

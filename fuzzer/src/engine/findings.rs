@@ -55,6 +55,8 @@ pub enum Wait {
     /// Every server thread waited for something that cannot come, with the connection still
     /// open (the preload's idle verdict): the server left the connection open.
     Idle,
+    /// The same, and nothing could ever wake the server (no timeout, no timer, no child).
+    Stuck,
 }
 
 impl Wait {
@@ -63,7 +65,7 @@ impl Wait {
         match self {
             Wait::Timeout => "timeout",
             Wait::EofSpin => "eof-spin",
-            Wait::Idle => "left-open",
+            Wait::Idle | Wait::Stuck => "left-open",
         }
     }
 }
