@@ -103,8 +103,9 @@ fn cmplog_works_with_an_afl_clang_fast_cmplog_build() {
 fn check_cmplog_finds_the_debug_token(fuzzer: &mut Command) {
     let seeds = scratch_dir("cmplog-seeds");
     let get = "GET /index.html HTTP/1.1\r\nHost: localhost\r\nX-Debug-Token: letmein\r\n\r\n";
+    // The only seed: with a second one, which of the two the scheduler favours decides whether
+    // the header is traced within 30 s (in CI, twice, it was not).
     std::fs::write(seeds.join("get"), get).unwrap();
-    std::fs::write(seeds.join("head"), "HEAD / HTTP/1.0\r\nAccept-Language: en-US,en\r\n\r\n").unwrap();
     let out = scratch_dir("cmplog-out").join("out");
     let run = run_with_input(
         fuzzer.arg("-o").arg(&out).arg("--seeds").arg(&seeds).args([
