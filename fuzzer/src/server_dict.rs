@@ -25,12 +25,17 @@ pub fn write(binary: &Path, dict: &Path) -> Result<usize> {
         None => &[],
     };
     let words = tokens(rodata);
+    std::fs::write(dict, dictionary(&words)).with_context(|| format!("cannot write {}", dict.display()))?;
+    Ok(words.len())
+}
+
+/// `words` in AFL `-x` format, one `sN="..."` line each.
+fn dictionary(words: &[&[u8]]) -> String {
     let mut text = String::from("# Strings of the server's binary (its literals), found by `fuzzer`.\n");
     for (i, word) in words.iter().enumerate() {
         text.push_str(&format!("s{i}=\"{}\"\n", escape(word)));
     }
-    std::fs::write(dict, text).with_context(|| format!("cannot write {}", dict.display()))?;
-    Ok(words.len())
+    text
 }
 
 /// The NUL-terminated printable strings of `data` that could be compared against a request:
@@ -86,8 +91,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let dict = dir.join("d");
         let words: [&[u8]; 3] = [b"a\"b", b"c\\d", b"/x"];
-        let text: String = words.iter().enumerate().map(|(i, w)| format!("s{i}=\"{}\"\n", escape(w))).collect();
-        std::fs::write(&dict, text).unwrap();
+        std::fs::write(&dict, dictionary(&words)).unwrap();
         let tokens = libafl::mutators::Tokens::new().add_from_files([&dict]).unwrap();
         assert_eq!(tokens.tokens(), &words.iter().map(|w| w.to_vec()).collect::<Vec<_>>());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -213,10 +213,7 @@ pub unsafe extern "C" fn timer_settime(
     new: *const libc::itimerspec,
     old: *mut libc::itimerspec,
 ) -> c_int {
-    if !new.is_null() {
-        // SAFETY: a non-null new value points to the caller's itimerspec.
-        idle::timer(unsafe { (*new).it_value });
-    }
+    note_itimerspec(new);
     // SAFETY: the caller's arguments, passed on unchanged.
     unsafe { real::timer_settime(timer, flags, new, old) }
 }
@@ -228,12 +225,17 @@ pub unsafe extern "C" fn timerfd_settime(
     new: *const libc::itimerspec,
     old: *mut libc::itimerspec,
 ) -> c_int {
-    if !new.is_null() {
-        // SAFETY: as above.
-        idle::timer(unsafe { (*new).it_value });
-    }
+    note_itimerspec(new);
     // SAFETY: the caller's arguments, passed on unchanged.
     unsafe { real::timerfd_settime(fd, flags, new, old) }
+}
+
+/// The new value of a POSIX timer or a timerfd, if one is set (NULL is only a read).
+fn note_itimerspec(new: *const libc::itimerspec) {
+    if !new.is_null() {
+        // SAFETY: a non-null new value points to the caller's itimerspec.
+        idle::timer(unsafe { (*new).it_value });
+    }
 }
 
 /// Milliseconds of a `select` timeout (NULL: forever).

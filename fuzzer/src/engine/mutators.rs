@@ -105,13 +105,13 @@ fn dictionary_header<S: HasRand + HasMetadata>(state: &mut S) -> Option<(Vec<u8>
     if n == 0 || below(state, 2) == 0 {
         return None;
     }
-    let word = |state: &mut S| {
+    // Most words are no header names: a few draws find one (only it is copied).
+    let name = (0..16).find_map(|_| {
         let i = below(state, n);
-        state.metadata::<Tokens>().map(|t| t.tokens()[i].clone()).unwrap_or_default()
-    };
-    // Most words are no header names: a few draws find one.
-    let name = (0..16).find_map(|_| header_name(&word(state)))?;
-    Some((name, word(state)))
+        header_name(&state.metadata::<Tokens>().ok()?.tokens()[i])
+    })?;
+    let i = below(state, n);
+    Some((name, state.metadata::<Tokens>().ok()?.tokens()[i].clone()))
 }
 
 fn header_name(word: &[u8]) -> Option<Vec<u8>> {
