@@ -5,6 +5,7 @@ use super::executor::ServerExecutor;
 use super::findings::{CurrentOp, Findings, LastRun, Loading, Wait};
 use super::mutators::http_mutations;
 use super::names::{count_files, QueueNames, Ran, Solutions};
+use super::scheduler::NewFavoredFirst;
 use super::shmem::SelfRemovingShMemProvider;
 use super::stats::{AflStats, RunInfo};
 use super::{done_file, error_file, Edges, Mgr, Options, Role, State};
@@ -137,10 +138,10 @@ fn fuzz(
             ..Findings::default()
         });
     }
-    let scheduler = IndexesLenTimeMinimizerScheduler::new(
+    let scheduler = NewFavoredFirst::new(IndexesLenTimeMinimizerScheduler::new(
         &edges,
         StdWeightedScheduler::with_schedule(&mut state, &edges, Some(PowerSchedule::fast())),
-    );
+    ));
     let mut fuzzer = StdFuzzer::new(scheduler, feedback, objective);
 
     let library = preload::library().map_err(|e| Error::illegal_state(format!("{e:#}")))?;

@@ -8,6 +8,7 @@ mod executor;
 pub mod findings;
 mod mutators;
 mod names;
+mod scheduler;
 mod shmem;
 mod stats;
 mod status;
