@@ -2,14 +2,14 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use libafl_bolts::core_affinity::Cores;
 use std::net::{TcpListener, ToSocketAddrs};
 use std::time::Duration;
 
 mod assets;
 mod compile;
+mod cores;
 mod engine;
 mod grammar;
 mod hex;
@@ -49,10 +49,11 @@ struct FuzzArgs {
     /// How long to fuzz, in seconds.
     #[arg(short = 'd', long, value_name = "SECS", default_value_t = 9600)]
     fuzz_duration: u64,
-    /// Cores to fuzz on, one client each: `0-7`, `1,3,5` or `all`.
-    #[arg(long, value_name = "LIST", default_value = "0", conflicts_with = "fuzz_cores")]
-    cores: String,
-    /// Fuzz on the first N cores (like `--cores 0-(N-1)`).
+    /// Cores to fuzz on, one client each: `0-7`, `1,3,5` or `all` (of those this process may
+    /// use: its CPU affinity) [default: the first of those]
+    #[arg(long, value_name = "LIST", conflicts_with = "fuzz_cores")]
+    cores: Option<String>,
+    /// Fuzz on the first N cores this process may use.
     #[arg(short = 'j', long, value_name = "N")]
     fuzz_cores: Option<usize>,
     /// Per-run timeout in ms (default: calibrated from the seeds that neither hang nor crash, at
@@ -181,7 +182,7 @@ fn main() -> ExitCode {
 /// The main job: build, check, fuzz, summarise.
 fn fuzz(args: &FuzzArgs) -> Result<()> {
     let out = &args.build.out_dir;
-    let cores = cores(args)?;
+    let cores = cores::choose(args.cores.as_deref(), args.fuzz_cores)?;
     let existing = out.join("fuzz0").exists();
     if existing && !args.resume {
         bail!(
@@ -293,25 +294,6 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
     println!();
     summary::print(out)?;
     result
-}
-
-/// The cores to fuzz on, checked against the machine.
-fn cores(args: &FuzzArgs) -> Result<Cores> {
-    let spec = match args.fuzz_cores {
-        Some(0) => bail!("-j needs at least 1 core"),
-        Some(n) => format!("0-{}", n - 1),
-        None => args.cores.clone(),
-    };
-    let cores = Cores::from_cmdline(&spec).map_err(|e| anyhow!("--cores {spec}: {e}"))?;
-    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if let Some(core) = cores.ids.iter().find(|c| c.0 >= available) {
-        bail!(
-            "--cores {spec}: core {} does not exist, this machine has {available} core(s) (0-{})",
-            core.0,
-            available - 1
-        );
-    }
-    Ok(cores)
 }
 
 fn write_grammar_seeds(grammar: Option<&Path>, count: usize, out: &Path) -> Result<()> {

@@ -2,7 +2,7 @@
 
 use crate::log::{debug, error};
 use crate::state::*;
-use crate::{idle, real, settle, EXIT_SETUP};
+use crate::{idle, real, settle, shared, EXIT_SETUP};
 use libc::c_int;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering::SeqCst;
 
 /// Called in the server's thread right after its first successful `listen(fd)`.
 pub fn start(listen_fd: c_int) {
+    shared::create();
     LISTEN_FD.store(listen_fd, SeqCst);
     let config = config();
     let addr = connect_addr(listen_fd);
@@ -31,7 +32,19 @@ pub fn start(listen_fd: c_int) {
     // SAFETY: eventfd has no preconditions; -1 (no wake-ups) is handled by the client thread.
     idle::WAKE_FD.store(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) }, SeqCst);
     crate::hooks::STARTING_CLIENT.set(true);
-    let spawned = std::thread::Builder::new().name("sockfuzz".into()).spawn(move || run(addr));
+    // The client thread starts with every signal blocked (it inherits this thread's mask), so
+    // the server's handlers (SIGCHLD, SIGALRM, SIGPIPE...) never run on it.
+    // SAFETY: sigset_t is plain data; sigfillset fills it; pthread_sigmask swaps this thread's
+    // mask and the old one is put back right after the spawn.
+    let spawned = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let spawned = std::thread::Builder::new().name("sockfuzz".into()).spawn(move || run(addr));
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        spawned
+    };
     crate::hooks::STARTING_CLIENT.set(false);
     if let Err(e) = spawned {
         error(format_args!("cannot start the client thread: {e}"));
@@ -86,20 +99,16 @@ pub fn is_ours(conn: c_int) -> bool {
     let Some(peer) = sockaddr_to_std(&ss) else { return false };
     // The connect may complete (and be accepted) before the client thread has published its
     // port: sleep until it has (`publish_port`), not yield, which can hand the core to another
-    // process for a whole time slice.
+    // process for a whole time slice. Not a private futex: a pre-forked worker may be the one
+    // waiting, on the run's shared page.
+    let client_port = &shared::get().client_port;
     loop {
-        match CLIENT_PORT.load(SeqCst) {
-            // SAFETY: FUTEX_WAIT reads the i32 at a valid, aligned address of this process and
-            // sleeps while it holds 0, at most the timeout; its result is not needed.
+        match client_port.load(SeqCst) {
+            // SAFETY: FUTEX_WAIT reads the i32 at a valid, aligned address mapped in this
+            // process and sleeps while it holds 0, at most the timeout; its result is not needed.
             0 => unsafe {
                 let timeout = libc::timespec { tv_sec: 0, tv_nsec: 1_000_000 };
-                libc::syscall(
-                    libc::SYS_futex,
-                    CLIENT_PORT.as_ptr(),
-                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                    0,
-                    &raw const timeout,
-                );
+                libc::syscall(libc::SYS_futex, client_port.as_ptr(), libc::FUTEX_WAIT, 0, &raw const timeout);
             },
             port => return port == i32::from(peer.port()),
         }
@@ -108,15 +117,17 @@ pub fn is_ours(conn: c_int) -> bool {
 
 /// Publish the client's port (or -1: none) and wake a server thread waiting in `is_ours`.
 fn publish_port(port: i32) {
-    CLIENT_PORT.store(port, SeqCst);
-    // SAFETY: FUTEX_WAKE on the address of a static i32; it touches no memory.
-    unsafe {
-        libc::syscall(libc::SYS_futex, CLIENT_PORT.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX)
-    };
+    let client_port = &shared::get().client_port;
+    client_port.store(port, SeqCst);
+    // SAFETY: FUTEX_WAKE on the address of a mapped i32; it touches no memory.
+    unsafe { libc::syscall(libc::SYS_futex, client_port.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
 }
 
 extern "C" fn exited_early() {
-    if !ACCEPTED.load(SeqCst) && !IN_SERVER_CHILD.load(SeqCst) {
+    let shared = shared::get();
+    // SAFETY: getpid has no preconditions.
+    let run_process = unsafe { libc::getpid() } == shared.run_pid.load(SeqCst);
+    if run_process && !shared.taken.load(SeqCst) {
         error(format_args!(
             "the server exited after listening but before accepting the connection: no request was sent"
         ));
@@ -137,13 +148,13 @@ fn run(addr: SocketAddr) -> ! {
     publish_port(port);
     debug!("connected from port {port}; sending {} bytes", input.len());
     exchange(&mut sock, &input);
-    if !ACCEPTED.load(SeqCst) {
-        // The listener went away (the server is exiting, or closed it) without accepting, or
-        // another process accepted: let the server's own exit, if it comes, be the run's.
+    if !shared::get().taken.load(SeqCst) {
+        // The listener went away (the server is exiting, or closed it) without accepting: let
+        // the server's own exit, if it comes, be the run's.
         std::thread::sleep(std::time::Duration::from_secs(1));
         error(format_args!(
-            "the connection ended, but this server process never accepted it (it closed its listening \
-             socket, or another process of the server accepted it, which sockfuzz cannot follow yet)"
+            "the connection ended, but the server never accepted it (it closed its listening socket, \
+             or a process it started before listening accepted it, which sockfuzz cannot follow)"
         ));
         settle::exit(EXIT_SETUP);
     }
@@ -286,17 +297,20 @@ fn exchange(sock: &mut TcpStream, input: &[u8]) {
     }
 }
 
-/// The child the server forked for our connection (fork-per-connection servers), watched
+/// The process that handles our connection apart from the run's (`settle::connection_process`):
+/// the child the server forked for it, or the pre-forked worker that accepted it; watched
 /// through a pidfd where the kernel has them.
 struct Child {
     pid: libc::pid_t,
     pidfd: libc::c_int,
     exited: bool,
+    /// A worker goes on serving after our connection: its idleness counts, not its running.
+    worker: bool,
 }
 
 impl Default for Child {
     fn default() -> Self {
-        Child { pid: 0, pidfd: -1, exited: false }
+        Child { pid: 0, pidfd: -1, exited: false, worker: false }
     }
 }
 
@@ -305,7 +319,8 @@ impl Child {
     /// spun on EOF. One that exited normally may leave the connection open in its parent.
     fn watch(&mut self) -> bool {
         if self.pid == 0 {
-            self.pid = CHILD_PID.load(SeqCst);
+            self.pid = settle::connection_process().unwrap_or(0);
+            self.worker = self.pid > 0 && CHILD_PID.load(SeqCst) != self.pid;
             if self.pid > 0 {
                 // SAFETY: pidfd_open takes a pid and flags; failure (old kernel, already reaped)
                 // leaves -1 and the 20 ms look instead.
@@ -326,7 +341,7 @@ impl Child {
     }
 
     fn running(&self) -> bool {
-        self.pid > 0 && !self.exited
+        self.pid > 0 && !self.exited && !self.worker
     }
 }
 

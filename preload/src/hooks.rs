@@ -5,7 +5,7 @@
 use crate::idle::{self, Waiting};
 use crate::paths::{self, Access::*};
 use crate::state::*;
-use crate::{client, log::debug, real, settle, EOF_SPIN_READS};
+use crate::{client, log::debug, real, settle, shared, EOF_SPIN_READS};
 use libc::{c_char, c_int, c_uint, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t, AT_FDCWD, FILE};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
@@ -29,7 +29,8 @@ fn start_forkserver() {
     if STARTED.swap(true, SeqCst) {
         return;
     }
-    // Before the fork server starts, so that every run inherits the mappings.
+    // Before the fork server starts, so that every run inherits the mappings and addresses.
+    real::prefetch_all();
     idle::attach_control();
     if !crate::cmplog_map::attach() {
         crate::log::error(format_args!(
@@ -265,8 +266,9 @@ fn on_accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int {
     if !TRIGGERED.load(Relaxed) || IN_SERVER_CHILD.load(Relaxed) {
         return real_accept();
     }
+    let shared = shared::get();
     loop {
-        if ACCEPTED.load(SeqCst) {
+        if shared.taken.load(SeqCst) {
             return park_or_eagain(listener);
         }
         let conn = {
@@ -278,10 +280,17 @@ fn on_accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int {
         if conn < 0 {
             return conn;
         }
-        if client::is_ours(conn) && !ACCEPTED.swap(true, SeqCst) {
+        if client::is_ours(conn) && !shared.taken.swap(true, SeqCst) {
             EOF_READS.store(0, Relaxed);
             CONN_FD.store(conn, SeqCst);
+            ACCEPTED.store(true, SeqCst);
+            shared.conn_open.store(true, SeqCst);
+            // SAFETY: getpid has no preconditions.
+            shared.acceptor.store(unsafe { libc::getpid() }, SeqCst);
             debug!("server accepted the connection as fd {conn}");
+            if shared::worker().is_some() {
+                idle::wake(); // the client thread watches the worker from now on
+            }
             return conn;
         }
         debug!("dropping a stale connection left by an earlier run");
@@ -357,18 +366,34 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
 
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    if fd >= 0 {
-        let _ = CONN_FD.compare_exchange(fd, -1, SeqCst, Relaxed);
+    if fd >= 0 && CONN_FD.compare_exchange(fd, -1, SeqCst, Relaxed).is_ok() && !IN_SERVER_CHILD.load(Relaxed) {
+        shared::get().conn_open.store(false, SeqCst);
     }
     unsafe { real::close(fd) }
 }
 
 /// Fork-per-connection servers: the first child forked after accept handles our connection,
-/// and its fate (signal, EOF spin) becomes the run's.
+/// and its fate (signal, EOF spin) becomes the run's. A process forked before (a pre-forked
+/// worker) starts with its own thread counts and dies with the run's process.
 #[no_mangle]
 pub unsafe extern "C" fn fork() -> pid_t {
-    if !ACCEPTED.load(SeqCst) || IN_SERVER_CHILD.load(Relaxed) {
+    if !TRIGGERED.load(SeqCst) || IN_SERVER_CHILD.load(Relaxed) {
         return unsafe { real::fork() };
+    }
+    if !ACCEPTED.load(SeqCst) {
+        // SAFETY: gettid and getpid have no preconditions.
+        let main_thread = unsafe { libc::gettid() == libc::getpid() };
+        let pid = unsafe { real::fork() };
+        if pid == 0 {
+            idle::forked();
+            // The parent-death signal follows the thread that forked: only the main thread
+            // lives as long as the process (and the run).
+            if main_thread {
+                // SAFETY: prctl with these arguments only sets this process's parent-death signal.
+                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+            }
+        }
+        return pid;
     }
     FORKING.fetch_add(1, SeqCst);
     let pid = unsafe { real::fork() };
@@ -391,7 +416,8 @@ pub unsafe extern "C" fn fork() -> pid_t {
 /// The server may reap the connection's child itself: keep its status for the client thread.
 fn note_reaped(pid: pid_t, status: c_int) {
     let child = CHILD_PID.load(SeqCst);
-    if pid > 0 && ACCEPTED.load(SeqCst) && (child == 0 || child == pid) && REAPED_PID.load(SeqCst) == 0 {
+    let ours = (ACCEPTED.load(SeqCst) && (child == 0 || child == pid)) || shared::worker() == Some(pid);
+    if pid > 0 && ours && REAPED_PID.load(SeqCst) == 0 {
         REAPED_STATUS.store(status, SeqCst);
         REAPED_PID.store(pid, SeqCst);
     }

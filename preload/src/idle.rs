@@ -17,6 +17,7 @@
 //!
 //! Counters only, no locks: hooks run on any server thread, also inside signal handlers.
 
+use crate::shared;
 use crate::state::*;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32};
@@ -78,6 +79,7 @@ impl Waiting {
             WAITING.fetch_add(1, SeqCst);
             if everyone_waits() {
                 wake();
+                shared::note_worker_waits(true);
             }
         }
         Waiting(counted, forever)
@@ -91,8 +93,17 @@ impl Drop for Waiting {
         }
         if self.0 {
             WAITING.fetch_sub(1, SeqCst);
+            shared::note_worker_waits(false);
         }
     }
+}
+
+/// In a process the server forked before accepting our connection (a pre-forked worker): only
+/// the thread that forked lives on, and it is not waiting.
+pub fn forked() {
+    LIVE.store(1, SeqCst);
+    WAITING.store(0, SeqCst);
+    FOREVER.store(0, SeqCst);
 }
 
 /// Whether a wait of `ms` milliseconds (negative: forever) counts.
@@ -141,21 +152,25 @@ pub fn wake() {
 }
 
 /// The verdict's condition, as the counters see it: the input is in, our connection is still
-/// open in the server, no connection child runs, and every server thread waits.
+/// open in the server, no connection child runs, and every server thread waits (of the worker
+/// that accepted it, when a pre-forked worker did).
 pub fn looks_idle(child_running: bool) -> bool {
-    ON.load(SeqCst)
-        && SENT.load(SeqCst)
-        && ACCEPTED.load(SeqCst)
-        && CONN_FD.load(SeqCst) >= 0
-        && !child_running
-        && everyone_waits()
+    if !ON.load(SeqCst) || !SENT.load(SeqCst) || child_running {
+        return false;
+    }
+    let shared = shared::get();
+    match shared::worker() {
+        Some(_) => shared.conn_open.load(SeqCst) && shared.acceptor_waits.load(SeqCst),
+        None => ACCEPTED.load(SeqCst) && CONN_FD.load(SeqCst) >= 0 && everyone_waits(),
+    }
 }
 
 /// Nothing can ever wake the server: every server thread waits without a timeout, no timer was
 /// armed, and it has no child process (one could exit and signal it). A zombie child counts as
-/// one too, to stay on the safe side.
+/// one too, to stay on the safe side. Never said of a pre-forked worker, whose threads and
+/// timers this process does not see.
 pub fn stuck() -> bool {
-    if FOREVER.load(SeqCst) < LIVE.load(SeqCst) || TIMER_ARMED.load(SeqCst) {
+    if shared::worker().is_some() || FOREVER.load(SeqCst) < LIVE.load(SeqCst) || TIMER_ARMED.load(SeqCst) {
         return false;
     }
     // SAFETY: siginfo_t is plain data, valid when zeroed; WNOWAIT leaves any child unreaped.

@@ -45,6 +45,7 @@ mod log;
 mod paths;
 mod real;
 mod settle;
+mod shared;
 mod state;
 #[path = "../../runtime/src/sysv.rs"]
 mod sysv;

@@ -1,7 +1,8 @@
 //! The real libc functions behind our hooks, resolved lazily with `dlsym(RTLD_NEXT)`.
 //!
 //! Lazily, on first use, because sanitizer runtimes call hooked functions (e.g. `sigaction`)
-//! before any constructor of ours could have run.
+//! before any constructor of ours could have run; and all at once before the fork server starts
+//! (`prefetch_all`), so that runs never look one up.
 
 use libc::{c_char, c_int, c_uint, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,56 +30,104 @@ fn cached(slot: &AtomicUsize, name: &'static str) -> usize {
     p
 }
 
+/// Look `name` up now (by `version` first, if given) unless it is known; a missing one is left
+/// to the lazy look-up, which reports it if it is ever called.
+fn prefetch(slot: &AtomicUsize, name: &'static str, version: Option<&'static str>) {
+    if slot.load(Ordering::Relaxed) != 0 {
+        return;
+    }
+    let mut p = std::ptr::null_mut();
+    if let Some(version) = version {
+        // SAFETY: NUL-terminated literals; dlvsym only looks the symbol up.
+        p = unsafe { libc::dlvsym(libc::RTLD_NEXT, name.as_ptr().cast(), version.as_ptr().cast()) };
+    }
+    if p.is_null() {
+        // SAFETY: a NUL-terminated literal; dlsym only looks the symbol up.
+        p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr().cast()) };
+    }
+    if !p.is_null() {
+        slot.store(p as usize, Ordering::Relaxed);
+    }
+}
+
+/// Every function of the list as `real::NAME`, its address kept in `NAME::PTR` (a module of
+/// the same name, in the other namespace), and `$prefetch()` looking them all up at once.
 macro_rules! real_fns {
-    ($( fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {$(
-        pub unsafe fn $name($($arg: $ty),*) -> $ret {
-            static PTR: AtomicUsize = AtomicUsize::new(0);
-            let p = cached(&PTR, concat!(stringify!($name), "\0"));
-            // SAFETY: `p` is the next definition of this libc symbol, whose C signature this is.
-            let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { std::mem::transmute(p) };
-            unsafe { f($($arg),*) }
+    ($prefetch:ident; $( fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {
+        $(
+            #[allow(non_snake_case)]
+            mod $name {
+                pub static PTR: super::AtomicUsize = super::AtomicUsize::new(0);
+            }
+            pub unsafe fn $name($($arg: $ty),*) -> $ret {
+                let p = cached(&$name::PTR, concat!(stringify!($name), "\0"));
+                // SAFETY: `p` is the next definition of this libc symbol, whose C signature this is.
+                let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { std::mem::transmute(p) };
+                unsafe { f($($arg),*) }
+            }
+        )*
+        fn $prefetch() {
+            $( prefetch(&$name::PTR, concat!(stringify!($name), "\0"), None); )*
         }
-    )*};
+    };
 }
 
 /// Functions looked up by symbol version (`dlvsym`), else as `dlsym` finds them.
 macro_rules! real_versioned_fns {
-    ($( fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $version:literal; )*) => {$(
-        pub unsafe fn $name($($arg: $ty),*) -> $ret {
-            static PTR: AtomicUsize = AtomicUsize::new(0);
-            let mut p = PTR.load(Ordering::Relaxed);
-            if p == 0 {
-                let name = concat!(stringify!($name), "\0");
-                let version = concat!($version, "\0");
-                // SAFETY: NUL-terminated literals; dlvsym only looks the symbol up.
-                p = unsafe { libc::dlvsym(libc::RTLD_NEXT, name.as_ptr().cast(), version.as_ptr().cast()) } as usize;
-                if p == 0 {
-                    p = resolve(name);
-                }
-                PTR.store(p, Ordering::Relaxed);
+    ($prefetch:ident; $( fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $version:literal; )*) => {
+        $(
+            #[allow(non_snake_case)]
+            mod $name {
+                pub static PTR: super::AtomicUsize = super::AtomicUsize::new(0);
             }
-            // SAFETY: `p` is the next definition of this libc symbol, whose C signature this is.
-            let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { std::mem::transmute(p) };
-            unsafe { f($($arg),*) }
+            pub unsafe fn $name($($arg: $ty),*) -> $ret {
+                let name = concat!(stringify!($name), "\0");
+                prefetch(&$name::PTR, name, Some(concat!($version, "\0")));
+                let p = cached(&$name::PTR, name);
+                // SAFETY: `p` is the next definition of this libc symbol, whose C signature this is.
+                let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { std::mem::transmute(p) };
+                unsafe { f($($arg),*) }
+            }
+        )*
+        fn $prefetch() {
+            $( prefetch(&$name::PTR, concat!(stringify!($name), "\0"), Some(concat!($version, "\0"))); )*
         }
-    )*};
+    };
 }
 
 /// Variadic C functions (`open` and friends): called as such, with the optional last argument.
 macro_rules! real_variadic_fns {
-    ($( fn $name:ident($($arg:ident: $ty:ty),*; $va:ident: $vty:ty) -> $ret:ty; )*) => {$(
-        pub unsafe fn $name($($arg: $ty,)* $va: $vty) -> $ret {
-            static PTR: AtomicUsize = AtomicUsize::new(0);
-            let p = cached(&PTR, concat!(stringify!($name), "\0"));
-            // SAFETY: `p` is the next definition of this libc symbol, whose C signature this is.
-            let f: unsafe extern "C" fn($($ty),*, ...) -> $ret = unsafe { std::mem::transmute(p) };
-            // SAFETY: our caller's arguments; the optional one is read only when the flags say so.
-            unsafe { f($($arg),*, $va) }
+    ($prefetch:ident; $( fn $name:ident($($arg:ident: $ty:ty),*; $va:ident: $vty:ty) -> $ret:ty; )*) => {
+        $(
+            #[allow(non_snake_case)]
+            mod $name {
+                pub static PTR: super::AtomicUsize = super::AtomicUsize::new(0);
+            }
+            pub unsafe fn $name($($arg: $ty,)* $va: $vty) -> $ret {
+                let p = cached(&$name::PTR, concat!(stringify!($name), "\0"));
+                // SAFETY: `p` is the next definition of this libc symbol, whose C signature this is.
+                let f: unsafe extern "C" fn($($ty),*, ...) -> $ret = unsafe { std::mem::transmute(p) };
+                // SAFETY: our caller's arguments; the optional one is read only when the flags say so.
+                unsafe { f($($arg),*, $va) }
+            }
+        )*
+        fn $prefetch() {
+            $( prefetch(&$name::PTR, concat!(stringify!($name), "\0"), None); )*
         }
-    )*};
+    };
+}
+
+/// Look every real function up now: before the fork server starts, so that no run does it
+/// later inside a server's signal handler (`dlsym` is not async-signal-safe) or pays for it.
+pub fn prefetch_all() {
+    prefetch_calls();
+    prefetch_cond();
+    prefetch_open();
+    prefetch_paths();
 }
 
 real_fns! {
+    prefetch_calls;
     fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
     fn listen(fd: c_int, backlog: c_int) -> c_int;
     fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int;
@@ -124,12 +173,14 @@ real_fns! {
 // glibc keeps a pre-2.3.2 version of the condition variable calls, and plain `dlsym` may hand
 // out that one: ask for the current version by name.
 real_versioned_fns! {
+    prefetch_cond;
     fn pthread_cond_wait(cond: *mut libc::pthread_cond_t, mutex: *mut libc::pthread_mutex_t) -> c_int = "GLIBC_2.3.2";
     fn pthread_cond_timedwait(cond: *mut libc::pthread_cond_t, mutex: *mut libc::pthread_mutex_t, abstime: *const libc::timespec) -> c_int = "GLIBC_2.3.2";
 }
 
 // Path functions (`paths`). Buffers are `*mut c_void`: only their address is passed on.
 real_variadic_fns! {
+    prefetch_open;
     fn open(path: *const c_char, flags: c_int; mode: c_uint) -> c_int;
     fn open64(path: *const c_char, flags: c_int; mode: c_uint) -> c_int;
     fn openat(dirfd: c_int, path: *const c_char, flags: c_int; mode: c_uint) -> c_int;
@@ -137,6 +188,7 @@ real_variadic_fns! {
 }
 
 real_fns! {
+    prefetch_paths;
     fn __open_2(path: *const c_char, flags: c_int) -> c_int;
     fn __open64_2(path: *const c_char, flags: c_int) -> c_int;
     fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int;

@@ -7,7 +7,7 @@
 
 use crate::log::debug;
 use crate::state::*;
-use crate::{idle, real, EXIT_EOF_SPIN};
+use crate::{idle, real, shared, EXIT_EOF_SPIN};
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
@@ -27,24 +27,49 @@ pub fn eof_spin() -> ! {
 pub fn end_run() -> ! {
     wait_until(Duration::from_secs(1), || FORKING.load(SeqCst) == 0);
     let child = CHILD_PID.load(SeqCst);
-    if child > 0 {
-        match child_status(child) {
-            Some(status) if libc::WIFSIGNALED(status) => reraise(libc::WTERMSIG(status)),
-            Some(status) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_EOF_SPIN => eof_spin(),
-            _ => {}
-        }
+    let status = if child > 0 {
+        child_status(child)
+    } else if shared::worker().is_some() {
+        worker_status()
+    } else {
+        None
+    };
+    match status {
+        Some(status) if libc::WIFSIGNALED(status) => reraise(libc::WTERMSIG(status)),
+        Some(status) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_EOF_SPIN => eof_spin(),
+        _ => {}
     }
     wait_idle();
     exit(0)
 }
 
-/// The connection's child's wait status if it has ended (without reaping it).
+/// The process that handles our connection apart from the run's: the child forked for it, or
+/// the pre-forked worker that accepted it.
+pub fn connection_process() -> Option<libc::pid_t> {
+    Some(CHILD_PID.load(SeqCst)).filter(|&pid| pid > 0).or_else(shared::worker)
+}
+
+/// The connection process's wait status if it has ended (without reaping it).
 pub fn child_ended() -> Option<i32> {
-    let child = CHILD_PID.load(SeqCst);
-    if child <= 0 {
-        return None;
-    }
+    let child = connection_process()?;
     reaped(child).or_else(|| wait_child(child, libc::WNOHANG))
+}
+
+/// A pre-forked worker goes back to `accept` after closing our connection rather than exit:
+/// wait (bounded) until it waits again or has ended, and say how it ended if it has. Only a
+/// worker that is our child can be waited for; another's crash goes unseen.
+fn worker_status() -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_millis(config().settle_ms);
+    let wake = idle::WAKE_FD.load(SeqCst);
+    loop {
+        if let Some(status) = child_ended() {
+            return Some(status);
+        }
+        if shared::get().acceptor_waits.load(SeqCst) || Instant::now() >= deadline {
+            return None;
+        }
+        sleep_on(wake);
+    }
 }
 
 /// Whether a wait status is a child that died of a signal or spun on EOF.
@@ -131,29 +156,38 @@ fn wait_idle() {
         if start.elapsed() >= Duration::from_millis(1) && others_sleep() {
             return;
         }
-        let mut pfd = libc::pollfd { fd: wake, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd (a negative fd only makes poll wait); our own poll, not the hook.
-        if unsafe { real::poll(&mut pfd, 1, 1) } > 0 {
-            let mut count = 0u64;
-            // SAFETY: reads the eventfd's 8-byte counter into a local.
-            unsafe { real::read(wake, (&raw mut count).cast(), 8) };
-        }
+        sleep_on(wake);
     }
 }
 
-/// Every thread but the calling one asleep (`/proc`), seen twice with a yield between.
+/// Sleep until the eventfd `wake` is written to, or a millisecond has passed.
+fn sleep_on(wake: libc::c_int) {
+    let mut pfd = libc::pollfd { fd: wake, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd (a negative fd only makes poll wait); our own poll, not the hook.
+    if unsafe { real::poll(&mut pfd, 1, 1) } > 0 {
+        let mut count = 0u64;
+        // SAFETY: reads the eventfd's 8-byte counter into a local.
+        unsafe { real::read(wake, (&raw mut count).cast(), 8) };
+    }
+}
+
+/// Every thread but the calling one asleep (`/proc`), and those of the pre-forked worker that
+/// has our connection if one has, seen twice with a yield between.
 pub fn others_sleep() -> bool {
     // SAFETY: gettid has no preconditions.
     let me = unsafe { libc::gettid() };
-    others_asleep(me) && {
+    let worker = shared::worker();
+    let all_asleep = || others_asleep("self", me) && worker.is_none_or(|pid| others_asleep(&pid.to_string(), me));
+    all_asleep() && {
         std::thread::yield_now();
-        others_asleep(me)
+        all_asleep()
     }
 }
 
-/// True when no thread but `me` is running or runnable (`R`) or in uninterruptible sleep (`D`).
-fn others_asleep(me: libc::pid_t) -> bool {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return true };
+/// True when no thread of `process` (a pid, or "self") but `me` is running or runnable (`R`)
+/// or in uninterruptible sleep (`D`).
+fn others_asleep(process: &str, me: libc::pid_t) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{process}/task")) else { return true };
     tasks.flatten().all(|task| {
         let name = task.file_name();
         let Some(tid) = name.to_str().and_then(|n| n.parse::<libc::pid_t>().ok()) else { return true };

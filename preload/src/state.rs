@@ -2,7 +2,8 @@
 //!
 //! Plain atomics: hooks run on arbitrary server threads, possibly inside signal handlers, so no
 //! locks. A process forked by the server inherits a copy, which is what we want (its reads of
-//! our connection still count towards the EOF spin).
+//! our connection still count towards the EOF spin); what its other processes must see of each
+//! other is in `shared`.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32};
 use std::sync::OnceLock;
@@ -11,9 +12,7 @@ use std::sync::OnceLock;
 pub static TRIGGERED: AtomicBool = AtomicBool::new(false);
 /// The listening socket the client connects to.
 pub static LISTEN_FD: AtomicI32 = AtomicI32::new(-1);
-/// Local port of the client socket, published after `connect()` (`client::publish_port`); 0 until then.
-pub static CLIENT_PORT: AtomicI32 = AtomicI32::new(0);
-/// Our connection has been handed to the server by `accept()`.
+/// This process accepted our connection (what every process of the server sees is in `shared`).
 pub static ACCEPTED: AtomicBool = AtomicBool::new(false);
 /// The server's fd of our connection (-1 before accept and after the server closed it).
 pub static CONN_FD: AtomicI32 = AtomicI32::new(-1);
