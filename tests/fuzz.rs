@@ -367,6 +367,28 @@ fn bad_inputs_are_plain_errors_within_seconds() {
     assert!(run.stderr.contains("did not listen on a TCP socket within 5 s"), "{}", run.stderr);
     assert!(started.elapsed() < Duration::from_secs(30));
 
+    // A core outside this process's CPU affinity (as on a batch scheduler's allocation).
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if online < 2 {
+        eprintln!("skipped the CPU affinity case: this machine has one core");
+    } else if Command::new("taskset").arg("--version").output().is_ok() {
+        let run = run_with_input(
+            Command::new("taskset")
+                .args(["-c", "0"])
+                .arg(fuzzer())
+                .arg("--src-dir")
+                .arg(pserv_src())
+                .args(["--cores", "1"]),
+            b"",
+            Duration::from_secs(20),
+        );
+        assert_eq!(run.code(), Some(1), "{run:?}");
+        assert!(run.stderr.contains("may not run on core 1, only on 0 (its CPU affinity"), "{}", run.stderr);
+    } else {
+        eprintln!("skipped the CPU affinity case: taskset not installed");
+    }
+
     // A fixed port: the copies of the server (per core, and the CmpLog tracer) would collide.
     let fixed = free_port();
     let run = run_with_input(

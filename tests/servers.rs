@@ -90,3 +90,61 @@ fn a_campaign_on_a_pre_forked_server_finds_the_worker_crash_and_its_file_replays
         assert!(stderr.contains("died (signal 11)"), "{}: {send:?}\n{stderr}", file_name(crash));
     }
 }
+
+/// A server that stops accepting once `STOP` exists: it listens, then exits (as a server that
+/// forks into the background does, seen from the fork server).
+const VANISHING: &str = r#"#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc != 5) return 2;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(atoi(argv[2]));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 8) != 0) return 1;
+    if (access(argv[4], F_OK) == 0) return 0;
+    for (;;) {
+        char buf[4096];
+        const char *reply = "HTTP/1.0 200 OK\r\n\r\nhello";
+        int c = accept(fd, NULL, NULL);
+        if (c < 0) continue;
+        if (read(c, buf, sizeof buf) > 0 && buf[0] == 'G') write(c, reply, strlen(reply));
+        close(c);
+    }
+}
+"#;
+
+#[test]
+fn a_campaign_stops_with_the_reason_when_runs_can_no_longer_be_driven() {
+    let _guard = exclusive();
+    let src = scratch_dir("vanishing-src");
+    std::fs::write(src.join("server.c"), VANISHING).unwrap();
+    std::fs::write(src.join("Makefile"), "server: server.c\n\t$(CC) $(CFLAGS) -o server server.c\n").unwrap();
+    let stop = scratch_dir("vanishing-stop").join("stop");
+    let out = scratch_dir("vanishing-out").join("out");
+    let mut cmd = Command::new(fuzzer());
+    cmd.arg("--src-dir").arg(&src).arg("-o").arg(&out).args(["-d", "120", "--sanitizer", "none", "--no-cmplog"]);
+    cmd.arg(format!("--server-args=-p {{port}} -s {}", stop.display()));
+    let mut campaign = spawn(&mut cmd);
+    let stdout = collect(campaign.stdout.take().unwrap());
+    let stderr = collect(campaign.stderr.take().unwrap());
+    // Fuzzing, then the server stops taking connections.
+    let started = std::time::Instant::now();
+    while stat(&out.join("fuzz0"), "execs_done").unwrap_or(0) < 100 && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::fs::write(&stop, b"").unwrap();
+    let status = wait_for(&mut campaign, Duration::from_secs(30));
+    kill_group(&mut campaign);
+    let (stdout, stderr) = (stdout.join().unwrap(), String::from_utf8_lossy(&stderr.join().unwrap()).into_owned());
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{}\n{stderr}", String::from_utf8_lossy(&stdout));
+    assert!(stderr.contains("could not drive the server"), "{stderr}");
+    assert!(stderr.contains("exited after listening but before accepting"), "{stderr}");
+    assert_eq!(processes_under(&out), Vec::<i32>::new(), "left running");
+}

@@ -1,8 +1,8 @@
 //! The client thread: one real loopback connection to the server's own listening socket.
 
-use crate::log::{debug, error};
+use crate::log::debug;
 use crate::state::*;
-use crate::{idle, real, settle, shared, EXIT_SETUP};
+use crate::{idle, real, settle, shared};
 use libc::c_int;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -22,8 +22,7 @@ pub fn start(listen_fd: c_int) {
         unsafe { real::write(fd, status.as_ptr().cast(), status.len()) };
     }
     let Some(addr) = addr else {
-        error(format_args!("cannot read the address of the listening socket (fd {listen_fd})"));
-        settle::exit(EXIT_SETUP);
+        settle::cannot_drive(format_args!("cannot read the address of the listening socket (fd {listen_fd})"));
     };
     debug!("server listens (fd {listen_fd}); connecting to {addr}");
     // SAFETY: registering a plain `extern "C" fn()`.
@@ -47,8 +46,7 @@ pub fn start(listen_fd: c_int) {
     };
     crate::hooks::STARTING_CLIENT.set(false);
     if let Err(e) = spawned {
-        error(format_args!("cannot start the client thread: {e}"));
-        settle::exit(EXIT_SETUP);
+        settle::cannot_drive(format_args!("cannot start the client thread: {e}"));
     }
 }
 
@@ -123,13 +121,16 @@ fn publish_port(port: i32) {
     unsafe { libc::syscall(libc::SYS_futex, client_port.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
 }
 
+/// At the exit of the run's process before anything accepted our connection: no request was
+/// sent, so the run says it could not drive the server rather than pass for a normal one.
 extern "C" fn exited_early() {
     let shared = shared::get();
     // SAFETY: getpid has no preconditions.
     let run_process = unsafe { libc::getpid() } == shared.run_pid.load(SeqCst);
     if run_process && !shared.taken.load(SeqCst) {
-        error(format_args!(
-            "the server exited after listening but before accepting the connection: no request was sent"
+        settle::cannot_drive(format_args!(
+            "the server exited after listening but before accepting the connection, so no request was sent \
+             (a server that forks into the background must be run in the foreground)"
         ));
     }
 }
@@ -140,8 +141,7 @@ fn run(addr: SocketAddr) -> ! {
         Ok(s) => s,
         Err(e) => {
             publish_port(-1);
-            error(format_args!("cannot connect to the server's listening socket {addr}: {e}"));
-            settle::exit(EXIT_SETUP);
+            settle::cannot_drive(format_args!("cannot connect to the server's listening socket {addr}: {e}"));
         }
     };
     let port = sock.local_addr().map_or(-1, |a| i32::from(a.port()));
@@ -152,11 +152,10 @@ fn run(addr: SocketAddr) -> ! {
         // The listener went away (the server is exiting, or closed it) without accepting: let
         // the server's own exit, if it comes, be the run's.
         std::thread::sleep(std::time::Duration::from_secs(1));
-        error(format_args!(
+        settle::cannot_drive(format_args!(
             "the connection ended, but the server never accepted it (it closed its listening socket, \
              or a process it started before listening accepted it, which sockfuzz cannot follow)"
         ));
-        settle::exit(EXIT_SETUP);
     }
     debug!("server closed the connection");
     settle::end_run();
@@ -170,8 +169,7 @@ fn read_input() -> Vec<u8> {
     }
     if let Some(path) = &config().input_file {
         return std::fs::read(path).unwrap_or_else(|e| {
-            error(format_args!("cannot read the input file {}: {e}", path.display()));
-            settle::exit(EXIT_SETUP);
+            settle::cannot_drive(format_args!("cannot read the input file {}: {e}", path.display()));
         });
     }
     let mut input = Vec::new();

@@ -21,6 +21,9 @@
 //! once the server listens (used by `fuzzer run` to tell "never listened" from "slow", and by
 //! the start-up check to see that the server took the port it was given).
 //!
+//! `SOCKFUZZ_ERROR_FILE=/path` gets the message of an [`EXIT_SETUP`] end too (a fuzzer's runs
+//! have no stderr).
+//!
 //! `SOCKFUZZ_IDLE=MS` turns the idle verdict on, after MS milliseconds of idleness (off by
 //! default: afl-fuzz would take its exit status for a normal end); `SOCKFUZZ_CONTROL_SHM=ID` is the fuzzer's control page, whose
 //! byte 0 set makes a run patient (no idle verdict) while it re-runs a hang candidate.

@@ -18,6 +18,16 @@ pub fn exit(status: i32) -> ! {
     unsafe { libc::_exit(status) }
 }
 
+/// sockfuzz cannot drive the server: say why on stderr and in `SOCKFUZZ_ERROR_FILE` (the
+/// fuzzer's runs have no stderr, and it stops the campaign with this), and end the run.
+pub fn cannot_drive(why: std::fmt::Arguments) -> ! {
+    crate::log::error(why);
+    if let Some(file) = &config().error_file {
+        let _ = std::fs::write(file, format!("{why}\n"));
+    }
+    exit(crate::EXIT_SETUP)
+}
+
 /// The server read EOF over and over on our connection: report a hang at once.
 pub fn eof_spin() -> ! {
     debug!("server keeps reading end-of-file without closing the connection: hang (EOF spin)");

@@ -48,6 +48,8 @@ pub struct Config {
     pub input_file: Option<std::path::PathBuf>,
     /// `SOCKFUZZ_FINDING_FILE`: where a path-traversal finding is described.
     pub finding_file: Option<std::ffi::CString>,
+    /// `SOCKFUZZ_ERROR_FILE`: where the reason is written when the server cannot be driven.
+    pub error_file: Option<std::path::PathBuf>,
 }
 
 /// Read from the environment on first use (at the first `listen()`, never before).
@@ -63,6 +65,7 @@ pub fn config() -> &'static Config {
             settle_ms: var("SOCKFUZZ_SETTLE_MS").and_then(|v| v.parse().ok()).unwrap_or(200),
             root: std::env::var_os("SOCKFUZZ_ROOT").filter(|v| !v.is_empty()).map(|v| crate::paths::Root::new(&v)),
             input_file: std::env::var_os("SOCKFUZZ_INPUT_FILE").filter(|v| !v.is_empty()).map(Into::into),
+            error_file: std::env::var_os("SOCKFUZZ_ERROR_FILE").filter(|v| !v.is_empty()).map(Into::into),
             finding_file: std::env::var_os("SOCKFUZZ_FINDING_FILE")
                 .filter(|v| !v.is_empty())
                 .and_then(|v| std::ffi::CString::new(v.into_encoded_bytes()).ok()),

@@ -165,8 +165,15 @@ fn fuzz(
         (None, None)
     };
     started.store(true, Ordering::SeqCst);
-    let mut executor =
-        ServerExecutor::new(forkserver, edges_handle, opts.hang_timeout, finding_file(&dir), control, deadline);
+    let mut executor = ServerExecutor::new(
+        forkserver,
+        edges_handle,
+        opts.hang_timeout,
+        finding_file(&dir),
+        sockfuzz_error_file(&dir),
+        control,
+        deadline,
+    );
     if role.asan {
         executor.pace(ASAN_SHARE);
     }
@@ -286,6 +293,11 @@ fn finding_file(dir: &Path) -> std::path::PathBuf {
     dir.join(".finding")
 }
 
+/// Where the preload says why it cannot drive the server (`SOCKFUZZ_ERROR_FILE`).
+fn sockfuzz_error_file(dir: &Path) -> std::path::PathBuf {
+    dir.join(".sockfuzz_error")
+}
+
 /// A fork server builder for one copy of the server on a free port, fed through the file
 /// `input`, and the command line it runs.
 fn server(
@@ -306,6 +318,7 @@ fn server(
         .env("LD_PRELOAD", library)
         .env("SOCKFUZZ_OUTPUT", "0")
         .env("SOCKFUZZ_FINDING_FILE", finding_file(&role.dir))
+        .env("SOCKFUZZ_ERROR_FILE", sockfuzz_error_file(&role.dir))
         // At once: a candidate is re-run patiently before it is saved (`executor`).
         .env("SOCKFUZZ_IDLE", "0")
         .env("ASAN_OPTIONS", format!("{}:{}", preload::ASAN_OPTIONS, preload::FUZZING_ASAN))

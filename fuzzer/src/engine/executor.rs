@@ -14,7 +14,7 @@
 
 use super::findings::{LastRun, Wait};
 use super::Edges;
-use crate::preload::{EXIT_EOF_SPIN, EXIT_IDLE, EXIT_STUCK, SIG_TRAVERSAL};
+use crate::preload::{EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
 use libafl::executors::forkserver::ForkserverExecutor;
 use libafl::executors::SetTimeout;
 use libafl::executors::{Executor, ExitKind, HasObservers};
@@ -32,6 +32,8 @@ pub struct ServerExecutor<I, OT, S, SHM> {
     exec_timeout: Duration,
     hang_timeout: Duration,
     finding_file: PathBuf,
+    /// Where the preload says why it could not drive the server (`SOCKFUZZ_ERROR_FILE`).
+    error_file: PathBuf,
     /// The preload's control page (`SOCKFUZZ_CONTROL_SHM`): byte 0 set = a patient run.
     control: UnixShMem,
     /// Map entries reached by some hang candidate (AFL++'s virgin timeout map, hit / not hit).
@@ -51,15 +53,18 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
         edges: Handle<Edges>,
         hang_timeout: Duration,
         finding_file: PathBuf,
+        error_file: PathBuf,
         control: UnixShMem,
         deadline: Option<Instant>,
     ) -> Self {
+        let _ = std::fs::remove_file(&error_file);
         ServerExecutor {
             inner,
             edges,
             exec_timeout: hang_timeout,
             hang_timeout,
             finding_file,
+            error_file,
             control,
             candidates: Vec::new(),
             deadline,
@@ -148,6 +153,7 @@ where
         ForkserverExecutor<I, OT, S, SHM>: Executor<EM, I, S, Z> + HasObservers<Observers = OT>,
     {
         let mut kind = self.inner.run_target(fuzzer, state, mgr, input)?;
+        self.check_driven(kind)?;
         let mut wait = self.wait(kind);
         let mut hang = false;
         if let Some(first) = wait {
@@ -197,6 +203,21 @@ where
     OT: ObserversTuple<I, S>,
     SHM: ShMem,
 {
+    /// An error if the preload could not drive the server in the last run (exit status 87):
+    /// what it says is the harness's problem or the server's set-up, never a finding, and the
+    /// next runs would fail alike.
+    fn check_driven(&self, kind: ExitKind) -> Result<(), Error> {
+        let status = self.inner.forkserver().status();
+        if kind != ExitKind::Ok || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != EXIT_SETUP {
+            return Ok(());
+        }
+        let why = std::fs::read_to_string(&self.error_file).unwrap_or_default();
+        Err(Error::illegal_state(format!(
+            "sockfuzz could not drive the server in a run, so this client stopped: {}",
+            why.trim_end()
+        )))
+    }
+
     /// Why the last run did not end on its own, if it did not: timeout, EOF spin or idle.
     fn wait(&self, kind: ExitKind) -> Option<Wait> {
         let status = self.inner.forkserver().status();
