@@ -148,3 +148,52 @@ fn a_campaign_stops_with_the_reason_when_runs_can_no_longer_be_driven() {
     assert!(stderr.contains("exited after listening but before accepting"), "{stderr}");
     assert_eq!(processes_under(&out), Vec::<i32>::new(), "left running");
 }
+
+/// tests/servers/hostile: a correct server with switches that make life hard for a harness.
+fn hostile_src() -> PathBuf {
+    repo().join("tests/servers/hostile")
+}
+
+const HOSTILE: [&str; 4] = ["closefds", "noterm", "reuseport", "loud"];
+
+#[test]
+fn a_server_that_closes_every_descriptor_ignores_sigterm_shares_its_port_or_is_loud_is_driven() {
+    let server = make(&hostile_src());
+    for switch in HOSTILE {
+        let port = free_port().to_string();
+        let run = run_with_input(
+            Command::new(fuzzer()).args(["run", "--"]).arg(&server).args(["-p", &port, "-x", switch]),
+            b"GET / HTTP/1.0\r\n\r\n",
+            Duration::from_secs(20),
+        );
+        let tail = &run.stderr[run.stderr.len().saturating_sub(500)..];
+        assert_eq!(run.code(), Some(0), "-x {switch}: {tail}");
+        assert!(run.stdout_text().contains("HTTP/1.0 200 OK\r\n"), "-x {switch}: {tail}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(processes_under(server.parent().unwrap()), Vec::<i32>::new(), "left running");
+}
+
+#[test]
+fn a_campaign_on_a_server_that_closes_every_descriptor_ignores_sigterm_and_is_loud_runs_cleanly() {
+    let _guard = exclusive();
+    let out = scratch_dir("hostile-out").join("out");
+    // Not reuseport: its sibling listener is among what closefds closes after each accept.
+    let switches: Vec<String> = ["closefds", "noterm", "loud"].iter().map(|s| format!("-x {s}")).collect();
+    let run = run_with_input(
+        Command::new(fuzzer())
+            .arg("--src-dir")
+            .arg(hostile_src())
+            .arg("-o")
+            .arg(&out)
+            .args(["-d", "10", "--sanitizer", "none", "--no-cmplog"])
+            .arg(format!("--server-args=-p {{port}} {}", switches.join(" "))),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    assert!(stat(&out.join("fuzz0"), "execs_done").unwrap() > 200, "{}", run.stdout_text());
+    assert_eq!(findings(&out.join("fuzz0/crashes")), Vec::<PathBuf>::new());
+    assert_eq!(findings(&out.join("fuzz0/hangs")), Vec::<PathBuf>::new());
+    assert_eq!(processes_under(&out), Vec::<i32>::new(), "left running");
+}

@@ -124,9 +124,10 @@ pub fn check(target: &Target, root: &Path) -> Result<usize> {
             target.binary.display()
         );
     }
-    let status_line =
-        String::from_utf8_lossy(finished.stdout.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default())
-            .into_owned();
+    // The reply shares stdout with whatever the server prints itself: its status line, if seen.
+    let mut lines = finished.stdout.split(|&b| b == b'\r' || b == b'\n');
+    let status_line = lines.clone().find(|l| l.starts_with(b"HTTP/")).or_else(|| lines.next()).unwrap_or_default();
+    let status_line = String::from_utf8_lossy(&status_line[..status_line.len().min(80)]).into_owned();
     println!("[check] the server answered `{status_line}`; {} coverage map entries hit", map.len());
     Ok(map.len())
 }

@@ -2,7 +2,7 @@
 
 use crate::log::debug;
 use crate::state::*;
-use crate::{idle, real, settle, shared};
+use crate::{fds, idle, real, settle, shared};
 use libc::c_int;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -29,7 +29,16 @@ pub fn start(listen_fd: c_int) {
     unsafe { libc::atexit(exited_early) };
     idle::arm(config.idle.is_some());
     // SAFETY: eventfd has no preconditions; -1 (no wake-ups) is handled by the client thread.
-    idle::WAKE_FD.store(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) }, SeqCst);
+    idle::WAKE_FD.store(fds::adopt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) }), SeqCst);
+    // The client's socket is made here, before `listen` returns: a server that closes every
+    // descriptor right after it could otherwise close it between its creation and `adopt`.
+    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: socket has no preconditions; failure is checked.
+    let sock = fds::adopt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) });
+    if sock < 0 {
+        let e = std::io::Error::last_os_error();
+        settle::cannot_drive(format_args!("cannot create the client's socket: {e}"));
+    }
     crate::hooks::STARTING_CLIENT.set(true);
     // The client thread starts with every signal blocked (it inherits this thread's mask), so
     // the server's handlers (SIGCHLD, SIGALRM, SIGPIPE...) never run on it.
@@ -40,7 +49,7 @@ pub fn start(listen_fd: c_int) {
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        let spawned = std::thread::Builder::new().name("sockfuzz".into()).spawn(move || run(addr));
+        let spawned = std::thread::Builder::new().name("sockfuzz".into()).spawn(move || run(sock, addr));
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         spawned
     };
@@ -135,15 +144,14 @@ extern "C" fn exited_early() {
     }
 }
 
-fn run(addr: SocketAddr) -> ! {
+fn run(sock: c_int, addr: SocketAddr) -> ! {
     let input = read_input();
-    let mut sock = match TcpStream::connect(addr) {
-        Ok(s) => s,
-        Err(e) => {
-            publish_port(-1);
-            settle::cannot_drive(format_args!("cannot connect to the server's listening socket {addr}: {e}"));
-        }
-    };
+    if let Err(e) = connect(sock, addr) {
+        publish_port(-1);
+        settle::cannot_drive(format_args!("cannot connect to the server's listening socket {addr}: {e}"));
+    }
+    // SAFETY: `sock` is our connected socket, owned by this stream from now on.
+    let mut sock = unsafe { <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(sock) };
     let port = sock.local_addr().map_or(-1, |a| i32::from(a.port()));
     publish_port(port);
     debug!("connected from port {port}; sending {} bytes", input.len());
@@ -159,6 +167,37 @@ fn run(addr: SocketAddr) -> ! {
     }
     debug!("server closed the connection");
     settle::end_run();
+}
+
+/// Connect our socket `fd` to `addr` (blocking, as `TcpStream::connect`).
+fn connect(fd: c_int, addr: SocketAddr) -> std::io::Result<()> {
+    // SAFETY: sockaddr_storage is plain data, valid when zeroed.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage has room and alignment for a sockaddr_in.
+            let sin = unsafe { &mut *(&raw mut ss).cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage has room and alignment for a sockaddr_in6.
+            let sin6 = unsafe { &mut *(&raw mut ss).cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_scope_id = a.scope_id();
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    // No EINTR to retry: the client thread blocks every signal.
+    // SAFETY: `ss` holds a valid address of `len` bytes for the socket's family.
+    match unsafe { libc::connect(fd, (&raw const ss).cast(), len as libc::socklen_t) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }
 
 /// The test case: from the fuzzer's shared memory when the target's runtime has it there
@@ -322,7 +361,7 @@ impl Child {
             if self.pid > 0 {
                 // SAFETY: pidfd_open takes a pid and flags; failure (old kernel, already reaped)
                 // leaves -1 and the 20 ms look instead.
-                self.pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, 0) } as libc::c_int;
+                self.pidfd = fds::adopt(unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, 0) } as libc::c_int);
             }
         }
         if self.pid <= 0 || self.exited {
@@ -331,8 +370,7 @@ impl Child {
         let Some(status) = settle::child_ended() else { return false };
         self.exited = true;
         if self.pidfd >= 0 {
-            // SAFETY: our own pidfd, not used again.
-            unsafe { real::close(self.pidfd) };
+            fds::release(self.pidfd);
             self.pidfd = -1;
         }
         settle::failed(status)

@@ -5,7 +5,7 @@
 use crate::idle::{self, Waiting};
 use crate::paths::{self, Access::*};
 use crate::state::*;
-use crate::{client, log::debug, real, settle, shared, EOF_SPIN_READS};
+use crate::{client, fds, log::debug, real, settle, shared, EOF_SPIN_READS};
 use libc::{c_char, c_int, c_uint, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t, AT_FDCWD, FILE};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
@@ -364,12 +364,47 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
     r
 }
 
+/// Our own descriptors (`fds`) stay open whatever the server closes: the call pretends.
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    if fds::ours(fd) {
+        return 0;
+    }
     if fd >= 0 && CONN_FD.compare_exchange(fd, -1, SeqCst, Relaxed).is_ok() && !IN_SERVER_CHILD.load(Relaxed) {
         shared::get().conn_open.store(false, SeqCst);
     }
     unsafe { real::close(fd) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    fds::close_range_around(first, last, flags)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn closefrom(low: c_int) {
+    fds::close_range_around(low.max(0) as c_uint, c_uint::MAX, 0);
+}
+
+/// A descriptor of ours cannot be replaced (EBADF, as for a descriptor out of range).
+#[no_mangle]
+pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    if fds::ours(new) {
+        // SAFETY: errno is thread-local.
+        unsafe { *libc::__errno_location() = libc::EBADF };
+        return -1;
+    }
+    unsafe { real::dup2(old, new) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    if fds::ours(new) {
+        // SAFETY: errno is thread-local.
+        unsafe { *libc::__errno_location() = libc::EBADF };
+        return -1;
+    }
+    unsafe { real::dup3(old, new, flags) }
 }
 
 /// Fork-per-connection servers: the first child forked after accept handles our connection,

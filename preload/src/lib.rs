@@ -42,6 +42,7 @@ mod client;
 #[path = "../../runtime/src/cmplog_map.rs"]
 mod cmplog_map;
 mod compare;
+mod fds;
 mod hooks;
 mod idle;
 mod log;

@@ -1,0 +1,81 @@
+//! Our own file descriptors in the server's process (the client's socket, the wake-up eventfd,
+//! a child's pidfd): kept at high numbers, out of the server's way, and out of its reach. A
+//! server that closes every descriptor after it listens (or `dup2`s over one) would otherwise
+//! cut the run's connection from under it: `close`, `close_range` and `closefrom` skip ours,
+//! and `dup2`/`dup3` onto one of ours are refused.
+
+use crate::real;
+use std::sync::atomic::AtomicI32;
+use std::sync::atomic::Ordering::SeqCst;
+
+const SLOTS: usize = 4;
+static OURS: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
+
+/// Move `fd` (just made by us) to a high number, close-on-exec, and protect it; returns the
+/// descriptor to use (`fd` itself if it could not be moved).
+pub fn adopt(fd: libc::c_int) -> libc::c_int {
+    if fd < 0 {
+        return fd;
+    }
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `limit` is writable.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 { limit.rlim_cur } else { 0 };
+    let mut fd = fd;
+    if soft >= 256 {
+        let high = (soft.min(1 << 20) - 64) as libc::c_int;
+        // SAFETY: F_DUPFD_CLOEXEC makes a copy of an open descriptor we own at >= `high`.
+        let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, high) };
+        if moved >= 0 {
+            // SAFETY: the original, ours, is no longer needed.
+            unsafe { real::close(fd) };
+            fd = moved;
+        }
+    }
+    // The first free slot takes it (there are more slots than we ever hold at once).
+    let _ = OURS.iter().any(|s| s.compare_exchange(-1, fd, SeqCst, SeqCst).is_ok());
+    fd
+}
+
+/// Close one of ours (by us) and stop protecting it.
+pub fn release(fd: libc::c_int) {
+    for slot in &OURS {
+        let _ = slot.compare_exchange(fd, -1, SeqCst, SeqCst);
+    }
+    // SAFETY: `fd` is ours and not used after this.
+    unsafe { real::close(fd) };
+}
+
+/// Whether `fd` is one of ours.
+pub fn ours(fd: libc::c_int) -> bool {
+    fd >= 0 && OURS.iter().any(|s| s.load(SeqCst) == fd)
+}
+
+/// `close_range(first, last, flags)` over everything but ours: the real call on each gap.
+/// Allocates nothing (a server may call it anywhere).
+pub fn close_range_around(first: libc::c_uint, last: libc::c_uint, flags: libc::c_int) -> libc::c_int {
+    let mut mine = [u32::MAX; SLOTS];
+    for (m, slot) in mine.iter_mut().zip(&OURS) {
+        let fd = slot.load(SeqCst);
+        if fd >= 0 && (first..=last).contains(&(fd as u32)) {
+            *m = fd as u32;
+        }
+    }
+    mine.sort_unstable();
+    let mut from = first;
+    let mut result = 0;
+    for &fd in mine.iter().take_while(|&&fd| fd != u32::MAX) {
+        if fd > from {
+            result = raw_close_range(from, fd - 1, flags);
+        }
+        from = fd + 1;
+    }
+    if from <= last {
+        result = raw_close_range(from, last, flags);
+    }
+    result
+}
+
+fn raw_close_range(first: libc::c_uint, last: libc::c_uint, flags: libc::c_int) -> libc::c_int {
+    // SAFETY: the close_range system call on a range of this process's descriptors.
+    unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) as libc::c_int }
+}

@@ -1,0 +1,133 @@
+/*
+ * hostile: a correct HTTP/1.0 server (every request gets "200 OK" and the connection closed)
+ * with switches that make life hard for a harness, each seen in student servers:
+ *
+ *   server -p PORT [-x closefds] [-x noterm] [-x reuseport] [-x loud]
+ *
+ *   closefds   after listen(), and again after each accept(), close every descriptor but its
+ *              own (a close() loop, then close_range()), as servers that "clean up" do
+ *   noterm     ignore SIGTERM
+ *   reuseport  two listening sockets on the port (SO_REUSEPORT), each served by its own thread
+ *   loud       write 1 MiB to stdout and to stderr for each request
+ *
+ * Listens on 127.0.0.1 only.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int closefds, noterm, reuseport, loud;
+
+static void close_all_but(int keep1, int keep2)
+{
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536)
+        max = 65536;
+    for (int fd = 3; fd < max; fd++)
+        if (fd != keep1 && fd != keep2)
+            close(fd);
+    /* and the modern way, over what the loop left */
+    int lo = keep1 < keep2 ? keep1 : keep2, hi = keep1 < keep2 ? keep2 : keep1;
+    if (lo > 3)
+        close_range(3, lo - 1, 0);
+    if (hi > lo + 1)
+        close_range(lo + 1, hi - 1, 0);
+    close_range(hi + 1, ~0U, 0);
+}
+
+static void make_noise(void)
+{
+    static char mib[1 << 20];
+    memset(mib, 'x', sizeof mib);
+    if (fwrite(mib, 1, sizeof mib, stdout) != sizeof mib || fwrite(mib, 1, sizeof mib, stderr) != sizeof mib)
+        clearerr(stdout);
+    fflush(stdout);
+}
+
+static void serve(int c, int lfd)
+{
+    char buf[4096];
+    const char *reply = "HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhello\n";
+    if (closefds)
+        close_all_but(lfd, c);
+    while (read(c, buf, sizeof buf) > 0 && !memmem(buf, sizeof buf, "\r\n\r\n", 4))
+        ;
+    if (loud)
+        make_noise();
+    if (write(c, reply, strlen(reply)) < 0)
+        perror("write");
+    close(c);
+}
+
+static void *accept_loop(void *arg)
+{
+    int lfd = (int)(long)arg;
+    for (;;) {
+        int c = accept(lfd, NULL, NULL);
+        if (c >= 0)
+            serve(c, lfd);
+    }
+    return NULL;
+}
+
+static int listener(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 64) != 0) {
+        perror("listen");
+        exit(1);
+    }
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    int port = 0, opt;
+    while ((opt = getopt(argc, argv, "p:x:")) != -1) {
+        if (opt == 'p')
+            port = atoi(optarg);
+        else if (opt == 'x' && strcmp(optarg, "closefds") == 0)
+            closefds = 1;
+        else if (opt == 'x' && strcmp(optarg, "noterm") == 0)
+            noterm = 1;
+        else if (opt == 'x' && strcmp(optarg, "reuseport") == 0)
+            reuseport = 1;
+        else if (opt == 'x' && strcmp(optarg, "loud") == 0)
+            loud = 1;
+        else {
+            fprintf(stderr, "usage: %s -p PORT [-x closefds|noterm|reuseport|loud]...\n", argv[0]);
+            return 2;
+        }
+    }
+    if (port <= 0) {
+        fprintf(stderr, "usage: %s -p PORT [-x closefds|noterm|reuseport|loud]...\n", argv[0]);
+        return 2;
+    }
+    if (noterm)
+        signal(SIGTERM, SIG_IGN);
+    int lfd = listener(port);
+    if (closefds)
+        close_all_but(lfd, lfd);
+    if (reuseport) {
+        pthread_t t;
+        int second = listener(port);
+        if (pthread_create(&t, NULL, accept_loop, (void *)(long)second) != 0)
+            return 1;
+    }
+    accept_loop((void *)(long)lfd);
+    return 0;
+}
