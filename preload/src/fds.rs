@@ -1,5 +1,5 @@
 //! Our own file descriptors in the server's process (the client's socket, the wake-up eventfd,
-//! a child's pidfd): kept at high numbers, out of the server's way, and out of its reach. A
+//! a child's pidfd): kept at higher numbers than the server's, and out of its reach. A
 //! server that closes every descriptor after it listens (or `dup2`s over one) would otherwise
 //! cut the run's connection from under it: `close`, `close_range` and `closefrom` skip ours,
 //! and `dup2`/`dup3` onto one of ours are refused.
@@ -11,20 +11,21 @@ use std::sync::atomic::Ordering::SeqCst;
 const SLOTS: usize = 4;
 static OURS: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
 
-/// Move `fd` (just made by us) to a high number, close-on-exec, and protect it; returns the
-/// descriptor to use (`fd` itself if it could not be moved).
+/// Where ours go: above the few descriptors a server usually holds, below the 64 every
+/// process's descriptor table starts with. Growing the table while other threads run waits for
+/// an RCU grace period (10 ms a run on a thread-pool server, measured).
+const HIGH: libc::c_int = 40;
+
+/// Move `fd` (just made by us) up to [`HIGH`] or above, close-on-exec, and protect it; returns
+/// the descriptor to use (`fd` itself if it could not be moved).
 pub fn adopt(fd: libc::c_int) -> libc::c_int {
     if fd < 0 {
         return fd;
     }
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `limit` is writable.
-    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 { limit.rlim_cur } else { 0 };
     let mut fd = fd;
-    if soft >= 256 {
-        let high = (soft.min(1 << 20) - 64) as libc::c_int;
-        // SAFETY: F_DUPFD_CLOEXEC makes a copy of an open descriptor we own at >= `high`.
-        let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, high) };
+    if fd < HIGH {
+        // SAFETY: F_DUPFD_CLOEXEC makes a copy of an open descriptor we own at >= HIGH.
+        let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, HIGH) };
         if moved >= 0 {
             // SAFETY: the original, ours, is no longer needed.
             unsafe { real::close(fd) };
