@@ -35,22 +35,9 @@ fn run_rooted(server: &Path, root: &Path, extra: &[&str], input: &[u8]) -> Run {
     )
 }
 
-/// A scratch build of `src` with gcc and extra CFLAGS; returns the server.
-fn make(src: &Path, cflags: &str) -> PathBuf {
-    let dir = scratch_dir("oracle-build");
-    copy_dir(src, &dir);
-    let out = Command::new("make")
-        .args(["-s", "CC=gcc", &format!("CFLAGS=-g -O2 {cflags}")])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "make failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    dir.join("server")
-}
-
 #[test]
 fn planted_traversals_are_flagged_in_every_model_and_silent_once_fixed() {
-    let fixed = make(&pserv_src(), "-DPSERV_NO_TRAVERSAL");
+    let fixed = make_with_gcc(&pserv_src(), "-DPSERV_NO_TRAVERSAL");
     for model in MODELS {
         for bug in traversal_bugs() {
             let run = run_rooted(pserv(), &www(), &["-s", "-m", model], &bug.input());
@@ -88,7 +75,7 @@ fn a_symlink_out_of_the_root_is_flagged_and_one_inside_is_not() {
     std::fs::write(outside.join("secret.html"), "secret\n").unwrap();
     std::os::unix::fs::symlink(&outside, root.join("out")).unwrap();
     std::os::unix::fs::symlink(root.join("index.html"), root.join("alias.html")).unwrap();
-    let fixed = make(&pserv_src(), "-DPSERV_NO_TRAVERSAL");
+    let fixed = make_with_gcc(&pserv_src(), "-DPSERV_NO_TRAVERSAL");
     let run = run_rooted(&fixed, &root, &["-s"], b"GET /out/secret.html HTTP/1.0\r\n\r\n");
     assert_eq!(run.code(), Some(TRAVERSAL), "{run:?}");
     assert!(run.stderr.contains(&format!("resolves to {}/secret.html", outside.display())), "{}", run.stderr);
@@ -103,7 +90,7 @@ fn logsrv_src() -> PathBuf {
 
 #[test]
 fn a_server_opening_a_log_mime_types_and_urandom_outside_its_root_is_not_flagged() {
-    let server = make(&logsrv_src(), "");
+    let server = make_with_gcc(&logsrv_src(), "");
     let work = scratch_dir("logsrv-work");
     let (root, cwd) = (work.join("www"), work.join("cwd"));
     std::fs::create_dir_all(&root).unwrap();

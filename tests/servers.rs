@@ -15,15 +15,6 @@ fn prefork_src() -> PathBuf {
 
 const PREFORK_CRASH: &[u8] = b"GET /index.html?x HTTP/1.0\r\n\r\n";
 
-/// A scratch build of `src` with gcc; returns the server.
-fn make(src: &Path) -> PathBuf {
-    let dir = scratch_dir("servers-build");
-    copy_dir(src, &dir);
-    let out = Command::new("make").args(["-s", "CC=gcc"]).current_dir(&dir).output().unwrap();
-    assert!(out.status.success(), "make failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    dir.join("server")
-}
-
 /// `fuzzer run -- SERVER -p PORT -R WWW EXTRA..` on `input`.
 fn run(server: &Path, extra: &[&str], input: &[u8]) -> Run {
     let port = free_port().to_string();
@@ -36,7 +27,7 @@ fn run(server: &Path, extra: &[&str], input: &[u8]) -> Run {
 
 #[test]
 fn a_pre_forked_worker_is_driven_its_crash_is_the_runs_and_no_worker_outlives_the_run() {
-    let server = make(&prefork_src());
+    let server = make_with_gcc(&prefork_src(), "");
     let dir = server.parent().unwrap();
     for workers in ["1", "4"] {
         let ok = run(&server, &["-w", workers], b"GET /index.html HTTP/1.0\r\n\r\n");
@@ -73,20 +64,13 @@ fn a_campaign_on_a_pre_forked_server_finds_the_worker_crash_and_its_file_replays
     assert_eq!(processes_under(&out), Vec::<i32>::new(), "left running");
 
     // Replayed with `fuzzer send` against the server started normally: a worker dies.
-    let server = make(&prefork_src());
+    let server = make_with_gcc(&prefork_src(), "");
     for crash in crashes.iter().take(3) {
         let port = free_port();
-        let mut child = spawn(Command::new(&server).args(["-p", &port.to_string(), "-R"]).arg(www()).args(["-w", "1"]));
-        let stderr = collect(child.stderr.take().unwrap());
-        assert!(wait_listening(port, Duration::from_secs(5)));
-        let send = run_with_input(
-            Command::new(fuzzer()).args(["send", "127.0.0.1", &port.to_string(), "--timeout", "3"]),
-            &std::fs::read(crash).unwrap(),
-            Duration::from_secs(10),
-        );
-        std::thread::sleep(Duration::from_millis(200));
-        kill_group(&mut child);
-        let stderr = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
+        let mut cmd = Command::new(&server);
+        cmd.args(["-p", &port.to_string(), "-R"]).arg(www()).args(["-w", "1"]);
+        // The parent outlives its workers: a moment for its line, not for its end.
+        let (send, _, stderr) = send_to(&mut cmd, port, &std::fs::read(crash).unwrap(), Duration::from_millis(200));
         assert!(stderr.contains("died (signal 11)"), "{}: {send:?}\n{stderr}", file_name(crash));
     }
 }
@@ -158,7 +142,7 @@ const HOSTILE: [&str; 4] = ["closefds", "noterm", "reuseport", "loud"];
 
 #[test]
 fn a_server_that_closes_every_descriptor_ignores_sigterm_shares_its_port_or_is_loud_is_driven() {
-    let server = make(&hostile_src());
+    let server = make_with_gcc(&hostile_src(), "");
     for switch in HOSTILE {
         let port = free_port().to_string();
         let run = run_with_input(

@@ -7,31 +7,22 @@
 use libc::{c_char, c_int, c_uint, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-fn resolve(name: &'static str) -> usize {
-    // SAFETY: `name` is a NUL-terminated literal (see the macro below).
-    let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr().cast()) };
-    if p.is_null() {
+/// The address in `slot`, looking `name` (NUL-terminated) up on first use.
+fn cached(slot: &AtomicUsize, name: &'static str) -> usize {
+    prefetch(slot, name, None);
+    let p = slot.load(Ordering::Relaxed);
+    if p == 0 {
         // Cannot happen with glibc; there is no sane way to continue without the function.
         let msg = b"[sockfuzz] dlsym failed for a libc function\n";
         // SAFETY: raw syscall on a static buffer; avoids recursing into our own hooks.
         unsafe { libc::syscall(libc::SYS_write, 2, msg.as_ptr(), msg.len()) };
         std::process::abort();
     }
-    p as usize
-}
-
-/// The address in `slot`, resolving `name` (NUL-terminated) on first use.
-fn cached(slot: &AtomicUsize, name: &'static str) -> usize {
-    let mut p = slot.load(Ordering::Relaxed);
-    if p == 0 {
-        p = resolve(name);
-        slot.store(p, Ordering::Relaxed);
-    }
     p
 }
 
-/// Look `name` up now (by `version` first, if given) unless it is known; a missing one is left
-/// to the lazy look-up, which reports it if it is ever called.
+/// Look `name` up (by `version` first, if given) unless it is known; a missing one stays 0,
+/// which `cached` reports if it is ever called.
 fn prefetch(slot: &AtomicUsize, name: &'static str, version: Option<&'static str>) {
     if slot.load(Ordering::Relaxed) != 0 {
         return;

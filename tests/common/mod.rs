@@ -271,7 +271,16 @@ pub fn replay(input: &[u8]) -> Replay {
     let port = free_port();
     let mut cmd = Command::new(pserv());
     cmd.args(["-p", &port.to_string(), "-R"]).arg(www()).args(["-s", "-m", "thread"]);
-    let mut child = spawn(&mut cmd);
+    let (send, status, stderr) = send_to(&mut cmd, port, input, Duration::from_secs(5));
+    let bugs = stderr.lines().filter_map(|l| l.strip_prefix("[bug] ")).map(str::to_string).collect();
+    Replay { send, signal: status.and_then(|s| s.signal()), bug: bug_hit(&stderr), bugs }
+}
+
+/// Start `server` (it listens on `port`), send `input` with `fuzzer send`, give the server up
+/// to `wait` to end, then kill its process group: what `fuzzer send` did, how the server ended
+/// if it did, and its stderr.
+pub fn send_to(server: &mut Command, port: u16, input: &[u8], wait: Duration) -> (Run, Option<ExitStatus>, String) {
+    let mut child = spawn(server);
     let stderr = collect(child.stderr.take().unwrap());
     assert!(wait_listening(port, Duration::from_secs(5)));
     let send = run_with_input(
@@ -279,11 +288,23 @@ pub fn replay(input: &[u8]) -> Replay {
         input,
         Duration::from_secs(10),
     );
-    let status = wait_for(&mut child, Duration::from_secs(5));
+    let status = wait_for(&mut child, wait);
     kill_group(&mut child);
-    let stderr = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
-    let bugs = stderr.lines().filter_map(|l| l.strip_prefix("[bug] ")).map(str::to_string).collect();
-    Replay { send, signal: status.and_then(|s| s.signal()), bug: bug_hit(&stderr), bugs }
+    (send, status, String::from_utf8_lossy(&stderr.join().unwrap()).into_owned())
+}
+
+/// A scratch build of `src` (a folder with a Makefile) with gcc and extra CFLAGS; returns the
+/// server it built.
+pub fn make_with_gcc(src: &Path, cflags: &str) -> PathBuf {
+    let dir = scratch_dir("gcc-build");
+    copy_dir(src, &dir);
+    let out = Command::new("make")
+        .args(["-s", "CC=gcc", &format!("CFLAGS=-g -O2 {cflags}")])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "make failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    dir.join("server")
 }
 
 /// The benign requests of tests/pserv/benign/.
