@@ -311,11 +311,13 @@ http_mutator!(
             }
             4 => cookie.truncate(below(state, cookie.len() + 1)),
             5 => {
-                let times = 2 + below(state, 4);
+                // Grow the value to 32 B .. 4 KiB by repeating it: buffers sized for a real token
+                // (a few dozen bytes) are passed by a few times their size, not by a few bytes.
                 let value = cookie.iter().position(|&b| b == b'=').map_or(0, |i| i + 1);
-                let grown = cookie[value..].repeat(times);
+                let unit = if cookie.len() > value { cookie[value..].to_vec() } else { b"A".to_vec() };
+                let len = 1 << (5 + below(state, 8));
                 cookie.truncate(value);
-                cookie.extend(grown);
+                cookie.extend(unit.iter().cycle().take(len));
             }
             _ => cookie.clear(),
         }
@@ -532,7 +534,10 @@ mod tests {
             .collect();
         assert!(cookies.iter().any(|c| !c.contains(&b'=') && !c.is_empty()));
         assert!(cookies.iter().any(|c| c.windows(3).any(|w| w == b" = ")));
-        assert!(cookies.iter().any(|c| c.len() > 2 * b"auth_token=abc.def.ghi".len()));
+        // Grown past a few hundred bytes, still one `auth_token=` made of the token's own bytes.
+        assert!(cookies.iter().any(|c| c.len() > 1000
+            && c.starts_with(b"auth_token=abc.def.ghiabc.def")
+            && c.windows(11).filter(|w| w == b"auth_token=").count() == 1));
         assert!(cookies.iter().any(|c| c.contains(&b';')));
     }
 
