@@ -395,10 +395,12 @@ fn bad_inputs_are_plain_errors_within_seconds() {
         eprintln!("skipped the CPU affinity case: taskset not installed");
     }
 
-    // A fixed port: the copies of the server (per core, and the CmpLog tracer) would collide.
+    // A fixed port, without network namespaces: the copies of the server (per core, and the
+    // CmpLog tracer) would collide. (With them, `tests/servers.rs` fuzzes such a server.)
     let fixed = free_port();
     let run = run_with_input(
         Command::new(fuzzer())
+            .env("SOCKFUZZ_NETNS", "0")
             .arg("--src-dir")
             .arg(pserv_src())
             .arg("-o")

@@ -30,6 +30,11 @@ pub struct BuildArgs {
     /// Show the compiler's output.
     #[arg(short, long)]
     pub verbose: bool,
+    /// The folder your server expects to be started in (one that serves `./htdocs`, say): it is
+    /// copied into OUT/cwd, and every copy of the server runs there [default: the copy of
+    /// --src-dir it was built in; with --server, the current folder]
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,12 +43,16 @@ pub enum Sanitizer {
     None,
 }
 
-/// The instrumented builds of the server.
+/// The instrumented builds of the server, and the folders each runs in.
 #[derive(Clone, Debug)]
 pub struct Built {
     pub plain: PathBuf,
     /// The AddressSanitizer build, unless switched off or the compiler could not make one.
     pub asan: Option<PathBuf>,
+    /// The working directory of each (the copy of the sources it was built in; `None`: the
+    /// fuzzer's own, for a server given with --server).
+    pub plain_cwd: Option<PathBuf>,
+    pub asan_cwd: Option<PathBuf>,
 }
 
 /// Build the instrumented server, and its ASan twin unless `--sanitizer none`.
@@ -59,20 +68,45 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         bail!("{} has no Makefile: --src-dir must be the folder where running `make` builds your server (for pserv, its src/ folder)", src.display());
     }
     let wrapper = sibling("fuzzer-cc")?;
-    let plain = build_one(args, &wrapper, None)?;
+    let (plain, plain_cwd) = build_one(args, &wrapper, None)?;
     let asan = match args.sanitizer {
         Sanitizer::None => None,
         // Most student bugs are memory errors only ASan turns into crashes; but a compiler
         // without ASan support must not stop the plain campaign.
         Sanitizer::Address => match build_one(args, &wrapper, Some("address")) {
-            Ok(path) => Some(path),
+            Ok(built) => Some(built),
             Err(e) => {
                 println!("[build] no AddressSanitizer build ({e:#}): fuzzing the plain build only");
                 None
             }
         },
     };
-    Ok(Built { plain, asan })
+    let (asan, asan_cwd) = asan.unzip();
+    let built = Built { plain, asan, plain_cwd: Some(plain_cwd), asan_cwd };
+    Ok(match working_copy(args)? {
+        Some(cwd) => built.in_dir(cwd),
+        None => built,
+    })
+}
+
+impl Built {
+    /// Every build runs in `cwd`.
+    pub fn in_dir(self, cwd: PathBuf) -> Self {
+        Built { plain_cwd: Some(cwd.clone()), asan_cwd: Some(cwd), ..self }
+    }
+}
+
+/// The copy of `--cwd DIR` (OUT/cwd) the servers run in, if one was asked for: a copy, so that
+/// what a server writes there never lands in the student's folder.
+pub fn working_copy(args: &BuildArgs) -> Result<Option<PathBuf>> {
+    let Some(cwd) = &args.cwd else { return Ok(None) };
+    if !cwd.is_dir() {
+        bail!("--cwd {} is not a folder: give the folder your server is started in", cwd.display());
+    }
+    let dest = std::path::absolute(args.out_dir.join("cwd"))?;
+    println!("[build] copying {} to {} (the servers' working folder)", cwd.display(), dest.display());
+    copy_sources(cwd, &dest, &args.out_dir)?;
+    Ok(Some(dest))
 }
 
 impl BuildArgs {
@@ -83,10 +117,12 @@ impl BuildArgs {
     }
 }
 
-fn build_one(args: &BuildArgs, wrapper: &Path, sanitizer: Option<&str>) -> Result<PathBuf> {
+/// One build in its copy of the sources: the server (copied to `OUT/server-fuzz*`) and the copy,
+/// where it runs (so that a server that serves `./htdocs` finds it).
+fn build_one(args: &BuildArgs, wrapper: &Path, sanitizer: Option<&str>) -> Result<(PathBuf, PathBuf)> {
     let src = args.src_dir()?;
     let suffix = sanitizer.map(|s| format!("-{s}")).unwrap_or_default();
-    let dir = args.out_dir.join(format!("build{suffix}"));
+    let dir = std::path::absolute(args.out_dir.join(format!("build{suffix}")))?;
     println!("[build] copying {} to {}", src.display(), dir.display());
     copy_sources(src, &dir, &args.out_dir)?;
     // Objects copied from the student's own builds would be linked uninstrumented.
@@ -130,10 +166,11 @@ fn build_one(args: &BuildArgs, wrapper: &Path, sanitizer: Option<&str>) -> Resul
             server.display()
         );
     }
-    let dest = args.out_dir.join(format!("server-fuzz{suffix}"));
+    // Absolute: the server runs in another folder (`dir`).
+    let dest = std::path::absolute(args.out_dir.join(format!("server-fuzz{suffix}")))?;
     std::fs::copy(&server, &dest).with_context(|| format!("cannot copy {} to {}", server.display(), dest.display()))?;
     println!("[build] built {}", dest.display());
-    Ok(dest)
+    Ok((dest, dir))
 }
 
 /// A program installed next to our own executable.

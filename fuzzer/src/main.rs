@@ -245,9 +245,14 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         Some(server) => {
             std::fs::create_dir_all(out)
                 .with_context(|| format!("cannot create the output folder {}", out.display()))?;
-            let built = compile::Built { plain: server.clone(), asan: None };
+            let plain = std::path::absolute(server)?;
+            let built = compile::Built { plain, asan: None, plain_cwd: None, asan_cwd: None };
+            let built = match compile::working_copy(&args.build)? {
+                Some(cwd) => built.in_dir(cwd),
+                None => built,
+            };
             check(&built, out, &args.server_args)?;
-            compile::Built { plain: server.canonicalize()?, asan: None }
+            compile::Built { plain: server.canonicalize()?, ..built }
         }
         None => build_and_check(&args.build, &args.server_args)?,
     };
@@ -266,8 +271,8 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         }
     }
     let opts = engine::Options {
-        target: target::Target::new(built.plain, Some(&args.server_args)),
-        asan: built.asan.map(|asan| target::Target::new(asan, Some(&args.server_args))),
+        target: target::Target::new(built.plain, Some(&args.server_args)).in_dir(built.plain_cwd),
+        asan: built.asan.map(|asan| target::Target::new(asan, Some(&args.server_args)).in_dir(built.asan_cwd)),
         out: out.clone(),
         duration: Some(Duration::from_secs(duration)),
         exec_timeout: args.timeout.map(Duration::from_millis),
@@ -317,14 +322,16 @@ fn build_and_check(build: &compile::BuildArgs, server_args: &str) -> Result<comp
 fn check(built: &compile::Built, out: &Path, server_args: &str) -> Result<()> {
     let root = out.join("check-root");
     assets::write_root(&root)?;
-    for binary in std::iter::once(&built.plain).chain(&built.asan) {
+    let builds =
+        std::iter::once((&built.plain, &built.plain_cwd)).chain(built.asan.as_ref().map(|a| (a, &built.asan_cwd)));
+    for (binary, cwd) in builds {
         if !binary.is_file() {
             bail!("the server {} does not exist", binary.display());
         }
         if !compile::is_instrumented(binary)? {
             bail!("{} has no coverage instrumentation: build it with fuzzer-cc (or AFL++'s afl-clang-fast), or use --src-dir", binary.display());
         }
-        showmap::check(&target::Target::new(binary.clone(), Some(server_args)), &root)?;
+        showmap::check(&target::Target::new(binary.clone(), Some(server_args)).in_dir(cwd.clone()), &root)?;
     }
     Ok(())
 }

@@ -42,6 +42,42 @@ pub fn library() -> Result<PathBuf> {
     }
 }
 
+/// `SOCKFUZZ_NETNS`: each copy of the server in a network namespace of its own (loopback only),
+/// where the kernel lets us make one (as root, or in a user namespace of our own), unless our
+/// own environment says `SOCKFUZZ_NETNS=0` (a server that must reach the host's network); else "0".
+pub fn netns() -> &'static str {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let allowed = *ALLOWED.get_or_init(|| {
+        if std::env::var_os("SOCKFUZZ_NETNS").is_some_and(|v| v == "0") {
+            return false;
+        }
+        // A child tries what the preload will do at the server's start-up.
+        // SAFETY: the child only makes system calls (unshare, _exit) before it exits; the
+        // parent waits for it.
+        unsafe {
+            match libc::fork() {
+                0 => {
+                    let ok = libc::unshare(libc::CLONE_NEWNET) == 0
+                        || libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) == 0;
+                    libc::_exit(if ok { 0 } else { 1 })
+                }
+                -1 => false,
+                child => {
+                    let mut status = 0;
+                    libc::waitpid(child, &mut status, 0) == child
+                        && libc::WIFEXITED(status)
+                        && libc::WEXITSTATUS(status) == 0
+                }
+            }
+        }
+    });
+    if allowed {
+        "1"
+    } else {
+        "0"
+    }
+}
+
 /// A readable name for a signal number, e.g. `11 (SIGSEGV)`.
 pub fn signal_name(sig: i32) -> String {
     let name = match sig {

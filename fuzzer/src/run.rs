@@ -63,7 +63,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         None => None,
     };
     let envs: Vec<(&str, &OsStr)> = root.iter().map(|r| ("SOCKFUZZ_ROOT", r.as_os_str())).collect();
-    let finished = run(&command, &envs, None, limits, !args.quiet)?;
+    let finished = run(&command, &envs, None, None, limits, !args.quiet)?;
     let code = match finished.outcome {
         Outcome::Ok => 0,
         Outcome::Crash(sig) => 128 + sig,
@@ -107,22 +107,26 @@ pub struct Limits {
     pub run: Duration,
 }
 
-/// A finished run; `stdout`/`stderr` are captured only when the input was given as bytes.
+/// A finished run; the server's `stderr` is captured only when the input was given as bytes.
 pub struct Finished {
     pub outcome: Outcome,
     /// The port the server listened on (0 if the preload could not tell).
     pub port: u16,
-    pub stdout: Vec<u8>,
+    /// What the server sent back on the connection.
+    pub reply: Vec<u8>,
     pub stderr: Vec<u8>,
 }
 
-/// Start `command` with the preload (plus `envs`) and wait for the verdict. The client's bytes
-/// are `input`, or our own stdin when `None` (then the server's output is not captured); the
-/// preload reads them from a file (`SOCKFUZZ_INPUT_FILE`), so a server that closes or reuses
-/// fd 0 still gets them. Errors are the cases where the server could not be driven at all.
+/// Start `command` with the preload (plus `envs`), in `cwd` if given, and wait for the verdict.
+/// The client's bytes are `input`, or our own stdin when `None` (then the server's output is not
+/// captured, and the reply is copied to our stdout if `output`; else its stdout is dropped); the preload reads them from a
+/// file (`SOCKFUZZ_INPUT_FILE`), so a server that closes or reuses fd 0 still gets them, and
+/// sends the reply back on the status pipe, so a server that closes its stdout (a daemon) does
+/// not lose it. Errors are the cases where the server could not be driven at all.
 pub fn run(
     command: &[OsString],
     envs: &[(&str, &OsStr)],
+    cwd: Option<&Path>,
     input: Option<&[u8]>,
     limits: Limits,
     output: bool,
@@ -146,7 +150,8 @@ pub fn run(
     cmd.args(&command[1..])
         .env("LD_PRELOAD", &library)
         .env("SOCKFUZZ_STATUS_FD", status_fd.to_string())
-        .env("SOCKFUZZ_OUTPUT", if output { "1" } else { "0" })
+        .env("SOCKFUZZ_OUTPUT", "0")
+        .env("SOCKFUZZ_NETNS", preload::netns())
         .env("SOCKFUZZ_FINDING_FILE", &finding.0)
         .env("SOCKFUZZ_INPUT_FILE", &input_file.0)
         .stdin(Stdio::null())
@@ -157,7 +162,10 @@ pub fn run(
         .envs(envs.iter().copied())
         .process_group(0); // so a timeout can stop the server and any child it forked
     if input.is_some() {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    }
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
     }
     // SAFETY: pre_exec runs in the forked child before exec; fcntl is async-signal-safe.
     unsafe {
@@ -169,12 +177,22 @@ pub fn run(
         });
     }
     let program = Path::new(&command[0]).display().to_string();
+    // A server that forks into the background before it listens leaves a grandchild, which
+    // becomes our child when its parent exits, so that its end can be waited for.
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only sets a flag on this process.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
     let mut child = cmd.spawn().with_context(|| format!("cannot start the server `{program}`: check the path"))?;
     drop(status_write);
-    let stdout = child.stdout.take().map(collect);
     let stderr = child.stderr.take().map(collect);
+    let mut listener = None;
+    let mut reply = Vec::new();
     let result = match wait_listen(&status_read, limits.listen) {
-        Ok(Some(port)) => wait_outcome(&mut child, limits.run).map(|outcome| (outcome, port)),
+        Ok(Some((port, pid))) => {
+            let mut server = Server::new(&mut child, pid);
+            let outcome = wait_outcome(&mut server, &status_read, &mut reply, limits.run);
+            listener = server.daemon();
+            outcome.map(|outcome| (outcome, port))
+        }
         Ok(None) => child.wait().map_err(Into::into).and_then(|status| {
             Err(anyhow::anyhow!(
                 "the server {} before it listened on a TCP socket: check its arguments (e.g. `-p PORT` with a free port) and its messages",
@@ -183,15 +201,18 @@ pub fn run(
         }),
         Err(e) => Err(e),
     };
-    stop(&mut child);
-    let stdout = stdout.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
+    stop(&mut child, listener);
+    if output && input.is_none() {
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(&reply);
+    }
     let stderr = stderr.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
     match result {
         Ok((Outcome::Crash(SIG_TRAVERSAL), port)) if finding.0.is_file() => {
             let text = std::fs::read_to_string(&finding.0).unwrap_or_default().trim_end().to_string();
-            Ok(Finished { outcome: Outcome::Traversal(text), port, stdout, stderr })
+            Ok(Finished { outcome: Outcome::Traversal(text), port, reply, stderr })
         }
-        Ok((outcome, port)) => Ok(Finished { outcome, port, stdout, stderr }),
+        Ok((outcome, port)) => Ok(Finished { outcome, port, reply, stderr }),
         Err(e) if stderr.is_empty() => Err(e),
         Err(e) => Err(e.context(format!("the server said:\n{}", tail(&stderr, 15)))),
     }
@@ -222,6 +243,25 @@ pub fn tail(bytes: &[u8], lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Whatever is in the status pipe now (the reply so far), without waiting: a process the
+/// server left running may hold the pipe open after the run.
+fn drain(status: &OwnedFd, reply: &mut Vec<u8>) {
+    let mut buf = [0u8; 65536];
+    loop {
+        let mut pfd = libc::pollfd { fd: status.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd; a zero timeout never blocks.
+        if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 || pfd.revents & libc::POLLIN == 0 {
+            return;
+        }
+        // SAFETY: reading into a local buffer of its size from a descriptor we own.
+        let n = unsafe { libc::read(status.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return;
+        }
+        reply.extend_from_slice(&buf[..n as usize]);
+    }
+}
+
 fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut buf = Vec::new();
@@ -230,8 +270,9 @@ fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<
     })
 }
 
-/// The port, once the preload reports that the server listens; None if it exited first.
-fn wait_listen(status: &OwnedFd, limit: Duration) -> Result<Option<u16>> {
+/// The port and the listening process, once the preload reports that the server listens;
+/// None if it exited first.
+fn wait_listen(status: &OwnedFd, limit: Duration) -> Result<Option<(u16, i32)>> {
     let mut pfd = libc::pollfd { fd: status.as_raw_fd(), events: libc::POLLIN, revents: 0 };
     let ms = limit.as_millis().min(i32::MAX as u128) as i32;
     // SAFETY: one valid pollfd.
@@ -242,19 +283,69 @@ fn wait_listen(status: &OwnedFd, limit: Duration) -> Result<Option<u16>> {
             limit.as_secs_f64()
         );
     }
-    // `L` and the port, written at once (a pipe write of 3 bytes is atomic).
-    let mut message = [0u8; 3];
+    // `L`, the port and the pid, written at once (a pipe write of 7 bytes is atomic).
+    let mut m = [0u8; 7];
     let mut file = File::from(status.try_clone()?);
-    Ok(match file.read(&mut message)? {
-        0 => None,
-        _ => Some(u16::from_be_bytes([message[1], message[2]])),
+    Ok(match file.read(&mut m)? {
+        7 => Some((u16::from_be_bytes([m[1], m[2]]), i32::from_be_bytes([m[3], m[4], m[5], m[6]]))),
+        _ => None,
     })
 }
 
-fn wait_outcome(child: &mut Child, timeout: Duration) -> Result<Outcome> {
+/// The process whose end is the run's: the one started, or the daemon it forked that listens.
+struct Server<'a> {
+    child: &'a mut Child,
+    listener: i32,
+}
+
+impl<'a> Server<'a> {
+    fn new(child: &'a mut Child, listener: i32) -> Self {
+        Server { child, listener }
+    }
+
+    /// The daemon, while it may still run (not reaped by us: its pid is still its own).
+    fn daemon(&self) -> Option<i32> {
+        (self.listener != self.child.id() as i32 && self.listener > 0).then_some(self.listener)
+    }
+
+    fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
+        if self.listener == self.child.id() as i32 {
+            return Ok(self.child.try_wait()?);
+        }
+        let _ = self.child.try_wait(); // the parent that went away: reaped
+        let mut status = 0;
+        // SAFETY: `status` is valid for writes; WNOHANG never blocks.
+        match unsafe { libc::waitpid(self.listener, &mut status, libc::WNOHANG) } {
+            0 => Ok(None),
+            pid if pid > 0 => {
+                self.listener = 0; // reaped: its pid may be anyone's now
+                Ok(Some(ExitStatus::from_raw(status)))
+            }
+            // Not our child yet (its parent, a step of the daemon's double fork, is still
+            // there): alive, or already gone and reaped by someone else.
+            _ => {
+                // SAFETY: signal 0 only asks whether the process exists.
+                let alive = unsafe { libc::kill(self.listener, 0) } == 0;
+                if alive {
+                    Ok(None)
+                } else {
+                    bail!("the server's background process {} ended where it could not be followed", self.listener)
+                }
+            }
+        }
+    }
+}
+
+/// Wait for the server's verdict, collecting the reply from the status pipe meanwhile (a reply
+/// larger than the pipe holds would otherwise stall the run).
+fn wait_outcome(server: &mut Server, status: &OwnedFd, reply: &mut Vec<u8>, timeout: Duration) -> Result<Outcome> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(status) = child.try_wait()? {
+        drain(status, reply);
+        if let Some(status_now) = server.try_wait()? {
+            // The process has ended: all it wrote is in the pipe.
+            drain(status, reply);
+            let status = status_now;
             return Ok(match (status.signal(), status.code()) {
                 (Some(sig), _) => Outcome::Crash(sig),
                 (_, Some(0)) => Outcome::Ok,
@@ -271,12 +362,26 @@ fn wait_outcome(child: &mut Child, timeout: Duration) -> Result<Outcome> {
     }
 }
 
-/// Kill the server's process group (ours: it was started in its own group) and reap it.
-fn stop(child: &mut Child) {
+/// Kill the server's process group (ours: it was started in its own group), and the daemon
+/// that listened with its own group if it left ours; reap them.
+fn stop(child: &mut Child, listener: Option<i32>) {
     if child.try_wait().ok().flatten().is_none() {
         // SAFETY: signalling the process group we created for this child.
         unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
         let _ = child.wait();
+    }
+    if let Some(pid) = listener {
+        // SAFETY: signalling the server's own daemon (it reported its pid, and we have not
+        // reaped it, so the pid is still its) and its group, which `setsid` made its own;
+        // reaping it if it is our child by now.
+        unsafe {
+            let group = libc::getpgid(pid);
+            if group > 0 && group != libc::getpgrp() {
+                libc::kill(-group, libc::SIGKILL);
+            }
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
     }
 }
 

@@ -29,18 +29,20 @@ pub struct Args {
 
 /// `fuzzer showmap`: print `edge:count` for every covered map entry, like afl-showmap.
 pub fn main(args: &Args) -> Result<ExitCode> {
-    let binary = match &args.server {
-        Some(path) => path.clone(),
+    let (binary, cwd) = match &args.server {
+        Some(path) => (path.clone(), compile::working_copy(&args.build)?),
         // The plain build is the one whose map matters here.
         None => {
-            compile::build(&compile::BuildArgs { sanitizer: compile::Sanitizer::None, ..args.build.clone() })?.plain
+            let built =
+                compile::build(&compile::BuildArgs { sanitizer: compile::Sanitizer::None, ..args.build.clone() })?;
+            (built.plain, built.plain_cwd)
         }
     };
     let mut input = Vec::new();
     std::io::stdin().read_to_end(&mut input).context("cannot read the input from stdin")?;
     let root = args.build.out_dir.join("showmap-root");
     assets::write_root(&root)?;
-    let target = Target::new(binary, Some(&args.server_args));
+    let target = Target::new(binary, Some(&args.server_args)).in_dir(cwd);
     let (finished, map) = run_with_map(&target, &root, &input, port::free_port()?)?;
     for (edge, count) in map {
         println!("{edge:06}:{count}");
@@ -62,7 +64,7 @@ pub fn run_with_map(target: &Target, root: &Path, input: &[u8], port: u16) -> Re
     if target.serves_root() {
         envs.push(("SOCKFUZZ_ROOT", root.as_os_str()));
     }
-    let finished = run::run(&command, &envs, Some(input), limits, true)?;
+    let finished = run::run(&command, &envs, target.cwd.as_deref(), Some(input), limits, true)?;
     let map = shmem.iter().enumerate().filter(|(_, &c)| c != 0).map(|(i, &c)| (i, bucket(c))).collect();
     Ok((finished, map))
 }
@@ -84,8 +86,13 @@ fn bucket(count: u8) -> u8 {
 pub fn check(target: &Target, root: &Path) -> Result<usize> {
     println!("[check] test run of {} under sockfuzz...", target.binary.display());
     let port = port::free_port()?;
-    let (finished, map) = run_with_map(target, root, CHECK_REQUEST, port)
-        .context("the test run failed: the fuzzer cannot drive this server")?;
+    let (finished, map) = run_with_map(target, root, CHECK_REQUEST, port).with_context(|| {
+        let cwd = target
+            .cwd
+            .as_ref()
+            .map(|d| format!(" (it ran in {}; --cwd DIR runs it in a copy of another folder)", d.display()));
+        format!("the test run failed: the fuzzer cannot drive this server{}", cwd.unwrap_or_default())
+    })?;
     let request = String::from_utf8_lossy(CHECK_REQUEST.split(|&b| b == b'\r').next().unwrap_or_default()).into_owned();
     match finished.outcome {
         Outcome::Ok => {}
@@ -102,7 +109,8 @@ pub fn check(target: &Target, root: &Path) -> Result<usize> {
             run::tail(&finished.stderr, 10)
         ),
     }
-    if finished.port != port {
+    // In a network namespace of its own, each copy may keep a fixed port.
+    if finished.port != port && crate::preload::netns() != "1" {
         let how = if target.args.contains("{port}") {
             format!("passed as {{port}} in the server arguments `{}`", target.args)
         } else {
@@ -111,11 +119,13 @@ pub fn check(target: &Target, root: &Path) -> Result<usize> {
         bail!(
             "the server listened on port {}, not on the port the fuzzer chose ({port}; {how}). The fuzzer \
              runs several copies of the server at once (one per core, and one for CmpLog), each on its own \
-             port: make the server take its port from its command line, and put {{port}} there in --server-args",
+             port (this machine does not let it give each copy a network namespace of its own, where \
+             a fixed port would do): make the server take its port from its command line, and put \
+             {{port}} there in --server-args",
             finished.port
         );
     }
-    if finished.stdout.is_empty() {
+    if finished.reply.is_empty() {
         bail!("the test run got no reply: the server closed the connection without answering `{request}`");
     }
     if map.is_empty() {
@@ -124,9 +134,7 @@ pub fn check(target: &Target, root: &Path) -> Result<usize> {
             target.binary.display()
         );
     }
-    // The reply shares stdout with whatever the server prints itself: its status line, if seen.
-    let mut lines = finished.stdout.split(|&b| b == b'\r' || b == b'\n');
-    let status_line = lines.clone().find(|l| l.starts_with(b"HTTP/")).or_else(|| lines.next()).unwrap_or_default();
+    let status_line = finished.reply.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
     let status_line = String::from_utf8_lossy(&status_line[..status_line.len().min(80)]).into_owned();
     println!("[check] the server answered `{status_line}`; {} coverage map entries hit", map.len());
     Ok(map.len())

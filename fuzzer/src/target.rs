@@ -1,4 +1,5 @@
-//! The server under test: its binary and the argument template that starts it.
+//! The server under test: its binary, the argument template that starts it, and the folder it
+//! runs in.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -11,11 +12,18 @@ pub struct Target {
     pub binary: PathBuf,
     /// Whitespace-separated arguments with `{port}` / `{root}` placeholders.
     pub args: String,
+    /// The working directory it runs in (`None`: the fuzzer's own).
+    pub cwd: Option<PathBuf>,
 }
 
 impl Target {
     pub fn new(binary: PathBuf, args: Option<&str>) -> Self {
-        Target { binary, args: args.unwrap_or(DEFAULT_ARGS).to_string() }
+        Target { binary, args: args.unwrap_or(DEFAULT_ARGS).to_string(), cwd: None }
+    }
+
+    /// The same server, run in `cwd`.
+    pub fn in_dir(self, cwd: Option<PathBuf>) -> Self {
+        Target { cwd, ..self }
     }
 
     /// Whether the server is told its web root (`{root}`): only then can the path-traversal

@@ -9,6 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::SeqCst;
 
+/// The status pipe (`SOCKFUZZ_STATUS_FD`) once the server listens: the reply goes there.
+static STATUS_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
 /// Called in the server's thread right after its first successful `listen(fd)`.
 pub fn start(listen_fd: c_int) {
     shared::create();
@@ -16,10 +19,16 @@ pub fn start(listen_fd: c_int) {
     let config = config();
     let addr = connect_addr(listen_fd);
     if let Some(fd) = config.status_fd {
+        // `L`, the port and the pid of the process that listens (a daemon is not the one
+        // started): one write, atomic on a pipe. The reply follows (`copy_reply`), so the
+        // status pipe becomes ours, out of the server's reach.
         let port = addr.map_or(0, |a| a.port()).to_be_bytes();
-        let status = [b'L', port[0], port[1]];
-        // SAFETY: writing 3 bytes from a local array; a closed fd only makes this fail.
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() }.to_be_bytes();
+        let status = [b'L', port[0], port[1], pid[0], pid[1], pid[2], pid[3]];
+        // SAFETY: writing from a local array; a closed fd only makes this fail.
         unsafe { real::write(fd, status.as_ptr().cast(), status.len()) };
+        STATUS_FD.store(fds::adopt(fd), SeqCst);
     }
     let Some(addr) = addr else {
         settle::cannot_drive(format_args!("cannot read the address of the listening socket (fd {listen_fd})"));
@@ -130,18 +139,35 @@ fn publish_port(port: i32) {
     unsafe { libc::syscall(libc::SYS_futex, client_port.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
 }
 
-/// At the exit of the run's process before anything accepted our connection: no request was
-/// sent, so the run says it could not drive the server rather than pass for a normal one.
-extern "C" fn exited_early() {
-    let shared = shared::get();
-    // SAFETY: getpid has no preconditions.
-    let run_process = unsafe { libc::getpid() } == shared.run_pid.load(SeqCst);
-    if run_process && !shared.taken.load(SeqCst) {
-        settle::cannot_drive(format_args!(
-            "the server exited after listening but before accepting the connection, so no request was sent \
-             (a server that forks into the background must be run in the foreground)"
-        ));
+/// At the exit of the run's process before anything accepted our connection. A server that
+/// forks into the background (a process it forked still runs) leaves this process as the
+/// daemon's stand-in: it waits here, the client thread goes on, and the run ends when the daemon
+/// has served the connection (`settle`; the daemon is its child, this being a subreaper).
+/// Otherwise no request was sent, and the run says it could not drive the server rather than
+/// pass for a normal one.
+pub extern "C" fn exited_early() {
+    if !shared::is_run_process() || shared::get().taken.load(SeqCst) {
+        return;
     }
+    if shared::has_forked() {
+        debug!("the server may have gone into the background: following the processes it forked");
+        let _waiting = idle::Waiting::enter(-1);
+        // Until one accepts; or none of them has run for five looks in a row (a single look
+        // was seen to miss a running daemon in about one run in a thousand).
+        let mut gone = 0;
+        while !shared::get().taken.load(SeqCst) && gone < 5 {
+            gone = if shared::forked_alive() { 0 } else { gone + 1 };
+            // SAFETY: poll with no descriptors only sleeps (10 ms); our own, not the hook.
+            unsafe { real::poll(std::ptr::null_mut(), 0, 10) };
+        }
+        while shared::get().taken.load(SeqCst) {
+            // SAFETY: pause has no preconditions; the client thread ends the process.
+            unsafe { real::pause() };
+        }
+    }
+    settle::cannot_drive(format_args!(
+        "the server exited after listening, before anything accepted the connection, so no request was sent"
+    ));
 }
 
 fn run(sock: c_int, addr: SocketAddr) -> ! {
@@ -315,8 +341,7 @@ fn exchange(sock: &mut TcpStream, input: &[u8]) {
         if sock_fd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
             match sock.read(&mut buf) {
                 Ok(0) => return,
-                Ok(n) if output => write_stdout(&buf[..n]),
-                Ok(_) => {}
+                Ok(n) => copy_reply(&buf[..n], output),
                 Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return, // ECONNRESET and the like: the connection is over
             }
@@ -381,10 +406,19 @@ impl Child {
     }
 }
 
-fn write_stdout(mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // SAFETY: `bytes` is a valid buffer; a closed or full stdout only makes this fail.
-        let n = unsafe { real::write(1, bytes.as_ptr().cast(), bytes.len()) };
+/// The reply goes to the status pipe (where `fuzzer run` reads it, whatever the server did with
+/// its stdout) and, with `SOCKFUZZ_OUTPUT` on, to stdout.
+fn copy_reply(bytes: &[u8], stdout: bool) {
+    write_all(STATUS_FD.load(SeqCst), bytes);
+    if stdout {
+        write_all(1, bytes);
+    }
+}
+
+fn write_all(fd: c_int, mut bytes: &[u8]) {
+    while fd >= 0 && !bytes.is_empty() {
+        // SAFETY: `bytes` is a valid buffer; a closed or full descriptor only makes this fail.
+        let n = unsafe { real::write(fd, bytes.as_ptr().cast(), bytes.len()) };
         if n <= 0 {
             return;
         }

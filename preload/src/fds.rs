@@ -3,13 +3,32 @@
 //! server that closes every descriptor after it listens (or `dup2`s over one) would otherwise
 //! cut the run's connection from under it: `close`, `close_range` and `closefrom` skip ours,
 //! and `dup2`/`dup3` onto one of ours are refused.
+//!
+//! The same goes, until the server listens, for the descriptors the fuzzer handed down: the fork
+//! server's pipes (198, 199) and `fuzzer run`'s status pipe. A server that turns itself into a
+//! daemon closes every descriptor before it listens, and the fork server starts at `listen`.
 
 use crate::real;
 use std::sync::atomic::AtomicI32;
 use std::sync::atomic::Ordering::SeqCst;
 
-const SLOTS: usize = 4;
+const SLOTS: usize = 5;
 static OURS: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
+/// Descriptors inherited from the fuzzer, protected until the first `listen`.
+static INHERITED: [AtomicI32; 3] = [const { AtomicI32::new(-1) }; 3];
+
+/// At start-up: protect the fork server's pipes (when a fuzzer gave them) and the status pipe.
+pub fn keep_inherited() {
+    let forkserver = std::env::var_os("__AFL_SHM_ID").is_some();
+    let status = std::env::var("SOCKFUZZ_STATUS_FD").ok().and_then(|v| v.parse().ok());
+    let fds = [forkserver.then_some(198), forkserver.then_some(199), status];
+    for (slot, fd) in INHERITED.iter().zip(fds) {
+        // SAFETY: F_GETFD only asks whether the descriptor is open.
+        if let Some(fd) = fd.filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0) {
+            slot.store(fd, SeqCst);
+        }
+    }
+}
 
 /// Where ours go: above the few descriptors a server usually holds, below the 64 every
 /// process's descriptor table starts with. Growing the table while other threads run waits for
@@ -46,16 +65,21 @@ pub fn release(fd: libc::c_int) {
     unsafe { real::close(fd) };
 }
 
-/// Whether `fd` is one of ours.
+/// Whether `fd` is one of ours (or, before the server listens, one the fuzzer handed down).
 pub fn ours(fd: libc::c_int) -> bool {
-    fd >= 0 && OURS.iter().any(|s| s.load(SeqCst) == fd)
+    fd >= 0 && protected().any(|s| s.load(SeqCst) == fd)
+}
+
+fn protected() -> impl Iterator<Item = &'static AtomicI32> {
+    let inherited: &'static [AtomicI32] = if crate::state::TRIGGERED.load(SeqCst) { &[] } else { &INHERITED };
+    OURS.iter().chain(inherited)
 }
 
 /// `close_range(first, last, flags)` over everything but ours: the real call on each gap.
 /// Allocates nothing (a server may call it anywhere).
 pub fn close_range_around(first: libc::c_uint, last: libc::c_uint, flags: libc::c_int) -> libc::c_int {
-    let mut mine = [u32::MAX; SLOTS];
-    for (m, slot) in mine.iter_mut().zip(&OURS) {
+    let mut mine = [u32::MAX; SLOTS + 3];
+    for (m, slot) in mine.iter_mut().zip(protected()) {
         let fd = slot.load(SeqCst);
         if fd >= 0 && (first..=last).contains(&(fd as u32)) {
             *m = fd as u32;

@@ -63,6 +63,7 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
 /// server then waits in accept, poll, select or epoll_wait.
 #[no_mangle]
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::listen(fd, backlog) };
     if r != 0 || IN_SERVER_CHILD.load(Relaxed) || !is_tcp(fd) {
         return r;
@@ -100,11 +101,13 @@ pub unsafe extern "C" fn pthread_create(
 ) -> c_int {
     start_forkserver();
     if STARTING_CLIENT.get() || IN_SERVER_CHILD.load(Relaxed) {
+        // SAFETY: the caller's own arguments, passed on to the function it called.
         return unsafe { real::pthread_create(thread, attr, start, arg) };
     }
     // Counted before it exists, so that it never runs uncounted.
     idle::LIVE.fetch_add(1, SeqCst);
     let boxed = Box::into_raw(Box::new(Start { start, arg }));
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::pthread_create(thread, attr, counted_thread, boxed.cast()) };
     if r != 0 {
         idle::LIVE.fetch_sub(1, SeqCst);
@@ -141,6 +144,7 @@ fn thread_ends() {
 #[no_mangle]
 pub unsafe extern "C" fn pthread_exit(value: *mut c_void) -> ! {
     thread_ends();
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { real::pthread_exit(value) }
 }
 
@@ -251,11 +255,13 @@ fn tv_ms(tv: *const libc::timeval) -> i64 {
 
 #[no_mangle]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     on_accept(fd, || unsafe { real::accept(fd, addr, len) })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     on_accept(fd, || unsafe { real::accept4(fd, addr, len, flags) })
 }
 
@@ -266,6 +272,7 @@ fn on_accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int {
     if !TRIGGERED.load(Relaxed) || IN_SERVER_CHILD.load(Relaxed) {
         return real_accept();
     }
+    shared::die_with_run();
     let shared = shared::get();
     loop {
         if shared.taken.load(SeqCst) {
@@ -329,6 +336,7 @@ fn note_read(fd: c_int, requested: size_t, got: ssize_t) {
 
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::read(fd, buf, n) };
     note_read(fd, n, r);
     r
@@ -336,6 +344,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 
 #[no_mangle]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::recv(fd, buf, n, flags) };
     note_read(fd, n, r);
     r
@@ -350,6 +359,7 @@ pub unsafe extern "C" fn recvfrom(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> ssize_t {
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::recvfrom(fd, buf, n, flags, addr, len) };
     note_read(fd, n, r);
     r
@@ -357,6 +367,7 @@ pub unsafe extern "C" fn recvfrom(
 
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::recvmsg(fd, msg, flags) };
     // SAFETY: the caller passed a valid msghdr (the real recvmsg has just used it).
     let requested = unsafe { (0..(*msg).msg_iovlen).map(|i| (*(*msg).msg_iov.add(i)).iov_len).sum() };
@@ -373,6 +384,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     if fd >= 0 && CONN_FD.compare_exchange(fd, -1, SeqCst, Relaxed).is_ok() && !IN_SERVER_CHILD.load(Relaxed) {
         shared::get().conn_open.store(false, SeqCst);
     }
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { real::close(fd) }
 }
 
@@ -407,30 +419,70 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     unsafe { real::dup3(old, new, flags) }
 }
 
+/// A process that leaves the run by `_exit` (as a daemon's parent does) is seen like one that
+/// calls `exit` (`client::exited_early`). `_exit` may be called in a signal handler: what that
+/// does is async-signal-safe (getpid, waitid, kill, pause) except the message of a run that
+/// cannot be driven, which allocates; it is written only when the run's process leaves before
+/// anything accepted the connection with no process of its own left, and the process ends then.
+#[no_mangle]
+pub unsafe extern "C" fn _exit(status: c_int) -> ! {
+    if TRIGGERED.load(Relaxed) {
+        client::exited_early();
+    }
+    // SAFETY: the caller's own arguments, passed on to the function it called.
+    unsafe { real::_exit(status) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
+    // SAFETY: the caller's own arguments, passed on to the function it called.
+    unsafe { _exit(status) }
+}
+
+/// `daemon(3)` stays in the foreground: the process the fuzzer started (or the run's) is the one
+/// it follows, so it must be the one that serves. The working directory changes as asked; the
+/// standard descriptors are kept (the server's messages stay visible). glibc's `daemon` forks
+/// inside libc, where the `fork` hook cannot see it.
+#[no_mangle]
+pub unsafe extern "C" fn daemon(nochdir: c_int, _noclose: c_int) -> c_int {
+    debug!("daemon(): staying in the foreground");
+    // SAFETY: a NUL-terminated literal.
+    if nochdir == 0 && unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
+        return -1;
+    }
+    0
+}
+
 /// Fork-per-connection servers: the first child forked after accept handles our connection,
 /// and its fate (signal, EOF spin) becomes the run's. A process forked before (a pre-forked
 /// worker) starts with its own thread counts and dies with the run's process.
 #[no_mangle]
 pub unsafe extern "C" fn fork() -> pid_t {
     if !TRIGGERED.load(SeqCst) || IN_SERVER_CHILD.load(Relaxed) {
+        // SAFETY: the caller's own arguments, passed on to the function it called.
         return unsafe { real::fork() };
     }
     if !ACCEPTED.load(SeqCst) {
         // SAFETY: gettid and getpid have no preconditions.
         let main_thread = unsafe { libc::gettid() == libc::getpid() };
+        let run_process = shared::is_run_process();
         let pid = unsafe { real::fork() };
         if pid == 0 {
             idle::forked();
-            // The parent-death signal follows the thread that forked: only the main thread
-            // lives as long as the process (and the run).
-            if main_thread {
+            // The parent-death signal follows the thread that forked: only the run process's
+            // main thread lives as long as the run. (Another process's child may be a daemon
+            // whose parent is about to exit: `shared::die_with_run` sets it once it is ours.)
+            if main_thread && run_process {
                 // SAFETY: prctl with these arguments only sets this process's parent-death signal.
                 unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
             }
+        } else if pid > 0 {
+            shared::note_forked(pid);
         }
         return pid;
     }
     FORKING.fetch_add(1, SeqCst);
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     let pid = unsafe { real::fork() };
     if pid == 0 {
         IN_SERVER_CHILD.store(true, SeqCst);
@@ -441,8 +493,11 @@ pub unsafe extern "C" fn fork() -> pid_t {
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         return 0;
     }
-    if pid > 0 && CHILD_PID.compare_exchange(0, pid, SeqCst, Relaxed).is_ok() {
-        idle::wake(); // to watch the child
+    if pid > 0 {
+        shared::note_forked(pid);
+        if CHILD_PID.compare_exchange(0, pid, SeqCst, Relaxed).is_ok() {
+            idle::wake(); // to watch the child
+        }
     }
     FORKING.fetch_sub(1, SeqCst);
     pid
@@ -460,22 +515,26 @@ fn note_reaped(pid: pid_t, status: c_int) {
 
 #[no_mangle]
 pub unsafe extern "C" fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t {
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { wait4(pid, status, options, std::ptr::null_mut()) }
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn wait(status: *mut c_int) -> pid_t {
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { wait4(-1, status, 0, std::ptr::null_mut()) }
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn wait3(status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { wait4(-1, status, options, usage) }
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn wait4(pid: pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
     let mut st: c_int = 0;
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::wait4(pid, &mut st, options, usage) };
     if r > 0 {
         note_reaped(r, st);
@@ -494,6 +553,7 @@ pub unsafe extern "C" fn waitid(
     info: *mut libc::siginfo_t,
     options: c_int,
 ) -> c_int {
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::waitid(idtype, id, info, options) };
     if r == 0 && !info.is_null() && options & libc::WNOWAIT == 0 {
         // SAFETY: waitid succeeded, so `*info` describes a child (or is zeroed for WNOHANG).
@@ -509,12 +569,14 @@ pub unsafe extern "C" fn waitid(
 #[no_mangle]
 pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     let handler = if sig == libc::SIGCHLD && handler == libc::SIG_IGN { libc::SIG_DFL } else { handler };
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { real::signal(sig, handler) }
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
     if sig != libc::SIGCHLD || act.is_null() {
+        // SAFETY: the caller's own arguments, passed on to the function it called.
         return unsafe { real::sigaction(sig, act, old) };
     }
     // SAFETY: `act` is non-null and points to the caller's sigaction.
@@ -523,6 +585,7 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
         act.sa_sigaction = libc::SIG_DFL;
     }
     act.sa_flags &= !libc::SA_NOCLDWAIT;
+    // SAFETY: a copy of the caller's sigaction (still valid), and the caller's `old`.
     unsafe { real::sigaction(sig, &act, old) }
 }
 

@@ -17,8 +17,8 @@
 //! | signal [`SIG_TRAVERSAL`]  | the server opened a path outside its web root (`paths`)        |
 //!
 //! Environment: `SOCKFUZZ_DEBUG=1` prints `[sockfuzz]` log lines; `SOCKFUZZ_OUTPUT=0` does not
-//! copy the reply to stdout; `SOCKFUZZ_STATUS_FD=N` gets `L` and the port (2 bytes, big-endian)
-//! once the server listens (used by `fuzzer run` to tell "never listened" from "slow", and by
+//! copy the reply to stdout; `SOCKFUZZ_STATUS_FD=N` gets `L`, the port (2 bytes, big-endian) and the
+//! listening process's pid (4 bytes, big-endian) once the server listens, then the reply (used by `fuzzer run` to tell "never listened" from "slow", and by
 //! the start-up check to see that the server took the port it was given).
 //!
 //! `SOCKFUZZ_ERROR_FILE=/path` gets the message of an [`EXIT_SETUP`] end too (a fuzzer's runs
@@ -27,6 +27,8 @@
 //! `SOCKFUZZ_IDLE=MS` turns the idle verdict on, after MS milliseconds of idleness (off by
 //! default: afl-fuzz would take its exit status for a normal end); `SOCKFUZZ_CONTROL_SHM=ID` is the fuzzer's control page, whose
 //! byte 0 set makes a run patient (no idle verdict) while it re-runs a hang candidate.
+//!
+//! `SOCKFUZZ_NETNS=1` runs the server in a network namespace of its own, loopback only (`netns`).
 //!
 //! Path traversal: `SOCKFUZZ_ROOT=/abs/dir` (the server's web root) turns on the check of every
 //! path the server opens or looks up (unset or empty: off). `SOCKFUZZ_FINDING_FILE=/path` gets
@@ -46,6 +48,7 @@ mod fds;
 mod hooks;
 mod idle;
 mod log;
+mod netns;
 mod paths;
 mod real;
 mod settle;
@@ -53,6 +56,17 @@ mod shared;
 mod state;
 #[path = "../../runtime/src/sysv.rs"]
 mod sysv;
+
+/// Start-up, before `main`: protect the descriptors the fuzzer handed down (`fds`), and enter a
+/// network namespace of the server's own if asked (`netns`).
+extern "C" fn init() {
+    fds::keep_inherited();
+    netns::enter();
+}
+
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = init;
 
 /// Exit status of a run in which the server read EOF over and over without closing: a hang.
 pub const EXIT_EOF_SPIN: i32 = 86;

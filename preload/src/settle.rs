@@ -12,10 +12,12 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 /// End the process now, skipping atexit handlers and destructors: the server's other threads
-/// are still running and must not see their globals torn down under them.
+/// are still running and must not see their globals torn down under them. The processes the
+/// run forked end with it.
 pub fn exit(status: i32) -> ! {
-    // SAFETY: _exit has no preconditions.
-    unsafe { libc::_exit(status) }
+    shared::kill_forked();
+    // SAFETY: _exit has no preconditions (the real one: ours would look at the run first).
+    unsafe { real::_exit(status) }
 }
 
 /// sockfuzz cannot drive the server: say why on stderr and in `SOCKFUZZ_ERROR_FILE` (the
@@ -135,6 +137,7 @@ fn reraise(sig: i32) -> ! {
 /// End the process by `sig`, whatever the server set up for it (handler, mask): the fuzzer
 /// tells a run's outcome by the signal. No core dump; no allocation (hooks call this).
 pub fn die_by(sig: i32) -> ! {
+    shared::kill_forked();
     // SAFETY: plain libc calls on local, initialised data.
     unsafe {
         let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };

@@ -7,9 +7,18 @@
 //! fork server's child, before the server forks anything) one shared anonymous page is mapped;
 //! every process the server forks afterwards inherits it, and a run's page dies with its
 //! processes (the next run maps its own, so a straggler of an earlier run cannot touch it).
+//!
+//! The same page follows a server that forks into the background after it listens (fork,
+//! `setsid`, fork again, the parents exit): the run's process is a child subreaper, so the
+//! daemon becomes its child and can be waited for, and it stays as the daemon's stand-in until
+//! the run is over (`client::exited_early`). Every process forked during the run is listed here
+//! and killed when the run's process ends.
 
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize};
+
+/// Processes forked during a run that are listed (more are possible: a fork bomb's are not).
+const FORKED: usize = 64;
 
 #[repr(C)]
 pub struct Shared {
@@ -25,6 +34,9 @@ pub struct Shared {
     pub conn_open: AtomicBool,
     /// Every thread of the accepting process waits (`idle`), when it is not the run's process.
     pub acceptor_waits: AtomicBool,
+    /// Processes forked by any process of the run since it started, in order.
+    forked: [AtomicI32; FORKED],
+    forked_count: AtomicUsize,
 }
 
 impl Shared {
@@ -36,6 +48,8 @@ impl Shared {
             run_pid: AtomicI32::new(0),
             conn_open: AtomicBool::new(false),
             acceptor_waits: AtomicBool::new(false),
+            forked: [const { AtomicI32::new(0) }; FORKED],
+            forked_count: AtomicUsize::new(0),
         }
     }
 }
@@ -73,8 +87,142 @@ pub fn create() {
     if page != libc::MAP_FAILED {
         PAGE.store(page.cast(), SeqCst);
     }
+    // SAFETY: getpid has no preconditions; prctl(PR_SET_CHILD_SUBREAPER) only sets a flag on
+    // this process (the processes it forks that lose their parent become its children).
+    unsafe {
+        get().run_pid.store(libc::getpid(), SeqCst);
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+    }
+}
+
+/// Whether this is the run's process (where `listen` was called and the client thread runs).
+pub fn is_run_process() -> bool {
     // SAFETY: getpid has no preconditions.
-    get().run_pid.store(unsafe { libc::getpid() }, SeqCst);
+    let me = unsafe { libc::getpid() };
+    me == get().run_pid.load(SeqCst)
+}
+
+/// List a process forked during the run (in the parent, right after `fork`).
+pub fn note_forked(pid: libc::pid_t) {
+    let shared = get();
+    if let Some(slot) = shared.forked.get(shared.forked_count.fetch_add(1, SeqCst)) {
+        slot.store(pid, SeqCst);
+    }
+}
+
+fn forked() -> impl Iterator<Item = libc::pid_t> {
+    let shared = get();
+    shared.forked.iter().take(shared.forked_count.load(SeqCst)).map(|p| p.load(SeqCst)).filter(|&p| p > 0)
+}
+
+/// A listed process that is still one of the run's: running (not a zombie), and the child of
+/// the run's process or of another listed one. A listed pid that ended and was reaped may
+/// belong to an unrelated process by now (pids wrap quickly where `pid_max` is 32768).
+fn still_ours(pid: libc::pid_t) -> bool {
+    let run = get().run_pid.load(SeqCst);
+    match parent_if_running(pid) {
+        Some(parent) => parent == run || forked().any(|p| p == parent),
+        None => false,
+    }
+}
+
+/// Whether the run has forked (a worker, a daemon, a connection's child).
+pub fn has_forked() -> bool {
+    get().forked_count.load(SeqCst) > 0
+}
+
+/// Whether a process forked during the run still runs (one the server went into the background as).
+pub fn forked_alive() -> bool {
+    forked().any(still_ours)
+}
+
+/// In the run's process, as it ends: kill every process forked during the run that is still
+/// one of its own (a worker, a daemon), so that none outlives it, and reap our children among
+/// them and every other ended child: left to init, zombies may wait long (a container's init
+/// reaps when it likes) and use up the pid space. Allocation-free: called on the way to
+/// `_exit` and `raise`.
+pub fn kill_forked() {
+    if !is_run_process() {
+        return;
+    }
+    for pid in forked().filter(|&pid| still_ours(pid)) {
+        // SAFETY: SIGKILL to a running process this run forked (checked just now; it cannot
+        // be reaped and its pid reused in between, as only its parent, ours, could reap it).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    for pid in forked() {
+        // A killed child ends within microseconds; bounded, in case one could not be killed.
+        for _ in 0..1000 {
+            // SAFETY: the real wait4 (not the hook), on a pid of this run, without blocking.
+            match unsafe { crate::real::wait4(pid, std::ptr::null_mut(), libc::WNOHANG, std::ptr::null_mut()) } {
+                0 => std::thread::yield_now(),
+                _ => break, // reaped, or not our child
+            }
+        }
+    }
+    // SAFETY: as above, for any ended child (a daemon's exited parent, reparented to us).
+    while unsafe { crate::real::wait4(-1, std::ptr::null_mut(), libc::WNOHANG, std::ptr::null_mut()) } > 0 {}
+}
+
+/// The parent of `pid` if it runs (`/proc/PID/stat`: not a zombie), read without allocating.
+fn parent_if_running(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let mut digits = [0u8; 10];
+    let (mut n, mut at) = (pid.max(0) as u32, digits.len());
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut path = [0u8; 32]; // "/proc/" + 10 digits + "/stat" + NUL fits
+    let end = 6 + digits.len() - at;
+    path[..6].copy_from_slice(b"/proc/");
+    path[6..end].copy_from_slice(&digits[at..]);
+    path[end..end + 5].copy_from_slice(b"/stat");
+    // SAFETY: `path` is NUL-terminated; the descriptor is read into a local buffer and closed.
+    let (buf, len) = unsafe {
+        let fd = libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let mut buf = [0u8; 256];
+        let len = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        crate::real::close(fd);
+        (buf, len)
+    };
+    let stat = &buf[..usize::try_from(len).ok()?];
+    // "pid (comm) S ppid ...": comm may hold spaces and parentheses.
+    let rest = &stat[stat.iter().rposition(|&b| b == b')')? + 2..];
+    if rest.first() == Some(&b'Z') {
+        return None;
+    }
+    let ppid = rest.get(2..)?.split(|&b| b == b' ').next()?;
+    std::str::from_utf8(ppid).ok()?.parse().ok()
+}
+
+/// In a process of the run that is not the run's process, once it is the run process's child:
+/// die with it. A daemon whose parent exited became the subreaper's child; the parent-death
+/// signal could not be set when it was forked, as that parent was about to exit.
+pub fn die_with_run() {
+    /// The process that has settled it (a forked process inherits another's pid here).
+    static SETTLED: AtomicI32 = AtomicI32::new(0);
+    // SAFETY: getpid and getppid have no preconditions; prctl(PR_SET_PDEATHSIG) only sets a
+    // flag on this process.
+    unsafe {
+        let me = libc::getpid();
+        if SETTLED.load(SeqCst) == me {
+            return;
+        }
+        let run = get().run_pid.load(SeqCst);
+        if me == run {
+            SETTLED.store(me, SeqCst);
+        } else if libc::getppid() == run {
+            SETTLED.store(me, SeqCst);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        }
+    }
 }
 
 /// Whether our connection was accepted by another process than the run's (a pre-forked

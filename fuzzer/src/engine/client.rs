@@ -27,7 +27,8 @@ use libafl::schedulers::powersched::PowerSchedule;
 use libafl::schedulers::{HasQueueCycles, IndexesLenTimeMinimizerScheduler, StdWeightedScheduler};
 use libafl::stages::mutational::MultiMutationalStage;
 use libafl::stages::{
-    CalibrationStage, ColorizationStage, IfStage, OptionalStage, StdPowerMutationalStage, SyncFromDiskStage,
+    CalibrationStage, ColorizationStage, IfStage, OptionalStage, StdMutationalStage, StdPowerMutationalStage,
+    SyncFromDiskStage,
 };
 use libafl::state::{HasCorpus, HasExecutions, HasStartTime, StdState};
 use libafl::{feedback_and_fast, feedback_or};
@@ -51,6 +52,11 @@ use std::time::{Duration, Instant};
 /// executions (0.1: 93%; nice 10 or SCHED_IDLE instead: 44%) and `scripts/bench-bugs --configs
 /// plain,default` finds every ASan-only bug in every run (README).
 const ASAN_SHARE: f64 = 0.2;
+
+/// The HTTP stage: at most this many runs per scheduled entry, each of 2^1..2^HTTP_STACK_POW
+/// stacked HTTP edits (havoc stacks up to 128 mutations of every kind).
+const HTTP_ITERATIONS: std::num::NonZeroUsize = std::num::NonZeroUsize::new(32).unwrap();
+const HTTP_STACK_POW: usize = 2;
 
 /// How long the server may take to start its fork server (reach `listen`).
 const STARTUP_LIMIT: Duration = Duration::from_secs(20);
@@ -237,6 +243,12 @@ fn fuzz(
                         )
                     ))
                 })),
+                // A few HTTP edits at a time (2 or 4), not shredded by havoc's dozens: a long
+                // header after the ones a server keeps pointers to must still parse as one.
+                OptionalStage::new(opts.http_mutators.then(|| {
+                    let http = HavocScheduledMutator::with_max_stack_pow(http_mutations(), HTTP_STACK_POW);
+                    tuple_list!(SetOp("http"), StdMutationalStage::with_max_iterations(http, HTTP_ITERATIONS))
+                })),
                 SetOp("havoc"),
                 StdPowerMutationalStage::new(HavocScheduledMutator::new($mutations)),
                 SetOp("sync"),
@@ -317,8 +329,10 @@ fn server(
         .args(&command[1..])
         .env("LD_PRELOAD", library)
         .env("SOCKFUZZ_OUTPUT", "0")
-        .env("SOCKFUZZ_FINDING_FILE", finding_file(&role.dir))
-        .env("SOCKFUZZ_ERROR_FILE", sockfuzz_error_file(&role.dir))
+        .env("SOCKFUZZ_NETNS", preload::netns())
+        // Absolute: a server that goes into the background changes to `/` first.
+        .env("SOCKFUZZ_FINDING_FILE", std::path::absolute(finding_file(&role.dir))?)
+        .env("SOCKFUZZ_ERROR_FILE", std::path::absolute(sockfuzz_error_file(&role.dir))?)
         // At once: a candidate is re-run patiently before it is saved (`executor`).
         .env("SOCKFUZZ_IDLE", "0")
         .env("ASAN_OPTIONS", format!("{}:{}", preload::ASAN_OPTIONS, preload::FUZZING_ASAN))
@@ -331,6 +345,9 @@ fn server(
         .shmem_provider(inputs);
     if target.serves_root() {
         builder = builder.env("SOCKFUZZ_ROOT", root);
+    }
+    if let Some(cwd) = &target.cwd {
+        builder = builder.current_dir(cwd.clone());
     }
     Ok((builder, command))
 }
