@@ -161,13 +161,16 @@ fn a_server_that_never_listens_or_exits_early_gets_a_clear_message() {
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert!(run.stderr.contains("before it listened on a TCP socket"), "{}", run.stderr);
 
-    // Port already in use: bind fails, same plain message.
+    // Port already in use (in the host's network: a network namespace of the server's own
+    // would have it free): bind fails, same plain message.
     let port = free_port();
     let _busy = [std::net::TcpListener::bind(("::", port)).ok(), std::net::TcpListener::bind(("0.0.0.0", port)).ok()];
     let args = server_args(port, "iterative");
-    let mut argv = vec!["--"];
-    argv.extend(args.iter().map(String::as_str));
-    let run = fuzzer_run(&argv, b"GET / HTTP/1.0\r\n\r\n");
+    let run = run_with_input(
+        Command::new(fuzzer()).env("SOCKFUZZ_NETNS", "0").args(["run", "--"]).args(&args),
+        b"GET / HTTP/1.0\r\n\r\n",
+        Duration::from_secs(20),
+    );
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert!(run.stderr.contains("before it listened"), "{}", run.stderr);
 
