@@ -140,11 +140,11 @@ fn publish_port(port: i32) {
 }
 
 /// At the exit of the run's process before anything accepted our connection. A server that
-/// forks into the background (a process it forked still runs) leaves this process as the
-/// daemon's stand-in: it waits here, the client thread goes on, and the run ends when the daemon
-/// has served the connection (`settle`; the daemon is its child, this being a subreaper).
-/// Otherwise no request was sent, and the run says it could not drive the server rather than
-/// pass for a normal one.
+/// forked during the run may have gone into the background: this process stays as the daemon's
+/// stand-in, the client thread goes on, and the run ends when the daemon has served the
+/// connection (`settle`; the daemon is its child, this being a subreaper). When nothing accepts
+/// and nothing it forked runs any more (or it forked nothing), no request was sent, and the run
+/// says it could not drive the server rather than pass for a normal one.
 pub extern "C" fn exited_early() {
     if !shared::is_run_process() || shared::get().taken.load(SeqCst) {
         return;

@@ -421,8 +421,8 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
 
 /// A process that leaves the run by `_exit` (as a daemon's parent does) is seen like one that
 /// calls `exit` (`client::exited_early`). `_exit` may be called in a signal handler: what that
-/// does is async-signal-safe (getpid, waitid, kill, pause) except the message of a run that
-/// cannot be driven, which allocates; it is written only when the run's process leaves before
+/// does is async-signal-safe (getpid, open/read of `/proc`, poll, pause) except the message of
+/// a run that cannot be driven, which allocates; it is written only when the run's process leaves before
 /// anything accepted the connection with no process of its own left, and the process ends then.
 #[no_mangle]
 pub unsafe extern "C" fn _exit(status: c_int) -> ! {
