@@ -46,9 +46,11 @@ fn a_campaign_on_a_pre_forked_server_finds_the_worker_crash_and_its_file_replays
     let _guard = exclusive();
     let out = scratch_dir("prefork-out").join("out");
     let run = run_with_input(
+        // Until the first crash, for at most 90 s (most runs find it within seconds).
         Command::new(fuzzer()).arg("--src-dir").arg(prefork_src()).arg("-o").arg(&out).args([
+            "--stop-on-crash",
             "-d",
-            "30",
+            "90",
             "--sanitizer",
             "none",
             "--no-cmplog",
@@ -214,8 +216,9 @@ fn a_campaign_on_a_daemon_finds_its_crash_and_the_file_replays_against_the_real_
         let out = scratch_dir(&format!("daemon-out-{mode}")).join("out");
         let run = run_with_input(
             Command::new(fuzzer()).arg("--src-dir").arg(daemon_src()).arg("-o").arg(&out).args([
+                "--stop-on-crash",
                 "-d",
-                "20",
+                "90",
                 "--sanitizer",
                 "none",
                 "--no-cmplog",
@@ -282,8 +285,9 @@ fn a_server_that_serves_its_working_directory_is_fuzzed_in_a_copy_of_its_folder_
         Command::new(fuzzer()).current_dir(&elsewhere).arg("--src-dir").arg(htdocs_src()).args([
             "-o",
             "out",
+            "--stop-on-crash",
             "-d",
-            "20",
+            "90",
             "--sanitizer",
             "none",
             "--no-cmplog",
