@@ -82,17 +82,16 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
         },
     };
     let (asan, asan_cwd) = asan.unzip();
-    let built = Built { plain, asan, plain_cwd: Some(plain_cwd), asan_cwd };
-    Ok(match working_copy(args)? {
-        Some(cwd) => built.in_dir(cwd),
-        None => built,
-    })
+    Built { plain, asan, plain_cwd: Some(plain_cwd), asan_cwd }.in_working_copy(args)
 }
 
 impl Built {
-    /// Every build runs in `cwd`.
-    pub fn in_dir(self, cwd: PathBuf) -> Self {
-        Built { plain_cwd: Some(cwd.clone()), asan_cwd: Some(cwd), ..self }
+    /// Every build runs in the copy of `--cwd DIR`, if one was asked for (`working_copy`).
+    pub fn in_working_copy(self, args: &BuildArgs) -> Result<Self> {
+        Ok(match working_copy(args)? {
+            Some(cwd) => Built { plain_cwd: Some(cwd.clone()), asan_cwd: Some(cwd), ..self },
+            None => self,
+        })
     }
 }
 

@@ -246,11 +246,8 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
             std::fs::create_dir_all(out)
                 .with_context(|| format!("cannot create the output folder {}", out.display()))?;
             let plain = std::path::absolute(server)?;
-            let built = compile::Built { plain, asan: None, plain_cwd: None, asan_cwd: None };
-            let built = match compile::working_copy(&args.build)? {
-                Some(cwd) => built.in_dir(cwd),
-                None => built,
-            };
+            let built =
+                compile::Built { plain, asan: None, plain_cwd: None, asan_cwd: None }.in_working_copy(&args.build)?;
             check(&built, out, &args.server_args)?;
             compile::Built { plain: server.canonicalize()?, ..built }
         }

@@ -338,14 +338,13 @@ impl<'a> Server<'a> {
 
 /// Wait for the server's verdict, collecting the reply from the status pipe meanwhile (a reply
 /// larger than the pipe holds would otherwise stall the run).
-fn wait_outcome(server: &mut Server, status: &OwnedFd, reply: &mut Vec<u8>, timeout: Duration) -> Result<Outcome> {
+fn wait_outcome(server: &mut Server, pipe: &OwnedFd, reply: &mut Vec<u8>, timeout: Duration) -> Result<Outcome> {
     let deadline = Instant::now() + timeout;
     loop {
-        drain(status, reply);
-        if let Some(status_now) = server.try_wait()? {
+        drain(pipe, reply);
+        if let Some(status) = server.try_wait()? {
             // The process has ended: all it wrote is in the pipe.
-            drain(status, reply);
-            let status = status_now;
+            drain(pipe, reply);
             return Ok(match (status.signal(), status.code()) {
                 (Some(sig), _) => Outcome::Crash(sig),
                 (_, Some(0)) => Outcome::Ok,
