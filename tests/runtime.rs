@@ -813,6 +813,7 @@ fn traced_run(bin: &Path, input: &[u8]) -> (String, Vec<libafl::observers::CmpVa
     let mut child = Command::new(bin)
         .env("LD_PRELOAD", &preload)
         .env("__AFL_CMPLOG_SHM_ID", shmem.id().to_string())
+        .env("SOCKFUZZ_CMPLOG_SHM_ID", shmem.id().to_string())
         .env_remove("__AFL_SHM_ID")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -243,6 +243,16 @@ fn find_server(dir: &Path, name: &str, before: &HashSet<PathBuf>) -> Result<Path
 
 /// Our runtime (or AFL++'s) leaves the NUL-terminated `__AFL_SHM_ID` in the binary.
 pub fn is_instrumented(binary: &Path) -> Result<bool> {
+    contains(binary, b"__AFL_SHM_ID\0")
+}
+
+/// Whether the binary's runtime is ours (fuzzer-cc), whose CmpLog map is the layout LibAFL
+/// reads, rather than AFL++'s, whose layout changes with its version.
+pub fn has_our_runtime(binary: &Path) -> Result<bool> {
+    contains(binary, b"sockfuzz_shm_input\0")
+}
+
+fn contains(binary: &Path, needle: &[u8]) -> Result<bool> {
     let bytes = std::fs::read(binary).with_context(|| format!("cannot read {}", binary.display()))?;
-    Ok(bytes.windows(13).any(|w| w == b"__AFL_SHM_ID\0"))
+    Ok(bytes.windows(needle.len()).any(|w| w == needle))
 }

@@ -32,9 +32,9 @@ fn start_forkserver() {
     // Before the fork server starts, so that every run inherits the mappings and addresses.
     real::prefetch_all();
     idle::attach_control();
-    if !crate::cmplog_map::attach() {
+    if !crate::cmplog_map::attach(crate::cmplog_map::PRELOAD_VAR) {
         crate::log::error(format_args!(
-            "__AFL_CMPLOG_SHM_ID is not a usable CmpLog map: string compares are not logged"
+            "SOCKFUZZ_CMPLOG_SHM_ID is not a usable CmpLog map: string compares are not logged"
         ));
     }
     // SAFETY: looking up a symbol by a NUL-terminated name; a found `__afl_manual_init` is the

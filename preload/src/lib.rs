@@ -35,7 +35,7 @@
 //! one line `PATH_AS_OPENED\tRESOLVED_PATH\n` on a finding (`\\`, `\t`, `\n` and `\xNN` escape
 //! the bytes that would break a line of UTF-8).
 //!
-//! CmpLog: with `__AFL_CMPLOG_SHM_ID` set (only in the fuzzer's tracing fork server), the
+//! CmpLog: with `SOCKFUZZ_CMPLOG_SHM_ID` set (only in the fuzzer's tracing fork server), the
 //! string and memory comparisons of the server are logged for input-to-state (`compare`).
 
 mod client;

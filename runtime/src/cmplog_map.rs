@@ -7,8 +7,11 @@
 //! * then `[[entry; 32]; W]` of 72 bytes each: an instruction entry has `v0` at byte 0 and `v1`
 //!   at byte 32 (u64); a routine entry has `v0[32]`, `v1[32]`, `v0_len`, `v1_len`.
 //!
-//! The fuzzer passes the map (`__AFL_CMPLOG_SHM_ID`) only to the fork server it runs for
-//! tracing; everywhere else nothing is attached and logging returns at once. Comparison sites
+//! The fuzzer passes the map only to the fork server it runs for tracing; everywhere else
+//! nothing is attached and logging returns at once. The runtime and the preload each have
+//! their own variable: a binary built by AFL++ has AFL++'s runtime, which reads
+//! `__AFL_CMPLOG_SHM_ID` and writes its own version's layout (AFL++ 4.04c's is not this one), so
+//! the fuzzer gives such a binary only the preload's. Comparison sites
 //! are keyed by the caller's return address, which is stable across the runs of one fork server.
 //!
 //! Compiled into the runtime (instruction compares, `trace-cmp`) and into the LD_PRELOAD library
@@ -17,8 +20,10 @@
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicPtr, AtomicU16, AtomicU64, AtomicU8, Ordering};
 
-/// The variable holding the map's shared memory id (AFL++'s name).
-pub const VAR: &CStr = c"__AFL_CMPLOG_SHM_ID";
+/// The variable the runtime reads the map's shared memory id from (AFL++'s name).
+pub const RUNTIME_VAR: &CStr = c"__AFL_CMPLOG_SHM_ID";
+/// The variable the preload reads it from.
+pub const PRELOAD_VAR: &CStr = c"SOCKFUZZ_CMPLOG_SHM_ID";
 
 const W: usize = 65536;
 const H: usize = 32;
@@ -37,12 +42,12 @@ const MAX_HITS: u16 = 63;
 
 static MAP: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 
-/// Attach the map if the fuzzer passed one. False if it did but it cannot be used.
-pub fn attach() -> bool {
+/// Attach the map if the fuzzer passed one in `var`. False if it did but it cannot be used.
+pub fn attach(var: &CStr) -> bool {
     if !MAP.load(Ordering::Relaxed).is_null() {
         return true;
     }
-    match crate::sysv::attach(VAR) {
+    match crate::sysv::attach(var) {
         Ok((map, len)) if len >= MAP_BYTES => {
             MAP.store(map, Ordering::Relaxed);
             true

@@ -49,7 +49,7 @@ pub extern "C" fn sockfuzz_shm_input() -> *const u8 {
 /// Constructor: attach the coverage and CmpLog maps, then start the fork server unless deferred.
 extern "C" fn init() {
     shm::attach();
-    if !crate::cmplog_map::attach() {
+    if !crate::cmplog_map::attach(crate::cmplog_map::RUNTIME_VAR) {
         shm::warn(b"__AFL_CMPLOG_SHM_ID is not a usable CmpLog map: comparisons are not logged\n");
     }
     // SAFETY: NUL-terminated literal; getenv only reads the environment.

@@ -89,6 +89,10 @@ fn fuzz(
     mgr: &mut Mgr,
     desc: &ClientDescription,
 ) -> Result<(), Error> {
+    // A client restarted after dying once the campaign is over has nothing left to do.
+    if deadline.is_some_and(|d| Instant::now() >= d) || opts.stop_file().exists() {
+        return Ok(());
+    }
     let dir = role.dir.clone();
     // A queue already on disk: --resume, or this client restarted after dying.
     let reload = opts.resume || std::fs::read_dir(dir.join("queue")).is_ok_and(|mut d| d.next().is_some());
@@ -165,7 +169,9 @@ fn fuzz(
     // The ASan clients leave CmpLog to the plain ones: their finds reach them through the broker.
     let (tracing, _cmplog_map) = if opts.cmplog && !role.asan {
         let (tracer, _) = server(opts, role, &root, &library, &dir.join(".cur_input_cmplog"))?;
-        let (stage, map) = cmplog::tracing_stage(tracer).map_err(not_started)?;
+        let ours =
+            crate::compile::has_our_runtime(&role.target.binary).map_err(|e| Error::illegal_state(format!("{e:#}")))?;
+        let (stage, map) = cmplog::tracing_stage(tracer, ours).map_err(not_started)?;
         (Some(stage), Some(map))
     } else {
         (None, None)

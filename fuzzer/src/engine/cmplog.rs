@@ -1,9 +1,10 @@
 //! CmpLog / input-to-state, the way AFL++'s `-c` works, on LibAFL's stages.
 //!
 //! Each client starts a second copy of the server under its own fork server, on its own port,
-//! with `__AFL_CMPLOG_SHM_ID` set: there the runtime's `trace-cmp` callbacks and the preload's
-//! `strcmp`/`memcmp` hooks log every comparison's operands into the shared CmpLog map (AFL++'s
-//! layout, read by `libafl_targets::AflppCmpLogObserver`). Once per queue entry, colorization
+//! with the shared CmpLog map: there the runtime's `trace-cmp` callbacks and the preload's
+//! `strcmp`/`memcmp` hooks log every comparison's operands into it (AFL++'s current layout,
+//! read by `libafl_targets::AflppCmpLogObserver`). A binary built by AFL++ has AFL++'s runtime,
+//! whose layout depends on its version (4.04c's is another), so only the preload logs there. Once per queue entry, colorization
 //! finds the bytes that can change without changing the path, the tracer runs the entry and
 //! its colorized copy, and `AflppRedQueen` writes the values the server compared against
 //! (a method, a header name, a magic token) where the entry's bytes were compared.
@@ -39,9 +40,11 @@ type Tracer = ForkserverExecutor<BytesInput, (AflppCmpLogObserver<'static>, ()),
 pub type TracingStage<EM, Z> = AflppCmplogTracingStage<'static, EM, Tracer, State, Z>;
 
 /// The tracing stage over a fork server built from `server` (a copy of the server on its own
-/// port), and the shared map it reads, which must be kept alive as long as the stage.
+/// port), and the shared map it reads, which must be kept alive as long as the stage. The
+/// binary's runtime gets the map too when `runtime_is_ours`.
 pub fn tracing_stage<EM, Z>(
     server: ForkserverExecutorBuilder<'static, SelfRemovingShMemProvider>,
+    runtime_is_ours: bool,
 ) -> Result<(TracingStage<EM, Z>, UnixShMem), Error> {
     let mut map = SelfRemovingShMemProvider::new()?.new_shmem(size_of::<AflppCmpLogMap>())?;
     let id = map.id().to_string();
@@ -50,7 +53,11 @@ pub fn tracing_stage<EM, Z>(
     let cmp_map = unsafe { OwnedRefMut::from_mut_ptr(map.as_mut_ptr().cast::<AflppCmpLogMap>()) };
     let observer = AflppCmpLogObserver::new("cmplog", cmp_map, true);
     let handle = observer.handle();
-    let tracer = server.env("__AFL_CMPLOG_SHM_ID", id).build(tuple_list!(observer))?;
+    let mut server = server.env("SOCKFUZZ_CMPLOG_SHM_ID", &id);
+    if runtime_is_ours {
+        server = server.env("__AFL_CMPLOG_SHM_ID", &id);
+    }
+    let tracer = server.build(tuple_list!(observer))?;
     Ok((AflppCmplogTracingStage::new(tracer, handle), map))
 }
 
