@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// tests/servers/prefork: the parent listens and forks workers that accept; planted bug
 /// `query-no-equals` (a query without `=`) crashes the worker.
@@ -140,13 +140,28 @@ fn hostile_src() -> PathBuf {
     repo().join("tests/servers/hostile")
 }
 
-const HOSTILE: [&str; 4] = ["closefds", "noterm", "reuseport", "loud"];
+/// Each switch of the hostile server, the status line of its reply under `fuzzer run` (with the
+/// default memory limit), and what the preload says on stderr, if anything.
+const HOSTILE: [(&str, &str, &str); 8] = [
+    ("closefds", "HTTP/1.0 200 OK", ""),
+    ("noterm", "HTTP/1.0 200 OK", ""),
+    ("reuseport", "HTTP/1.0 200 OK", ""),
+    ("loud", "HTTP/1.0 200 OK", ""),
+    // 1000 children per request, stopped at the preload's cap.
+    ("forks", "HTTP/1.0 200 OK", "the server forked 256 processes in one run"),
+    // 3 GiB: past the default memory limit, so malloc returns NULL.
+    ("hog", "HTTP/1.0 503 Service Unavailable", ""),
+    ("linger", "HTTP/1.0 200 OK", ""),
+    // The child outlives the thread that forked it (the parent-death signal would kill it).
+    ("threadfork", "HTTP/1.0 200 OK", ""),
+];
 
 #[test]
-fn a_server_that_closes_every_descriptor_ignores_sigterm_shares_its_port_or_is_loud_is_driven() {
+fn a_server_that_closes_every_descriptor_ignores_sigterm_forks_allocates_or_lingers_is_driven() {
     let server = make_with_gcc(&hostile_src(), "");
-    for switch in HOSTILE {
+    for (switch, status, says) in HOSTILE {
         let port = free_port().to_string();
+        let start = Instant::now();
         let run = run_with_input(
             Command::new(fuzzer()).args(["run", "--"]).arg(&server).args(["-p", &port, "-x", switch]),
             b"GET / HTTP/1.0\r\n\r\n",
@@ -154,10 +169,30 @@ fn a_server_that_closes_every_descriptor_ignores_sigterm_shares_its_port_or_is_l
         );
         let tail = &run.stderr[run.stderr.len().saturating_sub(500)..];
         assert_eq!(run.code(), Some(0), "-x {switch}: {tail}");
-        assert!(run.stdout_text().contains("HTTP/1.0 200 OK\r\n"), "-x {switch}: {tail}");
+        let stdout = run.stdout_text();
+        let end = &stdout[stdout.len().saturating_sub(300)..];
+        assert!(stdout.contains(&format!("{status}\r\n")), "-x {switch}: {end}");
+        assert!(run.stderr.contains(says), "-x {switch}: {tail}");
+        assert!(start.elapsed() < Duration::from_secs(5), "-x {switch} took {:?}", start.elapsed());
     }
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(processes_under(server.parent().unwrap()), Vec::<i32>::new(), "left running");
+}
+
+/// In an ASan build (which reserves terabytes of address space) the memory limit is ASan's.
+#[test]
+fn the_memory_limit_holds_in_an_asan_build_and_can_be_raised() {
+    let server = make_with_gcc(&hostile_src(), "-fsanitize=address");
+    for (limit, status) in [("2048", "HTTP/1.0 503"), ("4096", "HTTP/1.0 200 OK")] {
+        let port = free_port().to_string();
+        let run = run_with_input(
+            Command::new(fuzzer()).args(["run", "-m", limit, "--"]).arg(&server).args(["-p", &port, "-x", "hog"]),
+            b"GET / HTTP/1.0\r\n\r\n",
+            Duration::from_secs(30),
+        );
+        assert_eq!(run.code(), Some(0), "-m {limit}: {}", run.stderr);
+        assert!(run.stdout_text().starts_with(status), "-m {limit}: {}", run.stdout_text());
+    }
 }
 
 #[test]
@@ -165,7 +200,8 @@ fn a_campaign_on_a_server_that_closes_every_descriptor_ignores_sigterm_and_is_lo
     let _guard = exclusive();
     let out = scratch_dir("hostile-out").join("out");
     // Not reuseport: its sibling listener is among what closefds closes after each accept.
-    let switches: Vec<String> = ["closefds", "noterm", "loud"].iter().map(|s| format!("-x {s}")).collect();
+    let switches: Vec<String> =
+        ["closefds", "noterm", "loud", "hog", "linger"].iter().map(|s| format!("-x {s}")).collect();
     let run = run_with_input(
         Command::new(fuzzer())
             .arg("--src-dir")
@@ -182,6 +218,38 @@ fn a_campaign_on_a_server_that_closes_every_descriptor_ignores_sigterm_and_is_lo
     assert_eq!(findings(&out.join("fuzz0/crashes")), Vec::<PathBuf>::new());
     assert_eq!(findings(&out.join("fuzz0/hangs")), Vec::<PathBuf>::new());
     assert_eq!(processes_under(&out), Vec::<i32>::new(), "left running");
+}
+
+/// Campaigns on servers whose runs fork: without bound (stopped by the cap), and from a handler
+/// thread whose child outlives it, where a request with HANG times out with that child waiting
+/// forever: every run's processes end with it (the run's process group), none accumulate.
+#[test]
+fn campaigns_on_servers_that_fork_without_bound_or_from_threads_leave_nothing_behind() {
+    let _guard = exclusive();
+    let seeds = scratch_dir("fork-seeds");
+    std::fs::write(seeds.join("get"), "GET / HTTP/1.0\r\n\r\n").unwrap();
+    std::fs::write(seeds.join("hang"), "GET /HANG HTTP/1.0\r\n\r\n").unwrap();
+    for (switch, hangs) in [("forks", false), ("threadfork", true)] {
+        let out = scratch_dir("fork-out").join(switch);
+        let run = run_with_input(
+            Command::new(fuzzer())
+                .arg("--src-dir")
+                .arg(hostile_src())
+                .arg("-o")
+                .arg(&out)
+                .arg("--seeds")
+                .arg(&seeds)
+                .args(["-d", "10", "--sanitizer", "none", "--no-cmplog", "-t", "300", "--hang-timeout", "500"])
+                .arg(format!("--server-args=-p {{port}} -x {switch}")),
+            b"",
+            Duration::from_secs(120),
+        );
+        assert_eq!(run.code(), Some(0), "-x {switch}: {}\n{}", run.stdout_text(), run.stderr);
+        assert!(stat(&out.join("fuzz0"), "execs_done").unwrap() > 20, "-x {switch}: {}", run.stdout_text());
+        assert_eq!(findings(&out.join("fuzz0/crashes")), Vec::<PathBuf>::new(), "-x {switch}");
+        assert_eq!(!findings(&out.join("fuzz0/hangs")).is_empty(), hangs, "-x {switch}");
+        assert_eq!(processes_under(&out), Vec::<i32>::new(), "-x {switch}: left running");
+    }
 }
 
 /// tests/servers/daemon: an iterative server that goes into the background (`-d MODE`); planted

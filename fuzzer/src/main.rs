@@ -60,6 +60,10 @@ struct FuzzArgs {
     /// least 50 ms).
     #[arg(short = 't', long, value_name = "MS")]
     timeout: Option<u64>,
+    /// Memory each copy of the server may use, in MB (0: no limit): an allocation past it returns
+    /// NULL, as on a full machine, instead of taking this machine's memory.
+    #[arg(short = 'm', long, value_name = "MB", default_value_t = preload::DEFAULT_MEM_LIMIT_MB)]
+    mem_limit: u64,
     /// A new hang candidate (a run that timed out, or left the connection open) is re-run with
     /// this timeout, in ms, and saved only if it hangs again.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
@@ -157,7 +161,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Build { build, server_args }) => build_and_check(&build, &server_args).map(|_| ExitCode::SUCCESS),
+        Some(Command::Build { build, server_args }) => {
+            build_and_check(&build, &server_args, preload::DEFAULT_MEM_LIMIT_MB).map(|_| ExitCode::SUCCESS)
+        }
         Some(Command::Showmap(args)) => showmap::main(&args),
         Some(Command::Send(args)) => send::main(&args),
         Some(Command::Hex { file }) => hex::main(&file),
@@ -248,10 +254,10 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
             let plain = std::path::absolute(server)?;
             let built =
                 compile::Built { plain, asan: None, plain_cwd: None, asan_cwd: None }.in_working_copy(&args.build)?;
-            check(&built, out, &args.server_args)?;
+            check(&built, out, &args.server_args, args.mem_limit)?;
             compile::Built { plain: server.canonicalize()?, ..built }
         }
-        None => build_and_check(&args.build, &args.server_args)?,
+        None => build_and_check(&args.build, &args.server_args, args.mem_limit)?,
     };
     if !args.no_cmplog && !compile::has_our_runtime(&built.plain)? {
         println!("[cmplog] {} has AFL++'s runtime, whose CmpLog map layout depends on the AFL++ version: only the string comparisons the preload sees are traced (build with fuzzer-cc, or use --src-dir, for integer comparisons too)", built.plain.display());
@@ -271,8 +277,12 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         }
     }
     let opts = engine::Options {
-        target: target::Target::new(built.plain, Some(&args.server_args)).in_dir(built.plain_cwd),
-        asan: built.asan.map(|asan| target::Target::new(asan, Some(&args.server_args)).in_dir(built.asan_cwd)),
+        target: target::Target::new(built.plain, Some(&args.server_args))
+            .in_dir(built.plain_cwd)
+            .with_mem_limit(args.mem_limit),
+        asan: built.asan.map(|asan| {
+            target::Target::new(asan, Some(&args.server_args)).in_dir(built.asan_cwd).with_mem_limit(args.mem_limit)
+        }),
         out: out.clone(),
         duration: Some(Duration::from_secs(duration)),
         exec_timeout: args.timeout.map(Duration::from_millis),
@@ -312,14 +322,15 @@ fn write_grammar_seeds(grammar: Option<&Path>, count: usize, out: &Path) -> Resu
 }
 
 /// Build, then the start-up check of every built binary.
-fn build_and_check(build: &compile::BuildArgs, server_args: &str) -> Result<compile::Built> {
+fn build_and_check(build: &compile::BuildArgs, server_args: &str, mem_limit_mb: u64) -> Result<compile::Built> {
     let built = compile::build(build)?;
-    check(&built, &build.out_dir, server_args)?;
+    check(&built, &build.out_dir, server_args, mem_limit_mb)?;
     Ok(built)
 }
 
-/// The start-up check of each binary, on a scratch copy of the sample web root.
-fn check(built: &compile::Built, out: &Path, server_args: &str) -> Result<()> {
+/// The start-up check of each binary (with `mem_limit_mb` of memory), on a scratch copy of the
+/// sample web root.
+fn check(built: &compile::Built, out: &Path, server_args: &str, mem_limit_mb: u64) -> Result<()> {
     let root = out.join("check-root");
     assets::write_root(&root)?;
     let builds =
@@ -331,7 +342,8 @@ fn check(built: &compile::Built, out: &Path, server_args: &str) -> Result<()> {
         if !compile::is_instrumented(binary)? {
             bail!("{} has no coverage instrumentation: build it with fuzzer-cc (or AFL++'s afl-clang-fast), or use --src-dir", binary.display());
         }
-        showmap::check(&target::Target::new(binary.clone(), Some(server_args)).in_dir(cwd.clone()), &root)?;
+        let target = target::Target::new(binary.clone(), Some(server_args)).in_dir(cwd.clone());
+        showmap::check(&target.with_mem_limit(mem_limit_mb), &root)?;
     }
     Ok(())
 }

@@ -21,6 +21,19 @@ pub const EXIT_STUCK: i32 = 89;
 pub const ASAN_OPTIONS: &str = "abort_on_error=1:handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:\
 detect_leaks=0:symbolize=1:verify_asan_link_order=0:allocator_may_return_null=1";
 
+/// The memory a server may use, in MB, unless told otherwise (`-m`): the preload caps a plain
+/// build's address space (`SOCKFUZZ_MEM_LIMIT_MB`); in an ASan build (whose shadow memory takes
+/// terabytes of address space) no one allocation may be larger (`max_allocation_size_mb`, as
+/// GCC's libasan has no limit on the total). Either way the allocation past it returns NULL
+/// (`allocator_may_return_null`).
+pub const DEFAULT_MEM_LIMIT_MB: u64 = 2048;
+
+/// The environment that gives a server `mb` megabytes (0: no limit), with `asan` the ASan
+/// options it would otherwise get.
+pub fn memory_env(mb: u64, asan: &str) -> [(&'static str, String); 2] {
+    [("SOCKFUZZ_MEM_LIMIT_MB", mb.to_string()), ("ASAN_OPTIONS", format!("{asan}:max_allocation_size_mb={mb}"))]
+}
+
 /// Added while fuzzing: no symbolizing and no allocation stacks (reports nobody reads).
 pub const FUZZING_ASAN: &str = "symbolize=0:malloc_context_size=0";
 

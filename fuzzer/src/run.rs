@@ -28,6 +28,9 @@ pub struct Args {
     /// Seconds the server may take to start listening.
     #[arg(long, default_value_t = 5.0)]
     pub listen_timeout: f64,
+    /// Memory the server may use, in MB (0: no limit); an allocation past it returns NULL.
+    #[arg(short = 'm', long, value_name = "MB", default_value_t = preload::DEFAULT_MEM_LIMIT_MB)]
+    pub mem_limit: u64,
     /// Do not copy the server's reply to stdout.
     #[arg(long, short)]
     pub quiet: bool,
@@ -54,8 +57,11 @@ pub enum Outcome {
 
 pub fn main(args: &Args) -> Result<ExitCode> {
     let command: Vec<OsString> = args.command.iter().map(OsString::from).collect();
-    let limits =
-        Limits { listen: Duration::from_secs_f64(args.listen_timeout), run: Duration::from_secs_f64(args.timeout) };
+    let limits = Limits {
+        listen: Duration::from_secs_f64(args.listen_timeout),
+        run: Duration::from_secs_f64(args.timeout),
+        mem_mb: args.mem_limit,
+    };
     let root = match &args.root {
         Some(root) => Some(
             root.canonicalize().with_context(|| format!("--root {}: no such folder", root.display()))?.into_os_string(),
@@ -100,11 +106,13 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// How long a server may take to listen, and then to finish the run.
+/// How long a server may take to listen, and then to finish the run; the memory it may use
+/// (MB, 0: no limit).
 #[derive(Clone, Copy)]
 pub struct Limits {
     pub listen: Duration,
     pub run: Duration,
+    pub mem_mb: u64,
 }
 
 /// A finished run; the server's `stderr` is captured only when the input was given as bytes.
@@ -158,7 +166,10 @@ pub fn run(
         // A server idle this long with the connection open has left it open (a timer that
         // closes idle connections would have fired).
         .env("SOCKFUZZ_IDLE", (limits.run / 2).min(Duration::from_secs(1)).as_millis().to_string())
-        .env("ASAN_OPTIONS", std::env::var_os("ASAN_OPTIONS").unwrap_or_else(|| preload::ASAN_OPTIONS.into()))
+        .envs(preload::memory_env(
+            limits.mem_mb,
+            &std::env::var("ASAN_OPTIONS").unwrap_or(preload::ASAN_OPTIONS.into()),
+        ))
         .envs(envs.iter().copied())
         .process_group(0); // so a timeout can stop the server and any child it forked
     if input.is_some() {
@@ -364,11 +375,10 @@ fn wait_outcome(server: &mut Server, pipe: &OwnedFd, reply: &mut Vec<u8>, timeou
 /// Kill the server's process group (ours: it was started in its own group), and the daemon
 /// that listened with its own group if it left ours; reap them.
 fn stop(child: &mut Child, listener: Option<i32>) {
-    if child.try_wait().ok().flatten().is_none() {
-        // SAFETY: signalling the process group we created for this child.
-        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-        let _ = child.wait();
-    }
+    // Even when the server has ended: what it forked may still run. SAFETY: signalling the
+    // process group we created for this child (its id stays reserved while any member lives).
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
     if let Some(pid) = listener {
         // SAFETY: signalling the server's own daemon (it reported its pid, and we have not
         // reaped it, so the pid is still its) and its group, which `setsid` made its own;

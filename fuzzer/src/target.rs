@@ -1,5 +1,5 @@
-//! The server under test: its binary, the argument template that starts it, and the folder it
-//! runs in.
+//! The server under test: its binary, the argument template that starts it, the folder it runs
+//! in and the memory it may use.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -14,11 +14,23 @@ pub struct Target {
     pub args: String,
     /// The working directory it runs in (`None`: the fuzzer's own).
     pub cwd: Option<PathBuf>,
+    /// The memory it may use, in MB (0: no limit).
+    pub mem_limit_mb: u64,
 }
 
 impl Target {
     pub fn new(binary: PathBuf, args: Option<&str>) -> Self {
-        Target { binary, args: args.unwrap_or(DEFAULT_ARGS).to_string(), cwd: None }
+        Target {
+            binary,
+            args: args.unwrap_or(DEFAULT_ARGS).to_string(),
+            cwd: None,
+            mem_limit_mb: crate::preload::DEFAULT_MEM_LIMIT_MB,
+        }
+    }
+
+    /// The same server, with `mb` megabytes of memory (0: no limit).
+    pub fn with_mem_limit(self, mb: u64) -> Self {
+        Target { mem_limit_mb: mb, ..self }
     }
 
     /// The same server, run in `cwd`.

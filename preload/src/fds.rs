@@ -12,7 +12,7 @@ use crate::real;
 use std::sync::atomic::AtomicI32;
 use std::sync::atomic::Ordering::SeqCst;
 
-const SLOTS: usize = 5;
+const SLOTS: usize = 6;
 static OURS: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
 /// Descriptors inherited from the fuzzer, protected until the first `listen`.
 static INHERITED: [AtomicI32; 3] = [const { AtomicI32::new(-1) }; 3];

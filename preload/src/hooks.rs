@@ -455,24 +455,38 @@ pub unsafe extern "C" fn daemon(nochdir: c_int, _noclose: c_int) -> c_int {
 
 /// Fork-per-connection servers: the first child forked after accept handles our connection,
 /// and its fate (signal, EOF spin) becomes the run's. A process forked before (a pre-forked
-/// worker) starts with its own thread counts and dies with the run's process.
+/// worker) starts with its own thread counts and dies with the run's process. Every fork of
+/// the run is counted, in every process: past [`shared::MAX_FORKS`] it fails.
 #[no_mangle]
 pub unsafe extern "C" fn fork() -> pid_t {
-    if !TRIGGERED.load(SeqCst) || IN_SERVER_CHILD.load(Relaxed) {
+    if !TRIGGERED.load(SeqCst) || !shared::in_run() {
         // SAFETY: the caller's own arguments, passed on to the function it called.
         return unsafe { real::fork() };
     }
-    if !ACCEPTED.load(SeqCst) {
-        // SAFETY: gettid and getpid have no preconditions.
-        let main_thread = unsafe { libc::gettid() == libc::getpid() };
-        let run_process = shared::is_run_process();
+    if !shared::may_fork() {
+        static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !TOLD.swap(true, SeqCst) {
+            crate::log::error(format_args!(
+                "the server forked {} processes in one run: its next fork() calls fail (EAGAIN), as under a process limit",
+                shared::MAX_FORKS
+            ));
+        }
+        // SAFETY: errno is this thread's.
+        unsafe { *libc::__errno_location() = libc::EAGAIN };
+        return -1;
+    }
+    // The parent-death signal follows the thread that forked: only the run process's main
+    // thread lives as long as the run. (A child of another process may be a daemon whose parent
+    // is about to exit: `shared::die_with_run` sets it once it is ours.) The others die with
+    // the run's process group, or are killed as it ends (`shared::kill_forked`).
+    // SAFETY: gettid and getpid have no preconditions.
+    let lives_as_long_as_the_run = unsafe { libc::gettid() == libc::getpid() } && shared::is_run_process();
+    if IN_SERVER_CHILD.load(Relaxed) || !ACCEPTED.load(SeqCst) {
+        // SAFETY: the caller's own arguments, passed on to the function it called.
         let pid = unsafe { real::fork() };
         if pid == 0 {
             idle::forked();
-            // The parent-death signal follows the thread that forked: only the run process's
-            // main thread lives as long as the run. (Another process's child may be a daemon
-            // whose parent is about to exit: `shared::die_with_run` sets it once it is ours.)
-            if main_thread && run_process {
+            if lives_as_long_as_the_run {
                 // SAFETY: prctl with these arguments only sets this process's parent-death signal.
                 unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
             }
@@ -488,9 +502,10 @@ pub unsafe extern "C" fn fork() -> pid_t {
         IN_SERVER_CHILD.store(true, SeqCst);
         // The client thread and the other server threads stay behind in the parent.
         idle::WAKE_FD.store(-1, SeqCst);
-        // The run ends with our process; a child left spinning must not outlive it.
-        // SAFETY: prctl with these arguments only sets this process's parent-death signal.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        if lives_as_long_as_the_run {
+            // SAFETY: prctl with these arguments only sets this process's parent-death signal.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        }
         return 0;
     }
     if pid > 0 {

@@ -22,7 +22,7 @@
 //! the start-up check to see that the server took the port it was given).
 //!
 //! `SOCKFUZZ_ERROR_FILE=/path` gets the message of an [`EXIT_SETUP`] end too (a fuzzer's runs
-//! have no stderr).
+//! have no stderr). `SOCKFUZZ_MEM_LIMIT_MB=MB` caps the server's address space (`limits`).
 //!
 //! `SOCKFUZZ_IDLE=MS` turns the idle verdict on, after MS milliseconds of idleness (off by
 //! default: afl-fuzz would take its exit status for a normal end); `SOCKFUZZ_CONTROL_SHM=ID` is the fuzzer's control page, whose
@@ -47,6 +47,7 @@ mod compare;
 mod fds;
 mod hooks;
 mod idle;
+mod limits;
 mod log;
 mod netns;
 mod paths;
@@ -62,6 +63,7 @@ mod sysv;
 extern "C" fn init() {
     fds::keep_inherited();
     netns::enter();
+    limits::apply();
 }
 
 #[used]

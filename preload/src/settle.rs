@@ -7,7 +7,7 @@
 
 use crate::log::debug;
 use crate::state::*;
-use crate::{idle, real, shared, EXIT_EOF_SPIN};
+use crate::{fds, idle, real, shared, EXIT_EOF_SPIN};
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
@@ -94,20 +94,54 @@ fn reaped(child: libc::pid_t) -> Option<i32> {
     (REAPED_PID.load(SeqCst) == child).then(|| REAPED_STATUS.load(SeqCst))
 }
 
-/// Wait status of the connection's child, without reaping it (the server may want to).
+/// Wait status of the connection's child once it has ended, without reaping it (the server may
+/// want to). None when it outlives the request, as a server thread may (`wait_idle`): asleep
+/// for good with our connection closed (a child that forgot to exit, back in `accept`), or still
+/// busy after the settle time. It is killed with the run.
 fn child_status(child: libc::pid_t) -> Option<i32> {
-    loop {
-        if let Some(status) = wait_child(child, 0) {
-            return Some(status);
+    let deadline = Instant::now() + Duration::from_millis(config().settle_ms);
+    // SAFETY: pidfd_open takes a pid and flags; -1 (an old kernel) only makes the poll below a
+    // one-millisecond sleep.
+    let pidfd = fds::adopt(unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) } as libc::c_int);
+    let ended = || -> Result<Option<i32>, ()> {
+        // SAFETY: errno is this thread's; cleared so that a stale one is not read below.
+        unsafe { *libc::__errno_location() = 0 };
+        match wait_child(child, libc::WNOHANG) {
+            Some(status) => Ok(Some(status)),
+            None if std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) => Err(()),
+            None => Ok(None),
         }
-        match std::io::Error::last_os_error().raw_os_error() {
-            Some(libc::EINTR) => continue,
+    };
+    let status = loop {
+        match ended() {
+            Ok(Some(status)) => break Some(status),
             // The server reaped it first; our `waitpid` hook kept the status.
-            _ => {
+            Err(()) => {
                 wait_until(Duration::from_secs(1), || reaped(child).is_some());
-                return reaped(child);
+                break reaped(child);
             }
+            Ok(None) => {}
         }
+        // Asleep (or a zombie by now: look once more) or out of time.
+        if Instant::now() >= deadline || asleep(child) {
+            break ended().ok().flatten();
+        }
+        let mut pfd = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd (a negative fd only makes poll wait); our own poll, not the hook.
+        unsafe { real::poll(&mut pfd, 1, 1) };
+    };
+    if pidfd >= 0 {
+        fds::release(pidfd);
+    }
+    status
+}
+
+/// Every thread of process `pid` asleep, seen twice with a yield between.
+fn asleep(pid: libc::pid_t) -> bool {
+    let process = pid.to_string();
+    others_asleep(&process, 0) && {
+        std::thread::yield_now();
+        others_asleep(&process, 0)
     }
 }
 

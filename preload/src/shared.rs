@@ -12,13 +12,15 @@
 //! `setsid`, fork again, the parents exit): the run's process is a child subreaper, so the
 //! daemon becomes its child and can be waited for, and it stays as the daemon's stand-in until
 //! the run is over (`client::exited_early`). Every process forked during the run is listed here
-//! and killed when the run's process ends.
+//! and killed when the run's process ends; a run forks at most [`MAX_FORKS`] (a fork bomb's
+//! next `fork` fails with EAGAIN, as under `ulimit -u`). The run's process also leads a process
+//! group of its own, which our fork server kills when the run is over, however it ended.
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize};
 
-/// Processes forked during a run that are listed (more are possible: a fork bomb's are not).
-const FORKED: usize = 64;
+/// Processes one run may fork, all of them listed.
+pub const MAX_FORKS: usize = 256;
 
 #[repr(C)]
 pub struct Shared {
@@ -35,7 +37,7 @@ pub struct Shared {
     /// Every thread of the accepting process waits (`idle`), when it is not the run's process.
     pub acceptor_waits: AtomicBool,
     /// Processes forked by any process of the run since it started, in order.
-    forked: [AtomicI32; FORKED],
+    forked: [AtomicI32; MAX_FORKS],
     forked_count: AtomicUsize,
 }
 
@@ -48,7 +50,7 @@ impl Shared {
             run_pid: AtomicI32::new(0),
             conn_open: AtomicBool::new(false),
             acceptor_waits: AtomicBool::new(false),
-            forked: [const { AtomicI32::new(0) }; FORKED],
+            forked: [const { AtomicI32::new(0) }; MAX_FORKS],
             forked_count: AtomicUsize::new(0),
         }
     }
@@ -88,10 +90,13 @@ pub fn create() {
         PAGE.store(page.cast(), SeqCst);
     }
     // SAFETY: getpid has no preconditions; prctl(PR_SET_CHILD_SUBREAPER) only sets a flag on
-    // this process (the processes it forks that lose their parent become its children).
+    // this process (the processes it forks that lose their parent become its children);
+    // setpgid(0, 0) only moves this process into a group of its own (it fails, harmlessly, in
+    // a session leader, which already leads one).
     unsafe {
         get().run_pid.store(libc::getpid(), SeqCst);
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        libc::setpgid(0, 0);
     }
 }
 
@@ -100,6 +105,17 @@ pub fn is_run_process() -> bool {
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
     me == get().run_pid.load(SeqCst)
+}
+
+/// Whether this process is in a run (its page is mapped): not the fork server, whose forks
+/// start the runs.
+pub fn in_run() -> bool {
+    !PAGE.load(SeqCst).is_null()
+}
+
+/// Whether the run may fork once more (fewer than [`MAX_FORKS`] so far).
+pub fn may_fork() -> bool {
+    get().forked_count.load(SeqCst) < MAX_FORKS
 }
 
 /// List a process forked during the run (in the parent, right after `fork`).
@@ -145,10 +161,16 @@ pub fn kill_forked() {
     if !is_run_process() {
         return;
     }
-    for pid in forked().filter(|&pid| still_ours(pid)) {
-        // SAFETY: SIGKILL to a running process this run forked (checked just now; it cannot
-        // be reaped and its pid reused in between, as only its parent, ours, could reap it).
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+    // Again while the listed ones forked more in the meantime (at most MAX_FORKS in all).
+    let mut listed = usize::MAX;
+    while listed != get().forked_count.load(SeqCst) {
+        listed = get().forked_count.load(SeqCst);
+        for pid in forked().filter(|&pid| still_ours(pid)) {
+            // SAFETY: SIGKILL to a running process this run forked (checked just now; it
+            // cannot be reaped and its pid reused in between, as only its parent, one of
+            // ours, could reap it).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
     for pid in forked() {
         // A killed child ends within microseconds; bounded, in case one could not be killed.

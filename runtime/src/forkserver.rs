@@ -167,8 +167,22 @@ fn die_with_parent(parent: libc::pid_t) {
     }
 }
 
-/// waitpid that retries on EINTR; returns the raw wait status.
+/// Wait for the end of the run's process and return its raw wait status; before reaping it
+/// (so that its pid cannot be reused yet), kill the process group it made for itself (the
+/// preload's `setpgid`): whatever it forked, even when it was killed at a timeout.
 fn wait_for(child: libc::pid_t) -> libc::c_int {
+    // SAFETY: an all-zero siginfo_t is valid storage for waitid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is valid storage; WNOWAIT leaves the child a zombie, so `-child` names
+    // its group, or no group at all (ESRCH) if it made none.
+    unsafe {
+        while libc::waitid(libc::P_PID, child as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) < 0 {
+            if !interrupted() {
+                die(b"waitid failed\n");
+            }
+        }
+        libc::kill(-child, libc::SIGKILL);
+    }
     let mut status = 0;
     // SAFETY: status is a valid int; child is our own child.
     while unsafe { libc::waitpid(child, &mut status, 0) } < 0 {

@@ -341,7 +341,7 @@ fn server(
         .env("SOCKFUZZ_ERROR_FILE", std::path::absolute(sockfuzz_error_file(&role.dir))?)
         // At once: a candidate is re-run patiently before it is saved (`executor`).
         .env("SOCKFUZZ_IDLE", "0")
-        .env("ASAN_OPTIONS", format!("{}:{}", preload::ASAN_OPTIONS, preload::FUZZING_ASAN))
+        .envs(preload::memory_env(target.mem_limit_mb, &format!("{}:{}", preload::ASAN_OPTIONS, preload::FUZZING_ASAN)))
         .input(InputLocation::StdIn { input_file: Some(InputFile::create(input)?) })
         .debug_child(std::env::var_os("FUZZER_DEBUG_CHILD").is_some())
         .coverage_map_size(MAP_SIZE)

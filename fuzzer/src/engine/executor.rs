@@ -153,6 +153,12 @@ where
         ForkserverExecutor<I, OT, S, SHM>: Executor<EM, I, S, Z> + HasObservers<Observers = OT>,
     {
         let mut kind = self.inner.run_target(fuzzer, state, mgr, input)?;
+        if kind == ExitKind::Timeout && self.inner.observers()[&self.edges].as_ref().iter().all(|&e| e == 0) {
+            // Timed out before it reached the server's code (on a loaded machine a new process
+            // can wait that long for a CPU): that says nothing of the input, and LibAFL's
+            // calibration refuses an entry whose run left the map empty. Once more, patiently.
+            kind = self.patient_run(fuzzer, state, mgr, input)?;
+        }
         self.check_driven(kind)?;
         let mut wait = self.wait(kind);
         let mut hang = false;
@@ -166,13 +172,7 @@ where
                     || (first == Wait::Timeout && self.exec_timeout >= self.hang_timeout);
                 if !hang {
                     // Slow or idle is not hung: run it again, patiently, on a fresh map.
-                    self.inner.observers_mut().pre_exec_all(state, input)?;
-                    self.inner.set_timeout(self.hang_timeout);
-                    self.set_patient(true);
-                    let rerun = self.inner.run_target(fuzzer, state, mgr, input);
-                    self.set_patient(false);
-                    self.inner.set_timeout(self.exec_timeout);
-                    kind = rerun?;
+                    kind = self.patient_run(fuzzer, state, mgr, input)?;
                     hang = self.wait(kind).is_some();
                     if hang {
                         kind = ExitKind::Timeout;
@@ -203,6 +203,20 @@ where
     OT: ObserversTuple<I, S>,
     SHM: ShMem,
 {
+    /// Run `input` again on a fresh map with the hang timeout and without the idle verdict.
+    fn patient_run<EM, Z>(&mut self, fuzzer: &mut Z, state: &mut S, mgr: &mut EM, input: &I) -> Result<ExitKind, Error>
+    where
+        ForkserverExecutor<I, OT, S, SHM>: Executor<EM, I, S, Z> + HasObservers<Observers = OT>,
+    {
+        self.inner.observers_mut().pre_exec_all(state, input)?;
+        self.inner.set_timeout(self.hang_timeout);
+        self.set_patient(true);
+        let rerun = self.inner.run_target(fuzzer, state, mgr, input);
+        self.set_patient(false);
+        self.inner.set_timeout(self.exec_timeout);
+        rerun
+    }
+
     /// An error if the preload could not drive the server in the last run (exit status 87):
     /// what it says is the harness's problem or the server's set-up, never a finding, and the
     /// next runs would fail alike.

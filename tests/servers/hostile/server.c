@@ -2,13 +2,21 @@
  * hostile: a correct HTTP/1.0 server (every request gets "200 OK" and the connection closed)
  * with switches that make life hard for a harness, each seen in student servers:
  *
- *   server -p PORT [-x closefds] [-x noterm] [-x reuseport] [-x loud]
+ *   server -p PORT [-x closefds] [-x noterm] [-x reuseport] [-x loud] [-x forks] [-x hog]
+ *                  [-x linger] [-x threadfork]
  *
  *   closefds   after listen(), and again after each accept(), close every descriptor but its
  *              own (a close() loop, then close_range()), as servers that "clean up" do
  *   noterm     ignore SIGTERM
  *   reuseport  two listening sockets on the port (SO_REUSEPORT), each served by its own thread
  *   loud       write 1 MiB to stdout and to stderr for each request
+ *   forks      fork up to 1000 children per request, each waiting forever (a process leak
+ *              without bound, stopped here at 1000 so that a test cannot take the machine)
+ *   hog        allocate 3 GiB per request and touch it; "503" if the allocation fails
+ *   linger     start a thread per request that waits forever, never joined
+ *   threadfork serve each connection on a detached thread that forks a child to write the
+ *              reply 50 ms later, and exits 10 ms after the fork, as the child's parent; a
+ *              request with "HANG" in it hangs: the thread spins, its child waits forever
  *
  * Listens on 127.0.0.1 only.
  */
@@ -20,9 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
-static int closefds, noterm, reuseport, loud;
+static int closefds, noterm, reuseport, loud, forks, hog, linger, threadfork;
 
 static void close_all_but(int keep1, int keep2)
 {
@@ -50,6 +59,26 @@ static void make_noise(void)
     fflush(stdout);
 }
 
+static void *wait_forever(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
+/* 1 if the 3 GiB could be allocated (and were touched) */
+static int allocate_gigabytes(void)
+{
+    size_t n = (size_t)3 << 30;
+    char *p = malloc(n);
+    if (!p)
+        return 0;
+    memset(p, 1, n);
+    free(p);
+    return 1;
+}
+
 static void serve(int c, int lfd)
 {
     char buf[4096];
@@ -60,9 +89,56 @@ static void serve(int c, int lfd)
         ;
     if (loud)
         make_noise();
+    if (forks) {
+        int n = 0;
+        while (n < 1000) {
+            pid_t pid = fork();
+            if (pid == 0) {
+                close(c);
+                wait_forever(NULL);
+            }
+            if (pid < 0)
+                break;
+            n++;
+        }
+        fprintf(stderr, "forked %d children\n", n);
+    }
+    if (hog && !allocate_gigabytes())
+        reply = "HTTP/1.0 503 Service Unavailable\r\nContent-Length: 4\r\n\r\n503\n";
+    if (linger) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, wait_forever, NULL) == 0)
+            pthread_detach(t);
+    }
+    if (threadfork) {
+        pid_t pid = fork();
+        struct timespec soon = {0, 10 * 1000 * 1000}, later = {0, 50 * 1000 * 1000};
+        int hang = memmem(buf, sizeof buf, "HANG", 4) != NULL;
+        if (pid == 0 && hang) {
+            close(c);
+            wait_forever(NULL);
+        }
+        while (pid > 0 && hang)
+            ; /* the run times out, and its child must not outlive it */
+        if (pid != 0) { /* the parent thread leaves the reply to its child */
+            close(c);
+            nanosleep(&soon, NULL);
+            return;
+        }
+        nanosleep(&later, NULL);
+        if (write(c, reply, strlen(reply)) < 0)
+            perror("write");
+        _exit(0);
+    }
     if (write(c, reply, strlen(reply)) < 0)
         perror("write");
     close(c);
+}
+
+static void *serve_thread(void *arg)
+{
+    serve((int)(long)arg, -1);
+    return NULL;
 }
 
 static void *accept_loop(void *arg)
@@ -70,7 +146,10 @@ static void *accept_loop(void *arg)
     int lfd = (int)(long)arg;
     for (;;) {
         int c = accept(lfd, NULL, NULL);
-        if (c >= 0)
+        pthread_t t;
+        if (c >= 0 && threadfork && pthread_create(&t, NULL, serve_thread, (void *)(long)c) == 0)
+            pthread_detach(t);
+        else if (c >= 0)
             serve(c, lfd);
     }
     return NULL;
@@ -108,13 +187,21 @@ int main(int argc, char **argv)
             reuseport = 1;
         else if (opt == 'x' && strcmp(optarg, "loud") == 0)
             loud = 1;
+        else if (opt == 'x' && strcmp(optarg, "forks") == 0)
+            forks = 1;
+        else if (opt == 'x' && strcmp(optarg, "hog") == 0)
+            hog = 1;
+        else if (opt == 'x' && strcmp(optarg, "linger") == 0)
+            linger = 1;
+        else if (opt == 'x' && strcmp(optarg, "threadfork") == 0)
+            threadfork = 1;
         else {
-            fprintf(stderr, "usage: %s -p PORT [-x closefds|noterm|reuseport|loud]...\n", argv[0]);
+            fprintf(stderr, "usage: %s -p PORT [-x closefds|noterm|reuseport|loud|forks|hog|linger|threadfork]...\n", argv[0]);
             return 2;
         }
     }
     if (port <= 0) {
-        fprintf(stderr, "usage: %s -p PORT [-x closefds|noterm|reuseport|loud]...\n", argv[0]);
+        fprintf(stderr, "usage: %s -p PORT [-x closefds|noterm|reuseport|loud|forks|hog|linger|threadfork]...\n", argv[0]);
         return 2;
     }
     if (noterm)
