@@ -57,6 +57,56 @@ fn campaign() -> &'static Campaign {
     })
 }
 
+/// Triage ran at the end of the default command: its groups hold every crash and hang file,
+/// each group that reproduced has a shortest input no longer than its shortest file that still
+/// fails under `fuzzer run` against the ASan build, and the report shows the server's sources.
+#[test]
+fn triage_groups_every_finding_and_each_shortest_input_still_fails() {
+    let c = campaign();
+    let text = std::fs::read_to_string(c.out.join("triage.json")).expect("no triage.json after the campaign");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let groups = json["groups"].as_array().unwrap();
+    let names = |g: &serde_json::Value| -> Vec<String> {
+        g["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect()
+    };
+    let mut grouped: Vec<String> = groups.iter().flat_map(names).collect();
+    grouped.sort();
+    let mut all: Vec<String> = ["fuzz0", "fuzz0-asan"]
+        .iter()
+        .flat_map(|i| ["crashes", "hangs"].map(|d| format!("{i}/{d}")))
+        .flat_map(|d| {
+            findings(&c.out.join(&d))
+                .into_iter()
+                .map(move |f| format!("{d}/{}", f.file_name().unwrap().to_string_lossy()))
+        })
+        .collect();
+    all.sort();
+    assert_eq!(grouped, all, "triage left files out or counted some twice");
+    assert!(c.run.stdout_text().contains("distinct bug"), "{}", c.run.stdout_text());
+    let root = c.out.join("triage/root");
+    for g in groups.iter().filter(|g| g["reproduced"].as_u64().unwrap() > 0) {
+        let min = std::fs::read(c.out.join(g["minimized"].as_str().unwrap())).unwrap();
+        let shortest = names(g).iter().map(|f| std::fs::read(c.out.join(f)).unwrap().len()).min().unwrap();
+        assert!(min.len() <= shortest, "{g}: {} > {shortest} bytes", min.len());
+        let port = free_port().to_string();
+        let run = run_with_input(
+            Command::new(fuzzer())
+                .args(["run", "-q", "--root"])
+                .arg(&root)
+                .arg("--")
+                .arg(c.out.join("server-fuzz-address"))
+                .args(["-p", &port, "-R"])
+                .arg(&root)
+                .args(["-s", "-m", "thread"]),
+            &min,
+            Duration::from_secs(30),
+        );
+        assert!(!matches!(run.code(), Some(0 | 1)), "{g}: the shortest input did not fail: {}", run.stderr);
+    }
+    let report = std::fs::read_to_string(c.out.join("triage/report.md")).unwrap();
+    assert!(report.contains("(http.c:") && report.contains("```c\n"), "{report}");
+}
+
 #[test]
 fn finds_crashes_and_the_hang_and_every_crash_file_replays_with_fuzzer_send() {
     let c = campaign();
@@ -297,9 +347,10 @@ fn ctrl_c_stops_everything_quickly_keeps_files_and_the_run_resumes() {
 
     let queue_before = findings(&out.join("fuzz0/queue"));
     assert!(queue_before.len() > 50);
-    for file in &queue_before {
-        assert!(!std::fs::read(file).unwrap().is_empty(), "{file:?} is empty");
-    }
+    // No file cut short by the stop. One empty entry can be real: a connection that sends
+    // nothing (the server reads end-of-file at once) is a path of its own.
+    let empty: Vec<_> = queue_before.iter().filter(|f| std::fs::read(f).unwrap().is_empty()).collect();
+    assert!(empty.len() <= 1, "empty queue files: {empty:?}");
     let stats = std::fs::read_to_string(out.join("fuzz0/fuzzer_stats")).unwrap();
     assert!(stats.lines().count() == 42 && stats.ends_with('\n'), "{stats}");
 

@@ -100,7 +100,8 @@ fn campaign(name: &str, secs: u32, server_args: &str, extra: &[&str]) -> Campaig
             .arg(server)
             .arg("-o")
             .arg(&out)
-            .args(["-d", &secs.to_string(), "--no-cmplog"])
+            // The verdicts are under test here, not what triage makes of the hangs.
+            .args(["-d", &secs.to_string(), "--no-cmplog", "--no-triage"])
             .arg(format!("--server-args=-p {{port}} -R {{root}} -s {server_args}"))
             .args(extra),
         b"",

@@ -97,6 +97,8 @@ fn two_campaigns_on_loopback_share_one_corpus() {
         "40",
         "--broker-port",
         &port.to_string(),
+        // The corpus sharing is under test, not the triage that would follow both campaigns.
+        "--no-triage",
         THREAD_MODEL,
     ]);
     let mut a = spawn(&mut a);
@@ -111,7 +113,16 @@ fn two_campaigns_on_loopback_share_one_corpus() {
             .arg(&out_b)
             .arg("--seeds")
             .arg(&seeds_b)
-            .args(["--cores", "1", "-d", "15", "--remote-broker", &format!("127.0.0.1:{port}"), THREAD_MODEL]),
+            .args([
+                "--cores",
+                "1",
+                "-d",
+                "15",
+                "--remote-broker",
+                &format!("127.0.0.1:{port}"),
+                "--no-triage",
+                THREAD_MODEL,
+            ]),
         b"",
         Duration::from_secs(180),
     );

@@ -22,6 +22,7 @@ mod server_dict;
 mod showmap;
 mod summary;
 mod target;
+mod triage;
 
 #[derive(Parser)]
 #[command(
@@ -74,6 +75,9 @@ struct FuzzArgs {
     /// Stop at the first crash.
     #[arg(long)]
     stop_on_crash: bool,
+    /// Do not triage the crash and hang files at the end (`fuzzer triage OUT` does it later).
+    #[arg(long)]
+    no_triage: bool,
     /// Web root for the server (copied for each client; default: a small built-in site).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
@@ -156,6 +160,8 @@ enum Command {
     },
     /// Run a server once under the sockfuzz preload with stdin as the client's bytes.
     Run(run::Args),
+    /// Group a campaign's crash and hang files into bugs: replay, locate, minimize, report.
+    Triage(triage::Args),
 }
 
 fn main() -> ExitCode {
@@ -171,6 +177,7 @@ fn main() -> ExitCode {
             write_grammar_seeds(grammar.as_deref(), count, &out).map(|()| ExitCode::SUCCESS)
         }
         Some(Command::Run(args)) => run::main(&args),
+        Some(Command::Triage(args)) => triage::main(&args),
         None => match &cli.fuzz.summary {
             Some(out) => summary::print(out).map(|()| ExitCode::SUCCESS),
             None => fuzz(&cli.fuzz).map(|()| ExitCode::SUCCESS),
@@ -305,8 +312,20 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         "[fuzz] fuzzing on {} core(s){asan} for {duration} s (broker on port {broker_port}); press Ctrl-C to stop early",
         opts.cores.ids.len()
     );
+    let targets = triage::Targets { plain: opts.target.clone(), asan: opts.asan.clone(), root: args.root.clone() };
+    targets.save(out)?;
+    let started = std::time::Instant::now();
     let result = engine::fuzz(&opts);
     println!();
+    // Not after Ctrl-C (the campaign ended before its time, not at a crash): whoever stops it
+    // wants the prompt back.
+    let interrupted =
+        started.elapsed() + Duration::from_secs(2) < Duration::from_secs(duration) && !opts.stop_file().exists();
+    if !args.no_triage && interrupted {
+        println!("[triage] skipped, as the campaign was stopped: fuzzer triage {}", out.display());
+    } else if !args.no_triage {
+        triage::after_campaign(out, triage::RUNS);
+    }
     summary::print(out)?;
     result
 }

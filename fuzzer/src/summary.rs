@@ -160,6 +160,16 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
         }
     }
     if crashes + hangs > 0 {
+        match crate::triage::load(out) {
+            Some(groups) => {
+                t += &crate::triage::list(&groups);
+                t += &format!(
+                    "   - Each with its place, shortest input and replay commands: {}\n",
+                    path(out.join("triage/report.md").display().to_string())
+                );
+            }
+            None => t += &format!("Group them into bugs with: fuzzer triage {}\n", out.display()),
+        }
         t += "Replay a file against your server (started normally) with: fuzzer send 127.0.0.1 PORT < FILE\n";
     }
     t += &format!("Want to see this again? Run fuzzer --summary {}\n", out.display());
@@ -206,7 +216,7 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "[Fuzzing Summary]\nLocated at: {o}\nFound 3 crashes.\n   - Of these crashes, 1 was from receiving signal 6.\n   - Of these crashes, 2 were from receiving signal 11.\n   - Crash files can be found in the following directories:\n        - {o}/fuzz0/crashes\n        - {o}/fuzz1/crashes\nFound 1 hang.\n   - Hang files can be found in the following directories:\n        - {o}/fuzz1/hangs\nReplay a file against your server (started normally) with: fuzzer send 127.0.0.1 PORT < FILE\nWant to see this again? Run fuzzer --summary {o}\n"
+                "[Fuzzing Summary]\nLocated at: {o}\nFound 3 crashes.\n   - Of these crashes, 1 was from receiving signal 6.\n   - Of these crashes, 2 were from receiving signal 11.\n   - Crash files can be found in the following directories:\n        - {o}/fuzz0/crashes\n        - {o}/fuzz1/crashes\nFound 1 hang.\n   - Hang files can be found in the following directories:\n        - {o}/fuzz1/hangs\nGroup them into bugs with: fuzzer triage {o}\nReplay a file against your server (started normally) with: fuzzer send 127.0.0.1 PORT < FILE\nWant to see this again? Run fuzzer --summary {o}\n"
             )
         );
         std::fs::remove_dir_all(&out).unwrap();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// Arguments of a pserv: `{port}` and `{root}` are filled in per run.
 pub const DEFAULT_ARGS: &str = "-p {port} -R {root}";
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     pub binary: PathBuf,
     /// Whitespace-separated arguments with `{port}` / `{root}` placeholders.

@@ -95,11 +95,10 @@ fn reaped(child: libc::pid_t) -> Option<i32> {
 }
 
 /// Wait status of the connection's child once it has ended, without reaping it (the server may
-/// want to). None when it outlives the request, as a server thread may (`wait_idle`): asleep
-/// for good with our connection closed (a child that forgot to exit, back in `accept`), or still
-/// busy after the settle time. It is killed with the run.
+/// want to). None when, our connection closed, it waits for another connection or a signal:
+/// a child that forgot to exit and went back to `accept`, or one left in `pause`. It is killed
+/// with the run.
 fn child_status(child: libc::pid_t) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_millis(config().settle_ms);
     // SAFETY: pidfd_open takes a pid and flags; -1 (an old kernel) only makes the poll below a
     // one-millisecond sleep.
     let pidfd = fds::adopt(unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) } as libc::c_int);
@@ -122,8 +121,8 @@ fn child_status(child: libc::pid_t) -> Option<i32> {
             }
             Ok(None) => {}
         }
-        // Asleep (or a zombie by now: look once more) or out of time.
-        if Instant::now() >= deadline || asleep(child) {
+        // Waiting for good (or a zombie by now: look once more).
+        if waits_for_another_connection(child) {
             break ended().ok().flatten();
         }
         let mut pfd = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
@@ -136,14 +135,40 @@ fn child_status(child: libc::pid_t) -> Option<i32> {
     status
 }
 
-/// Every thread of process `pid` asleep, seen twice with a yield between.
-fn asleep(pid: libc::pid_t) -> bool {
-    let process = pid.to_string();
-    others_asleep(&process, 0) && {
+/// Every thread of process `pid` blocked in `accept`, `epoll_wait`, `pause` or `sigsuspend`
+/// (`/proc/PID/task/TID/syscall`), seen twice with a yield between. Not `poll` or `read`: a
+/// child may wait there for its own work (a CGI pipe) and crash after.
+fn waits_for_another_connection(pid: libc::pid_t) -> bool {
+    let all_wait = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+        let mut any = false;
+        let all = tasks.flatten().all(|task| {
+            any = true;
+            let text = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+            let number = text.split_whitespace().next().and_then(|n| n.parse::<libc::c_long>().ok());
+            number.is_some_and(|n| WAITS_FOR_ANOTHER_CONNECTION.contains(&n))
+        });
+        any && all
+    };
+    all_wait() && {
         std::thread::yield_now();
-        others_asleep(&process, 0)
+        all_wait()
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+const WAITS_FOR_ANOTHER_CONNECTION: [libc::c_long; 7] = [
+    libc::SYS_accept,
+    libc::SYS_accept4,
+    libc::SYS_epoll_wait,
+    libc::SYS_epoll_pwait,
+    libc::SYS_epoll_pwait2,
+    libc::SYS_pause,
+    libc::SYS_rt_sigsuspend,
+];
+#[cfg(not(target_arch = "x86_64"))]
+const WAITS_FOR_ANOTHER_CONNECTION: [libc::c_long; 5] =
+    [libc::SYS_accept, libc::SYS_accept4, libc::SYS_epoll_pwait, libc::SYS_epoll_pwait2, libc::SYS_rt_sigsuspend];
 
 fn wait_child(child: libc::pid_t, flags: i32) -> Option<i32> {
     // SAFETY: siginfo_t is plain data; waitid fills it.

@@ -106,7 +106,7 @@ impl Options {
     }
 
     /// Created by any client to stop them all (`--stop-on-crash`).
-    fn stop_file(&self) -> PathBuf {
+    pub fn stop_file(&self) -> PathBuf {
         self.out.join(".stop")
     }
 }

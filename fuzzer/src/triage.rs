@@ -1,0 +1,645 @@
+//! `fuzzer triage OUT`: from a campaign's crash and hang files to a list of bugs.
+//!
+//! Every file in `OUT/*/crashes` and `OUT/*/hangs` is replayed `--runs` times under the preload
+//! (`run::run`, the run of `fuzzer run`) against the AddressSanitizer build when the campaign had
+//! one, else the plain build. There ASan reports every crash, not only memory errors: triage
+//! turns its signal handlers on (the campaign leaves them off so that a SEGV stays a SEGV), so a
+//! null pointer or an `abort` gets a call stack too. A run's signature is its kind (ASan's name
+//! for the error, else the signal; "path traversal", "hang", "left open") and its place: the top
+//! frames of the call stack that are in the server's own sources (not libc, the preload or the
+//! sanitizer), or for a traversal how the path got out (`..`, percent-encoding, a symlink). Files
+//! whose most frequent signature is the same are one group: one bug. A file none of whose runs
+//! failed is kept as flaky. The shortest file of each group is cut down (delta debugging, one
+//! run per try) while its run keeps the signature.
+//!
+//! Writes `OUT/triage.json`, `OUT/triage/N.min` (the shortest input of group N) and
+//! `OUT/triage/report.md`; the campaign's targets come from `OUT/targets.json`.
+
+use crate::preload;
+use crate::run::{self, Finished, Limits, Outcome};
+use crate::target::Target;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The campaign's output folder.
+    pub out: PathBuf,
+    /// Replays of each crash and hang file (how often it reproduces).
+    #[arg(long, value_name = "N", default_value_t = RUNS)]
+    pub runs: usize,
+}
+
+/// Replays of each file by default.
+pub const RUNS: usize = 5;
+
+pub fn main(args: &Args) -> Result<ExitCode> {
+    let groups = triage(&args.out, args.runs)?;
+    print!("{}", list(&groups));
+    println!("[triage] report: {}", args.out.join("triage/report.md").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a campaign fuzzed, kept in `OUT/targets.json` for triage.
+#[derive(Serialize, Deserialize)]
+pub struct Targets {
+    pub plain: Target,
+    pub asan: Option<Target>,
+    /// The web root given with `--root` (else the built-in one).
+    pub root: Option<PathBuf>,
+}
+
+impl Targets {
+    pub fn save(&self, out: &Path) -> Result<()> {
+        let path = out.join("targets.json");
+        std::fs::write(&path, serde_json::to_string_pretty(self)?)
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    fn load(out: &Path) -> Result<Self> {
+        let path = out.join("targets.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{} has no targets.json: triage works on folders written by a campaign of this fuzzer",
+                out.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a valid targets.json", path.display()))
+    }
+}
+
+/// One bug: the files whose runs fail the same way.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Group {
+    pub kind: String,
+    /// Where: `function (file:line)` of the top frame in the server's sources, or how a traversal
+    /// got out.
+    pub location: String,
+    /// The top frames in the server's sources, innermost first.
+    pub frames: Vec<String>,
+    /// The files, relative to OUT.
+    pub files: Vec<String>,
+    /// Runs of its files that failed this way, of all runs of its files.
+    pub reproduced: usize,
+    pub runs: usize,
+    /// The shortest input found (`triage/N.min`, relative to OUT).
+    pub minimized: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Report {
+    groups: Vec<Group>,
+}
+
+/// The groups of an earlier triage (`OUT/triage.json`), if there was one.
+pub fn load(out: &Path) -> Option<Vec<Group>> {
+    let text = std::fs::read_to_string(out.join("triage.json")).ok()?;
+    serde_json::from_str::<Report>(&text).ok().map(|r| r.groups)
+}
+
+/// How a run failed: what and where.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Signature {
+    kind: String,
+    /// Frames in the server's sources, innermost first; for a traversal, how it got out.
+    frames: Vec<Frame>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Frame {
+    function: String,
+    file: String,
+    line: u32,
+}
+
+impl Frame {
+    fn show(&self, base: &Path) -> String {
+        if self.line == 0 {
+            return self.function.clone();
+        }
+        let file = Path::new(&self.file);
+        let file = file.strip_prefix(base).unwrap_or(file);
+        format!("{} ({}:{})", self.function, file.display(), self.line)
+    }
+}
+
+impl Signature {
+    /// What groups files: the kind and the functions of the two innermost frames. Not the line:
+    /// one unchecked pointer is often dereferenced on several lines of one function.
+    fn key(&self) -> (String, Vec<String>) {
+        (self.kind.clone(), self.frames.iter().take(2).map(|f| f.function.clone()).collect())
+    }
+}
+
+/// Frames of the call stack kept per signature.
+const FRAMES: usize = 3;
+
+/// Replay, group, minimize, and write the results. Progress goes to stdout.
+pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
+    let targets = Targets::load(out)?;
+    let target = targets.asan.as_ref().unwrap_or(&targets.plain);
+    let dir = out.join("triage");
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = dir.join("root");
+    match &targets.root {
+        Some(user_root) => crate::compile::copy_tree(user_root, &root, &[])
+            .with_context(|| format!("cannot copy the web root {} to {}", user_root.display(), root.display()))?,
+        None => crate::assets::write_root(&root)?,
+    }
+    let replayer = Replayer { target, root: root.canonicalize()?, sources: sources(out, target) };
+    let files = findings(out);
+    if files.is_empty() {
+        write(out, &[])?;
+        return Ok(Vec::new());
+    }
+    let runs = runs.max(1);
+    println!("[triage] replaying {} file(s) {runs} time(s) each against {}...", files.len(), target.binary.display());
+    let started = Instant::now();
+    let verdicts = replayer.replay_all(&files, runs);
+    // Group by the most frequent signature of each file.
+    let mut groups: BTreeMap<_, (Signature, Vec<(&Finding, usize)>)> = BTreeMap::new();
+    for (finding, verdict) in files.iter().zip(&verdicts) {
+        let (signature, count) = match most_frequent(verdict) {
+            Some((signature, count)) => (signature, count),
+            None => (flaky(finding), 0),
+        };
+        groups.entry(signature.key()).or_insert_with(|| (signature, Vec::new())).1.push((finding, count));
+    }
+    println!("[triage] {} file(s) replayed in {:.0} s", files.len(), started.elapsed().as_secs_f64());
+    let groups: Vec<_> = groups.into_values().collect();
+    let started = Instant::now();
+    let minimized = replayer.minimize_all(&groups);
+    println!("[triage] {} group(s) minimized in {:.0} s", groups.len(), started.elapsed().as_secs_f64());
+    let mut result: Vec<(Group, Option<Vec<u8>>)> = groups
+        .iter()
+        .zip(minimized)
+        .map(|((signature, members), min)| {
+            let frames: Vec<String> = signature.frames.iter().map(|f| f.show(&replayer.sources)).collect();
+            let group = Group {
+                kind: signature.kind.clone(),
+                location: frames.first().cloned().unwrap_or_default(),
+                frames,
+                files: members.iter().map(|(f, _)| f.name.clone()).collect(),
+                reproduced: members.iter().map(|(_, c)| c).sum(),
+                runs: members.len() * runs,
+                minimized: None,
+            };
+            (group, min)
+        })
+        .collect();
+    // The most frequent bugs first; flaky ones last.
+    result.sort_by_key(|(g, _)| (g.reproduced == 0, std::cmp::Reverse(g.files.len())));
+    std::fs::create_dir_all(&dir)?;
+    let mut groups = Vec::new();
+    for (n, (mut group, min)) in result.into_iter().enumerate() {
+        if let Some(min) = min {
+            let name = format!("{}.min", n + 1);
+            std::fs::write(dir.join(&name), &min)?;
+            group.minimized = Some(format!("triage/{name}"));
+        }
+        groups.push(group);
+    }
+    write(out, &groups)?;
+    Ok(groups)
+}
+
+/// `N distinct bugs:` and one line per group, for the summary.
+pub fn list(groups: &[Group]) -> String {
+    let bugs = groups.iter().filter(|g| g.reproduced > 0).count();
+    let mut t = format!("{bugs} distinct bug{} (fuzzer triage):\n", if bugs == 1 { "" } else { "s" });
+    for (n, g) in groups.iter().enumerate() {
+        let place = match g.location.as_str() {
+            "" => String::new(),
+            how if how.starts_with("through ") => format!(" {how}"),
+            at => format!(" in {at}"),
+        };
+        t += &format!(
+            "   {}. {}{place}: {} file{}, reproduced {}/{}\n",
+            n + 1,
+            g.kind,
+            g.files.len(),
+            if g.files.len() == 1 { "" } else { "s" },
+            g.reproduced,
+            g.runs
+        );
+    }
+    t
+}
+
+/// A crash or hang file.
+struct Finding {
+    /// Relative to OUT.
+    name: String,
+    bytes: Vec<u8>,
+    hang: bool,
+}
+
+fn findings(out: &Path) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let Ok(instances) = std::fs::read_dir(out) else { return found };
+    let mut instances: Vec<PathBuf> = instances.flatten().map(|e| e.path()).collect();
+    instances.sort();
+    for instance in instances {
+        for (sub, hang) in [("crashes", false), ("hangs", true)] {
+            let Ok(entries) = std::fs::read_dir(instance.join(sub)) else { continue };
+            let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            paths.sort();
+            for path in paths {
+                let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                if !name.starts_with("id:") {
+                    continue;
+                }
+                if let Ok(bytes) = std::fs::read(&path) {
+                    let name = path.strip_prefix(out).unwrap_or(&path).display().to_string();
+                    found.push(Finding { name, bytes, hang });
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The signature of a file none of whose runs failed.
+fn flaky(finding: &Finding) -> Signature {
+    let kind = if finding.hang { "flaky hang (did not reproduce)" } else { "flaky crash (did not reproduce)" };
+    Signature { kind: kind.into(), frames: Vec::new() }
+}
+
+fn most_frequent(signatures: &[Option<Signature>]) -> Option<(Signature, usize)> {
+    let mut counts: BTreeMap<&Signature, usize> = BTreeMap::new();
+    for s in signatures.iter().flatten() {
+        *counts.entry(s).or_default() += 1;
+    }
+    counts.into_iter().max_by_key(|(_, n)| *n).map(|(s, n)| (s.clone(), n))
+}
+
+/// Runs one target the way triage needs.
+struct Replayer<'a> {
+    target: &'a Target,
+    root: PathBuf,
+    /// The folder the target was built in: frames in files under it are the server's.
+    sources: PathBuf,
+}
+
+/// How long a replay may take: a hang file must hang past it, and the campaign's hang timeout
+/// is 1 s by default.
+const RUN_LIMIT: Duration = Duration::from_secs(2);
+/// Runs one minimization may take, at most, and how long.
+const MINIMIZE_RUNS: usize = 100;
+const MINIMIZE_TIME: Duration = Duration::from_secs(10);
+
+impl Replayer<'_> {
+    /// Every file `runs` times; the signature of each run (None: it did not fail).
+    fn replay_all(&self, files: &[Finding], runs: usize) -> Vec<Vec<Option<Signature>>> {
+        on_all_cores(files, |file| (0..runs).map(|_| self.signature_of(&file.bytes)).collect())
+    }
+
+    /// The shortest input of each group that fails (None for a flaky group).
+    fn minimize_all(&self, groups: &[(Signature, Vec<(&Finding, usize)>)]) -> Vec<Option<Vec<u8>>> {
+        on_all_cores(groups, |(signature, members)| {
+            let shortest = members.iter().map(|(f, _)| f).min_by_key(|f| f.bytes.len())?;
+            let failed = members.iter().any(|(_, count)| *count > 0);
+            failed.then(|| self.minimize(&shortest.bytes, signature, shortest.hang))
+        })
+    }
+
+    /// One run of `input`: how it failed, if it did (a run that could not be made counts as not failing).
+    fn signature_of(&self, input: &[u8]) -> Option<Signature> {
+        let finished = self.run(input).ok()?;
+        signature(&finished, input, &self.sources)
+    }
+
+    fn run(&self, input: &[u8]) -> Result<Finished> {
+        let target = self.target;
+        let command = target.command(crate::port::free_port()?, &self.root);
+        // ASan's handlers on: a SEGV or an abort gets a report with the call stack too.
+        let asan = format!(
+            "{}:handle_segv=1:handle_sigbus=1:handle_sigfpe=1:handle_sigill=1:handle_abort=1:max_allocation_size_mb={}",
+            preload::ASAN_OPTIONS,
+            target.mem_limit_mb
+        );
+        let mut envs: Vec<(&str, &OsStr)> = vec![("ASAN_OPTIONS", OsStr::new(&asan))];
+        if target.serves_root() {
+            envs.push(("SOCKFUZZ_ROOT", self.root.as_os_str()));
+        }
+        let limits = Limits { listen: Duration::from_secs(10), run: RUN_LIMIT, mem_mb: target.mem_limit_mb };
+        run::run(&command, &envs, target.cwd.as_deref(), Some(input), limits, false)
+    }
+
+    /// The shortest input found that still fails with `signature`: delta debugging, removing
+    /// chunks of halving size, one run per try.
+    fn minimize(&self, input: &[u8], signature: &Signature, hang: bool) -> Vec<u8> {
+        let started = Instant::now();
+        // A hang takes the whole run limit per try.
+        let budget = if hang { MINIMIZE_RUNS / 20 } else { MINIMIZE_RUNS };
+        let mut tries = 0;
+        let mut best = input.to_vec();
+        let mut chunk = best.len().div_ceil(2).max(1);
+        while chunk >= 1 && tries < budget && started.elapsed() < MINIMIZE_TIME {
+            let mut at = 0;
+            let mut removed = false;
+            while at < best.len() && tries < budget && started.elapsed() < MINIMIZE_TIME {
+                let candidate = [&best[..at], &best[(at + chunk).min(best.len())..]].concat();
+                tries += 1;
+                if self.signature_of(&candidate).as_ref().is_some_and(|s| s.key() == signature.key()) {
+                    best = candidate;
+                    removed = true;
+                } else {
+                    at += chunk;
+                }
+            }
+            if !removed {
+                if chunk == 1 {
+                    break;
+                }
+                chunk /= 2;
+            }
+        }
+        best
+    }
+}
+
+/// `work` on each item, on as many threads as there are cores; the results in order.
+fn on_all_cores<T: Sync, R: Send + Default + Clone>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break mine };
+                        mine.push((i, work(item)));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+    });
+    let mut results = vec![R::default(); items.len()];
+    for (i, r) in done {
+        results[i] = r;
+    }
+    results
+}
+
+/// How a finished run failed, if it did; frames are the server's when in a file under `sources`.
+fn signature(finished: &Finished, input: &[u8], sources: &Path) -> Option<Signature> {
+    let plain = |kind: &str| Some(Signature { kind: kind.into(), frames: Vec::new() });
+    match &finished.outcome {
+        Outcome::Ok | Outcome::Exited(_) => None,
+        Outcome::Hang => plain("hang"),
+        Outcome::LeftOpen => plain("left open"),
+        Outcome::Traversal(_) => {
+            let how = traversal_form(input);
+            Some(Signature {
+                kind: "path traversal".into(),
+                frames: vec![Frame { function: how.into(), file: String::new(), line: 0 }],
+            })
+        }
+        Outcome::Crash(sig) => match asan_report(&finished.stderr, sources) {
+            Some((kind, frames)) => Some(Signature { kind, frames }),
+            None => plain(&preload::signal_name(*sig)),
+        },
+    }
+}
+
+/// How a path-traversal request got out of the web root, from the request's bytes.
+fn traversal_form(input: &[u8]) -> &'static str {
+    let lower = input.to_ascii_lowercase();
+    let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
+    if has(b"%2e") || has(b"%2f") || has(b"%5c") {
+        "through percent-encoded dots or slashes"
+    } else if has(b"..") {
+        "through `..`"
+    } else {
+        "through a symlink"
+    }
+}
+
+/// The error kind and the frames in the server's own sources (under `sources`) of an
+/// AddressSanitizer report.
+fn asan_report(stderr: &[u8], sources: &Path) -> Option<(String, Vec<Frame>)> {
+    let text = String::from_utf8_lossy(stderr);
+    let start = text.find("ERROR: AddressSanitizer: ")? + "ERROR: AddressSanitizer: ".len();
+    let mut words = text[start..].split_whitespace();
+    let first = words.next()?.trim_end_matches(':');
+    // "attempting double-free on 0x...", "attempting free on address which was not malloc()-ed"
+    let kind = if first == "attempting" { words.next()?.trim_end_matches(':') } else { first };
+    let mut frames = Vec::new();
+    let mut in_stack = false;
+    for line in text[start..].lines().map(str::trim) {
+        if line.starts_with('#') {
+            in_stack = true;
+            if let Some(frame) = parse_frame(line).filter(|f| is_server_source(&f.file, sources)) {
+                frames.push(frame);
+            }
+        } else if in_stack {
+            break; // the first stack only: the others say where the memory was allocated or freed
+        }
+    }
+    frames.truncate(FRAMES);
+    Some((kind.to_string(), frames))
+}
+
+/// `#3 0x55d0c1 in parse_range /src/http.c:120:9`, or with `(module+0x12)` for no source.
+fn parse_frame(line: &str) -> Option<Frame> {
+    let rest = &line[line.find(" in ")? + 4..];
+    let (function, location) = rest.rsplit_once(' ')?;
+    let mut parts = location.split(':');
+    let file = parts.next()?.to_string();
+    let line = parts.next()?.parse().ok()?;
+    Some(Frame { function: function.trim().to_string(), file, line })
+}
+
+/// A frame in the server's code: a C or C++ file that is there, in the folder it was built in
+/// or elsewhere outside the system's (libc's sources are named without being there).
+fn is_server_source(file: &str, sources: &Path) -> bool {
+    let source = [".c", ".h", ".cc", ".cpp", ".cxx", ".hpp"].iter().any(|e| file.ends_with(e));
+    let path = sources.join(file);
+    source && !file.contains("sanitizer") && path.is_file() && (path.starts_with(sources) || !path.starts_with("/usr/"))
+}
+
+/// The folder the target was built in (its working copy), else OUT/build.
+fn sources(out: &Path, target: &Target) -> PathBuf {
+    let build = target.cwd.clone().unwrap_or_else(|| out.join("build"));
+    build.canonicalize().unwrap_or(build)
+}
+
+fn write(out: &Path, groups: &[Group]) -> Result<()> {
+    let json = out.join("triage.json");
+    let report = Report { groups: groups.to_vec() };
+    std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    let dir = out.join("triage");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("report.md"), markdown(out, groups)).context("cannot write triage/report.md")
+}
+
+/// `report.md`: one section per bug, with the source around it, its shortest input and how to
+/// replay it.
+fn markdown(out: &Path, groups: &[Group]) -> String {
+    let mut t = String::from("# Triage\n\n");
+    if groups.is_empty() {
+        t += "No crash or hang files.\n";
+        return t;
+    }
+    t += &list(groups).replace("   ", "");
+    let targets = Targets::load(out).ok();
+    for (n, g) in groups.iter().enumerate() {
+        t += &format!("\n## {}. {}", n + 1, g.kind);
+        match g.location.as_str() {
+            "" => {}
+            how if how.starts_with("through ") => t += &format!(" {how}"),
+            at => t += &format!(" in {at}"),
+        }
+        t += "\n\n";
+        t += &format!(
+            "Reproduced in {} of {} runs ({} file{}, e.g. `{}`).\n",
+            g.reproduced,
+            g.runs,
+            g.files.len(),
+            if g.files.len() == 1 { "" } else { "s" },
+            g.files[0]
+        );
+        if g.frames.len() > 1 {
+            t += &format!("\nCall stack in your code: {}\n", g.frames.join(" <- "));
+        }
+        if let Some(excerpt) = excerpt(out, &g.location) {
+            t += &format!("\n```c\n{excerpt}```\n");
+        }
+        if let Some(min) = &g.minimized {
+            let bytes = std::fs::read(out.join(min)).unwrap_or_default();
+            t +=
+                &format!("\nShortest input found (`{min}`, {} bytes):\n\n```\n{}\n```\n", bytes.len(), escaped(&bytes));
+            if bytes.iter().any(|&b| !(b == b'\r' || b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b))) {
+                t += &format!("\n```\n{}```\n", crate::hex::dump(&bytes, false));
+            }
+            t += "\nReplay it:\n\n```\n";
+            if let Some(targets) = &targets {
+                let target = targets.asan.as_ref().unwrap_or(&targets.plain);
+                let root = out.join("triage/root").display().to_string();
+                let args = target.args.replace("{port}", "8080").replace("{root}", &root);
+                // With --root, a path traversal is seen as one.
+                let oracle = if target.serves_root() { format!("--root {root} ") } else { String::new() };
+                t += &format!(
+                    "fuzzer run {oracle}-- {} {args} < {}\n",
+                    target.binary.display(),
+                    out.join(min).display()
+                );
+            }
+            t += &format!(
+                "fuzzer send 127.0.0.1 PORT < {}    # against your server, started normally\n```\n",
+                out.join(min).display()
+            );
+        }
+    }
+    t
+}
+
+/// The request as text, with the bytes that are not printable escaped.
+fn escaped(bytes: &[u8]) -> String {
+    let mut t = String::new();
+    for &b in bytes {
+        match b {
+            b'\r' => t += "\\r",
+            b'\n' => t += "\\n\n",
+            b'\\' => t += "\\\\",
+            0x20..0x7f | b'\t' => t.push(b as char),
+            _ => t += &format!("\\x{b:02x}"),
+        }
+    }
+    t
+}
+
+/// Three lines of source on either side of `function (file:line)`, the line marked.
+fn excerpt(out: &Path, location: &str) -> Option<String> {
+    let inner = location.rsplit_once(" (")?.1.strip_suffix(')')?;
+    let (file, line) = inner.rsplit_once(':')?;
+    let line: usize = line.parse().ok()?;
+    let base = Targets::load(out).ok().map(|t| sources(out, t.asan.as_ref().unwrap_or(&t.plain)));
+    let path = base.map_or_else(|| PathBuf::from(file), |base| base.join(file));
+    let text = std::fs::read_to_string(path).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let from = line.saturating_sub(4);
+    let to = (line + 3).min(lines.len());
+    if from >= to {
+        return None;
+    }
+    Some(
+        (from..to)
+            .map(|i| format!("{} {:>5} | {}\n", if i + 1 == line { ">" } else { " " }, i + 1, lines[i]))
+            .collect(),
+    )
+}
+
+/// A triage that cannot start says why; the campaign's own results stay as they are.
+pub fn after_campaign(out: &Path, runs: usize) {
+    match triage(out, runs) {
+        Ok(groups) if !groups.is_empty() => println!("[triage] report: {}", out.join("triage/report.md").display()),
+        Ok(_) => {}
+        Err(e) => println!("[triage] skipped: {e:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPORT: &str = "=================================================================
+==12==ERROR: AddressSanitizer: heap-buffer-overflow on address 0x602000000011 at pc 0x1 bp 0x2 sp 0x3
+READ of size 1 at 0x602000000011 thread T1
+    #0 0x7f1 in __interceptor_strlen ../../../../src/libsanitizer/sanitizer_common/sanitizer_common_interceptors.inc:387
+    #1 0x55d in parse_range /tmp/out/build/http.c:120:9
+    #2 0x55e in handle /tmp/out/build/http.c:300
+    #3 0x55f in worker /tmp/out/build/server.c:40
+    #4 0x560 in serve /tmp/out/build/server.c:60
+    #5 0x7f2 in start_thread (/lib/x86_64-linux-gnu/libc.so.6+0x8e)
+
+0x602000000011 is located 0 bytes to the right of 1-byte region
+allocated by thread T1 here:
+    #0 0x7f3 in malloc ../../../../src/libsanitizer/asan/asan_malloc_linux.cpp:69
+    #1 0x561 in read_request /tmp/out/build/http.c:50
+";
+
+    #[test]
+    fn an_asan_report_gives_the_kind_and_the_frames_in_the_servers_sources() {
+        let sources = std::env::temp_dir().join(format!("triage-test-{}", std::process::id()));
+        std::fs::create_dir_all(&sources).unwrap();
+        for f in ["http.c", "server.c", "api.c"] {
+            std::fs::write(sources.join(f), "").unwrap();
+        }
+        let report = REPORT.replace("/tmp/out/build", &sources.display().to_string());
+        let (kind, frames) = asan_report(report.as_bytes(), &sources).unwrap();
+        assert_eq!(kind, "heap-buffer-overflow");
+        let shown: Vec<String> = frames.iter().map(|f| f.show(&sources)).collect();
+        assert_eq!(shown, ["parse_range (http.c:120)", "handle (http.c:300)", "worker (server.c:40)"]);
+        let double_free = format!(
+            "==1==ERROR: AddressSanitizer: attempting double-free on 0x6 in thread T0:\n    #0 0x1 in free x.cpp:1\n    #1 0x2 in strtol_l stdlib/strtol_l.c:291\n    #2 0x2 in logout {}/api.c:7\n",
+            sources.display()
+        );
+        let (kind, frames) = asan_report(double_free.as_bytes(), &sources).unwrap();
+        assert_eq!((kind.as_str(), frames[0].function.as_str()), ("double-free", "logout"));
+        assert!(asan_report(b"Segmentation fault", &sources).is_none());
+        std::fs::remove_dir_all(&sources).unwrap();
+    }
+
+    #[test]
+    fn traversals_are_told_apart_by_how_the_path_got_out() {
+        assert_eq!(traversal_form(b"GET /../../etc/passwd HTTP/1.0\r\n\r\n"), "through `..`");
+        assert_eq!(traversal_form(b"GET /%2E%2e/secret HTTP/1.0\r\n\r\n"), "through percent-encoded dots or slashes");
+        assert_eq!(traversal_form(b"GET /link/passwd HTTP/1.0\r\n\r\n"), "through a symlink");
+    }
+
+    #[test]
+    fn escaped_inputs_keep_lines_and_show_other_bytes() {
+        assert_eq!(escaped(b"GET /\x00\xff HTTP/1.0\r\n"), "GET /\\x00\\xff HTTP/1.0\\r\\n\n");
+    }
+}
