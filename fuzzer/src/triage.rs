@@ -411,14 +411,15 @@ fn signature(finished: &Finished, input: &[u8], sources: &Path) -> Option<Signat
     }
 }
 
-/// How a path-traversal request got out of the web root, from the request's bytes.
+/// How a path-traversal request got out of the web root, from the request's bytes: a literal
+/// `..` first (an input may also carry encoded bytes elsewhere), then encoded dots or slashes.
 fn traversal_form(input: &[u8]) -> &'static str {
     let lower = input.to_ascii_lowercase();
     let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
-    if has(b"%2e") || has(b"%2f") || has(b"%5c") {
-        "through percent-encoded dots or slashes"
-    } else if has(b"..") {
+    if has(b"/..") || has(b"../") {
         "through `..`"
+    } else if has(b"%2e") || has(b"%2f") || has(b"%5c") {
+        "through percent-encoded dots or slashes"
     } else {
         "through a symlink"
     }
@@ -636,6 +637,7 @@ allocated by thread T1 here:
         assert_eq!(traversal_form(b"GET /../../etc/passwd HTTP/1.0\r\n\r\n"), "through `..`");
         assert_eq!(traversal_form(b"GET /%2E%2e/secret HTTP/1.0\r\n\r\n"), "through percent-encoded dots or slashes");
         assert_eq!(traversal_form(b"GET /link/passwd HTTP/1.0\r\n\r\n"), "through a symlink");
+        assert_eq!(traversal_form(b"GET /a%20b/../../x HTTP/1.0\r\n\r\n"), "through `..`");
     }
 
     #[test]

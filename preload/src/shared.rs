@@ -59,6 +59,8 @@ impl Shared {
 /// Used until `create` succeeds (and if it cannot): then only the run's own process is followed.
 static LOCAL: Shared = Shared::new();
 static PAGE: AtomicPtr<Shared> = AtomicPtr::new(std::ptr::null_mut());
+/// Set by `create` in the run's process, inherited by what it forks; never in the fork server.
+static IN_RUN: AtomicBool = AtomicBool::new(false);
 
 /// The run's shared state.
 pub fn get() -> &'static Shared {
@@ -74,6 +76,7 @@ pub fn get() -> &'static Shared {
 
 /// Map this run's page (once per process, at the start of the run, before the server forks).
 pub fn create() {
+    IN_RUN.store(true, SeqCst);
     // SAFETY: an anonymous shared mapping at an address of the kernel's choosing; no memory of
     // ours is touched. MAP_FAILED is checked.
     let page = unsafe {
@@ -107,10 +110,9 @@ pub fn is_run_process() -> bool {
     me == get().run_pid.load(SeqCst)
 }
 
-/// Whether this process is in a run (its page is mapped): not the fork server, whose forks
-/// start the runs.
+/// Whether this process is in a run: not the fork server, whose forks start the runs.
 pub fn in_run() -> bool {
-    !PAGE.load(SeqCst).is_null()
+    IN_RUN.load(SeqCst)
 }
 
 /// Whether the run may fork once more (fewer than [`MAX_FORKS`] so far).
