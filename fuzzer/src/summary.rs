@@ -20,7 +20,7 @@ struct Found {
 }
 
 /// Files of `dir` that are findings (AFL++ puts a README.txt next to them).
-fn findings(dir: &Path) -> Vec<String> {
+pub fn findings(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     entries
         .flatten()

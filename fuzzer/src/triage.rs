@@ -61,6 +61,11 @@ impl Targets {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// The build triage replays against: the ASan one when there is one.
+    fn triaged(&self) -> &Target {
+        self.asan.as_ref().unwrap_or(&self.plain)
+    }
+
     fn load(out: &Path) -> Result<Self> {
         let path = out.join("targets.json");
         let text = std::fs::read_to_string(&path).with_context(|| {
@@ -142,7 +147,7 @@ const FRAMES: usize = 3;
 /// Replay, group, minimize, and write the results. Progress goes to stdout.
 pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
     let targets = Targets::load(out)?;
-    let target = targets.asan.as_ref().unwrap_or(&targets.plain);
+    let target = targets.triaged();
     let dir = out.join("triage");
     let _ = std::fs::remove_dir_all(&dir);
     let root = dir.join("root");
@@ -154,7 +159,7 @@ pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
     let replayer = Replayer { target, root: root.canonicalize()?, sources: sources(out, target) };
     let files = findings(out);
     if files.is_empty() {
-        write(out, &[])?;
+        write(out, &[], &replayer)?;
         return Ok(Vec::new());
     }
     let runs = runs.max(1);
@@ -204,7 +209,7 @@ pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
         }
         groups.push(group);
     }
-    write(out, &groups)?;
+    write(out, &groups, &replayer)?;
     Ok(groups)
 }
 
@@ -213,15 +218,11 @@ pub fn list(groups: &[Group]) -> String {
     let bugs = groups.iter().filter(|g| g.reproduced > 0).count();
     let mut t = format!("{bugs} distinct bug{} (fuzzer triage):\n", if bugs == 1 { "" } else { "s" });
     for (n, g) in groups.iter().enumerate() {
-        let place = match g.location.as_str() {
-            "" => String::new(),
-            how if how.starts_with("through ") => format!(" {how}"),
-            at => format!(" in {at}"),
-        };
         t += &format!(
-            "   {}. {}{place}: {} file{}, reproduced {}/{}\n",
+            "   {}. {}{}: {} file{}, reproduced {}/{}\n",
             n + 1,
             g.kind,
+            place(&g.location),
             g.files.len(),
             if g.files.len() == 1 { "" } else { "s" },
             g.reproduced,
@@ -229,6 +230,16 @@ pub fn list(groups: &[Group]) -> String {
         );
     }
     t
+}
+
+/// Where a group's bug is, as it follows its kind: ` in function (file:line)`, or how a traversal
+/// got out.
+fn place(location: &str) -> String {
+    match location {
+        "" => String::new(),
+        how if how.starts_with("through ") => format!(" {how}"),
+        at => format!(" in {at}"),
+    }
 }
 
 /// A crash or hang file.
@@ -239,6 +250,7 @@ struct Finding {
     hang: bool,
 }
 
+/// Every crash and hang file of every instance folder under OUT (`summary`'s listing).
 fn findings(out: &Path) -> Vec<Finding> {
     let mut found = Vec::new();
     let Ok(instances) = std::fs::read_dir(out) else { return found };
@@ -246,14 +258,10 @@ fn findings(out: &Path) -> Vec<Finding> {
     instances.sort();
     for instance in instances {
         for (sub, hang) in [("crashes", false), ("hangs", true)] {
-            let Ok(entries) = std::fs::read_dir(instance.join(sub)) else { continue };
-            let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-            paths.sort();
-            for path in paths {
-                let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-                if !name.starts_with("id:") {
-                    continue;
-                }
+            let dir = instance.join(sub);
+            let mut names = crate::summary::findings(&dir);
+            names.sort();
+            for path in names.into_iter().map(|name| dir.join(name)) {
                 if let Ok(bytes) = std::fs::read(&path) {
                     let name = path.strip_prefix(out).unwrap_or(&path).display().to_string();
                     found.push(Finding { name, bytes, hang });
@@ -474,34 +482,27 @@ fn sources(out: &Path, target: &Target) -> PathBuf {
     build.canonicalize().unwrap_or(build)
 }
 
-fn write(out: &Path, groups: &[Group]) -> Result<()> {
+fn write(out: &Path, groups: &[Group], replayer: &Replayer) -> Result<()> {
     let json = out.join("triage.json");
     let report = Report { groups: groups.to_vec() };
     std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")
         .with_context(|| format!("cannot write {}", json.display()))?;
     let dir = out.join("triage");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("report.md"), markdown(out, groups)).context("cannot write triage/report.md")
+    std::fs::write(dir.join("report.md"), markdown(out, groups, replayer)).context("cannot write triage/report.md")
 }
 
 /// `report.md`: one section per bug, with the source around it, its shortest input and how to
 /// replay it.
-fn markdown(out: &Path, groups: &[Group]) -> String {
+fn markdown(out: &Path, groups: &[Group], replayer: &Replayer) -> String {
     let mut t = String::from("# Triage\n\n");
     if groups.is_empty() {
         t += "No crash or hang files.\n";
         return t;
     }
     t += &list(groups).replace("   ", "");
-    let targets = Targets::load(out).ok();
     for (n, g) in groups.iter().enumerate() {
-        t += &format!("\n## {}. {}", n + 1, g.kind);
-        match g.location.as_str() {
-            "" => {}
-            how if how.starts_with("through ") => t += &format!(" {how}"),
-            at => t += &format!(" in {at}"),
-        }
-        t += "\n\n";
+        t += &format!("\n## {}. {}{}\n\n", n + 1, g.kind, place(&g.location));
         t += &format!(
             "Reproduced in {} of {} runs ({} file{}, e.g. `{}`).\n",
             g.reproduced,
@@ -513,29 +514,23 @@ fn markdown(out: &Path, groups: &[Group]) -> String {
         if g.frames.len() > 1 {
             t += &format!("\nCall stack in your code: {}\n", g.frames.join(" <- "));
         }
-        if let Some(excerpt) = excerpt(out, &g.location) {
+        if let Some(excerpt) = excerpt(&replayer.sources, &g.location) {
             t += &format!("\n```c\n{excerpt}```\n");
         }
         if let Some(min) = &g.minimized {
             let bytes = std::fs::read(out.join(min)).unwrap_or_default();
             t +=
                 &format!("\nShortest input found (`{min}`, {} bytes):\n\n```\n{}\n```\n", bytes.len(), escaped(&bytes));
-            if bytes.iter().any(|&b| !(b == b'\r' || b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b))) {
+            if !bytes.iter().all(|&b| printable(b)) {
                 t += &format!("\n```\n{}```\n", crate::hex::dump(&bytes, false));
             }
             t += "\nReplay it:\n\n```\n";
-            if let Some(targets) = &targets {
-                let target = targets.asan.as_ref().unwrap_or(&targets.plain);
-                let root = out.join("triage/root").display().to_string();
-                let args = target.args.replace("{port}", "8080").replace("{root}", &root);
-                // With --root, a path traversal is seen as one.
-                let oracle = if target.serves_root() { format!("--root {root} ") } else { String::new() };
-                t += &format!(
-                    "fuzzer run {oracle}-- {} {args} < {}\n",
-                    target.binary.display(),
-                    out.join(min).display()
-                );
-            }
+            let target = replayer.target;
+            let root = replayer.root.display().to_string();
+            let args = target.args.replace("{port}", "8080").replace("{root}", &root);
+            // With --root, a path traversal is seen as one.
+            let oracle = if target.serves_root() { format!("--root {root} ") } else { String::new() };
+            t += &format!("fuzzer run {oracle}-- {} {args} < {}\n", target.binary.display(), out.join(min).display());
             t += &format!(
                 "fuzzer send 127.0.0.1 PORT < {}    # against your server, started normally\n```\n",
                 out.join(min).display()
@@ -545,7 +540,12 @@ fn markdown(out: &Path, groups: &[Group]) -> String {
     t
 }
 
-/// The request as text, with the bytes that are not printable escaped.
+/// A byte a request shows as text: printable ASCII, tab and line ends.
+fn printable(b: u8) -> bool {
+    matches!(b, 0x20..0x7f | b'\t' | b'\r' | b'\n')
+}
+
+/// The request as text, with the bytes that are not [`printable`] escaped.
 fn escaped(bytes: &[u8]) -> String {
     let mut t = String::new();
     for &b in bytes {
@@ -553,21 +553,20 @@ fn escaped(bytes: &[u8]) -> String {
             b'\r' => t += "\\r",
             b'\n' => t += "\\n\n",
             b'\\' => t += "\\\\",
-            0x20..0x7f | b'\t' => t.push(b as char),
+            _ if printable(b) => t.push(b as char),
             _ => t += &format!("\\x{b:02x}"),
         }
     }
     t
 }
 
-/// Three lines of source on either side of `function (file:line)`, the line marked.
-fn excerpt(out: &Path, location: &str) -> Option<String> {
+/// Three lines of source on either side of `function (file:line)` (a file under `sources`, or
+/// absolute), the line marked.
+fn excerpt(sources: &Path, location: &str) -> Option<String> {
     let inner = location.rsplit_once(" (")?.1.strip_suffix(')')?;
     let (file, line) = inner.rsplit_once(':')?;
     let line: usize = line.parse().ok()?;
-    let base = Targets::load(out).ok().map(|t| sources(out, t.asan.as_ref().unwrap_or(&t.plain)));
-    let path = base.map_or_else(|| PathBuf::from(file), |base| base.join(file));
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = std::fs::read_to_string(sources.join(file)).ok()?;
     let lines: Vec<&str> = text.lines().collect();
     let from = line.saturating_sub(4);
     let to = (line + 3).min(lines.len());

@@ -173,37 +173,44 @@ static int listener(int port)
     return fd;
 }
 
+static const struct {
+    const char *name;
+    int *on;
+} switches[] = {
+    {"closefds", &closefds}, {"noterm", &noterm}, {"reuseport", &reuseport}, {"loud", &loud},
+    {"forks", &forks},       {"hog", &hog},       {"linger", &linger},       {"threadfork", &threadfork},
+};
+#define SWITCHES (sizeof switches / sizeof switches[0])
+
+static int usage(const char *program)
+{
+    fprintf(stderr, "usage: %s -p PORT [-x SWITCH]..., SWITCH one of:", program);
+    for (size_t i = 0; i < SWITCHES; i++)
+        fprintf(stderr, " %s", switches[i].name);
+    fputc('\n', stderr);
+    return 2;
+}
+
+/* Turn on the switch named `name`; 0 if there is none. */
+static int turn_on(const char *name)
+{
+    for (size_t i = 0; i < SWITCHES; i++)
+        if (strcmp(name, switches[i].name) == 0)
+            return *switches[i].on = 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int port = 0, opt;
     while ((opt = getopt(argc, argv, "p:x:")) != -1) {
         if (opt == 'p')
             port = atoi(optarg);
-        else if (opt == 'x' && strcmp(optarg, "closefds") == 0)
-            closefds = 1;
-        else if (opt == 'x' && strcmp(optarg, "noterm") == 0)
-            noterm = 1;
-        else if (opt == 'x' && strcmp(optarg, "reuseport") == 0)
-            reuseport = 1;
-        else if (opt == 'x' && strcmp(optarg, "loud") == 0)
-            loud = 1;
-        else if (opt == 'x' && strcmp(optarg, "forks") == 0)
-            forks = 1;
-        else if (opt == 'x' && strcmp(optarg, "hog") == 0)
-            hog = 1;
-        else if (opt == 'x' && strcmp(optarg, "linger") == 0)
-            linger = 1;
-        else if (opt == 'x' && strcmp(optarg, "threadfork") == 0)
-            threadfork = 1;
-        else {
-            fprintf(stderr, "usage: %s -p PORT [-x closefds|noterm|reuseport|loud|forks|hog|linger|threadfork]...\n", argv[0]);
-            return 2;
-        }
+        else if (opt != 'x' || !turn_on(optarg))
+            return usage(argv[0]);
     }
-    if (port <= 0) {
-        fprintf(stderr, "usage: %s -p PORT [-x closefds|noterm|reuseport|loud|forks|hog|linger|threadfork]...\n", argv[0]);
-        return 2;
-    }
+    if (port <= 0)
+        return usage(argv[0]);
     if (noterm)
         signal(SIGTERM, SIG_IGN);
     int lfd = listener(port);
