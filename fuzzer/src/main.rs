@@ -21,6 +21,7 @@ mod send;
 mod server_dict;
 mod showmap;
 mod summary;
+mod symbolize;
 mod target;
 mod triage;
 

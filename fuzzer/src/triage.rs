@@ -17,6 +17,7 @@
 
 use crate::preload;
 use crate::run::{self, Finished, Limits, Outcome};
+use crate::symbolize::{self, Frame, Symbolizer};
 use crate::target::Target;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -87,6 +88,9 @@ pub struct Group {
     pub location: String,
     /// The top frames in the server's sources, innermost first.
     pub frames: Vec<String>,
+    /// The library function the innermost frame called when it failed (`strlen`), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<String>,
     /// The files, relative to OUT.
     pub files: Vec<String>,
     /// Runs of its files that failed this way, of all runs of its files.
@@ -113,13 +117,9 @@ struct Signature {
     kind: String,
     /// Frames in the server's sources, innermost first; for a traversal, how it got out.
     frames: Vec<Frame>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Frame {
-    function: String,
-    file: String,
-    line: u32,
+    /// The function outside the server's sources that its innermost frame was calling when it
+    /// failed (`strlen`, `atoi`), if it was.
+    callee: Option<String>,
 }
 
 impl Frame {
@@ -134,12 +134,34 @@ impl Frame {
 }
 
 impl Signature {
+    fn new(kind: &str) -> Self {
+        Signature { kind: kind.into(), frames: Vec::new(), callee: None }
+    }
+
     /// What groups files: the kind and the functions of the two innermost frames. Not the line:
-    /// one unchecked pointer is often dereferenced on several lines of one function.
-    fn key(&self) -> (String, Vec<String>) {
-        (self.kind.clone(), self.frames.iter().take(2).map(|f| f.function.clone()).collect())
+    /// one unchecked pointer is often dereferenced on several lines of one function. A wild
+    /// pointer (SEGV) also by the library function it was passed to: `atoi(NULL)` and
+    /// `strlen(NULL)` in one function are two unchecked values. Out-of-bounds accesses are one
+    /// kind whatever ASan calls them (`heap-buffer-overflow`, `unknown-crash` for a huge
+    /// length): one wrong length overruns first in a `memset` or at an index, as it happens.
+    fn key(&self) -> (String, Vec<String>, Option<String>) {
+        let wild = self.kind == "SEGV" || self.kind.starts_with("SIG");
+        let kind = if OUT_OF_BOUNDS.contains(&self.kind.as_str()) { "out-of-bounds" } else { &self.kind };
+        let functions = self.frames.iter().take(2).map(|f| f.function.clone()).collect();
+        (kind.to_string(), functions, self.callee.clone().filter(|_| wild))
     }
 }
+
+/// ASan's names for an access past the end (or before the start) of a block.
+const OUT_OF_BOUNDS: [&str; 7] = [
+    "heap-buffer-overflow",
+    "stack-buffer-overflow",
+    "stack-buffer-underflow",
+    "global-buffer-overflow",
+    "dynamic-stack-buffer-overflow",
+    "container-overflow",
+    "unknown-crash",
+];
 
 /// Frames of the call stack kept per signature.
 const FRAMES: usize = 3;
@@ -156,7 +178,12 @@ pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
             .with_context(|| format!("cannot copy the web root {} to {}", user_root.display(), root.display()))?,
         None => crate::assets::write_root(&root)?,
     }
-    let replayer = Replayer { target, root: root.canonicalize()?, sources: sources(out, target) };
+    let replayer = Replayer {
+        target,
+        root: root.canonicalize()?,
+        sources: sources(out, target),
+        symbolizer: Symbolizer::default(),
+    };
     let files = findings(out);
     if files.is_empty() {
         write(out, &[], &replayer)?;
@@ -189,6 +216,7 @@ pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
                 kind: signature.kind.clone(),
                 location: frames.first().cloned().unwrap_or_default(),
                 frames,
+                calls: signature.callee.clone(),
                 files: members.iter().map(|(f, _)| f.name.clone()).collect(),
                 reproduced: members.iter().map(|(_, c)| c).sum(),
                 runs: members.len() * runs,
@@ -219,10 +247,11 @@ pub fn list(groups: &[Group]) -> String {
     let mut t = format!("{bugs} distinct bug{} (fuzzer triage):\n", if bugs == 1 { "" } else { "s" });
     for (n, g) in groups.iter().enumerate() {
         t += &format!(
-            "   {}. {}{}: {} file{}, reproduced {}/{}\n",
+            "   {}. {}{}{}: {} file{}, reproduced {}/{}\n",
             n + 1,
             g.kind,
             place(&g.location),
+            g.calls.as_ref().map_or(String::new(), |f| format!(", calling {f}")),
             g.files.len(),
             if g.files.len() == 1 { "" } else { "s" },
             g.reproduced,
@@ -275,7 +304,7 @@ fn findings(out: &Path) -> Vec<Finding> {
 /// The signature of a file none of whose runs failed.
 fn flaky(finding: &Finding) -> Signature {
     let kind = if finding.hang { "flaky hang (did not reproduce)" } else { "flaky crash (did not reproduce)" };
-    Signature { kind: kind.into(), frames: Vec::new() }
+    Signature::new(kind)
 }
 
 fn most_frequent(signatures: &[Option<Signature>]) -> Option<(Signature, usize)> {
@@ -292,6 +321,7 @@ struct Replayer<'a> {
     root: PathBuf,
     /// The folder the target was built in: frames in files under it are the server's.
     sources: PathBuf,
+    symbolizer: Symbolizer,
 }
 
 /// How long a replay may take: a hang file must hang past it, and the campaign's hang timeout
@@ -319,15 +349,17 @@ impl Replayer<'_> {
     /// One run of `input`: how it failed, if it did (a run that could not be made counts as not failing).
     fn signature_of(&self, input: &[u8]) -> Option<Signature> {
         let finished = self.run(input).ok()?;
-        signature(&finished, input, &self.sources)
+        signature(&finished, input, &self.sources, &self.symbolizer)
     }
 
     fn run(&self, input: &[u8]) -> Result<Finished> {
         let target = self.target;
         let command = target.command(crate::port::free_port()?, &self.root);
-        // ASan's handlers on: a SEGV or an abort gets a report with the call stack too.
+        // ASan's handlers on: a SEGV or an abort gets a report with the call stack too. Not
+        // symbolized (see `symbolize`), no allocation stacks: only the first stack is read.
         let asan = format!(
-            "{}:handle_segv=1:handle_sigbus=1:handle_sigfpe=1:handle_sigill=1:handle_abort=1:max_allocation_size_mb={}",
+            "{}:handle_segv=1:handle_sigbus=1:handle_sigfpe=1:handle_sigill=1:handle_abort=1:symbolize=0:\
+             malloc_context_size=0:max_allocation_size_mb={}",
             preload::ASAN_OPTIONS,
             target.mem_limit_mb
         );
@@ -399,8 +431,8 @@ fn on_all_cores<T: Sync, R: Send + Default + Clone>(items: &[T], work: impl Fn(&
 }
 
 /// How a finished run failed, if it did; frames are the server's when in a file under `sources`.
-fn signature(finished: &Finished, input: &[u8], sources: &Path) -> Option<Signature> {
-    let plain = |kind: &str| Some(Signature { kind: kind.into(), frames: Vec::new() });
+fn signature(finished: &Finished, input: &[u8], sources: &Path, symbolizer: &Symbolizer) -> Option<Signature> {
+    let plain = |kind: &str| Some(Signature::new(kind));
     match &finished.outcome {
         Outcome::Ok | Outcome::Exited(_) => None,
         Outcome::Hang => plain("hang"),
@@ -408,14 +440,13 @@ fn signature(finished: &Finished, input: &[u8], sources: &Path) -> Option<Signat
         Outcome::Traversal(_) => {
             let how = traversal_form(input);
             Some(Signature {
-                kind: "path traversal".into(),
                 frames: vec![Frame { function: how.into(), file: String::new(), line: 0 }],
+                ..Signature::new("path traversal")
             })
         }
-        Outcome::Crash(sig) => match asan_report(&finished.stderr, sources) {
-            Some((kind, frames)) => Some(Signature { kind, frames }),
-            None => plain(&preload::signal_name(*sig)),
-        },
+        Outcome::Crash(sig) => {
+            asan_report(&finished.stderr, sources, symbolizer).or_else(|| plain(&preload::signal_name(*sig)))
+        }
     }
 }
 
@@ -433,32 +464,44 @@ fn traversal_form(input: &[u8]) -> &'static str {
     }
 }
 
-/// The error kind and the frames in the server's own sources (under `sources`) of an
-/// AddressSanitizer report.
-fn asan_report(stderr: &[u8], sources: &Path) -> Option<(String, Vec<Frame>)> {
+/// The error kind, the frames in the server's own sources (under `sources`) and the function
+/// they called of an AddressSanitizer report, symbolized or not.
+fn asan_report(stderr: &[u8], sources: &Path, symbolizer: &Symbolizer) -> Option<Signature> {
     let text = String::from_utf8_lossy(stderr);
     let start = text.find("ERROR: AddressSanitizer: ")? + "ERROR: AddressSanitizer: ".len();
     let mut words = text[start..].split_whitespace();
     let first = words.next()?.trim_end_matches(':');
     // "attempting double-free on 0x...", "attempting free on address which was not malloc()-ed"
     let kind = if first == "attempting" { words.next()?.trim_end_matches(':') } else { first };
-    let mut frames = Vec::new();
+    let mut stack = Vec::new();
     let mut in_stack = false;
     for line in text[start..].lines().map(str::trim) {
         if line.starts_with('#') {
             in_stack = true;
-            if let Some(frame) = parse_frame(line).filter(|f| is_server_source(&f.file, sources)) {
-                frames.push(frame);
+            match symbolize::module_offset(line) {
+                Some((module, offset)) => stack.extend(symbolizer.frames(module, offset)),
+                None => stack.extend(parse_frame(line)),
             }
         } else if in_stack {
             break; // the first stack only: the others say where the memory was allocated or freed
         }
     }
+    let ours = |f: &Frame| is_server_source(&f.file, sources);
+    let callee = stack.iter().take_while(|f| !ours(f)).last().map(|f| library_function(&f.function));
+    let mut frames: Vec<Frame> = stack.iter().filter(|f| ours(f)).cloned().collect();
+    let callee = callee.filter(|_| !frames.is_empty());
     frames.truncate(FRAMES);
-    Some((kind.to_string(), frames))
+    Some(Signature { kind: kind.to_string(), frames, callee })
 }
 
-/// `#3 0x55d0c1 in parse_range /src/http.c:120:9`, or with `(module+0x12)` for no source.
+/// A library function as the server called it: `strlen` for ASan's `__interceptor_strlen`,
+/// `memcpy` for `__asan_memcpy`.
+fn library_function(name: &str) -> String {
+    let name = name.trim_start_matches('_');
+    ["interceptor_", "asan_"].iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name).to_string()
+}
+
+/// `#3 0x55d0c1 in parse_range /src/http.c:120:9` (a symbolized report).
 fn parse_frame(line: &str) -> Option<Frame> {
     let rest = &line[line.find(" in ")? + 4..];
     let (function, location) = rest.rsplit_once(' ')?;
@@ -502,7 +545,8 @@ fn markdown(out: &Path, groups: &[Group], replayer: &Replayer) -> String {
     }
     t += &list(groups).replace("   ", "");
     for (n, g) in groups.iter().enumerate() {
-        t += &format!("\n## {}. {}{}\n\n", n + 1, g.kind, place(&g.location));
+        let calls = g.calls.as_ref().map_or(String::new(), |f| format!(", calling `{f}`"));
+        t += &format!("\n## {}. {}{}{calls}\n\n", n + 1, g.kind, place(&g.location));
         t += &format!(
             "Reproduced in {} of {} runs ({} file{}, e.g. `{}`).\n",
             g.reproduced,
@@ -617,17 +661,18 @@ allocated by thread T1 here:
             std::fs::write(sources.join(f), "").unwrap();
         }
         let report = REPORT.replace("/tmp/out/build", &sources.display().to_string());
-        let (kind, frames) = asan_report(report.as_bytes(), &sources).unwrap();
-        assert_eq!(kind, "heap-buffer-overflow");
-        let shown: Vec<String> = frames.iter().map(|f| f.show(&sources)).collect();
+        let symbolizer = Symbolizer::default();
+        let s = asan_report(report.as_bytes(), &sources, &symbolizer).unwrap();
+        assert_eq!((s.kind.as_str(), s.callee.as_deref()), ("heap-buffer-overflow", Some("strlen")));
+        let shown: Vec<String> = s.frames.iter().map(|f| f.show(&sources)).collect();
         assert_eq!(shown, ["parse_range (http.c:120)", "handle (http.c:300)", "worker (server.c:40)"]);
         let double_free = format!(
             "==1==ERROR: AddressSanitizer: attempting double-free on 0x6 in thread T0:\n    #0 0x1 in free x.cpp:1\n    #1 0x2 in strtol_l stdlib/strtol_l.c:291\n    #2 0x2 in logout {}/api.c:7\n",
             sources.display()
         );
-        let (kind, frames) = asan_report(double_free.as_bytes(), &sources).unwrap();
-        assert_eq!((kind.as_str(), frames[0].function.as_str()), ("double-free", "logout"));
-        assert!(asan_report(b"Segmentation fault", &sources).is_none());
+        let s = asan_report(double_free.as_bytes(), &sources, &symbolizer).unwrap();
+        assert_eq!((s.kind.as_str(), s.frames[0].function.as_str()), ("double-free", "logout"));
+        assert!(asan_report(b"Segmentation fault", &sources, &symbolizer).is_none());
         std::fs::remove_dir_all(&sources).unwrap();
     }
 

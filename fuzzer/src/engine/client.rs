@@ -6,6 +6,7 @@ use super::findings::{CurrentOp, Findings, LastRun, Loading, Wait};
 use super::mutators::http_mutations;
 use super::names::{count_files, QueueNames, Ran, Solutions};
 use super::scheduler::NewFavoredFirst;
+use super::seen::Seen;
 use super::shmem::SelfRemovingShMemProvider;
 use super::stats::{AflStats, RunInfo};
 use super::{done_file, error_file, Edges, Mgr, Options, Role, State};
@@ -184,6 +185,7 @@ fn fuzz(
         finding_file(&dir),
         sockfuzz_error_file(&dir),
         control,
+        Seen::load(&dir.join(".seen-hangs")),
         deadline,
     );
     if role.asan {

@@ -13,6 +13,7 @@
 //! that leaves many connections open that is a second, long run for most runs.)
 
 use super::findings::{LastRun, Wait};
+use super::seen::Seen;
 use super::Edges;
 use crate::preload::{EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
 use libafl::executors::forkserver::ForkserverExecutor;
@@ -37,7 +38,7 @@ pub struct ServerExecutor<I, OT, S, SHM> {
     /// The preload's control page (`SOCKFUZZ_CONTROL_SHM`): byte 0 set = a patient run.
     control: UnixShMem,
     /// Map entries reached by some hang candidate (AFL++'s virgin timeout map, hit / not hit).
-    candidates: Vec<bool>,
+    candidates: Seen,
     /// The campaign's end: runs past it are refused, so a stage of slow runs cannot outlast it.
     deadline: Option<Instant>,
     /// The share of wall-clock time this client may spend in runs (`pace`), if limited.
@@ -55,6 +56,7 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
         finding_file: PathBuf,
         error_file: PathBuf,
         control: UnixShMem,
+        candidates: Seen,
         deadline: Option<Instant>,
     ) -> Self {
         let _ = std::fs::remove_file(&error_file);
@@ -66,7 +68,7 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
             finding_file,
             error_file,
             control,
-            candidates: Vec::new(),
+            candidates,
             deadline,
             share: None,
         }
@@ -96,19 +98,6 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
     fn set_patient(&mut self, patient: bool) {
         self.control[0] = u8::from(patient);
     }
-}
-
-/// True when `map` reaches an entry `seen` has not; records them all.
-fn new_entries(seen: &mut Vec<bool>, map: &[u8]) -> bool {
-    if seen.len() < map.len() {
-        seen.resize(map.len(), false);
-    }
-    let mut new = false;
-    for (s, _) in seen.iter_mut().zip(map).filter(|(_, &m)| m != 0) {
-        new |= !*s;
-        *s = true;
-    }
-    new
 }
 
 impl<EM, I, OT, S, SHM, Z> Executor<EM, I, S, Z> for ServerExecutor<I, OT, S, SHM>
@@ -165,7 +154,7 @@ where
         if let Some(first) = wait {
             kind = ExitKind::Timeout;
             let map = &self.inner.observers()[&self.edges];
-            if new_entries(&mut self.candidates, &map.as_ref()[..]) {
+            if self.candidates.add(&map.as_ref()[..]) {
                 // An EOF spin or a server nothing can wake is hung for certain; a timeout at the
                 // hang timeout was already as patient as a re-run would be.
                 hang = matches!(first, Wait::EofSpin | Wait::Stuck)

@@ -9,6 +9,7 @@ pub mod findings;
 mod mutators;
 mod names;
 mod scheduler;
+mod seen;
 mod shmem;
 mod stats;
 mod status;

@@ -4,6 +4,7 @@
 //! with OR), and one objective (`Solutions`) that decides and names crashes and hangs.
 
 use super::findings::{now_secs, CurrentOp, Findings, LastRun, Loading, HANGS, TRAVERSALS};
+use super::seen::Seen;
 use super::Edges;
 use libafl::corpus::{Corpus, Testcase};
 use libafl::executors::ExitKind;
@@ -121,8 +122,8 @@ enum Kind {
     Hang,
 }
 
-/// The objective: a crash that reached map bits no earlier crash reached, like AFL's virgin
-/// crash map, or a hang the executor confirmed (it keeps AFL's virgin timeout map). Saves
+/// The objective: a crash that reached map entries no earlier crash reached (hit / not hit, like
+/// AFL++'s virgin crash map, kept on disk), or a hang the executor confirmed (it keeps AFL's virgin timeout map). Saves
 /// crashes in `crashes/`, hangs in `hangs/`, each with its own id counter.
 pub struct Solutions {
     edges: Handle<Edges>,
@@ -130,13 +131,15 @@ pub struct Solutions {
     command_line: String,
     /// How to run the server on one file (for `crashes/README.txt`).
     replay: Vec<OsString>,
-    seen_crash: Vec<u8>,
+    /// Map entries reached by earlier crashes (AFL++'s virgin crash map, hit / not hit).
+    seen_crash: Seen,
     pending: Option<Kind>,
 }
 
 impl Solutions {
     pub fn new(edges: Handle<Edges>, dir: &Path, command_line: String, replay: Vec<OsString>) -> Self {
-        Solutions { edges, dir: dir.to_path_buf(), command_line, replay, seen_crash: Vec::new(), pending: None }
+        let seen_crash = Seen::load(&dir.join(".seen-crashes"));
+        Solutions { edges, dir: dir.to_path_buf(), command_line, replay, seen_crash, pending: None }
     }
 }
 
@@ -145,21 +148,6 @@ pub fn count_files(dir: &Path) -> u64 {
     std::fs::read_dir(dir).map_or(0, |entries| {
         entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("id:")).count() as u64
     })
-}
-
-/// True when `map` has a bit `seen` has not; records it.
-fn new_bits(seen: &mut Vec<u8>, map: &[u8]) -> bool {
-    if seen.len() < map.len() {
-        seen.resize(map.len(), 0);
-    }
-    let mut new = false;
-    for (s, &m) in seen.iter_mut().zip(map) {
-        if m & !*s != 0 {
-            *s |= m;
-            new = true;
-        }
-    }
-    new
 }
 
 impl Named for Solutions {
@@ -185,7 +173,7 @@ where
         exit_kind: &ExitKind,
     ) -> Result<bool, Error> {
         self.pending = match exit_kind {
-            ExitKind::Crash => new_bits(&mut self.seen_crash, map(observers, &self.edges)?).then_some(Kind::Crash),
+            ExitKind::Crash => self.seen_crash.add(map(observers, &self.edges)?).then_some(Kind::Crash),
             ExitKind::Timeout => {
                 state.metadata::<LastRun>().is_ok_and(|last| last.hang.is_some()).then_some(Kind::Hang)
             }

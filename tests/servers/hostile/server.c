@@ -3,7 +3,7 @@
  * with switches that make life hard for a harness, each seen in student servers:
  *
  *   server -p PORT [-x closefds] [-x noterm] [-x reuseport] [-x loud] [-x forks] [-x hog]
- *                  [-x linger] [-x threadfork]
+ *                  [-x linger] [-x threadfork] [-x crash] [-x once]
  *
  *   closefds   after listen(), and again after each accept(), close every descriptor but its
  *              own (a close() loop, then close_range()), as servers that "clean up" do
@@ -17,11 +17,16 @@
  *   threadfork serve each connection on a detached thread that forks a child to write the
  *              reply 50 ms later, and exits 10 ms after the fork, as the child's parent; a
  *              request with "HANG" in it hangs: the thread spins, its child waits forever
+ *   crash      a request whose first read holds a DEL byte (0x7f) crashes in crash_here()
+ *              (a SEGV), before the request is parsed, so every such crash has one path
+ *   once       the same crash, but only the first time in this working directory (it leaves
+ *              a file `crashed-once` there): a crash that does not reproduce
  *
  * Listens on 127.0.0.1 only.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int closefds, noterm, reuseport, loud, forks, hog, linger, threadfork;
+static int closefds, noterm, reuseport, loud, forks, hog, linger, threadfork, crash, once;
 
 static void close_all_but(int keep1, int keep2)
 {
@@ -79,14 +84,34 @@ static int allocate_gigabytes(void)
     return 1;
 }
 
+/* A NULL pointer dereference the compiler cannot drop. */
+__attribute__((noinline)) static void crash_here(const char *request)
+{
+    volatile char *volatile null = NULL; /* the compiler cannot know it is NULL */
+    *null = request[0];
+}
+
+/* 1 for the first caller in this working directory, 0 for every later one */
+static int first_time(void)
+{
+    int fd = open("crashed-once", O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
 static void serve(int c, int lfd)
 {
     char buf[4096];
     const char *reply = "HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhello\n";
     if (closefds)
         close_all_but(lfd, c);
-    while (read(c, buf, sizeof buf) > 0 && !memmem(buf, sizeof buf, "\r\n\r\n", 4))
-        ;
+    ssize_t n = read(c, buf, sizeof buf);
+    if (n > 0 && memchr(buf, 0x7f, n) && (crash || (once && first_time())))
+        crash_here(buf);
+    while (n > 0 && !memmem(buf, sizeof buf, "\r\n\r\n", 4))
+        n = read(c, buf, sizeof buf);
     if (loud)
         make_noise();
     if (forks) {
@@ -179,6 +204,7 @@ static const struct {
 } switches[] = {
     {"closefds", &closefds}, {"noterm", &noterm}, {"reuseport", &reuseport}, {"loud", &loud},
     {"forks", &forks},       {"hog", &hog},       {"linger", &linger},       {"threadfork", &threadfork},
+    {"crash", &crash},       {"once", &once},
 };
 #define SWITCHES (sizeof switches / sizeof switches[0])
 
