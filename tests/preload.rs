@@ -113,6 +113,48 @@ fn server_args(port: u16, model: &str) -> Vec<String> {
     vec![server, "-p".into(), port.to_string(), "-R".into(), www, "-s".into(), "-m".into(), model.into()]
 }
 
+/// `fuzzer run --gdb=ARGS` stops where the server crashes, in the child the fork model made for
+/// the connection too; the reply of a run that does not crash still reaches stdout.
+#[test]
+fn fuzzer_run_gdb_stops_at_the_crash() {
+    if Command::new("gdb").arg("--version").output().is_err() {
+        eprintln!("skipped: gdb not installed (apt-get install gdb)");
+        return;
+    }
+    let server = make_with_gcc(&pserv_src(), "");
+    let crash = bugs().into_iter().find(|b| b.name == "reqline-strtok").unwrap();
+    let server_args = |model: &str| {
+        let www = www().to_string_lossy().into_owned();
+        let port = free_port().to_string();
+        [server.to_str().unwrap(), "-p", &port, "-R", &www, "-s", "-m", model].map(String::from)
+    };
+    for model in ["iterative", "fork"] {
+        let mut argv = vec!["--gdb=-batch -ex run -ex bt".to_string(), "--".into()];
+        argv.extend(server_args(model));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let run = fuzzer_run(&argv, &crash.input());
+        let text = format!("{}{}", run.stdout_text(), run.stderr);
+        assert_eq!(run.code(), Some(0), "{model}: {text}");
+        assert!(text.contains("received signal SIGSEGV"), "{model}: {text}");
+        // gdb may print a `Reading symbols from ...` line inside the frame's arguments.
+        let lines: Vec<&str> = text.lines().collect();
+        let frame = lines.iter().position(|l| l.starts_with('#') && l.contains(" serve_one ("));
+        let location = frame.map(|i| lines[i..(i + 3).min(lines.len())].concat());
+        assert!(location.is_some_and(|l| l.contains(") at http.c:")), "{model}: {text}");
+        if model == "fork" {
+            assert!(text.contains("[New inferior 2"), "the child is not followed: {text}");
+        }
+        assert!(processes_under(server.parent().unwrap()).is_empty(), "{model}: left running");
+    }
+    let (_, benign_input) = benign().remove(0);
+    let mut argv = vec!["--gdb=-batch -ex run".to_string(), "--".into()];
+    argv.extend(server_args("fork"));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let run = fuzzer_run(&argv, &benign_input);
+    assert!(run.stdout_text().contains("HTTP/1."), "{run:?}");
+    assert!(processes_under(server.parent().unwrap()).is_empty(), "left running");
+}
+
 #[test]
 fn fuzzer_run_reports_late_crashes_forked_child_crashes_and_hangs() {
     let late = bugs().into_iter().find(|b| b.after_close && b.signal().is_some()).unwrap();

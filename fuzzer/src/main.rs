@@ -11,6 +11,7 @@ mod assets;
 mod compile;
 mod cores;
 mod engine;
+mod gdb;
 mod grammar;
 mod hex;
 mod http;

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,15 @@ pub struct Args {
     /// Do not copy the server's reply to stdout.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Run the server under gdb instead, with the preload and the input set up the same way
+    /// (the preload in the server only, through gdb's exec-wrapper). By default gdb starts the
+    /// server itself (`-ex run`) and stops where it crashes (or gets SIGUSR2: a path
+    /// traversal), in the child a fork-per-connection server made for the connection too; then
+    /// `bt`, `frame N`, `print`... on gdb's prompt, which reads from the terminal (stdin is the
+    /// input). ARGS replace `-ex run`, e.g. `--gdb='-batch -ex run -ex bt'`. No time limit; the
+    /// exit status is gdb's.
+    #[arg(long, value_name = "ARGS", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub gdb: Option<String>,
     /// The server and its arguments, e.g. `./server -p 8080 -R www`.
     #[arg(required = true, last = true)]
     pub command: Vec<String>,
@@ -69,6 +78,9 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         None => None,
     };
     let envs: Vec<(&str, &OsStr)> = root.iter().map(|r| ("SOCKFUZZ_ROOT", r.as_os_str())).collect();
+    if let Some(gdb_args) = &args.gdb {
+        return crate::gdb::main(&command, &envs, gdb_args, limits, !args.quiet);
+    }
     let finished = run(&command, &envs, None, None, limits, !args.quiet)?;
     let code = match finished.outcome {
         Outcome::Ok => 0,
@@ -139,53 +151,15 @@ pub fn run(
     limits: Limits,
     output: bool,
 ) -> Result<Finished> {
-    let library = preload::library()?;
-    let finding = ScratchFile::new("finding");
-    let input_file = ScratchFile::new("input");
-    let bytes = match input {
-        Some(bytes) => bytes.to_vec(),
-        None => {
-            let mut bytes = Vec::new();
-            std::io::stdin().read_to_end(&mut bytes).context("cannot read the input from stdin")?;
-            bytes
-        }
-    };
-    std::fs::write(&input_file.0, &bytes)
-        .with_context(|| format!("cannot write the input to {}", input_file.0.display()))?;
-    let (status_read, status_write) = pipe()?;
-    let status_fd = status_write.as_raw_fd();
+    let (setup, status_write) = Setup::new(input, envs, limits)?;
     let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..])
-        .env("LD_PRELOAD", &library)
-        .env("SOCKFUZZ_STATUS_FD", status_fd.to_string())
-        .env("SOCKFUZZ_OUTPUT", "0")
-        .env("SOCKFUZZ_NETNS", preload::netns())
-        .env("SOCKFUZZ_FINDING_FILE", &finding.0)
-        .env("SOCKFUZZ_INPUT_FILE", &input_file.0)
-        .stdin(Stdio::null())
-        // A server idle this long with the connection open has left it open (a timer that
-        // closes idle connections would have fired).
-        .env("SOCKFUZZ_IDLE", (limits.run / 2).min(Duration::from_secs(1)).as_millis().to_string())
-        .envs(preload::memory_env(
-            limits.mem_mb,
-            &std::env::var("ASAN_OPTIONS").unwrap_or(preload::ASAN_OPTIONS.into()),
-        ))
-        .envs(envs.iter().copied())
-        .process_group(0); // so a timeout can stop the server and any child it forked
+    cmd.args(&command[1..]).env("LD_PRELOAD", &setup.library).stdin(Stdio::null()).process_group(0); // so a timeout can stop the server and any child it forked
+    setup.apply(&mut cmd);
     if input.is_some() {
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     }
     if let Some(cwd) = cwd {
         cmd.current_dir(cwd);
-    }
-    // SAFETY: pre_exec runs in the forked child before exec; fcntl is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::fcntl(status_fd, libc::F_SETFD, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
     let program = Path::new(&command[0]).display().to_string();
     // A server that forks into the background before it listens leaves a grandchild, which
@@ -195,12 +169,13 @@ pub fn run(
     let mut child = cmd.spawn().with_context(|| format!("cannot start the server `{program}`: check the path"))?;
     drop(status_write);
     let stderr = child.stderr.take().map(collect);
+    let status_read = &setup.status_read;
     let mut listener = None;
     let mut reply = Vec::new();
-    let result = match wait_listen(&status_read, limits.listen) {
+    let result = match wait_listen(status_read, limits.listen) {
         Ok(Some((port, pid))) => {
             let mut server = Server::new(&mut child, pid);
-            let outcome = wait_outcome(&mut server, &status_read, &mut reply, limits.run);
+            let outcome = wait_outcome(&mut server, status_read, &mut reply, limits.run);
             listener = server.daemon();
             outcome.map(|outcome| (outcome, port))
         }
@@ -219,13 +194,79 @@ pub fn run(
     }
     let stderr = stderr.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
     match result {
-        Ok((Outcome::Crash(SIG_TRAVERSAL), port)) if finding.0.is_file() => {
-            let text = std::fs::read_to_string(&finding.0).unwrap_or_default().trim_end().to_string();
+        Ok((Outcome::Crash(SIG_TRAVERSAL), port)) if setup.finding.0.is_file() => {
+            let text = std::fs::read_to_string(&setup.finding.0).unwrap_or_default().trim_end().to_string();
             Ok(Finished { outcome: Outcome::Traversal(text), port, reply, stderr })
         }
         Ok((outcome, port)) => Ok(Finished { outcome, port, reply, stderr }),
         Err(e) if stderr.is_empty() => Err(e),
         Err(e) => Err(e.context(format!("the server said:\n{}", tail(&stderr, 15)))),
+    }
+}
+
+/// The preload's side of one run, shared by [`run`] and `fuzzer run --gdb`: the input in a
+/// scratch file, the finding file, the status pipe and the environment that names them.
+pub struct Setup {
+    pub library: PathBuf,
+    /// What the preload reads, then the caller's own `envs` (which may override it).
+    env: Vec<(OsString, OsString)>,
+    _input: ScratchFile,
+    finding: ScratchFile,
+    /// Where the preload reports the port and pid of the listening process, then the reply.
+    pub status_read: OwnedFd,
+    status_fd: i32,
+}
+
+impl Setup {
+    /// Write the input (`input`, or our stdin when `None`) to its scratch file and make the
+    /// status pipe. The write end is returned apart: the caller drops it once the server (or
+    /// gdb) has started, so that the pipe ends when they do.
+    pub fn new(input: Option<&[u8]>, envs: &[(&str, &OsStr)], limits: Limits) -> Result<(Setup, OwnedFd)> {
+        let library = preload::library()?;
+        let finding = ScratchFile::new("finding");
+        let input_file = ScratchFile::new("input");
+        let bytes = match input {
+            Some(bytes) => bytes.to_vec(),
+            None => {
+                let mut bytes = Vec::new();
+                std::io::stdin().read_to_end(&mut bytes).context("cannot read the input from stdin")?;
+                bytes
+            }
+        };
+        std::fs::write(&input_file.0, &bytes)
+            .with_context(|| format!("cannot write the input to {}", input_file.0.display()))?;
+        let (status_read, status_write) = pipe()?;
+        let status_fd = status_write.as_raw_fd();
+        let asan = std::env::var("ASAN_OPTIONS").unwrap_or(preload::ASAN_OPTIONS.into());
+        let mut env: Vec<(OsString, OsString)> = vec![
+            ("SOCKFUZZ_STATUS_FD".into(), status_fd.to_string().into()),
+            ("SOCKFUZZ_OUTPUT".into(), "0".into()),
+            ("SOCKFUZZ_NETNS".into(), preload::netns().into()),
+            ("SOCKFUZZ_FINDING_FILE".into(), finding.0.clone().into()),
+            ("SOCKFUZZ_INPUT_FILE".into(), input_file.0.clone().into()),
+            // A server idle this long with the connection open has left it open (a timer that
+            // closes idle connections would have fired).
+            ("SOCKFUZZ_IDLE".into(), (limits.run / 2).min(Duration::from_secs(1)).as_millis().to_string().into()),
+        ];
+        env.extend(preload::memory_env(limits.mem_mb, &asan).map(|(k, v)| (k.into(), v.into())));
+        env.extend(envs.iter().map(|(k, v)| (OsString::from(k), v.to_os_string())));
+        Ok((Setup { library, env, _input: input_file, finding, status_read, status_fd }, status_write))
+    }
+
+    /// Give `cmd` the preload's environment (all but `LD_PRELOAD`, which the caller puts where
+    /// it belongs) and let it inherit the status pipe's write end.
+    pub fn apply(&self, cmd: &mut Command) {
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let status_fd = self.status_fd;
+        // SAFETY: pre_exec runs in the forked child before exec; fcntl is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(status_fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
     }
 }
 
@@ -256,7 +297,7 @@ pub fn tail(bytes: &[u8], lines: usize) -> String {
 
 /// Whatever is in the status pipe now (the reply so far), without waiting: a process the
 /// server left running may hold the pipe open after the run.
-fn drain(status: &OwnedFd, reply: &mut Vec<u8>) {
+pub fn drain(status: &OwnedFd, reply: &mut Vec<u8>) {
     let mut buf = [0u8; 65536];
     loop {
         let mut pfd = libc::pollfd { fd: status.as_raw_fd(), events: libc::POLLIN, revents: 0 };
@@ -402,7 +443,7 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 returns.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
