@@ -7,10 +7,6 @@
 //! the exec-wrapper `env LD_PRELOAD=...` puts the preload in the server alone (not in gdb, not
 //! in the shell), as gdb's manual suggests for `LD_PRELOAD`.
 
-// The triage helpers (`attach_stacks`, `crash_backtrace`, `parse_backtrace`) are public for
-// triage, which does not call them yet; their unit tests below run them on the sample server.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use crate::run::{self, Limits, Setup};
 use anyhow::{bail, Context, Result};
 use std::ffi::{OsStr, OsString};
@@ -548,7 +544,7 @@ __strlen_evex () at ../sysdeps/x86_64/multiarch/strlen-evex.S:79
         let server = pserv();
         let www = server.with_file_name("www");
         let input = std::fs::read(server.with_file_name("bugs").join("reqline-strtok.req")).unwrap();
-        let limits = Limits { listen: Duration::from_secs(5), run: Duration::from_secs(5), mem_mb: 0 };
+        let limits = Limits { listen: Duration::from_secs(5), run: Duration::from_secs(5), mem_mb: 0, stacks: false };
         for model in ["iterative", "fork"] {
             let command: Vec<OsString> = [server.as_os_str(), "-p".as_ref(), port().to_string().as_ref()]
                 .into_iter()

@@ -70,6 +70,7 @@ pub fn main(args: &Args) -> Result<ExitCode> {
         listen: Duration::from_secs_f64(args.listen_timeout),
         run: Duration::from_secs_f64(args.timeout),
         mem_mb: args.mem_limit,
+        stacks: false,
     };
     let root = match &args.root {
         Some(root) => Some(
@@ -125,6 +126,8 @@ pub struct Limits {
     pub listen: Duration,
     pub run: Duration,
     pub mem_mb: u64,
+    /// On a hang, take the call stacks of the server's processes (gdb) before stopping them.
+    pub stacks: bool,
 }
 
 /// A finished run; the server's `stderr` is captured only when the input was given as bytes.
@@ -135,6 +138,9 @@ pub struct Finished {
     /// What the server sent back on the connection.
     pub reply: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// gdb's `thread apply all bt` of each of the server's processes, on a hang with
+    /// `Limits::stacks`.
+    pub stacks: String,
 }
 
 /// Start `command` with the preload (plus `envs`), in `cwd` if given, and wait for the verdict.
@@ -172,11 +178,16 @@ pub fn run(
     let status_read = &setup.status_read;
     let mut listener = None;
     let mut reply = Vec::new();
+    let mut stacks = String::new();
+    let group = child.id() as i32;
     let result = match wait_listen(status_read, limits.listen) {
         Ok(Some((port, pid))) => {
             let mut server = Server::new(&mut child, pid);
             let outcome = wait_outcome(&mut server, status_read, &mut reply, limits.run);
             listener = server.daemon();
+            if limits.stacks && matches!(outcome, Ok(Outcome::Hang)) {
+                stacks = group_members(group, pid).into_iter().filter_map(crate::gdb::attach_stacks).collect();
+            }
             outcome.map(|outcome| (outcome, port))
         }
         Ok(None) => child.wait().map_err(Into::into).and_then(|status| {
@@ -196,9 +207,9 @@ pub fn run(
     match result {
         Ok((Outcome::Crash(SIG_TRAVERSAL), port)) if setup.finding.0.is_file() => {
             let text = std::fs::read_to_string(&setup.finding.0).unwrap_or_default().trim_end().to_string();
-            Ok(Finished { outcome: Outcome::Traversal(text), port, reply, stderr })
+            Ok(Finished { outcome: Outcome::Traversal(text), port, reply, stderr, stacks })
         }
-        Ok((outcome, port)) => Ok(Finished { outcome, port, reply, stderr }),
+        Ok((outcome, port)) => Ok(Finished { outcome, port, reply, stderr, stacks }),
         Err(e) if stderr.is_empty() => Err(e),
         Err(e) => Err(e.context(format!("the server said:\n{}", tail(&stderr, 15)))),
     }
@@ -411,6 +422,22 @@ fn wait_outcome(server: &mut Server, pipe: &OwnedFd, reply: &mut Vec<u8>, timeou
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// The processes of process group `group` (the run's), `first` (the listening one) first, at
+/// most four: a fork-per-connection server's hung child is one of them.
+fn group_members(group: i32, first: i32) -> Vec<i32> {
+    let mut pids = vec![first];
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // "PID (COMM) STATE PPID PGRP ...": COMM may hold spaces and parentheses.
+        let pgrp = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<i32>().ok());
+        if pgrp == Some(group) && pid != first && pids.len() < 4 {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 /// Kill the server's process group (ours: it was started in its own group), and the daemon

@@ -59,7 +59,12 @@ pub fn run_with_map(target: &Target, root: &Path, input: &[u8], port: u16) -> Re
     let id = shmem.id().to_string();
     let root = root.canonicalize().with_context(|| format!("the web root {} is missing", root.display()))?;
     let command = target.command(port, &root);
-    let limits = Limits { listen: Duration::from_secs(5), run: Duration::from_secs(5), mem_mb: target.mem_limit_mb };
+    let limits = Limits {
+        listen: Duration::from_secs(5),
+        run: Duration::from_secs(5),
+        mem_mb: target.mem_limit_mb,
+        stacks: false,
+    };
     let mut envs = vec![("__AFL_SHM_ID", id.as_ref())];
     if target.serves_root() {
         envs.push(("SOCKFUZZ_ROOT", root.as_os_str()));

@@ -138,6 +138,10 @@ impl Signature {
         Signature { kind: kind.into(), frames: Vec::new(), callee: None }
     }
 
+    fn is_hang(&self) -> bool {
+        self.kind == HANG || self.kind == LEFT_OPEN
+    }
+
     /// What groups files: the kind and the functions of the two innermost frames. Not the line:
     /// one unchecked pointer is often dereferenced on several lines of one function. A wild
     /// pointer (SEGV) also by the library function it was passed to: `atoi(NULL)` and
@@ -183,6 +187,7 @@ pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
         root: root.canonicalize()?,
         sources: sources(out, target),
         symbolizer: Symbolizer::default(),
+        gdb: crate::gdb::available(),
     };
     let files = findings(out);
     if files.is_empty() {
@@ -322,19 +327,49 @@ struct Replayer<'a> {
     /// The folder the target was built in: frames in files under it are the server's.
     sources: PathBuf,
     symbolizer: Symbolizer,
+    /// gdb is there to place hangs.
+    gdb: bool,
 }
 
 /// How long a replay may take: a hang file must hang past it, and the campaign's hang timeout
 /// is 1 s by default.
 const RUN_LIMIT: Duration = Duration::from_secs(2);
+/// How long a run that takes a hang's stacks waits first: the verdicts that make a hang are off
+/// there, and a server that left our connection open or spins does so long before.
+const PLACED_RUN_LIMIT: Duration = Duration::from_millis(500);
 /// Runs one minimization may take, at most, and how long.
 const MINIMIZE_RUNS: usize = 100;
 const MINIMIZE_TIME: Duration = Duration::from_secs(10);
 
 impl Replayer<'_> {
     /// Every file `runs` times; the signature of each run (None: it did not fail).
+    /// A hang's place comes from one more run with gdb (`placed`); its other runs only say
+    /// whether it hangs.
     fn replay_all(&self, files: &[Finding], runs: usize) -> Vec<Vec<Option<Signature>>> {
-        on_all_cores(files, |file| (0..runs).map(|_| self.signature_of(&file.bytes)).collect())
+        on_all_cores(files, |file| {
+            let mut runs: Vec<_> = (0..runs).map(|_| self.signature_of(&file.bytes, false)).collect();
+            // A crash without ASan's report: its place from gdb, once.
+            if let Some(kind) = runs.iter().flatten().find(|s| s.frames.is_empty() && s.kind.starts_with("SIG")) {
+                let kind = kind.kind.clone();
+                if let Some((frames, callee)) =
+                    self.backtrace(&file.bytes).ok().and_then(|bt| crash_place(&bt, &self.sources))
+                {
+                    for run in runs.iter_mut().flatten().filter(|s| s.kind == kind) {
+                        run.frames.clone_from(&frames);
+                        run.callee.clone_from(&callee);
+                    }
+                }
+            }
+            if runs.iter().flatten().any(Signature::is_hang) {
+                if let Some(placed) = self.signature_of(&file.bytes, true).filter(Signature::is_hang) {
+                    for run in runs.iter_mut().flatten().filter(|s| s.is_hang()) {
+                        run.frames.clone_from(&placed.frames);
+                        run.callee.clone_from(&placed.callee);
+                    }
+                }
+            }
+            runs
+        })
     }
 
     /// The shortest input of each group that fails (None for a flaky group).
@@ -342,17 +377,42 @@ impl Replayer<'_> {
         on_all_cores(groups, |(signature, members)| {
             let shortest = members.iter().map(|(f, _)| f).min_by_key(|f| f.bytes.len())?;
             let failed = members.iter().any(|(_, count)| *count > 0);
-            failed.then(|| self.minimize(&shortest.bytes, signature, shortest.hang))
+            failed.then(|| self.minimize(&shortest.bytes, signature))
         })
     }
 
-    /// One run of `input`: how it failed, if it did (a run that could not be made counts as not failing).
-    fn signature_of(&self, input: &[u8]) -> Option<Signature> {
-        let finished = self.run(input).ok()?;
-        signature(&finished, input, &self.sources, &self.symbolizer)
+    /// One run of `input`: how it failed, if it did (a run that could not be made counts as not
+    /// failing). `placed`: a hang gets the place where the server waits or spins, from gdb.
+    fn signature_of(&self, input: &[u8], placed: bool) -> Option<Signature> {
+        let placed = placed && self.gdb;
+        let finished = self.run(input, placed).ok()?;
+        let signature = signature(&finished, input, &self.sources, &self.symbolizer)?;
+        if placed && signature.is_hang() {
+            let (frames, callee) = hang_place(&finished.stacks, &self.sources);
+            return Some(Signature { frames, callee, ..signature });
+        }
+        Some(signature)
     }
 
-    fn run(&self, input: &[u8]) -> Result<Finished> {
+    /// `placed`: the preload's hang verdicts off (the server is left waiting or spinning, for
+    /// gdb to see where), and the stacks taken at a shorter limit.
+    fn run(&self, input: &[u8], placed: bool) -> Result<Finished> {
+        self.with_setup(placed, |command, envs, cwd, limits| run::run(command, envs, cwd, Some(input), limits, false))
+    }
+
+    /// gdb's backtrace of a crash of `input`, for a build without ASan (which gives its own).
+    fn backtrace(&self, input: &[u8]) -> Result<String> {
+        self.with_setup(false, |command, envs, cwd, limits| {
+            crate::gdb::crash_backtrace(command, envs, cwd, input, limits)
+        })
+    }
+
+    /// Call `go` with the command, environment, folder and limits of one run.
+    fn with_setup<R>(
+        &self,
+        placed: bool,
+        go: impl FnOnce(&[std::ffi::OsString], &[(&str, &OsStr)], Option<&Path>, Limits) -> Result<R>,
+    ) -> Result<R> {
         let target = self.target;
         let command = target.command(crate::port::free_port()?, &self.root);
         // ASan's handlers on: a SEGV or an abort gets a report with the call stack too. Not
@@ -367,15 +427,20 @@ impl Replayer<'_> {
         if target.serves_root() {
             envs.push(("SOCKFUZZ_ROOT", self.root.as_os_str()));
         }
-        let limits = Limits { listen: Duration::from_secs(10), run: RUN_LIMIT, mem_mb: target.mem_limit_mb };
-        run::run(&command, &envs, target.cwd.as_deref(), Some(input), limits, false)
+        if placed {
+            envs.extend([("SOCKFUZZ_IDLE", OsStr::new("86400000")), ("SOCKFUZZ_EOF_SPIN", OsStr::new("0"))]);
+        }
+        let run = if placed { PLACED_RUN_LIMIT } else { RUN_LIMIT };
+        let limits = Limits { listen: Duration::from_secs(10), run, mem_mb: target.mem_limit_mb, stacks: placed };
+        go(&command, &envs, target.cwd.as_deref(), limits)
     }
 
     /// The shortest input found that still fails with `signature`: delta debugging, removing
     /// chunks of halving size, one run per try.
-    fn minimize(&self, input: &[u8], signature: &Signature, hang: bool) -> Vec<u8> {
+    fn minimize(&self, input: &[u8], signature: &Signature) -> Vec<u8> {
         let started = Instant::now();
         // A hang takes the whole run limit per try.
+        let hang = signature.is_hang();
         let budget = if hang { MINIMIZE_RUNS / 20 } else { MINIMIZE_RUNS };
         let mut tries = 0;
         let mut best = input.to_vec();
@@ -386,7 +451,7 @@ impl Replayer<'_> {
             while at < best.len() && tries < budget && started.elapsed() < MINIMIZE_TIME {
                 let candidate = [&best[..at], &best[(at + chunk).min(best.len())..]].concat();
                 tries += 1;
-                if self.signature_of(&candidate).as_ref().is_some_and(|s| s.key() == signature.key()) {
+                if self.signature_of(&candidate, hang).as_ref().is_some_and(|s| s.key() == signature.key()) {
                     best = candidate;
                     removed = true;
                 } else {
@@ -435,8 +500,8 @@ fn signature(finished: &Finished, input: &[u8], sources: &Path, symbolizer: &Sym
     let plain = |kind: &str| Some(Signature::new(kind));
     match &finished.outcome {
         Outcome::Ok | Outcome::Exited(_) => None,
-        Outcome::Hang => plain("hang"),
-        Outcome::LeftOpen => plain("left open"),
+        Outcome::Hang => plain(HANG),
+        Outcome::LeftOpen => plain(LEFT_OPEN),
         Outcome::Traversal(_) => {
             let how = traversal_form(input);
             Some(Signature {
@@ -450,17 +515,74 @@ fn signature(finished: &Finished, input: &[u8], sources: &Path, symbolizer: &Sym
     }
 }
 
+const HANG: &str = "hang";
+const LEFT_OPEN: &str = "left open";
+
+/// Where a crash happened, from gdb's backtrace of the crashing thread (`bt` after the signal):
+/// the frames in the server's sources, and the library function it was in.
+fn crash_place(backtrace: &str, sources: &Path) -> Option<(Vec<Frame>, Option<String>)> {
+    let thread = crate::gdb::parse_backtrace(backtrace).into_iter().next()?;
+    let (frames, callee) = server_frames(thread, sources);
+    (!frames.is_empty()).then_some((frames, callee))
+}
+
+/// The frames of one gdb stack in the server's sources (innermost first, at most [`FRAMES`]),
+/// and the library function the innermost of them called.
+fn server_frames(thread: Vec<crate::gdb::GdbFrame>, sources: &Path) -> (Vec<Frame>, Option<String>) {
+    let stack: Vec<Frame> = thread
+        .into_iter()
+        .map(|f| Frame { function: f.function, file: f.file.unwrap_or_default(), line: f.line.unwrap_or(0) })
+        .collect();
+    let ours = |f: &Frame| is_server_source(&f.file, sources);
+    let callee = stack.iter().take_while(|f| !ours(f)).last().map(|f| library_function(&f.function));
+    (stack.iter().filter(|f| ours(f)).take(FRAMES).cloned().collect(), callee)
+}
+
+/// Where a hung server waits or spins, from gdb's stacks of its processes: the frames in the
+/// server's sources of the thread most likely ours (one reading or running its own code
+/// before one parked in `accept`, `epoll_wait` or a condition variable: an idle thread of a
+/// pool or the acceptor), and the library function it is in.
+fn hang_place(stacks: &str, sources: &Path) -> (Vec<Frame>, Option<String>) {
+    const IDLE: [&str; 12] = [
+        "accept",
+        "accept4",
+        "epoll_wait",
+        "epoll_pwait",
+        "pthread_cond_wait",
+        "pthread_cond_timedwait",
+        "pause",
+        "sigsuspend",
+        "sigwait",
+        "nanosleep",
+        "clock_nanosleep",
+        "futex_wait",
+    ];
+    let threads = crate::gdb::parse_backtrace(stacks).into_iter().filter_map(|thread| {
+        let (frames, callee) = server_frames(thread, sources);
+        let idle = callee.as_deref().is_some_and(|c| IDLE.iter().any(|i| c.contains(i)));
+        (!frames.is_empty()).then_some((idle, frames, callee))
+    });
+    threads.min_by_key(|(idle, ..)| *idle).map_or((Vec::new(), None), |(_, frames, callee)| (frames, callee))
+}
+
 /// How a path-traversal request got out of the web root, from the request's bytes: a literal
-/// `..` first (an input may also carry encoded bytes elsewhere), then encoded dots or slashes.
+/// `..` first, then encoded dots or slashes; in the first request line's target if it shows
+/// either (a header may hold dots of its own), else anywhere (a later request of a pipeline).
 fn traversal_form(input: &[u8]) -> &'static str {
-    let lower = input.to_ascii_lowercase();
+    let line = input.split(|&b| b == b'\n').next().unwrap_or(input);
+    let target = line.split(|&b| b == b' ').nth(1).unwrap_or(line);
+    form(target).or_else(|| form(input)).unwrap_or("through a symlink")
+}
+
+fn form(bytes: &[u8]) -> Option<&'static str> {
+    let lower = bytes.to_ascii_lowercase();
     let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
     if has(b"/..") || has(b"../") {
-        "through `..`"
+        Some("through `..`")
     } else if has(b"%2e") || has(b"%2f") || has(b"%5c") {
-        "through percent-encoded dots or slashes"
+        Some("through percent-encoded dots or slashes")
     } else {
-        "through a symlink"
+        None
     }
 }
 
@@ -497,8 +619,12 @@ fn asan_report(stderr: &[u8], sources: &Path, symbolizer: &Symbolizer) -> Option
 /// A library function as the server called it: `strlen` for ASan's `__interceptor_strlen`,
 /// `memcpy` for `__asan_memcpy`.
 fn library_function(name: &str) -> String {
-    let name = name.trim_start_matches('_');
-    ["interceptor_", "asan_"].iter().find_map(|p| name.strip_prefix(p)).unwrap_or(name).to_string()
+    let mut name = name;
+    // `__GI___libc_read`, `__interceptor_strlen`, `__asan_memcpy`
+    while let Some(rest) = ["_", "GI_", "libc_", "interceptor_", "asan_"].iter().find_map(|p| name.strip_prefix(p)) {
+        name = rest;
+    }
+    name.to_string()
 }
 
 /// `#3 0x55d0c1 in parse_range /src/http.c:120:9` (a symbolized report).
@@ -682,6 +808,9 @@ allocated by thread T1 here:
         assert_eq!(traversal_form(b"GET /%2E%2e/secret HTTP/1.0\r\n\r\n"), "through percent-encoded dots or slashes");
         assert_eq!(traversal_form(b"GET /link/passwd HTTP/1.0\r\n\r\n"), "through a symlink");
         assert_eq!(traversal_form(b"GET /a%20b/../../x HTTP/1.0\r\n\r\n"), "through `..`");
+        let header = b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.0\r\nReferer: ../x\r\n\r\n";
+        assert_eq!(traversal_form(header), "through percent-encoded dots or slashes");
+        assert_eq!(traversal_form(b"GET / HTTP/1.1\r\n\r\nGET /../x HTTP/1.0\r\n\r\n"), "through `..`");
     }
 
     #[test]

@@ -329,7 +329,7 @@ fn note_read(fd: c_int, requested: size_t, got: ssize_t) {
     }
     if got > 0 {
         EOF_READS.store(0, Relaxed);
-    } else if got == 0 && requested > 0 && EOF_READS.fetch_add(1, Relaxed) + 1 >= EOF_SPIN_READS {
+    } else if got == 0 && requested > 0 && EOF_READS.fetch_add(1, Relaxed) + 1 >= EOF_SPIN_READS && config().eof_spin {
         settle::eof_spin();
     }
 }

@@ -27,6 +27,7 @@
 //! `SOCKFUZZ_IDLE=MS` turns the idle verdict on, after MS milliseconds of idleness (off by
 //! default: afl-fuzz would take its exit status for a normal end); `SOCKFUZZ_CONTROL_SHM=ID` is the fuzzer's control page, whose
 //! byte 0 set makes a run patient (no idle verdict) while it re-runs a hang candidate.
+//! `SOCKFUZZ_EOF_SPIN=0` turns the EOF-spin verdict off (triage attaches gdb to the spinning server).
 //!
 //! `SOCKFUZZ_NETNS=1` runs the server in a network namespace of its own, loopback only (`netns`).
 //!

@@ -39,6 +39,9 @@ pub struct Config {
     /// `SOCKFUZZ_IDLE=MS`: end a run whose server has sat idle with the connection open for MS
     /// milliseconds (`idle`); unset: never.
     pub idle: Option<std::time::Duration>,
+    /// `SOCKFUZZ_EOF_SPIN=0`: a server that keeps reading end-of-file is left to spin (triage
+    /// takes its call stack), not ended with [`crate::EXIT_EOF_SPIN`].
+    pub eof_spin: bool,
     /// Upper bound on waiting for the server to go idle after it closed the connection.
     pub settle_ms: u64,
     /// `SOCKFUZZ_ROOT`: the server's web root; `None` turns the path-traversal oracle off.
@@ -61,6 +64,7 @@ pub fn config() -> &'static Config {
             debug: var("SOCKFUZZ_DEBUG").is_some_and(|v| v != "0"),
             output: var("SOCKFUZZ_OUTPUT").is_none_or(|v| v != "0"),
             idle: var("SOCKFUZZ_IDLE").and_then(|v| v.parse().ok()).map(std::time::Duration::from_millis),
+            eof_spin: var("SOCKFUZZ_EOF_SPIN").is_none_or(|v| v != "0"),
             status_fd: var("SOCKFUZZ_STATUS_FD").and_then(|v| v.parse().ok()),
             settle_ms: var("SOCKFUZZ_SETTLE_MS").and_then(|v| v.parse().ok()).unwrap_or(200),
             root: std::env::var_os("SOCKFUZZ_ROOT").filter(|v| !v.is_empty()).map(|v| crate::paths::Root::new(&v)),
