@@ -449,3 +449,79 @@ fn a_server_with_a_fixed_port_is_fuzzed_on_two_cores_in_network_namespaces() {
     }
     assert_eq!(processes_under(&out), Vec::<i32>::new(), "left running");
 }
+
+/// A campaign on the hostile server with `switch`, for `seconds`, without ASan (so that triage
+/// replays the plain build), with extra arguments.
+fn crash_campaign(out: &Path, switch: &str, seconds: &str, extra: &[&str]) {
+    let run = run_with_input(
+        Command::new(fuzzer())
+            .arg("--src-dir")
+            .arg(hostile_src())
+            .arg("-o")
+            .arg(out)
+            .args(["-d", seconds, "--sanitizer", "none", "--no-cmplog", "--no-triage"])
+            .args(extra)
+            .arg(format!("--server-args=-p {{port}} -x {switch}")),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+}
+
+/// `fuzzer triage OUT`'s groups, from `OUT/triage.json`.
+fn triage(out: &Path) -> Vec<serde_json::Value> {
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("triage").arg(out).args(["--runs", "3"]),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("triage.json")).unwrap()).unwrap();
+    json["groups"].as_array().unwrap().clone()
+}
+
+/// A crash with one path (`-x crash`: a DEL byte in the request): a resumed campaign that hits
+/// it again does not save it again, as the crashes' map is kept on disk (without that file, the
+/// same resumed campaign saves it again); triage of the plain build places it with gdb.
+#[test]
+fn a_resumed_campaign_does_not_save_a_known_crash_again() {
+    let _guard = exclusive();
+    let out = scratch_dir("known-crash").join("out");
+    crash_campaign(&out, "crash", "8", &[]);
+    let crashes = findings(&out.join("fuzz0/crashes"));
+    assert!(!crashes.is_empty(), "the DEL-byte crash was not found");
+    crash_campaign(&out, "crash", "8", &["--resume"]);
+    assert_eq!(findings(&out.join("fuzz0/crashes")), crashes, "a resumed campaign saved a known crash again");
+    std::fs::remove_file(out.join("fuzz0/.seen-crashes")).unwrap();
+    crash_campaign(&out, "crash", "8", &["--resume"]);
+    assert!(findings(&out.join("fuzz0/crashes")).len() > crashes.len(), "the control run did not hit the crash again");
+
+    let groups = triage(&out);
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0]["kind"], "SIGSEGV", "{groups:?}");
+    let shortest = std::fs::read(out.join(groups[0]["minimized"].as_str().unwrap())).unwrap();
+    assert_eq!(shortest, b"\x7f", "not cut down to the one byte that crashes it");
+    if gdb_installed() {
+        let location = groups[0]["location"].as_str().unwrap();
+        assert!(location.starts_with("crash_here (server.c:"), "{groups:?}");
+        let report = std::fs::read_to_string(out.join("triage/report.md")).unwrap();
+        assert!(report.contains("*null = request[0];"), "no source excerpt:\n{report}");
+    }
+}
+
+/// A crash that happens once (`-x once`) and never again is kept, as a flaky crash.
+#[test]
+fn a_crash_that_does_not_reproduce_is_reported_as_flaky() {
+    let _guard = exclusive();
+    let out = scratch_dir("flaky-crash").join("out");
+    crash_campaign(&out, "once", "8", &[]);
+    let crashes = findings(&out.join("fuzz0/crashes"));
+    assert_eq!(crashes.len(), 1, "the one crash was not found");
+    let groups = triage(&out);
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0]["kind"], "flaky crash (did not reproduce)", "{groups:?}");
+    assert_eq!((groups[0]["reproduced"].as_u64(), groups[0]["runs"].as_u64()), (Some(0), Some(3)));
+    let report = std::fs::read_to_string(out.join("triage/report.md")).unwrap();
+    assert!(report.contains("flaky crash"), "{report}");
+}

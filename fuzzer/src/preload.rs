@@ -93,7 +93,15 @@ pub fn netns() -> &'static str {
 
 /// A readable name for a signal number, e.g. `11 (SIGSEGV)`.
 pub fn signal_name(sig: i32) -> String {
-    let name = match sig {
+    match short_signal_name(sig) {
+        Some(name) => format!("{sig} ({name})"),
+        None => sig.to_string(),
+    }
+}
+
+/// `SIGSEGV` for 11; None for a signal without a name here.
+pub fn short_signal_name(sig: i32) -> Option<&'static str> {
+    Some(match sig {
         libc::SIGSEGV => "SIGSEGV",
         libc::SIGABRT => "SIGABRT",
         libc::SIGBUS => "SIGBUS",
@@ -104,7 +112,6 @@ pub fn signal_name(sig: i32) -> String {
         libc::SIGPIPE => "SIGPIPE",
         libc::SIGTRAP => "SIGTRAP",
         libc::SIGINT => "SIGINT",
-        _ => return sig.to_string(),
-    };
-    format!("{sig} ({name})")
+        _ => return None,
+    })
 }

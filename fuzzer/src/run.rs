@@ -248,7 +248,12 @@ impl Setup {
             .with_context(|| format!("cannot write the input to {}", input_file.0.display()))?;
         let (status_read, status_write) = pipe()?;
         let status_fd = status_write.as_raw_fd();
-        let asan = std::env::var("ASAN_OPTIONS").unwrap_or(preload::ASAN_OPTIONS.into());
+        // The user's ASan options after ours (the last of a name wins), which the preload needs
+        // (`verify_asan_link_order=0`: it is loaded before a gcc build's libasan).
+        let asan = match std::env::var("ASAN_OPTIONS") {
+            Ok(user) if !user.is_empty() => format!("{}:{user}", preload::ASAN_OPTIONS),
+            _ => preload::ASAN_OPTIONS.into(),
+        };
         let mut env: Vec<(OsString, OsString)> = vec![
             ("SOCKFUZZ_STATUS_FD".into(), status_fd.to_string().into()),
             ("SOCKFUZZ_OUTPUT".into(), "0".into()),

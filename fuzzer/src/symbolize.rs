@@ -1,10 +1,9 @@
 //! Code addresses to function, file and line, with `llvm-symbolizer` when there is one (as ASan
 //! itself; binutils' `addr2line` misses functions clang inlined), else `addr2line`.
 //!
-//! Triage runs ASan with `symbolize=0`: a symbolizing report forks `llvm-symbolizer` and waits
-//! for it, and a thread that sleeps there looks to the preload like a server done with its
-//! work, so a crash after `close()` (a double free) was cut short. The report's frames then
-//! read `#1 0x55d0c1 (/path/server+0x944e5)`, and are symbolized here, once per address.
+//! Triage runs ASan with `symbolize=0`: symbolizing, each run of the server starts its own
+//! `llvm-symbolizer` (340 files replayed twice: 27 s, against 7 s without). The report's frames
+//! then read `#1 0x55d0c1 (/path/server+0x944e5)`, and are symbolized here, once per address.
 
 use std::collections::HashMap;
 use std::process::Command;

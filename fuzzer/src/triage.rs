@@ -138,6 +138,12 @@ impl Signature {
         Signature { kind: kind.into(), frames: Vec::new(), callee: None }
     }
 
+    /// Whether a run of a shortened input fails as `group` did. A crash of a build without
+    /// ASan is placed by gdb once per file, not on every try: there, the same signal will do.
+    fn same_bug(&self, group: &Signature) -> bool {
+        self.key() == group.key() || (self.frames.is_empty() && self.callee.is_none() && self.kind == group.kind)
+    }
+
     fn is_hang(&self) -> bool {
         self.kind == HANG || self.kind == LEFT_OPEN
     }
@@ -149,7 +155,7 @@ impl Signature {
     /// kind whatever ASan calls them (`heap-buffer-overflow`, `unknown-crash` for a huge
     /// length): one wrong length overruns first in a `memset` or at an index, as it happens.
     fn key(&self) -> (String, Vec<String>, Option<String>) {
-        let wild = self.kind == "SEGV" || self.kind.starts_with("SIG");
+        let wild = self.kind == "SEGV" || self.kind.starts_with("SIG") || self.kind.starts_with("signal ");
         let kind = if OUT_OF_BOUNDS.contains(&self.kind.as_str()) { "out-of-bounds" } else { &self.kind };
         let functions = self.frames.iter().take(2).map(|f| f.function.clone()).collect();
         (kind.to_string(), functions, self.callee.clone().filter(|_| wild))
@@ -349,7 +355,8 @@ impl Replayer<'_> {
         on_all_cores(files, |file| {
             let mut runs: Vec<_> = (0..runs).map(|_| self.signature_of(&file.bytes, false)).collect();
             // A crash without ASan's report: its place from gdb, once.
-            if let Some(kind) = runs.iter().flatten().find(|s| s.frames.is_empty() && s.kind.starts_with("SIG")) {
+            let signal = |s: &&Signature| s.kind.starts_with("SIG") || s.kind.starts_with("signal ");
+            if let Some(kind) = runs.iter().flatten().find(|s| s.frames.is_empty() && signal(s)) {
                 let kind = kind.kind.clone();
                 if let Some((frames, callee)) =
                     self.backtrace(&file.bytes).ok().and_then(|bt| crash_place(&bt, &self.sources))
@@ -451,7 +458,7 @@ impl Replayer<'_> {
             while at < best.len() && tries < budget && started.elapsed() < MINIMIZE_TIME {
                 let candidate = [&best[..at], &best[(at + chunk).min(best.len())..]].concat();
                 tries += 1;
-                if self.signature_of(&candidate, hang).as_ref().is_some_and(|s| s.key() == signature.key()) {
+                if self.signature_of(&candidate, hang).as_ref().is_some_and(|s| s.same_bug(signature)) {
                     best = candidate;
                     removed = true;
                 } else {
@@ -510,7 +517,8 @@ fn signature(finished: &Finished, input: &[u8], sources: &Path, symbolizer: &Sym
             })
         }
         Outcome::Crash(sig) => {
-            asan_report(&finished.stderr, sources, symbolizer).or_else(|| plain(&preload::signal_name(*sig)))
+            let name = preload::short_signal_name(*sig).map_or_else(|| format!("signal {sig}"), str::to_string);
+            asan_report(&finished.stderr, sources, symbolizer).or_else(|| plain(&name))
         }
     }
 }
@@ -700,11 +708,12 @@ fn markdown(out: &Path, groups: &[Group], replayer: &Replayer) -> String {
             let args = target.args.replace("{port}", "8080").replace("{root}", &root);
             // With --root, a path traversal is seen as one.
             let oracle = if target.serves_root() { format!("--root {root} ") } else { String::new() };
-            t += &format!("fuzzer run {oracle}-- {} {args} < {}\n", target.binary.display(), out.join(min).display());
-            t += &format!(
-                "fuzzer send 127.0.0.1 PORT < {}    # against your server, started normally\n```\n",
-                out.join(min).display()
-            );
+            let input = out.join(min);
+            let (binary, input) = (target.binary.display(), input.canonicalize().unwrap_or(input));
+            let input = input.display();
+            t += &format!("fuzzer run {oracle}-- {binary} {args} < {input}\n");
+            t += &format!("fuzzer run --gdb {oracle}-- {binary} {args} < {input}    # stops where it fails\n");
+            t += &format!("fuzzer send 127.0.0.1 PORT < {input}    # against your server, started normally\n```\n");
         }
     }
     t

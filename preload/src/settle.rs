@@ -222,14 +222,35 @@ fn wait_idle() {
     let deadline = start + Duration::from_millis(config().settle_ms);
     let wake = idle::WAKE_FD.load(SeqCst);
     while Instant::now() < deadline {
-        if idle::everyone_waits() {
-            return;
-        }
-        if start.elapsed() >= Duration::from_millis(1) && others_sleep() {
+        if idle::everyone_waits() || (start.elapsed() >= Duration::from_millis(1) && others_sleep()) {
+            // Asked after the threads were seen asleep: a thread that hit an ASan error sleeps
+            // while its report is symbolized (a pipe to llvm-symbolizer), and the report, begun
+            // before, ends the process.
+            let until = Instant::now() + ASAN_REPORT_LIMIT;
+            while asan_reporting() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             return;
         }
         sleep_on(wake);
     }
+}
+
+/// How long an ASan report may take to print (and symbolize) before the process dies.
+const ASAN_REPORT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Whether AddressSanitizer has found an error and is reporting it (it ends the process after).
+fn asan_reporting() -> bool {
+    type ReportPresent = unsafe extern "C" fn() -> libc::c_int;
+    static PRESENT: std::sync::OnceLock<Option<ReportPresent>> = std::sync::OnceLock::new();
+    let present = PRESENT.get_or_init(|| {
+        // SAFETY: a NUL-terminated name; dlsym only looks it up.
+        let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"__asan_report_present".as_ptr()) };
+        // SAFETY: ASan's `int __asan_report_present(void)` has this signature.
+        (!f.is_null()).then(|| unsafe { std::mem::transmute::<*mut libc::c_void, ReportPresent>(f) })
+    });
+    // SAFETY: ASan's own function; it only reads whether an error report was begun.
+    present.is_some_and(|f| unsafe { f() } != 0)
 }
 
 /// Sleep until the eventfd `wake` is written to, or a millisecond has passed.

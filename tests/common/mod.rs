@@ -296,10 +296,23 @@ pub fn send_to(server: &mut Command, port: u16, input: &[u8], wait: Duration) ->
 /// A scratch build of `src` (a folder with a Makefile) with gcc and extra CFLAGS; returns the
 /// server it built.
 pub fn make_with_gcc(src: &Path, cflags: &str) -> PathBuf {
-    let dir = scratch_dir("gcc-build");
+    make_with("gcc", src, cflags)
+}
+
+/// The same with clang; None (the caller skips) when clang is not installed.
+pub fn make_with_clang(src: &Path, cflags: &str) -> Option<PathBuf> {
+    if Command::new("clang").arg("--version").output().is_err() {
+        eprintln!("skipped: clang not installed (apt-get install clang)");
+        return None;
+    }
+    Some(make_with("clang", src, cflags))
+}
+
+fn make_with(cc: &str, src: &Path, cflags: &str) -> PathBuf {
+    let dir = scratch_dir(&format!("{cc}-build"));
     copy_dir(src, &dir);
     let out = Command::new("make")
-        .args(["-s", "CC=gcc", &format!("CFLAGS=-g -O2 {cflags}")])
+        .args(["-s", &format!("CC={cc}"), &format!("CFLAGS=-g -O2 {cflags}")])
         .current_dir(&dir)
         .output()
         .unwrap();
@@ -375,4 +388,13 @@ pub fn stat_value<'a>(stats: &'a str, key: &str) -> Option<&'a str> {
 /// A number from the `fuzzer_stats` of the instance folder `dir` (None before it is written).
 pub fn stat(dir: &Path, key: &str) -> Option<u64> {
     stat_value(&std::fs::read_to_string(dir.join("fuzzer_stats")).ok()?, key)?.parse().ok()
+}
+
+/// Whether gdb can be run; tests that need it say they are skipped when it cannot.
+pub fn gdb_installed() -> bool {
+    let installed = Command::new("gdb").arg("--version").output().is_ok();
+    if !installed {
+        eprintln!("skipped: gdb not installed (apt-get install gdb)");
+    }
+    installed
 }

@@ -1,12 +1,11 @@
 //! One fuzzing client: its server, its corpus and its `OUT/fuzzK` folder.
 
 use super::cmplog;
-use super::executor::ServerExecutor;
+use super::executor::{finding_file, sockfuzz_error_file, ServerExecutor};
 use super::findings::{CurrentOp, Findings, LastRun, Loading, Wait};
 use super::mutators::http_mutations;
 use super::names::{count_files, QueueNames, Ran, Solutions};
 use super::scheduler::NewFavoredFirst;
-use super::seen::Seen;
 use super::shmem::SelfRemovingShMemProvider;
 use super::stats::{AflStats, RunInfo};
 use super::{done_file, error_file, Edges, Mgr, Options, Role, State};
@@ -178,16 +177,7 @@ fn fuzz(
         (None, None)
     };
     started.store(true, Ordering::SeqCst);
-    let mut executor = ServerExecutor::new(
-        forkserver,
-        edges_handle,
-        opts.hang_timeout,
-        finding_file(&dir),
-        sockfuzz_error_file(&dir),
-        control,
-        Seen::load(&dir.join(".seen-hangs")),
-        deadline,
-    );
+    let mut executor = ServerExecutor::new(forkserver, edges_handle, opts.hang_timeout, &dir, control, deadline);
     if role.asan {
         executor.pace(ASAN_SHARE);
     }
@@ -306,16 +296,6 @@ fn afl_queues(dirs: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
     }
     queues.sort();
     queues
-}
-
-/// Where the preload describes a path traversal before it ends the run.
-fn finding_file(dir: &Path) -> std::path::PathBuf {
-    dir.join(".finding")
-}
-
-/// Where the preload says why it cannot drive the server (`SOCKFUZZ_ERROR_FILE`).
-fn sockfuzz_error_file(dir: &Path) -> std::path::PathBuf {
-    dir.join(".sockfuzz_error")
 }
 
 /// A fork server builder for one copy of the server on a free port, fed through the file

@@ -24,7 +24,7 @@ use libafl::state::HasExecutions;
 use libafl::{Error, HasMetadata};
 use libafl_bolts::shmem::{ShMem, UnixShMem};
 use libafl_bolts::tuples::{Handle, MatchNameRef, RefIndexable};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub struct ServerExecutor<I, OT, S, SHM> {
@@ -53,12 +53,11 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
         inner: ForkserverExecutor<I, OT, S, SHM>,
         edges: Handle<Edges>,
         hang_timeout: Duration,
-        finding_file: PathBuf,
-        error_file: PathBuf,
+        dir: &Path,
         control: UnixShMem,
-        candidates: Seen,
         deadline: Option<Instant>,
     ) -> Self {
+        let (finding_file, error_file) = (finding_file(dir), sockfuzz_error_file(dir));
         let _ = std::fs::remove_file(&error_file);
         ServerExecutor {
             inner,
@@ -68,7 +67,7 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
             finding_file,
             error_file,
             control,
-            candidates,
+            candidates: Seen::load(&dir.join(".seen-hangs")),
             deadline,
             share: None,
         }
@@ -98,6 +97,17 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
     fn set_patient(&mut self, patient: bool) {
         self.control[0] = u8::from(patient);
     }
+}
+
+/// Where the preload describes a path traversal before it ends the run
+/// (`SOCKFUZZ_FINDING_FILE`), in client folder `dir`.
+pub fn finding_file(dir: &Path) -> PathBuf {
+    dir.join(".finding")
+}
+
+/// Where the preload says why it cannot drive the server (`SOCKFUZZ_ERROR_FILE`).
+pub fn sockfuzz_error_file(dir: &Path) -> PathBuf {
+    dir.join(".sockfuzz_error")
 }
 
 impl<EM, I, OT, S, SHM, Z> Executor<EM, I, S, Z> for ServerExecutor<I, OT, S, SHM>
