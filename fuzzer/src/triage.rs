@@ -202,6 +202,10 @@ pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
     }
     let runs = runs.max(1);
     println!("[triage] replaying {} file(s) {runs} time(s) each against {}...", files.len(), target.binary.display());
+    if !replayer.gdb {
+        let what = if targets.asan.is_some() { "hangs are" } else { "hangs and crashes are" };
+        println!("[triage] gdb is not installed: {what} grouped without where they happen (apt-get install gdb)");
+    }
     let started = Instant::now();
     let verdicts = replayer.replay_all(&files, runs);
     // Group by the most frequent signature of each file.
@@ -352,7 +356,9 @@ impl Replayer<'_> {
     /// A hang's place comes from one more run with gdb (`placed`); its other runs only say
     /// whether it hangs.
     fn replay_all(&self, files: &[Finding], runs: usize) -> Vec<Vec<Option<Signature>>> {
+        let progress = Progress::new(files.len(), "file(s) replayed");
         on_all_cores(files, |file| {
+            let _tick = progress.tick();
             let mut runs: Vec<_> = (0..runs).map(|_| self.signature_of(&file.bytes, false)).collect();
             // A crash without ASan's report: its place from gdb, once.
             let signal = |s: &&Signature| s.kind.starts_with("SIG") || s.kind.starts_with("signal ");
@@ -381,7 +387,9 @@ impl Replayer<'_> {
 
     /// The shortest input of each group that fails (None for a flaky group).
     fn minimize_all(&self, groups: &[(Signature, Vec<(&Finding, usize)>)]) -> Vec<Option<Vec<u8>>> {
+        let progress = Progress::new(groups.len(), "group(s) minimized");
         on_all_cores(groups, |(signature, members)| {
+            let _tick = progress.tick();
             let shortest = members.iter().map(|(f, _)| f).min_by_key(|f| f.bytes.len())?;
             let failed = members.iter().any(|(_, count)| *count > 0);
             failed.then(|| self.minimize(&shortest.bytes, signature))
@@ -475,6 +483,41 @@ impl Replayer<'_> {
         best
     }
 }
+
+/// A line every few seconds on long work: how many of how many are done.
+struct Progress {
+    total: usize,
+    what: &'static str,
+    done: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<Instant>,
+}
+
+/// Counts one item as done when dropped.
+struct Tick<'a>(&'a Progress);
+
+impl Progress {
+    fn new(total: usize, what: &'static str) -> Self {
+        Progress { total, what, done: 0.into(), last: std::sync::Mutex::new(Instant::now()) }
+    }
+
+    fn tick(&self) -> Tick<'_> {
+        Tick(self)
+    }
+}
+
+impl Drop for Tick<'_> {
+    fn drop(&mut self) {
+        let p = self.0;
+        let done = p.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let mut last = p.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= PROGRESS_EVERY && done < p.total {
+            *last = Instant::now();
+            println!("[triage] {done}/{} {}", p.total, p.what);
+        }
+    }
+}
+
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// `work` on each item, on as many threads as there are cores; the results in order.
 fn on_all_cores<T: Sync, R: Send + Default + Clone>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
@@ -574,12 +617,14 @@ fn hang_place(stacks: &str, sources: &Path) -> (Vec<Frame>, Option<String>) {
 }
 
 /// How a path-traversal request got out of the web root, from the request's bytes: a literal
-/// `..` first, then encoded dots or slashes; in the first request line's target if it shows
-/// either (a header may hold dots of its own), else anywhere (a later request of a pipeline).
+/// `..` first, then encoded dots or slashes; in the path of the first request line's target if
+/// it shows either (a query or a header may hold dots of their own), else anywhere (a later
+/// request of a pipeline).
 fn traversal_form(input: &[u8]) -> &'static str {
     let line = input.split(|&b| b == b'\n').next().unwrap_or(input);
     let target = line.split(|&b| b == b' ').nth(1).unwrap_or(line);
-    form(target).or_else(|| form(input)).unwrap_or("through a symlink")
+    let path = target.split(|&b| b == b'?').next().unwrap_or(target);
+    form(path).or_else(|| form(input)).unwrap_or("through a symlink")
 }
 
 fn form(bytes: &[u8]) -> Option<&'static str> {
@@ -820,6 +865,8 @@ allocated by thread T1 here:
         let header = b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.0\r\nReferer: ../x\r\n\r\n";
         assert_eq!(traversal_form(header), "through percent-encoded dots or slashes");
         assert_eq!(traversal_form(b"GET / HTTP/1.1\r\n\r\nGET /../x HTTP/1.0\r\n\r\n"), "through `..`");
+        let query = b"GET /%2e%2e/etc/passwd?/../ HTTP/1.0\r\n\r\n";
+        assert_eq!(traversal_form(query), "through percent-encoded dots or slashes");
     }
 
     #[test]
