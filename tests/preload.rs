@@ -145,6 +145,17 @@ fn fuzzer_run_gdb_stops_at_the_crash() {
         }
         assert!(processes_under(server.parent().unwrap()).is_empty(), "{model}: left running");
     }
+    // A crash after close(), in a handler thread: gdb holds that thread, and the preload does
+    // not take it for a server done with its work (it used to end the run under gdb).
+    let late = bugs().into_iter().find(|b| b.name == "logout-double-free").unwrap();
+    for _ in 0..3 {
+        let mut argv = vec!["--gdb=-batch -ex run -ex bt".to_string(), "--".into()];
+        argv.extend(server_args("thread"));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let text = fuzzer_run(&argv, &late.input());
+        let text = format!("{}{}", text.stdout_text(), text.stderr);
+        assert!(text.contains("received signal SIGABRT") && text.contains(" conn_close ("), "{text}");
+    }
     let (_, benign_input) = benign().remove(0);
     let mut argv = vec!["--gdb=-batch -ex run".to_string(), "--".into()];
     argv.extend(server_args("fork"));

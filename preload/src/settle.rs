@@ -277,8 +277,8 @@ pub fn others_sleep() -> bool {
     }
 }
 
-/// True when no thread of `process` (a pid, or "self") but `me` is running or runnable (`R`)
-/// or in uninterruptible sleep (`D`).
+/// True when no thread of `process` (a pid, or "self") but `me` is running or runnable (`R`),
+/// in uninterruptible sleep (`D`) or stopped (`t`, `T`).
 fn others_asleep(process: &str, me: libc::pid_t) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{process}/task")) else { return true };
     tasks.flatten().all(|task| {
@@ -288,9 +288,10 @@ fn others_asleep(process: &str, me: libc::pid_t) -> bool {
             return true;
         }
         let Ok(stat) = std::fs::read(task.path().join("stat")) else { return true };
-        // Format: "tid (comm) S ..."; comm may contain spaces and parentheses.
+        // Format: "tid (comm) S ..."; comm may contain spaces and parentheses. A thread stopped
+        // by a debugger (`t`: gdb took its signal, a crash it is about to show) is not done.
         let state = stat.iter().rposition(|&b| b == b')').and_then(|i| stat.get(i + 2));
-        !matches!(state, Some(b'R' | b'D'))
+        !matches!(state, Some(b'R' | b'D' | b't' | b'T'))
     })
 }
 
