@@ -138,10 +138,9 @@ impl Signature {
         Signature { kind: kind.into(), frames: Vec::new(), callee: None }
     }
 
-    /// Whether a run of a shortened input fails as `group` did. A crash of a build without
-    /// ASan is placed by gdb once per file, not on every try: there, the same signal will do.
-    fn same_bug(&self, group: &Signature) -> bool {
-        self.key() == group.key() || (self.frames.is_empty() && self.callee.is_none() && self.kind == group.kind)
+    /// A crash with only its signal to go by (a build without ASan), which gdb can place.
+    fn is_signal(&self) -> bool {
+        self.kind.starts_with("SIG") || self.kind.starts_with("signal ")
     }
 
     fn is_hang(&self) -> bool {
@@ -361,15 +360,11 @@ impl Replayer<'_> {
             let _tick = progress.tick();
             let mut runs: Vec<_> = (0..runs).map(|_| self.signature_of(&file.bytes, false)).collect();
             // A crash without ASan's report: its place from gdb, once.
-            let signal = |s: &&Signature| s.kind.starts_with("SIG") || s.kind.starts_with("signal ");
-            if let Some(kind) = runs.iter().flatten().find(|s| s.frames.is_empty() && signal(s)) {
-                let kind = kind.kind.clone();
-                if let Some((frames, callee)) =
-                    self.backtrace(&file.bytes).ok().and_then(|bt| crash_place(&bt, &self.sources))
-                {
-                    for run in runs.iter_mut().flatten().filter(|s| s.kind == kind) {
-                        run.frames.clone_from(&frames);
-                        run.callee.clone_from(&callee);
+            if runs.iter().flatten().any(|s| s.frames.is_empty() && s.is_signal()) {
+                if let Some(placed) = self.crash_under_gdb(&file.bytes) {
+                    for run in runs.iter_mut().flatten().filter(|s| s.kind == placed.kind) {
+                        run.frames.clone_from(&placed.frames);
+                        run.callee.clone_from(&placed.callee);
                     }
                 }
             }
@@ -415,11 +410,21 @@ impl Replayer<'_> {
         self.with_setup(placed, |command, envs, cwd, limits| run::run(command, envs, cwd, Some(input), limits, false))
     }
 
-    /// gdb's backtrace of a crash of `input`, for a build without ASan (which gives its own).
-    fn backtrace(&self, input: &[u8]) -> Result<String> {
-        self.with_setup(false, |command, envs, cwd, limits| {
-            crate::gdb::crash_backtrace(command, envs, cwd, input, limits)
-        })
+    /// A run of `input` under gdb, for a build without ASan (whose report has the stack): the
+    /// signal and the place of its crash, if it crashed where gdb could see.
+    fn crash_under_gdb(&self, input: &[u8]) -> Option<Signature> {
+        if !self.gdb {
+            return None;
+        }
+        let backtrace = self
+            .with_setup(false, |command, envs, cwd, limits| {
+                crate::gdb::crash_backtrace(command, envs, cwd, input, limits)
+            })
+            .ok()?;
+        // "Thread 2 "server" received signal SIGSEGV, Segmentation fault."
+        let signal = backtrace.split("received signal ").nth(1)?.split([',', ' ', '.']).next()?.to_string();
+        let (frames, callee) = crash_place(&backtrace, &self.sources)?;
+        Some(Signature { kind: signal, frames, callee })
     }
 
     /// Call `go` with the command, environment, folder and limits of one run.
@@ -450,23 +455,54 @@ impl Replayer<'_> {
         go(&command, &envs, target.cwd.as_deref(), limits)
     }
 
-    /// The shortest input found that still fails with `signature`: delta debugging, removing
-    /// chunks of halving size, one run per try.
+    /// The shortest input found that still fails with `signature`: delta debugging, one run per
+    /// try, removing whole lines first (the requests before the failing one, then single lines:
+    /// headers), then chunks of halving size.
     fn minimize(&self, input: &[u8], signature: &Signature) -> Vec<u8> {
         let started = Instant::now();
-        // A hang takes the whole run limit per try.
+        // A hang takes the whole run limit per try; a crash gdb placed is tried under gdb.
         let hang = signature.is_hang();
+        let under_gdb = signature.is_signal() && !signature.frames.is_empty();
         let budget = if hang { MINIMIZE_RUNS / 20 } else { MINIMIZE_RUNS };
-        let mut tries = 0;
+        let tries = std::cell::Cell::new(0);
+        let more = || tries.get() < budget && started.elapsed() < MINIMIZE_TIME;
+        let fails = |candidate: &[u8]| {
+            tries.set(tries.get() + 1);
+            let failed = if under_gdb { self.crash_under_gdb(candidate) } else { self.signature_of(candidate, hang) };
+            failed.is_some_and(|s| s.key() == signature.key())
+        };
         let mut best = input.to_vec();
+        // The requests before the one that fails, all at once: the longest prefix of whole
+        // lines without which it still fails (one line at a time, a request would not parse).
+        let ends: Vec<usize> = best.iter().enumerate().filter(|(_, &b)| b == b'\n').map(|(i, _)| i + 1).collect();
+        for &end in ends.iter().rev().filter(|&&end| end < best.len()) {
+            if !more() {
+                return best;
+            }
+            if fails(&best[end..]) {
+                best.drain(..end);
+                break;
+            }
+        }
+        let mut at = 0;
+        while let Some(end) = best[at..].iter().position(|&b| b == b'\n').map(|i| at + i + 1) {
+            if !more() {
+                return best;
+            }
+            let candidate = [&best[..at], &best[end..]].concat();
+            if fails(&candidate) {
+                best = candidate;
+            } else {
+                at = end;
+            }
+        }
         let mut chunk = best.len().div_ceil(2).max(1);
-        while chunk >= 1 && tries < budget && started.elapsed() < MINIMIZE_TIME {
+        while more() {
             let mut at = 0;
             let mut removed = false;
-            while at < best.len() && tries < budget && started.elapsed() < MINIMIZE_TIME {
+            while at < best.len() && more() {
                 let candidate = [&best[..at], &best[(at + chunk).min(best.len())..]].concat();
-                tries += 1;
-                if self.signature_of(&candidate, hang).as_ref().is_some_and(|s| s.same_bug(signature)) {
+                if fails(&candidate) {
                     best = candidate;
                     removed = true;
                 } else {
