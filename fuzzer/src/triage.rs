@@ -154,7 +154,7 @@ impl Signature {
     /// kind whatever ASan calls them (`heap-buffer-overflow`, `unknown-crash` for a huge
     /// length): one wrong length overruns first in a `memset` or at an index, as it happens.
     fn key(&self) -> (String, Vec<String>, Option<String>) {
-        let wild = self.kind == "SEGV" || self.kind.starts_with("SIG") || self.kind.starts_with("signal ");
+        let wild = self.kind == "SEGV" || self.is_signal();
         let kind = if OUT_OF_BOUNDS.contains(&self.kind.as_str()) { "out-of-bounds" } else { &self.kind };
         let functions = self.frames.iter().take(2).map(|f| f.function.clone()).collect();
         (kind.to_string(), functions, self.callee.clone().filter(|_| wild))
@@ -336,7 +336,7 @@ struct Replayer<'a> {
     /// The folder the target was built in: frames in files under it are the server's.
     sources: PathBuf,
     symbolizer: Symbolizer,
-    /// gdb is there to place hangs.
+    /// gdb is there to place hangs, and crashes of a build without ASan.
     gdb: bool,
 }
 
@@ -468,7 +468,14 @@ impl Replayer<'_> {
         let more = || tries.get() < budget && started.elapsed() < MINIMIZE_TIME;
         let fails = |candidate: &[u8]| {
             tries.set(tries.get() + 1);
-            let failed = if under_gdb { self.crash_under_gdb(candidate) } else { self.signature_of(candidate, hang) };
+            // Under gdb only once a plain run crashed with the signal (a gdb run costs ~0.3 s).
+            let failed = if under_gdb {
+                self.signature_of(candidate, false)
+                    .filter(|s| s.kind == signature.kind)
+                    .and_then(|_| self.crash_under_gdb(candidate))
+            } else {
+                self.signature_of(candidate, hang)
+            };
             failed.is_some_and(|s| s.key() == signature.key())
         };
         let mut best = input.to_vec();
