@@ -627,9 +627,7 @@ fn server_frames(thread: Vec<crate::gdb::GdbFrame>, sources: &Path) -> (Vec<Fram
         .into_iter()
         .map(|f| Frame { function: f.function, file: f.file.unwrap_or_default(), line: f.line.unwrap_or(0) })
         .collect();
-    let ours = |f: &Frame| is_server_source(&f.file, sources);
-    let callee = stack.iter().take_while(|f| !ours(f)).last().map(|f| library_function(&f.function));
-    (stack.iter().filter(|f| ours(f)).take(FRAMES).cloned().collect(), callee)
+    in_server(&stack, sources)
 }
 
 /// Where a hung server waits or spins, from gdb's stacks of its processes: the frames in the
@@ -704,12 +702,18 @@ fn asan_report(stderr: &[u8], sources: &Path, symbolizer: &Symbolizer) -> Option
             break; // the first stack only: the others say where the memory was allocated or freed
         }
     }
-    let ours = |f: &Frame| is_server_source(&f.file, sources);
-    let callee = stack.iter().take_while(|f| !ours(f)).last().map(|f| library_function(&f.function));
-    let mut frames: Vec<Frame> = stack.iter().filter(|f| ours(f)).cloned().collect();
-    let callee = callee.filter(|_| !frames.is_empty());
-    frames.truncate(FRAMES);
+    let (frames, callee) = in_server(&stack, sources);
     Some(Signature { kind: kind.to_string(), frames, callee })
+}
+
+/// The frames of a stack (innermost first) in the server's sources, at most [`FRAMES`], and
+/// the library function the innermost of them called, if it was in one.
+fn in_server(stack: &[Frame], sources: &Path) -> (Vec<Frame>, Option<String>) {
+    let ours = |f: &Frame| is_server_source(&f.file, sources);
+    let frames: Vec<Frame> = stack.iter().filter(|f| ours(f)).take(FRAMES).cloned().collect();
+    let callee = stack.iter().take_while(|f| !ours(f)).last().map(|f| library_function(&f.function));
+    let callee = callee.filter(|_| !frames.is_empty());
+    (frames, callee)
 }
 
 /// A library function as the server called it: `strlen` for ASan's `__interceptor_strlen`,
