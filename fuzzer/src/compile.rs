@@ -252,6 +252,11 @@ pub fn has_our_runtime(binary: &Path) -> Result<bool> {
     contains(binary, b"sockfuzz_shm_input\0")
 }
 
+/// Whether the binary's runtime serves persistent runs (a fuzzer-cc build of this version).
+pub fn runs_persistently(binary: &Path) -> Result<bool> {
+    contains(binary, b"sockfuzz_clear_map\0")
+}
+
 fn contains(binary: &Path, needle: &[u8]) -> Result<bool> {
     let bytes = std::fs::read(binary).with_context(|| format!("cannot read {}", binary.display()))?;
     Ok(bytes.windows(needle.len()).any(|w| w == needle))

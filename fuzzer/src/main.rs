@@ -109,6 +109,14 @@ struct FuzzArgs {
     /// Only LibAFL's havoc and dictionary mutators, without the HTTP-aware ones.
     #[arg(long)]
     no_http_mutators: bool,
+    /// Serve up to N test cases per forked server, each on a new connection (default N: 100;
+    /// results that a fresh server does not repeat are dropped, and a server that keeps state
+    /// between connections falls back to one test case per server on its own).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "100", conflicts_with = "no_persistent")]
+    persistent: Option<u32>,
+    /// One test case per forked server (no persistent runs).
+    #[arg(long)]
+    no_persistent: bool,
     /// No CmpLog / input-to-state stage (a second, tracing copy of the server per client).
     #[arg(long)]
     no_cmplog: bool,
@@ -271,6 +279,7 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
     if !args.no_cmplog && !compile::has_our_runtime(&built.plain)? {
         println!("[cmplog] {} has AFL++'s runtime, whose CmpLog map layout depends on the AFL++ version: only the string comparisons the preload sees are traced (build with fuzzer-cc, or use --src-dir, for integer comparisons too)", built.plain.display());
     }
+    let persistent = persistent_runs(&args, &built)?;
     let mut dicts = args.dicts.clone();
     if !args.no_dict {
         let builtin = out.join("http.dict");
@@ -302,6 +311,7 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         dicts,
         http_mutators: !args.no_http_mutators,
         cmplog: !args.no_cmplog,
+        persistent,
         resume: args.resume,
         stop_on_crash: args.stop_on_crash,
         broker_port,
@@ -343,6 +353,22 @@ fn write_grammar_seeds(grammar: Option<&Path>, count: usize, out: &Path) -> Resu
 }
 
 /// Build, then the start-up check of every built binary.
+/// Test cases per server process: 1 (fork mode) unless persistent runs were asked for and
+/// every build's runtime serves them.
+fn persistent_runs(args: &FuzzArgs, built: &compile::Built) -> Result<u32> {
+    let Some(n) = args.persistent.filter(|_| !args.no_persistent) else { return Ok(1) };
+    for binary in std::iter::once(&built.plain).chain(&built.asan) {
+        if !compile::runs_persistently(binary)? {
+            println!(
+                "[persistent] {} was not built by this version's fuzzer-cc (whose runtime continues a stopped server): one test case per process",
+                binary.display()
+            );
+            return Ok(1);
+        }
+    }
+    Ok(n.max(1))
+}
+
 fn build_and_check(build: &compile::BuildArgs, server_args: &str, mem_limit_mb: u64) -> Result<compile::Built> {
     let built = compile::build(build)?;
     check(&built, &build.out_dir, server_args, mem_limit_mb)?;

@@ -36,18 +36,11 @@ pub fn start(listen_fd: c_int) {
     debug!("server listens (fd {listen_fd}); connecting to {addr}");
     // SAFETY: registering a plain `extern "C" fn()`.
     unsafe { libc::atexit(exited_early) };
-    idle::arm(config.idle.is_some());
     // SAFETY: eventfd has no preconditions; -1 (no wake-ups) is handled by the client thread.
     idle::WAKE_FD.store(fds::adopt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) }), SeqCst);
     // The client's socket is made here, before `listen` returns: a server that closes every
     // descriptor right after it could otherwise close it between its creation and `adopt`.
-    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-    // SAFETY: socket has no preconditions; failure is checked.
-    let sock = fds::adopt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) });
-    if sock < 0 {
-        let e = std::io::Error::last_os_error();
-        settle::cannot_drive(format_args!("cannot create the client's socket: {e}"));
-    }
+    let sock = client_socket(addr);
     crate::hooks::STARTING_CLIENT.set(true);
     // The client thread starts with every signal blocked (it inherits this thread's mask), so
     // the server's handlers (SIGCHLD, SIGALRM, SIGPIPE...) never run on it.
@@ -66,6 +59,18 @@ pub fn start(listen_fd: c_int) {
     if let Err(e) = spawned {
         settle::cannot_drive(format_args!("cannot start the client thread: {e}"));
     }
+}
+
+/// A new socket for the client, one of ours (`fds`).
+fn client_socket(addr: SocketAddr) -> c_int {
+    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: socket has no preconditions; failure is checked.
+    let sock = fds::adopt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) });
+    if sock < 0 {
+        let e = std::io::Error::last_os_error();
+        settle::cannot_drive(format_args!("cannot create the client's socket: {e}"));
+    }
+    sock
 }
 
 /// The address to connect to: the listener's own, with a wildcard mapped to loopback.
@@ -170,18 +175,31 @@ pub extern "C" fn exited_early() {
     ));
 }
 
-fn run(sock: c_int, addr: SocketAddr) -> ! {
+/// Serve test cases: one, or in persistent mode one after another on new connections.
+fn run(mut sock: c_int, addr: SocketAddr) -> ! {
+    loop {
+        crate::persist::begin();
+        serve(sock, addr);
+        settle::end_run(); // returns when the process goes on with the next test case
+        sock = client_socket(addr);
+    }
+}
+
+/// One test case: connect, exchange, and make sure the server took the connection.
+fn serve(sock: c_int, addr: SocketAddr) {
     let input = read_input();
     if let Err(e) = connect(sock, addr) {
         publish_port(-1);
         settle::cannot_drive(format_args!("cannot connect to the server's listening socket {addr}: {e}"));
     }
-    // SAFETY: `sock` is our connected socket, owned by this stream from now on.
-    let mut sock = unsafe { <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(sock) };
-    let port = sock.local_addr().map_or(-1, |a| i32::from(a.port()));
+    // SAFETY: `sock` is our connected socket, owned by this stream until `into_raw_fd` below.
+    let mut stream = unsafe { <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(sock) };
+    let port = stream.local_addr().map_or(-1, |a| i32::from(a.port()));
     publish_port(port);
     debug!("connected from port {port}; sending {} bytes", input.len());
-    exchange(&mut sock, &input);
+    exchange(&mut stream, &input);
+    // Closed by us: dropping the stream would go through our `close` hook, which keeps ours open.
+    fds::release(std::os::fd::IntoRawFd::into_raw_fd(stream));
     if !shared::get().taken.load(SeqCst) {
         // The listener went away (the server is exiting, or closed it) without accepting: let
         // the server's own exit, if it comes, be the run's.
@@ -192,7 +210,6 @@ fn run(sock: c_int, addr: SocketAddr) -> ! {
         ));
     }
     debug!("server closed the connection");
-    settle::end_run();
 }
 
 /// Connect our socket `fd` to `addr` (blocking, as `TcpStream::connect`).

@@ -265,9 +265,10 @@ pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut sockl
     on_accept(fd, || unsafe { real::accept4(fd, addr, len, flags) })
 }
 
-/// Exactly one connection per run: ours. Connections left in a shared backlog by an earlier
-/// run (a fork-server child killed between connect and accept) are dropped; after ours, a
-/// blocking accept parks forever and a non-blocking one says EAGAIN (so event loops keep going).
+/// Exactly one connection per test case: ours. Connections left in a shared backlog by an
+/// earlier run (a fork-server child killed between connect and accept) are dropped; after ours,
+/// a blocking accept parks (until the next test case of a persistent run) and a non-blocking
+/// one says EAGAIN (so event loops keep going).
 fn on_accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int {
     if !TRIGGERED.load(Relaxed) || IN_SERVER_CHILD.load(Relaxed) {
         return real_accept();
@@ -275,12 +276,22 @@ fn on_accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int {
     shared::die_with_run();
     let shared = shared::get();
     loop {
+        // SAFETY: F_GETFL takes no argument and only reads the fd's flags.
+        let blocking = unsafe { libc::fcntl(listener, libc::F_GETFL) } & libc::O_NONBLOCK == 0;
         if shared.taken.load(SeqCst) {
-            return park_or_eagain(listener);
+            if !blocking {
+                // SAFETY: errno is thread-local.
+                unsafe { *libc::__errno_location() = libc::EAGAIN };
+                return -1;
+            }
+            // Until the next test case of a persistent run; forever otherwise.
+            let _waiting = Waiting::enter(-1);
+            while shared.taken.load(SeqCst) {
+                crate::persist::park();
+            }
+            continue;
         }
         let conn = {
-            // SAFETY: F_GETFL takes no argument and only reads the fd's flags.
-            let blocking = unsafe { libc::fcntl(listener, libc::F_GETFL) } & libc::O_NONBLOCK == 0;
             let _waiting = Waiting::enter(if blocking { -1 } else { 0 });
             real_accept()
         };
@@ -303,20 +314,6 @@ fn on_accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int {
         debug!("dropping a stale connection left by an earlier run");
         // SAFETY: `conn` was just returned by accept and is not known to the server.
         unsafe { real::close(conn) };
-    }
-}
-
-fn park_or_eagain(listener: c_int) -> c_int {
-    // SAFETY: F_GETFL takes no argument and only reads the fd's flags.
-    if unsafe { libc::fcntl(listener, libc::F_GETFL) } & libc::O_NONBLOCK != 0 {
-        // SAFETY: errno is thread-local.
-        unsafe { *libc::__errno_location() = libc::EAGAIN };
-        return -1;
-    }
-    let _waiting = Waiting::enter(-1);
-    loop {
-        // SAFETY: pause has no preconditions; a handled signal just returns here.
-        unsafe { real::pause() };
     }
 }
 

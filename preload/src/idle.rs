@@ -42,22 +42,31 @@ pub static ON: AtomicBool = AtomicBool::new(false);
 pub static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 /// The fuzzer's control page (`SOCKFUZZ_CONTROL_SHM`), attached before the fork server starts.
 static CONTROL: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+/// Bytes of the control page: a patient run (no idle verdict); fork mode (no persistent runs).
+const PATIENT: usize = 0;
+pub const FORK_MODE: usize = 1;
+const CONTROL_LEN: usize = 2;
 
 /// Attach the control page, if the fuzzer gave one. Before the fork server, so every run shares it.
 pub fn attach_control() {
     if let Ok((page, len)) = crate::sysv::attach(c"SOCKFUZZ_CONTROL_SHM") {
-        if len > 0 {
+        if len >= CONTROL_LEN {
             CONTROL.store(page, SeqCst);
         }
     }
 }
 
+/// Byte `index` of the control page (0 without one); the fuzzer sets it before each run.
+pub fn control(index: usize) -> u8 {
+    let page = CONTROL.load(SeqCst);
+    // SAFETY: a non-null CONTROL is an attached segment of at least CONTROL_LEN bytes, never
+    // detached; volatile, as the fuzzer writes it between runs.
+    if page.is_null() { 0 } else { unsafe { page.add(index.min(CONTROL_LEN - 1)).read_volatile() } }
+}
+
 /// At the start of a run: whether it may end idle (read now, the fuzzer sets it per run).
 pub fn arm(enabled: bool) {
-    let page = CONTROL.load(SeqCst);
-    // SAFETY: a non-null CONTROL is an attached segment of at least one byte, never detached.
-    let patient = !page.is_null() && unsafe { page.read_volatile() } != 0;
-    ON.store(enabled && !patient, SeqCst);
+    ON.store(enabled && control(PATIENT) == 0, SeqCst);
 }
 
 /// A counted wait of the calling thread, for as long as the value lives: (counted, forever).

@@ -15,6 +15,8 @@
 //! | status [`EXIT_IDLE`]      | the server left the connection open and waits (`idle`)         |
 //! | status [`EXIT_STUCK`]     | ... and nothing could ever wake it: no timer, no timeout, no child |
 //! | signal [`SIG_TRAVERSAL`]  | the server opened a path outside its web root (`paths`)        |
+//! | status [`EXIT_UNSERVED`]  | as [`EXIT_SETUP`], in a process reused for many test cases     |
+//! | stopped (`SIGSTOP`)       | a normal end in persistent mode: continued with the next one   |
 //!
 //! Environment: `SOCKFUZZ_DEBUG=1` prints `[sockfuzz]` log lines; `SOCKFUZZ_OUTPUT=0` does not
 //! copy the reply to stdout; `SOCKFUZZ_STATUS_FD=N` gets `L`, the port (2 bytes, big-endian) and the
@@ -28,6 +30,8 @@
 //! default: afl-fuzz would take its exit status for a normal end); `SOCKFUZZ_CONTROL_SHM=ID` is the fuzzer's control page, whose
 //! byte 0 set makes a run patient (no idle verdict) while it re-runs a hang candidate.
 //! `SOCKFUZZ_EOF_SPIN=0` turns the EOF-spin verdict off (triage attaches gdb to the spinning server).
+//!
+//! `SOCKFUZZ_PERSISTENT=N` serves up to N test cases per process, each on a new connection (`persist`).
 //!
 //! `SOCKFUZZ_NETNS=1` runs the server in a network namespace of its own, loopback only (`netns`).
 //!
@@ -52,6 +56,7 @@ mod limits;
 mod log;
 mod netns;
 mod paths;
+mod persist;
 mod real;
 mod settle;
 mod shared;
@@ -86,5 +91,8 @@ pub const EXIT_STUCK: i32 = 89;
 /// (`SOCKFUZZ_ROOT`): `..` climbed out of it, a symlink led out, or a `realpath` result that
 /// left it was used. Not a crash signal, so a finding is told apart from a crash.
 pub const SIG_TRAVERSAL: i32 = libc::SIGUSR2;
+/// Exit status of a test case that could not be driven in a process reused for it (persistent
+/// mode): the fuzzer re-runs it in a fresh process, where the reason shows if it is real.
+pub const EXIT_UNSERVED: i32 = 90;
 /// Consecutive zero-byte reads on our connection that count as an EOF spin.
 const EOF_SPIN_READS: u32 = 1000;

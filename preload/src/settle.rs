@@ -23,6 +23,10 @@ pub fn exit(status: i32) -> ! {
 /// sockfuzz cannot drive the server: say why on stderr and in `SOCKFUZZ_ERROR_FILE` (the
 /// fuzzer's runs have no stderr, and it stops the campaign with this), and end the run.
 pub fn cannot_drive(why: std::fmt::Arguments) -> ! {
+    if crate::persist::reused() {
+        debug!("{why}");
+        exit(crate::EXIT_UNSERVED);
+    }
     crate::log::error(why);
     if let Some(file) = &config().error_file {
         let _ = std::fs::write(file, format!("{why}\n"));
@@ -36,7 +40,9 @@ pub fn eof_spin() -> ! {
     exit(EXIT_EOF_SPIN)
 }
 
-pub fn end_run() -> ! {
+/// The server closed our connection: end the run by how its connection's process ended, once
+/// the server is idle again; returns when a persistent run goes on with the next test case.
+pub fn end_run() {
     wait_until(Duration::from_secs(1), || FORKING.load(SeqCst) == 0);
     let child = CHILD_PID.load(SeqCst);
     let status = if child > 0 {
@@ -52,7 +58,9 @@ pub fn end_run() -> ! {
         _ => {}
     }
     wait_idle();
-    exit(0)
+    if !crate::persist::next() {
+        exit(0)
+    }
 }
 
 /// The process that handles our connection apart from the run's: the child forked for it, or

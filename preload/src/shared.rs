@@ -103,6 +103,18 @@ pub fn create() {
     }
 }
 
+/// A persistent run's next test case (`persist`): no connection taken, nothing forked for it.
+/// Called when nothing forked during the last one still runs.
+pub fn reset() {
+    let shared = get();
+    shared.client_port.store(0, SeqCst);
+    shared.acceptor.store(0, SeqCst);
+    shared.conn_open.store(false, SeqCst);
+    shared.acceptor_waits.store(false, SeqCst);
+    shared.forked_count.store(0, SeqCst);
+    shared.taken.store(false, SeqCst);
+}
+
 /// Whether this is the run's process (where `listen` was called and the client thread runs).
 pub fn is_run_process() -> bool {
     // SAFETY: getpid has no preconditions.

@@ -42,6 +42,8 @@ pub struct Config {
     /// `SOCKFUZZ_EOF_SPIN=0`: a server that keeps reading end-of-file is left to spin (triage
     /// takes its call stack), not ended with [`crate::EXIT_EOF_SPIN`].
     pub eof_spin: bool,
+    /// `SOCKFUZZ_PERSISTENT=N`: serve up to N test cases per process (`persist`); 0 or 1: one.
+    pub persistent: u32,
     /// Upper bound on waiting for the server to go idle after it closed the connection.
     pub settle_ms: u64,
     /// `SOCKFUZZ_ROOT`: the server's web root; `None` turns the path-traversal oracle off.
@@ -66,6 +68,7 @@ pub fn config() -> &'static Config {
             idle: var("SOCKFUZZ_IDLE").and_then(|v| v.parse().ok()).map(std::time::Duration::from_millis),
             eof_spin: var("SOCKFUZZ_EOF_SPIN").is_none_or(|v| v != "0"),
             status_fd: var("SOCKFUZZ_STATUS_FD").and_then(|v| v.parse().ok()),
+            persistent: var("SOCKFUZZ_PERSISTENT").and_then(|v| v.parse().ok()).unwrap_or(0),
             settle_ms: var("SOCKFUZZ_SETTLE_MS").and_then(|v| v.parse().ok()).unwrap_or(200),
             root: std::env::var_os("SOCKFUZZ_ROOT").filter(|v| !v.is_empty()).map(|v| crate::paths::Root::new(&v)),
             input_file: std::env::var_os("SOCKFUZZ_INPUT_FILE").filter(|v| !v.is_empty()).map(Into::into),

@@ -50,6 +50,11 @@ pub fn map_size() -> usize {
     }
 }
 
+/// Bytes addressable at `__afl_area_ptr`.
+pub fn capacity() -> usize {
+    MAP_CAPACITY.load(Ordering::Relaxed)
+}
+
 /// Point `__afl_area_ptr` at the fuzzer's map of `len` bytes (called once, by the fork server).
 pub fn attach(map: *mut u8, len: usize) {
     GROWABLE.store(false, Ordering::Relaxed);

@@ -10,6 +10,10 @@
 //! fuzzer answers which options it takes; the preload then reads each test case from there
 //! ([`sockfuzz_shm_input`]) instead of stdin. A program that reads stdin itself keeps stdin.
 //! The fork server and each child get SIGKILL when their parent dies (`PR_SET_PDEATHSIG`).
+//!
+//! Persistent mode (`__AFL_PERSISTENT` set, as LibAFL's `is_persistent` and afl-fuzz do): a
+//! child that stops itself (`SIGSTOP`, the preload after serving a test case) is reported
+//! stopped, and the next run continues it (`SIGCONT`) instead of forking, AFL++'s handshake.
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
@@ -112,11 +116,23 @@ fn start_forkserver() {
         die(b"coverage map too small\n"); // after the hello, which tells the fuzzer the size
     }
     die_with_parent(fuzzer);
-    serve();
+    // SAFETY: NUL-terminated literal; getenv only reads the environment.
+    serve(!unsafe { libc::getenv(c"__AFL_PERSISTENT".as_ptr()) }.is_null());
+}
+
+/// Clear the coverage map: the preload calls it as a persistent run begins, so that every test
+/// case's trace starts alike, in a fresh process (which ran the server's start-up since the
+/// fork) as in a reused one.
+#[no_mangle]
+pub extern "C" fn sockfuzz_clear_map() {
+    let map = crate::coverage::__afl_area_ptr.load(Ordering::Relaxed);
+    // SAFETY: the live map holds at least `map_size()` bytes (the fuzzer's map, attached with
+    // that size, or the start-up map, which the guards were numbered within).
+    unsafe { std::ptr::write_bytes(map, 0, coverage::map_size().min(coverage::capacity())) };
 }
 
 /// The fork-server loop. Returns only in a freshly forked child.
-fn serve() {
+fn serve(persistent: bool) {
     // The program may ignore or handle SIGCHLD; we need to wait for our children ourselves.
     // SAFETY: an all-zero sigaction is SIG_DFL with an empty mask.
     let default: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -126,11 +142,26 @@ fn serve() {
     unsafe { libc::sigaction(libc::SIGCHLD, &default, &mut saved) };
     // SAFETY: getpid has no preconditions.
     let server = unsafe { libc::getpid() };
+    // A child that stopped itself after its test case (persistent mode), to be continued.
+    let mut stopped: Option<libc::pid_t> = None;
     loop {
-        let Some(_was_killed) = read_u32(CONTROL_FD) else {
+        let Some(was_killed) = read_u32(CONTROL_FD) else {
             // SAFETY: the fuzzer closed the control pipe: leave without running atexit handlers.
             unsafe { libc::_exit(0) };
         };
+        if let Some(child) = stopped.take() {
+            if was_killed == 0 {
+                // SAFETY: our own stopped child; SIGCONT resumes it where it stopped itself.
+                unsafe { libc::kill(child, libc::SIGCONT) };
+                if !write_u32(STATUS_FD, child as u32) {
+                    die(b"cannot report the child pid\n");
+                }
+                report(wait_for(child, persistent), child, &mut stopped);
+                continue;
+            }
+            // The fuzzer killed it while it was stopped: collect it and fork a new one.
+            wait_for(child, false);
+        }
         // SAFETY: the fork server is single-threaded here (started before the program's threads).
         let child = unsafe { libc::fork() };
         if child < 0 {
@@ -149,10 +180,17 @@ fn serve() {
         if !write_u32(STATUS_FD, child as u32) {
             die(b"cannot report the child pid\n");
         }
-        let status = wait_for(child);
-        if !write_u32(STATUS_FD, status as u32) {
-            die(b"cannot report the child status\n");
-        }
+        report(wait_for(child, persistent), child, &mut stopped);
+    }
+}
+
+/// Tell the fuzzer how the run ended; a child that stopped itself is kept to be continued.
+fn report(status: libc::c_int, child: libc::pid_t, stopped: &mut Option<libc::pid_t>) {
+    if libc::WIFSTOPPED(status) {
+        *stopped = Some(child);
+    }
+    if !write_u32(STATUS_FD, status as u32) {
+        die(b"cannot report the child status\n");
     }
 }
 
@@ -169,23 +207,28 @@ fn die_with_parent(parent: libc::pid_t) {
 
 /// Wait for the end of the run's process and return its raw wait status; before reaping it
 /// (so that its pid cannot be reused yet), kill the process group it made for itself (the
-/// preload's `setpgid`): whatever it forked, even when it was killed at a timeout.
-fn wait_for(child: libc::pid_t) -> libc::c_int {
+/// preload's `setpgid`): whatever it forked, even when it was killed at a timeout. With
+/// `persistent`, a child that stopped itself is a run's end too (its status says stopped).
+fn wait_for(child: libc::pid_t, persistent: bool) -> libc::c_int {
     // SAFETY: an all-zero siginfo_t is valid storage for waitid.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let events = libc::WEXITED | if persistent { libc::WSTOPPED } else { 0 };
     // SAFETY: `info` is valid storage; WNOWAIT leaves the child a zombie, so `-child` names
     // its group, or no group at all (ESRCH) if it made none.
     unsafe {
-        while libc::waitid(libc::P_PID, child as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) < 0 {
+        while libc::waitid(libc::P_PID, child as libc::id_t, &mut info, events | libc::WNOWAIT) < 0 {
             if !interrupted() {
                 die(b"waitid failed\n");
             }
         }
-        libc::kill(-child, libc::SIGKILL);
+        if info.si_code != libc::CLD_STOPPED {
+            libc::kill(-child, libc::SIGKILL);
+        }
     }
     let mut status = 0;
+    let options = if persistent { libc::WUNTRACED } else { 0 };
     // SAFETY: status is a valid int; child is our own child.
-    while unsafe { libc::waitpid(child, &mut status, 0) } < 0 {
+    while unsafe { libc::waitpid(child, &mut status, options) } < 0 {
         if !interrupted() {
             die(b"waitpid failed\n");
         }

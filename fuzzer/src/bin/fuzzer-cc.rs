@@ -32,6 +32,7 @@ const KEEP_SYMBOLS: &[&str] = &[
     "__afl_manual_init",
     "sockfuzz_start_forkserver",
     "sockfuzz_shm_input",
+    "sockfuzz_clear_map",
     "__sockfuzz_init",
     "__sockfuzz_shm_marker",
     "__afl_area_ptr",
@@ -53,7 +54,8 @@ const NO_BUILTIN_COMPARES: &[&str] = &[
 ];
 
 /// Runtime symbols the LD_PRELOAD library finds with `dlsym(RTLD_DEFAULT, ..)`.
-const EXPORT_SYMBOLS: &[&str] = &["__afl_manual_init", "sockfuzz_start_forkserver", "sockfuzz_shm_input"];
+const EXPORT_SYMBOLS: &[&str] =
+    &["__afl_manual_init", "sockfuzz_start_forkserver", "sockfuzz_shm_input", "sockfuzz_clear_map"];
 
 /// `cargo rustc --release -p runtime -- --print native-static-libs` (Rust 1.95, x86_64 glibc).
 const NATIVE_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"];

@@ -156,10 +156,13 @@ fn fuzz(
 
     let library = preload::library().map_err(|e| Error::illegal_state(format!("{e:#}")))?;
     // The preload's control page: the executor marks the patient re-runs of hang candidates.
-    let control = shmem_provider.new_shmem(1)?;
+    let control = shmem_provider.new_shmem(2)?;
     let control_id: i32 = control.id().into();
     let (builder, command) = server(opts, role, &root, &library, &dir.join(".cur_input"))?;
-    let builder = builder.env("SOCKFUZZ_CONTROL_SHM", control_id.to_string());
+    let mut builder = builder.env("SOCKFUZZ_CONTROL_SHM", control_id.to_string());
+    if opts.persistent > 1 {
+        builder = builder.is_persistent(true).env("SOCKFUZZ_PERSISTENT", opts.persistent.to_string());
+    }
     std::fs::write(dir.join("cmdline"), command.iter().map(|a| a.to_string_lossy() + "\n").collect::<String>())?;
     let colorization = ColorizationStage::new(&edges);
     let started = Arc::new(AtomicBool::new(false));

@@ -9,6 +9,13 @@
 //! and so is one it found idle with nothing left that could wake the server (no timeout, no
 //! timer, no child: its "stuck" status);
 //! one it ended with the traversal signal is a crash whose path the preload left in `finding_file`.
+//!
+//! In persistent mode (`reuse_processes`) a normal run leaves its process stopped, to serve the
+//! next test case. Any other result of a process that served earlier test cases (a crash, a
+//! hang, a failure to drive it) may depend on what they left behind: the test case is run again
+//! in a fresh process (the other one has ended), and only that result counts. One seen only in
+//! the reused process is "persistent-only"; when those pass [`FALLBACK_AFTER`] and 1% of the
+//! reused runs, the client goes back to one test case per process (control page byte 1).
 //! (LibAFL's `VerifyTimeoutsStage` re-runs every timeout, at twice the exec timeout: on a server
 //! that leaves many connections open that is a second, long run for most runs.)
 
@@ -43,7 +50,29 @@ pub struct ServerExecutor<I, OT, S, SHM> {
     deadline: Option<Instant>,
     /// The share of wall-clock time this client may spend in runs (`pace`), if limited.
     share: Option<f64>,
+    /// Persistent mode: the last run left its process stopped, to serve the next test case.
+    stopped: bool,
+    persistent: Persistent,
+    /// Where the persistent-mode figures go (`PERSISTENT`).
+    persistent_file: PathBuf,
 }
+
+/// How persistent mode fares in one client.
+#[derive(Debug, Default)]
+struct Persistent {
+    /// Runs in a process that had served earlier test cases.
+    reused: u64,
+    /// Results of reused processes that a fresh process did not give.
+    only: u64,
+    /// Gone back to one test case per process.
+    fallen_back: bool,
+}
+
+/// Persistent-only results past which (and past 1% of the reused runs) a client falls back.
+const FALLBACK_AFTER: u64 = 20;
+
+/// A client's persistent-mode figures, in its folder: `reused_runs`, `persistent_only`, `mode`.
+pub const PERSISTENT: &str = "persistent_stats";
 
 /// The longest pause `pace` makes after one run (a patient re-run can take seconds).
 const MAX_PAUSE: Duration = Duration::from_secs(1);
@@ -70,6 +99,9 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
             candidates: Seen::load(&dir.join(".seen-hangs")),
             deadline,
             share: None,
+            stopped: false,
+            persistent: Persistent::default(),
+            persistent_file: dir.join(PERSISTENT),
         }
     }
 
@@ -96,6 +128,27 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
 
     fn set_patient(&mut self, patient: bool) {
         self.control[0] = u8::from(patient);
+    }
+
+    /// Note a result of a reused process that a fresh one did not give; fall back to fork mode
+    /// when they are too many.
+    fn persistent_only(&mut self) {
+        let p = &mut self.persistent;
+        p.only += 1;
+        if !p.fallen_back && p.only >= FALLBACK_AFTER && p.only * 100 >= p.reused {
+            p.fallen_back = true;
+            self.control[1] = 1;
+            println!(
+                "[persistent] {}: {} of {} results of reused server processes did not happen in a fresh one \
+                 (the server keeps state from one connection to the next): one test case per process from now on",
+                self.persistent_file.parent().and_then(|d| d.file_name()).unwrap_or_default().to_string_lossy(),
+                p.only,
+                p.reused
+            );
+        }
+        let mode = if p.fallen_back { "fork (fallback)" } else { "persistent" };
+        let text = format!("reused_runs: {}\npersistent_only: {}\nmode: {mode}\n", p.reused, p.only);
+        let _ = std::fs::write(&self.persistent_file, text);
     }
 }
 
@@ -151,7 +204,19 @@ where
     where
         ForkserverExecutor<I, OT, S, SHM>: Executor<EM, I, S, Z> + HasObservers<Observers = OT>,
     {
-        let mut kind = self.inner.run_target(fuzzer, state, mgr, input)?;
+        let reused = self.stopped;
+        let mut kind = self.run_inner(fuzzer, state, mgr, input)?;
+        if reused {
+            self.persistent.reused += 1;
+            if !self.ended_normally(kind) {
+                // Believed only if a fresh process gives it too (this one has ended).
+                self.inner.observers_mut().pre_exec_all(state, input)?;
+                kind = self.run_inner(fuzzer, state, mgr, input)?;
+                if self.ended_normally(kind) {
+                    self.persistent_only();
+                }
+            }
+        }
         if kind == ExitKind::Timeout && self.inner.observers()[&self.edges].as_ref().iter().all(|&e| e == 0) {
             // Timed out before it reached the server's code (on a loaded machine a new process
             // can wait that long for a CPU): that says nothing of the input, and LibAFL's
@@ -202,6 +267,23 @@ where
     OT: ObserversTuple<I, S>,
     SHM: ShMem,
 {
+    /// One run of the fork server, noting whether it left its process stopped (persistent mode).
+    fn run_inner<EM, Z>(&mut self, fuzzer: &mut Z, state: &mut S, mgr: &mut EM, input: &I) -> Result<ExitKind, Error>
+    where
+        ForkserverExecutor<I, OT, S, SHM>: Executor<EM, I, S, Z> + HasObservers<Observers = OT>,
+    {
+        let kind = self.inner.run_target(fuzzer, state, mgr, input);
+        self.stopped = kind.is_ok() && libc::WIFSTOPPED(self.inner.forkserver().status());
+        kind
+    }
+
+    /// Whether the last run ended as a normal one does: stopped to serve the next test case
+    /// (persistent mode), or exited with status 0.
+    fn ended_normally(&self, kind: ExitKind) -> bool {
+        let status = self.inner.forkserver().status();
+        kind == ExitKind::Ok && (libc::WIFSTOPPED(status) || (libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0))
+    }
+
     /// Run `input` again on a fresh map with the hang timeout and without the idle verdict.
     fn patient_run<EM, Z>(&mut self, fuzzer: &mut Z, state: &mut S, mgr: &mut EM, input: &I) -> Result<ExitKind, Error>
     where
@@ -210,7 +292,7 @@ where
         self.inner.observers_mut().pre_exec_all(state, input)?;
         self.inner.set_timeout(self.hang_timeout);
         self.set_patient(true);
-        let rerun = self.inner.run_target(fuzzer, state, mgr, input);
+        let rerun = self.run_inner(fuzzer, state, mgr, input);
         self.set_patient(false);
         self.inner.set_timeout(self.exec_timeout);
         rerun

@@ -66,6 +66,8 @@ pub struct Options {
     /// Trace comparisons of new entries and copy the values the server compared against into
     /// the input (LibAFL's colorization + AFL++-style RedQueen).
     pub cmplog: bool,
+    /// Test cases per server process (persistent mode above 1; `executor`).
+    pub persistent: u32,
     pub resume: bool,
     pub stop_on_crash: bool,
     /// The port of our broker (clients and other machines' brokers connect to it).

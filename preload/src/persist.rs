@@ -1,0 +1,110 @@
+//! Persistent mode (`SOCKFUZZ_PERSISTENT=N`): one forked server serves up to N test cases, each
+//! on a new connection, before the fork server forks a fresh one.
+//!
+//! A test case that ended normally (the server closed the connection and went idle; nothing it
+//! forked for it still runs) leaves the process as it would a real client: the run's state is
+//! reset, accepts parked since our connection are let go, and the process stops itself
+//! (`SIGSTOP`). Our runtime's fork server reports it stopped and, for the next test case,
+//! continues it (`SIGCONT`): AFL++'s persistent handshake, which LibAFL's fork-server executor
+//! speaks. Any other end (a crash, a hang verdict, a timeout) ends the process, so the next test
+//! case runs in a fresh one; the fuzzer re-runs such a result of a reused process there before
+//! it believes it. A run that cannot be driven in a reused process exits with
+//! [`crate::EXIT_UNSERVED`], never the set-up error that stops a campaign: the fresh re-run says
+//! whether the server can be driven at all. The fuzzer's control page, byte
+//! [`idle::FORK_MODE`], turns reuse off (its fallback when reused processes disagree too often).
+
+use crate::state::*;
+use crate::{idle, shared};
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::SeqCst;
+
+/// Test cases this process has served before the current one.
+static SERVED: AtomicU32 = AtomicU32::new(0);
+/// Bumped when a new test case may be accepted: accepts parked since our connection wait on it.
+static GENERATION: AtomicU32 = AtomicU32::new(0);
+
+/// Whether the current test case runs in a process that served earlier ones.
+pub fn reused() -> bool {
+    SERVED.load(SeqCst) > 0
+}
+
+/// Whether test cases run persistently in this process.
+fn on() -> bool {
+    config().persistent > 1
+}
+
+/// As a test case begins (client thread): clear the coverage map, so that a fresh process's
+/// start-up since the fork does not count, and arm the idle verdict for it.
+pub fn begin() {
+    if on() {
+        clear_map();
+    }
+    idle::arm(config().idle.is_some());
+}
+
+/// At the normal end of a test case (client thread): false when this process must end (not
+/// persistent, fork mode asked for, N served, or something forked for it still runs); else
+/// stop until the fork server continues us with the next test case, and return true.
+pub fn next() -> bool {
+    let served = SERVED.load(SeqCst) + 1;
+    if !on() || served >= config().persistent || idle::control(idle::FORK_MODE) != 0 || shared::forked_alive() {
+        return false;
+    }
+    SERVED.store(served, SeqCst);
+    reset();
+    // SAFETY: raise has no preconditions; SIGSTOP stops every thread of the process until the
+    // fork server sends SIGCONT (or kills us).
+    unsafe { libc::raise(libc::SIGSTOP) };
+    true
+}
+
+/// Forget the finished test case's connection, and let parked accepts take the next one.
+fn reset() {
+    ACCEPTED.store(false, SeqCst);
+    CONN_FD.store(-1, SeqCst);
+    EOF_READS.store(0, SeqCst);
+    CHILD_PID.store(0, SeqCst);
+    REAPED_PID.store(0, SeqCst);
+    REAPED_STATUS.store(0, SeqCst);
+    idle::SENT.store(false, SeqCst);
+    shared::reset();
+    GENERATION.fetch_add(1, SeqCst);
+    // SAFETY: FUTEX_WAKE on the address of a static u32; it touches no memory.
+    unsafe { libc::syscall(libc::SYS_futex, GENERATION.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX) };
+}
+
+/// In an `accept` after our connection was taken (a server thread, maybe in a signal
+/// handler): sleep until a new test case may be accepted. Returns at once outside persistent
+/// mode after a signal, like `pause`.
+pub fn park() {
+    let seen = GENERATION.load(SeqCst);
+    if !shared::get().taken.load(SeqCst) {
+        return;
+    }
+    // SAFETY: FUTEX_WAIT reads the u32 at a valid static address and sleeps while it holds
+    // `seen` (until a wake or a signal); async-signal-safe.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            GENERATION.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            seen,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// Our runtime's `sockfuzz_clear_map` (fuzzer-cc builds; others have none and are not run
+/// persistently by the fuzzer).
+fn clear_map() {
+    static CLEAR: std::sync::OnceLock<Option<extern "C" fn()>> = std::sync::OnceLock::new();
+    let clear = CLEAR.get_or_init(|| {
+        // SAFETY: looking up a symbol by a NUL-terminated name.
+        let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"sockfuzz_clear_map".as_ptr()) };
+        // SAFETY: our runtime's `void sockfuzz_clear_map(void)`.
+        (!f.is_null()).then(|| unsafe { std::mem::transmute::<*mut libc::c_void, extern "C" fn()>(f) })
+    });
+    if let Some(clear) = clear {
+        clear();
+    }
+}
