@@ -109,12 +109,12 @@ struct FuzzArgs {
     /// Only LibAFL's havoc and dictionary mutators, without the HTTP-aware ones.
     #[arg(long)]
     no_http_mutators: bool,
-    /// Serve up to N test cases per forked server, each on a new connection (default N: 100;
-    /// results that a fresh server does not repeat are dropped, and a server that keeps state
-    /// between connections falls back to one test case per server on its own).
-    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "100", conflicts_with = "no_persistent")]
+    /// Test cases per forked server, each on a new connection (default 100; crashes and hangs
+    /// are kept only if a fresh server repeats them, and a server that keeps state between
+    /// connections falls back to one test case per server on its own).
+    #[arg(long, value_name = "N", conflicts_with = "no_persistent")]
     persistent: Option<u32>,
-    /// One test case per forked server (no persistent runs).
+    /// One test case per forked server (the default for builds not made by fuzzer-cc).
     #[arg(long)]
     no_persistent: bool,
     /// No CmpLog / input-to-state stage (a second, tracing copy of the server per client).
@@ -353,20 +353,27 @@ fn write_grammar_seeds(grammar: Option<&Path>, count: usize, out: &Path) -> Resu
 }
 
 /// Build, then the start-up check of every built binary.
-/// Test cases per server process: 1 (fork mode) unless persistent runs were asked for and
-/// every build's runtime serves them.
+/// Test cases per server process unless asked otherwise (measured: `scripts/bench-vs-afl`).
+const PERSISTENT_RUNS: u32 = 100;
+
+/// Test cases per server process: [`PERSISTENT_RUNS`] or as asked, where every build's runtime
+/// serves them; else 1.
 fn persistent_runs(args: &FuzzArgs, built: &compile::Built) -> Result<u32> {
-    let Some(n) = args.persistent.filter(|_| !args.no_persistent) else { return Ok(1) };
+    if args.no_persistent {
+        return Ok(1);
+    }
     for binary in std::iter::once(&built.plain).chain(&built.asan) {
         if !compile::runs_persistently(binary)? {
-            println!(
-                "[persistent] {} was not built by this version's fuzzer-cc (whose runtime continues a stopped server): one test case per process",
-                binary.display()
-            );
+            if args.persistent.is_some() {
+                println!(
+                    "[persistent] {} was not built by this version's fuzzer-cc, whose fork server hands a server its next test case: one test case per process",
+                    binary.display()
+                );
+            }
             return Ok(1);
         }
     }
-    Ok(n.max(1))
+    Ok(args.persistent.unwrap_or(PERSISTENT_RUNS).max(1))
 }
 
 fn build_and_check(build: &compile::BuildArgs, server_args: &str, mem_limit_mb: u64) -> Result<compile::Built> {

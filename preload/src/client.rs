@@ -177,17 +177,19 @@ pub extern "C" fn exited_early() {
 
 /// Serve test cases: one, or in persistent mode one after another on new connections.
 fn run(mut sock: c_int, addr: SocketAddr) -> ! {
+    // Kept from one test case to the next: fresh buffers would fault their pages in each time.
+    let (mut input, mut reply) = (Vec::new(), vec![0u8; 64 * 1024]);
     loop {
         crate::persist::begin();
-        serve(sock, addr);
+        serve(sock, addr, &mut input, &mut reply);
         settle::end_run(); // returns when the process goes on with the next test case
         sock = client_socket(addr);
     }
 }
 
 /// One test case: connect, exchange, and make sure the server took the connection.
-fn serve(sock: c_int, addr: SocketAddr) {
-    let input = read_input();
+fn serve(sock: c_int, addr: SocketAddr, input: &mut Vec<u8>, reply: &mut [u8]) {
+    read_input(input);
     if let Err(e) = connect(sock, addr) {
         publish_port(-1);
         settle::cannot_drive(format_args!("cannot connect to the server's listening socket {addr}: {e}"));
@@ -197,7 +199,7 @@ fn serve(sock: c_int, addr: SocketAddr) {
     let port = stream.local_addr().map_or(-1, |a| i32::from(a.port()));
     publish_port(port);
     debug!("connected from port {port}; sending {} bytes", input.len());
-    exchange(&mut stream, &input);
+    exchange(&mut stream, input, reply);
     // Closed by us: dropping the stream would go through our `close` hook, which keeps ours open.
     fds::release(std::os::fd::IntoRawFd::into_raw_fd(stream));
     if !shared::get().taken.load(SeqCst) {
@@ -243,24 +245,24 @@ fn connect(fd: c_int, addr: SocketAddr) -> std::io::Result<()> {
     }
 }
 
-/// The test case: from the fuzzer's shared memory when the target's runtime has it there
-/// (`sockfuzz_shm_input`), else from `SOCKFUZZ_INPUT_FILE`, else all of stdin.
-fn read_input() -> Vec<u8> {
-    if let Some(input) = shm_input() {
-        return input;
+/// The test case, into `input`: from the fuzzer's shared memory when the target's runtime has
+/// it there (`sockfuzz_shm_input`), else from `SOCKFUZZ_INPUT_FILE`, else all of stdin.
+fn read_input(input: &mut Vec<u8>) {
+    input.clear();
+    if shm_input(input) {
+        return;
     }
     if let Some(path) = &config().input_file {
-        return std::fs::read(path).unwrap_or_else(|e| {
+        *input = std::fs::read(path).unwrap_or_else(|e| {
             settle::cannot_drive(format_args!("cannot read the input file {}: {e}", path.display()));
         });
+        return;
     }
-    let mut input = Vec::new();
     // SAFETY: fd 0 stays open for the life of the process; ManuallyDrop keeps it open.
     let mut stdin = std::mem::ManuallyDrop::new(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(0) });
-    if let Err(e) = stdin.read_to_end(&mut input) {
+    if let Err(e) = stdin.read_to_end(input) {
         debug!("reading stdin failed after {} bytes: {e}", input.len());
     }
-    input
 }
 
 /// Tells our runtime's fork server that the test case is read here, so it may ask the fuzzer
@@ -268,32 +270,37 @@ fn read_input() -> Vec<u8> {
 #[no_mangle]
 pub static sockfuzz_reads_shm_input: u8 = 1;
 
-fn shm_input() -> Option<Vec<u8>> {
-    // SAFETY: looking up a symbol by a NUL-terminated name.
-    let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"sockfuzz_shm_input".as_ptr()) };
-    if f.is_null() {
-        return None; // not our runtime (e.g. afl-clang-fast's)
-    }
-    // SAFETY: our runtime's `const uint8_t *sockfuzz_shm_input(void)`.
-    let f: extern "C" fn() -> *const u8 = unsafe { std::mem::transmute(f) };
-    let segment = f();
+/// Copy the test case from the fuzzer's shared memory into `input`; false without one.
+fn shm_input(input: &mut Vec<u8>) -> bool {
+    static SEGMENT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let segment = *SEGMENT.get_or_init(|| {
+        // SAFETY: looking up a symbol by a NUL-terminated name.
+        let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"sockfuzz_shm_input".as_ptr()) };
+        if f.is_null() {
+            return 0; // not our runtime (e.g. afl-clang-fast's)
+        }
+        // SAFETY: our runtime's `const uint8_t *sockfuzz_shm_input(void)`.
+        let f: extern "C" fn() -> *const u8 = unsafe { std::mem::transmute(f) };
+        f() as usize
+    }) as *const u8;
     if segment.is_null() {
-        return None;
+        return false;
     }
     // SAFETY: the segment holds the length (u32) and then that many bytes, written by the fuzzer
     // before it asked for this run; it stays attached for the life of the process.
     unsafe {
         let len = segment.cast::<u32>().read_unaligned() as usize;
         debug!("test case of {len} bytes from shared memory");
-        Some(std::slice::from_raw_parts(segment.add(4), len).to_vec())
+        input.extend_from_slice(std::slice::from_raw_parts(segment.add(4), len));
     }
+    true
 }
 
 /// Send `input` and read the reply to EOF at the same time (a server may answer, or close,
 /// before it has read everything), half-closing once all is sent. Returns when the server
 /// closed the connection or the connection's child died of a signal or spun on EOF; ends the
 /// process itself on the idle verdict (`idle`).
-fn exchange(sock: &mut TcpStream, input: &[u8]) {
+fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
     let output = config().output;
     let fd = sock.as_raw_fd();
     let wake = idle::WAKE_FD.load(SeqCst);
@@ -311,7 +318,6 @@ fn exchange(sock: &mut TcpStream, input: &[u8]) {
         writing = false;
         idle::SENT.store(true, SeqCst);
     }
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let events = libc::POLLIN | if writing { libc::POLLOUT } else { 0 };
         let mut pfds = [
@@ -356,7 +362,7 @@ fn exchange(sock: &mut TcpStream, input: &[u8]) {
             }
         }
         if sock_fd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
-            match sock.read(&mut buf) {
+            match sock.read(buf) {
                 Ok(0) => return,
                 Ok(n) => copy_reply(&buf[..n], output),
                 Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}

@@ -12,13 +12,18 @@ use crate::real;
 use std::sync::atomic::AtomicI32;
 use std::sync::atomic::Ordering::SeqCst;
 
-const SLOTS: usize = 6;
+const SLOTS: usize = 8;
 static OURS: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
 /// Descriptors inherited from the fuzzer, protected until the first `listen`.
 static INHERITED: [AtomicI32; 3] = [const { AtomicI32::new(-1) }; 3];
 
-/// At start-up: protect the fork server's pipes (when a fuzzer gave them) and the status pipe.
+/// At start-up: protect the fork server's pipes (when a fuzzer gave them) and the status pipe;
+/// in persistent mode, for good, each run's link to the fork server (`persist`), which the fork
+/// server opens at the fork.
 pub fn keep_inherited() {
+    if std::env::var_os("SOCKFUZZ_PERSISTENT").is_some() {
+        OURS[0].store(crate::link::PERSIST_FD, SeqCst);
+    }
     let forkserver = std::env::var_os("__AFL_SHM_ID").is_some();
     let status = std::env::var("SOCKFUZZ_STATUS_FD").ok().and_then(|v| v.parse().ok());
     let fds = [forkserver.then_some(198), forkserver.then_some(199), status];

@@ -53,6 +53,8 @@ mod fds;
 mod hooks;
 mod idle;
 mod limits;
+#[path = "../../runtime/src/link.rs"]
+mod link;
 mod log;
 mod netns;
 mod paths;

@@ -3,18 +3,19 @@
 //!
 //! A test case that ended normally (the server closed the connection and went idle; nothing it
 //! forked for it still runs) leaves the process as it would a real client: the run's state is
-//! reset, accepts parked since our connection are let go, and the process stops itself
-//! (`SIGSTOP`). Our runtime's fork server reports it stopped and, for the next test case,
-//! continues it (`SIGCONT`): AFL++'s persistent handshake, which LibAFL's fork-server executor
-//! speaks. Any other end (a crash, a hang verdict, a timeout) ends the process, so the next test
+//! reset, accepts parked since our connection are let go, and the client thread tells our
+//! runtime's fork server so on their link (`link`) and waits there for the next test case. The
+//! fork server tells the fuzzer "stopped", AFL++'s persistent-mode answer, which LibAFL's
+//! fork-server executor takes. Any other end (a crash, a hang verdict, a timeout) ends the process, so the next test
 //! case runs in a fresh one; the fuzzer re-runs such a result of a reused process there before
 //! it believes it. A run that cannot be driven in a reused process exits with
 //! [`crate::EXIT_UNSERVED`], never the set-up error that stops a campaign: the fresh re-run says
 //! whether the server can be driven at all. The fuzzer's control page, byte
 //! [`idle::FORK_MODE`], turns reuse off (its fallback when reused processes disagree too often).
 
+use crate::link::{DONE, GO, PERSIST_FD};
 use crate::state::*;
-use crate::{idle, shared};
+use crate::{idle, real, settle, shared};
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -44,7 +45,7 @@ pub fn begin() {
 
 /// At the normal end of a test case (client thread): false when this process must end (not
 /// persistent, fork mode asked for, N served, or something forked for it still runs); else
-/// stop until the fork server continues us with the next test case, and return true.
+/// wait until the fork server hands us the next test case, and return true.
 pub fn next() -> bool {
     let served = SERVED.load(SeqCst) + 1;
     if !on() || served >= config().persistent || idle::control(idle::FORK_MODE) != 0 || shared::forked_alive() {
@@ -52,9 +53,17 @@ pub fn next() -> bool {
     }
     SERVED.store(served, SeqCst);
     reset();
-    // SAFETY: raise has no preconditions; SIGSTOP stops every thread of the process until the
-    // fork server sends SIGCONT (or kills us).
-    unsafe { libc::raise(libc::SIGSTOP) };
+    let mut byte = DONE;
+    // SAFETY: one byte from and into a local, on the link the fork server gave this process
+    // (a closed or foreign descriptor only makes the calls fail). No signal reaches this thread.
+    unsafe {
+        if libc::send(PERSIST_FD, (&raw const byte).cast(), 1, libc::MSG_NOSIGNAL) != 1 {
+            return false; // not our fork server's child: one test case
+        }
+        if real::read(PERSIST_FD, (&raw mut byte).cast(), 1) != 1 || byte != GO {
+            settle::exit(0); // the fork server is gone
+        }
+    }
     true
 }
 

@@ -11,13 +11,15 @@
 //! ([`sockfuzz_shm_input`]) instead of stdin. A program that reads stdin itself keeps stdin.
 //! The fork server and each child get SIGKILL when their parent dies (`PR_SET_PDEATHSIG`).
 //!
-//! Persistent mode (`__AFL_PERSISTENT` set, as LibAFL's `is_persistent` and afl-fuzz do): a
-//! child that stops itself (`SIGSTOP`, the preload after serving a test case) is reported
-//! stopped, and the next run continues it (`SIGCONT`) instead of forking, AFL++'s handshake.
+//! Persistent mode (`__AFL_PERSISTENT` set, as LibAFL's `is_persistent` does): each child gets
+//! a link to us ([`PERSIST_FD`]); when the preload says on it that a test case ended normally,
+//! the fuzzer is told "stopped" (AFL++'s persistent answer) and the next run is handed to the
+//! same child instead of a new fork.
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use crate::coverage;
+use crate::link::{DONE, GO, PERSIST_FD};
 use crate::shm::{self, Shm};
 
 const CONTROL_FD: libc::c_int = 198;
@@ -142,26 +144,24 @@ fn serve(persistent: bool) {
     unsafe { libc::sigaction(libc::SIGCHLD, &default, &mut saved) };
     // SAFETY: getpid has no preconditions.
     let server = unsafe { libc::getpid() };
-    // A child that stopped itself after its test case (persistent mode), to be continued.
-    let mut stopped: Option<libc::pid_t> = None;
+    // A persistent child that served its test case and waits for the next one.
+    let mut kept: Option<Persistent> = None;
     loop {
         let Some(was_killed) = read_u32(CONTROL_FD) else {
             // SAFETY: the fuzzer closed the control pipe: leave without running atexit handlers.
             unsafe { libc::_exit(0) };
         };
-        if let Some(child) = stopped.take() {
-            if was_killed == 0 {
-                // SAFETY: our own stopped child; SIGCONT resumes it where it stopped itself.
-                unsafe { libc::kill(child, libc::SIGCONT) };
-                if !write_u32(STATUS_FD, child as u32) {
+        if let Some(child) = kept.take() {
+            if was_killed == 0 && child.go() {
+                if !write_u32(STATUS_FD, child.pid as u32) {
                     die(b"cannot report the child pid\n");
                 }
-                report(wait_for(child, persistent), child, &mut stopped);
+                report(child.finish(), child, &mut kept);
                 continue;
             }
-            // The fuzzer killed it while it was stopped: collect it and fork a new one.
-            wait_for(child, false);
+            child.end();
         }
+        let link = if persistent { socket_pair() } else { None };
         // SAFETY: the fork server is single-threaded here (started before the program's threads).
         let child = unsafe { libc::fork() };
         if child < 0 {
@@ -169,10 +169,18 @@ fn serve(persistent: bool) {
         }
         if child == 0 {
             die_with_parent(server);
-            // SAFETY: closing our protocol fds and restoring the program's SIGCHLD disposition.
+            // SAFETY: closing our protocol fds, handing the child its end of the link at
+            // PERSIST_FD (inherited by nothing it execs), and restoring the program's SIGCHLD
+            // disposition.
             unsafe {
                 libc::close(CONTROL_FD);
                 libc::close(STATUS_FD);
+                if let Some((ours, theirs)) = link {
+                    libc::close(ours);
+                    // The system call: the preload's `dup3` refuses to replace its descriptors.
+                    libc::syscall(libc::SYS_dup3, theirs, PERSIST_FD, libc::O_CLOEXEC);
+                    libc::close(theirs);
+                }
                 libc::sigaction(libc::SIGCHLD, &saved, std::ptr::null_mut());
             }
             return;
@@ -180,17 +188,114 @@ fn serve(persistent: bool) {
         if !write_u32(STATUS_FD, child as u32) {
             die(b"cannot report the child pid\n");
         }
-        report(wait_for(child, persistent), child, &mut stopped);
+        match link.and_then(|(ours, theirs)| Persistent::new(child, ours, theirs)) {
+            Some(persistent) => report(persistent.finish(), persistent, &mut kept),
+            None => {
+                if !write_u32(STATUS_FD, wait_for(child) as u32) {
+                    die(b"cannot report the child status\n");
+                }
+            }
+        }
     }
 }
 
-/// Tell the fuzzer how the run ended; a child that stopped itself is kept to be continued.
-fn report(status: libc::c_int, child: libc::pid_t, stopped: &mut Option<libc::pid_t>) {
-    if libc::WIFSTOPPED(status) {
-        *stopped = Some(child);
+/// The status the fuzzer gets for a test case served by a child that goes on: "stopped by
+/// SIGSTOP", AFL++'s persistent-mode answer (LibAFL then keeps the pid for the next run).
+const SERVED: libc::c_int = 0x137f;
+
+/// A persistent child, its link (`link`) and a pidfd to see it end. No signal stops it between
+/// test cases: stopping and continuing a process wakes every one of its threads (AFL++'s
+/// `SIGSTOP` handshake would cost a thread pool dearly).
+struct Persistent {
+    pid: libc::pid_t,
+    link: libc::c_int,
+    pidfd: libc::c_int,
+}
+
+impl Persistent {
+    /// After the fork: close the child's end here; None (the link closed, so the child serves
+    /// one test case) where the kernel has no pidfds.
+    fn new(pid: libc::pid_t, ours: libc::c_int, theirs: libc::c_int) -> Option<Self> {
+        // SAFETY: closing our copy of the child's end; pidfd_open on our own child.
+        let pidfd = unsafe {
+            libc::close(theirs);
+            libc::syscall(libc::SYS_pidfd_open, pid, 0) as libc::c_int
+        };
+        if pidfd < 0 {
+            // SAFETY: our end of the link, not used after this.
+            unsafe { libc::close(ours) };
+            return None;
+        }
+        Some(Persistent { pid, link: ours, pidfd })
     }
+
+    /// Tell the child to take the next test case.
+    fn go(&self) -> bool {
+        // SAFETY: one byte from a local; MSG_NOSIGNAL: a child that is gone only fails this.
+        unsafe { libc::send(self.link, [GO].as_ptr().cast(), 1, libc::MSG_NOSIGNAL) == 1 }
+    }
+
+    /// The end of the test case: [`SERVED`] when the child says so, else its wait status.
+    fn finish(&self) -> libc::c_int {
+        loop {
+            let mut fds = [
+                libc::pollfd { fd: self.link, events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: self.pidfd, events: libc::POLLIN, revents: 0 },
+            ];
+            // SAFETY: two valid pollfds.
+            if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+                if interrupted() {
+                    continue;
+                }
+                die(b"poll failed\n");
+            }
+            if fds[0].revents & libc::POLLIN != 0 {
+                let mut byte = 0u8;
+                // SAFETY: reads one byte into a local.
+                if unsafe { libc::recv(self.link, (&raw mut byte).cast(), 1, libc::MSG_DONTWAIT) } == 1 && byte == DONE {
+                    return SERVED;
+                }
+            }
+            if fds[1].revents != 0 || fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                return wait_for(self.pid);
+            }
+        }
+    }
+
+    /// Kill the child if it still runs, collect it, close our descriptors.
+    fn end(self) {
+        // SAFETY: SIGKILL to our own child (not yet reaped, so its pid is still its own).
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        wait_for(self.pid);
+        self.close();
+    }
+
+    fn close(self) {
+        // SAFETY: our descriptors, not used after this.
+        unsafe {
+            libc::close(self.link);
+            libc::close(self.pidfd);
+        }
+    }
+}
+
+/// A connected pair of `SOCK_SEQPACKET` sockets (ours, the child's), close-on-exec.
+fn socket_pair() -> Option<(libc::c_int, libc::c_int)> {
+    let mut pair = [-1; 2];
+    // SAFETY: `pair` has room for the two descriptors.
+    let ok = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) };
+    (ok == 0).then_some((pair[0], pair[1]))
+}
+
+/// Tell the fuzzer how the run ended; a child that goes on is kept for the next test case.
+fn report(status: libc::c_int, child: Persistent, kept: &mut Option<Persistent>) {
     if !write_u32(STATUS_FD, status as u32) {
         die(b"cannot report the child status\n");
+    }
+    if status == SERVED {
+        *kept = Some(child);
+    } else {
+        child.close();
     }
 }
 
@@ -207,28 +312,23 @@ fn die_with_parent(parent: libc::pid_t) {
 
 /// Wait for the end of the run's process and return its raw wait status; before reaping it
 /// (so that its pid cannot be reused yet), kill the process group it made for itself (the
-/// preload's `setpgid`): whatever it forked, even when it was killed at a timeout. With
-/// `persistent`, a child that stopped itself is a run's end too (its status says stopped).
-fn wait_for(child: libc::pid_t, persistent: bool) -> libc::c_int {
+/// preload's `setpgid`): whatever it forked, even when it was killed at a timeout.
+fn wait_for(child: libc::pid_t) -> libc::c_int {
     // SAFETY: an all-zero siginfo_t is valid storage for waitid.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let events = libc::WEXITED | if persistent { libc::WSTOPPED } else { 0 };
     // SAFETY: `info` is valid storage; WNOWAIT leaves the child a zombie, so `-child` names
     // its group, or no group at all (ESRCH) if it made none.
     unsafe {
-        while libc::waitid(libc::P_PID, child as libc::id_t, &mut info, events | libc::WNOWAIT) < 0 {
+        while libc::waitid(libc::P_PID, child as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) < 0 {
             if !interrupted() {
                 die(b"waitid failed\n");
             }
         }
-        if info.si_code != libc::CLD_STOPPED {
-            libc::kill(-child, libc::SIGKILL);
-        }
+        libc::kill(-child, libc::SIGKILL);
     }
     let mut status = 0;
-    let options = if persistent { libc::WUNTRACED } else { 0 };
     // SAFETY: status is a valid int; child is our own child.
-    while unsafe { libc::waitpid(child, &mut status, options) } < 0 {
+    while unsafe { libc::waitpid(child, &mut status, 0) } < 0 {
         if !interrupted() {
             die(b"waitpid failed\n");
         }

@@ -23,6 +23,7 @@ mod cmplog;
 mod cmplog_map;
 mod coverage;
 mod forkserver;
+mod link;
 mod shm;
 mod sysv;
 

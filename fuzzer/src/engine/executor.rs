@@ -46,6 +46,9 @@ pub struct ServerExecutor<I, OT, S, SHM> {
     control: UnixShMem,
     /// Map entries reached by some hang candidate (AFL++'s virgin timeout map, hit / not hit).
     candidates: Seen,
+    /// The objective's crash map, followed here: a crash of a reused process that it would not
+    /// save needs no fresh re-run.
+    crashes: Seen,
     /// The campaign's end: runs past it are refused, so a stage of slow runs cannot outlast it.
     deadline: Option<Instant>,
     /// The share of wall-clock time this client may spend in runs (`pace`), if limited.
@@ -60,12 +63,18 @@ pub struct ServerExecutor<I, OT, S, SHM> {
 /// How persistent mode fares in one client.
 #[derive(Debug, Default)]
 struct Persistent {
+    /// Test cases run (re-runs left out).
+    runs: u64,
     /// Runs in a process that had served earlier test cases.
     reused: u64,
+    /// Results of reused processes run again in a fresh one.
+    rerun: u64,
     /// Results of reused processes that a fresh process did not give.
     only: u64,
     /// Gone back to one test case per process.
     fallen_back: bool,
+    /// When the figures were last written.
+    written: Option<Instant>,
 }
 
 /// Persistent-only results past which (and past 1% of the reused runs) a client falls back.
@@ -97,6 +106,7 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
             error_file,
             control,
             candidates: Seen::load(&dir.join(".seen-hangs")),
+            crashes: Seen::mirror(&dir.join(super::names::SEEN_CRASHES)),
             deadline,
             share: None,
             stopped: false,
@@ -146,8 +156,21 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
                 p.reused
             );
         }
+        self.write_persistent(true);
+    }
+
+    /// Write the persistent-mode figures (`PERSISTENT`), at most once a second unless `now`.
+    fn write_persistent(&mut self, now: bool) {
+        let p = &mut self.persistent;
+        if !now && p.written.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        p.written = Some(Instant::now());
         let mode = if p.fallen_back { "fork (fallback)" } else { "persistent" };
-        let text = format!("reused_runs: {}\npersistent_only: {}\nmode: {mode}\n", p.reused, p.only);
+        let text = format!(
+            "runs: {}\nreused_runs: {}\nrerun_fresh: {}\npersistent_only: {}\nmode: {mode}\n",
+            p.runs, p.reused, p.rerun, p.only
+        );
         let _ = std::fs::write(&self.persistent_file, text);
     }
 }
@@ -206,9 +229,13 @@ where
     {
         let reused = self.stopped;
         let mut kind = self.run_inner(fuzzer, state, mgr, input)?;
+        self.persistent.runs += 1;
         if reused {
             self.persistent.reused += 1;
-            if !self.ended_normally(kind) {
+            self.write_persistent(false);
+            let known_crash = kind == ExitKind::Crash && !self.crashes.is_new(self.inner.observers()[&self.edges].as_ref());
+            if !self.ended_normally(kind) && !known_crash {
+                self.persistent.rerun += 1;
                 // Believed only if a fresh process gives it too (this one has ended).
                 self.inner.observers_mut().pre_exec_all(state, input)?;
                 kind = self.run_inner(fuzzer, state, mgr, input)?;
@@ -257,6 +284,9 @@ where
             }
             _ => None,
         };
+        if kind == ExitKind::Crash {
+            self.crashes.add(self.inner.observers()[&self.edges].as_ref());
+        }
         state.add_metadata(LastRun { signal, traversal, hang: wait });
         Ok(kind)
     }

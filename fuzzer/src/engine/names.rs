@@ -138,10 +138,13 @@ pub struct Solutions {
 
 impl Solutions {
     pub fn new(edges: Handle<Edges>, dir: &Path, command_line: String, replay: Vec<OsString>) -> Self {
-        let seen_crash = Seen::load(&dir.join(".seen-crashes"));
+        let seen_crash = Seen::load(&dir.join(SEEN_CRASHES));
         Solutions { edges, dir: dir.to_path_buf(), command_line, replay, seen_crash, pending: None }
     }
 }
+
+/// Where a client keeps the map entries its crashes reached (`Seen`).
+pub const SEEN_CRASHES: &str = ".seen-crashes";
 
 /// Solution files already in `dir/sub` (a resumed run continues their ids).
 pub fn count_files(dir: &Path) -> u64 {

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 pub struct Seen {
     entries: Vec<bool>,
-    /// Where the entries are kept (`fuzzK/.seen-crashes`, `fuzzK/.seen-hangs`).
-    path: PathBuf,
+    /// Where the entries are kept (`fuzzK/.seen-crashes`, `fuzzK/.seen-hangs`); None: a copy
+    /// kept in memory only (`mirror`).
+    path: Option<PathBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -23,7 +24,18 @@ impl Seen {
             .ok()
             .and_then(|bytes| postcard::from_bytes::<OnDisk>(&bytes).ok())
             .map_or_else(Vec::new, |d| d.entries);
-        Seen { entries, path: path.to_path_buf() }
+        Seen { entries, path: Some(path.to_path_buf()) }
+    }
+
+    /// The entries saved at `path`, to follow another `Seen` of that file in memory (fed the
+    /// same maps, it says what the other will say) without writing the file.
+    pub fn mirror(path: &Path) -> Self {
+        Seen { path: None, ..Seen::load(path) }
+    }
+
+    /// Whether `map` reaches an entry no earlier map reached (without recording it).
+    pub fn is_new(&self, map: &[u8]) -> bool {
+        map.iter().enumerate().any(|(i, &m)| m != 0 && !self.entries.get(i).copied().unwrap_or(false))
     }
 
     /// True when `map` reaches an entry no earlier map reached; records them all (on disk too,
@@ -46,10 +58,11 @@ impl Seen {
     /// Written whole to a temporary file and renamed, so a client stopped mid-write leaves the
     /// previous entries. A folder that cannot be written costs only this memory across restarts.
     fn store(&self) {
+        let Some(path) = &self.path else { return };
         let Ok(bytes) = postcard::to_allocvec(&OnDisk { entries: self.entries.clone() }) else { return };
-        let tmp = self.path.with_extension("tmp");
+        let tmp = path.with_extension("tmp");
         if std::fs::write(&tmp, bytes).is_ok() {
-            let _ = std::fs::rename(&tmp, &self.path);
+            let _ = std::fs::rename(&tmp, path);
         }
     }
 }
