@@ -510,12 +510,14 @@ fn a_resumed_campaign_does_not_save_a_known_crash_again() {
     }
 }
 
-/// A crash that happens once (`-x once`) and never again is kept, as a flaky crash.
+/// A crash that happens once (`-x once`) and never again is kept, as a flaky crash, by a
+/// campaign of one test case per server (persistent mode would run it again in a fresh server
+/// first, and drop it as persistent-only).
 #[test]
 fn a_crash_that_does_not_reproduce_is_reported_as_flaky() {
     let _guard = exclusive();
     let out = scratch_dir("flaky-crash").join("out");
-    crash_campaign(&out, "once", "8", &[]);
+    crash_campaign(&out, "once", "8", &["--no-persistent"]);
     let crashes = findings(&out.join("fuzz0/crashes"));
     assert_eq!(crashes.len(), 1, "the one crash was not found");
     let groups = triage(&out);
@@ -524,4 +526,76 @@ fn a_crash_that_does_not_reproduce_is_reported_as_flaky() {
     assert_eq!((groups[0]["reproduced"].as_u64(), groups[0]["runs"].as_u64()), (Some(0), Some(3)));
     let report = std::fs::read_to_string(out.join("triage/report.md")).unwrap();
     assert!(report.contains("flaky crash"), "{report}");
+}
+
+/// A client's persistent-mode figures (`fuzzK/persistent_stats`): the number under `key`.
+fn persistent_stat(out: &Path, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(out.join("fuzz0/persistent_stats")).ok()?;
+    stat_value(&text, key)?.parse().ok()
+}
+
+/// Persistent mode (the default): the hostile server's `-x third` crashes on the third request
+/// one process reads, which happens only in a server reused for many test cases. No such crash
+/// is saved: each was run again in a fresh server, where it did not happen.
+#[test]
+fn a_crash_that_needs_two_earlier_requests_is_not_saved() {
+    let _guard = exclusive();
+    let out = scratch_dir("persistent-third").join("out");
+    crash_campaign(&out, "third", "5", &[]);
+    let crashes = findings(&out.join("fuzz0/crashes"));
+    assert!(crashes.is_empty(), "a crash that needs two earlier requests was saved: {crashes:?}");
+    let only = persistent_stat(&out, "persistent_only").unwrap_or(0);
+    assert!(only >= 3, "the reused servers' crashes were not seen and set aside ({only})");
+}
+
+/// A planted crash (`-x crash`: a DEL byte) found in persistent mode is saved once, and its file
+/// crashes the server started as a student would, through `fuzzer send`.
+#[test]
+fn a_crash_found_in_persistent_mode_is_saved_once_and_replays() {
+    let _guard = exclusive();
+    let out = scratch_dir("persistent-crash").join("out");
+    crash_campaign(&out, "crash", "8", &[]);
+    let reused = persistent_stat(&out, "reused_runs").unwrap_or(0);
+    assert!(reused >= 100, "the campaign did not run persistently ({reused} runs in a reused server)");
+    let crashes = findings(&out.join("fuzz0/crashes"));
+    assert_eq!(crashes.len(), 1, "{crashes:?}");
+    assert!(file_name(&crashes[0]).contains("sig:11"), "{crashes:?}");
+
+    let server = make_with_gcc(&hostile_src(), "");
+    let port = free_port();
+    let mut cmd = Command::new(&server);
+    cmd.args(["-p", &port.to_string(), "-x", "crash"]);
+    let (send, status, _) = send_to(&mut cmd, port, &std::fs::read(&crashes[0]).unwrap(), Duration::from_secs(5));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.and_then(|s| s.signal()), Some(libc::SIGSEGV), "{send:?}");
+}
+
+/// A server that serves one connection per process (`-x breaks`: it closes its listening socket
+/// after the first) cannot be reused: the fuzzer says so and goes back to one test case per
+/// server on its own, and finds nothing to report.
+#[test]
+fn persistent_mode_falls_back_on_a_server_that_breaks_after_one_connection() {
+    let _guard = exclusive();
+    let out = scratch_dir("persistent-breaks").join("out");
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("--src-dir").arg(hostile_src()).arg("-o").arg(&out).args([
+            "-d",
+            "6",
+            "--sanitizer",
+            "none",
+            "--no-cmplog",
+            "--no-triage",
+            "--server-args=-p {port} -x breaks",
+        ]),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    assert!(run.stdout_text().contains("one test case per process from now on"), "{}", run.stdout_text());
+    let stats = std::fs::read_to_string(out.join("fuzz0/persistent_stats")).unwrap();
+    assert_eq!(stat_value(&stats, "mode"), Some("fork (fallback)"), "{stats}");
+    assert_eq!(findings(&out.join("fuzz0/crashes")), Vec::<PathBuf>::new());
+    assert_eq!(findings(&out.join("fuzz0/hangs")), Vec::<PathBuf>::new());
+    let execs = stat(&out.join("fuzz0"), "execs_done").unwrap_or(0);
+    assert!(execs > 1000, "only {execs} runs after the fallback");
 }

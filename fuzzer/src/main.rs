@@ -279,7 +279,7 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
     if !args.no_cmplog && !compile::has_our_runtime(&built.plain)? {
         println!("[cmplog] {} has AFL++'s runtime, whose CmpLog map layout depends on the AFL++ version: only the string comparisons the preload sees are traced (build with fuzzer-cc, or use --src-dir, for integer comparisons too)", built.plain.display());
     }
-    let persistent = persistent_runs(&args, &built)?;
+    let persistent = persistent_runs(args, &built)?;
     let mut dicts = args.dicts.clone();
     if !args.no_dict {
         let builtin = out.join("http.dict");

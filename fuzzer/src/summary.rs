@@ -159,6 +159,7 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
             t += &format!("        - {}\n", path(dir.display().to_string()));
         }
     }
+    t += &persistent(out);
     if crashes + hangs > 0 {
         match crate::triage::load(out) {
             Some(groups) => {
@@ -174,6 +175,51 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
     }
     t += &format!("Want to see this again? Run fuzzer --summary {}\n", out.display());
     Ok(t)
+}
+
+/// What persistent mode did (`fuzzK/persistent_stats`), if it ran: runs in reused servers,
+/// results dropped as seen only there, clients that fell back.
+fn persistent(out: &Path) -> String {
+    let Ok(entries) = std::fs::read_dir(out) else { return String::new() };
+    let (mut runs, mut reused, mut only, mut fell_back) = (0, 0, 0, Vec::new());
+    for dir in entries.flatten().map(|e| e.path()) {
+        let Ok(text) = std::fs::read_to_string(dir.join(crate::engine::findings::PERSISTENT)) else { continue };
+        let value = |key: &str| {
+            text.lines().find_map(|l| l.strip_prefix(&format!("{key:<18}: "))).unwrap_or_default().to_string()
+        };
+        let number = |key: &str| value(key).parse::<u64>().unwrap_or(0);
+        (runs, reused, only) =
+            (runs + number("runs"), reused + number("reused_runs"), only + number("persistent_only"));
+        if value("mode").starts_with("fork") {
+            fell_back.push(dir.file_name().unwrap_or_default().to_string_lossy().into_owned());
+        }
+    }
+    if runs == 0 {
+        return String::new();
+    }
+    let mut t = format!(
+        "Persistent mode: {reused} of {runs} test cases ran in a server reused for several.
+"
+    );
+    if only > 0 {
+        t += &format!(
+            "   - {only} crash{} or hang{} of a reused server did not happen again in a fresh one and {} not saved \
+             (the server keeps state from one connection to the next).
+",
+            if only == 1 { "" } else { "es" },
+            if only == 1 { "" } else { "s" },
+            if only == 1 { "was" } else { "were" }
+        );
+    }
+    if !fell_back.is_empty() {
+        fell_back.sort();
+        t += &format!(
+            "   - {} went back to one test case per server because of that.
+",
+            fell_back.join(", ")
+        );
+    }
+    t
 }
 
 pub fn print(out: &Path) -> Result<()> {

@@ -313,6 +313,9 @@ fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
     let mut idle_since: Option<std::time::Instant> = None;
     // The counters say idle but a thread is not asleep yet: look again in a moment.
     let mut settling = false;
+    // Since when a reused server has sat idle without accepting the connection.
+    let mut ignored_since: Option<std::time::Instant> = None;
+    let reused = crate::persist::reused();
     if input.is_empty() {
         let _ = sock.shutdown(std::net::Shutdown::Write);
         writing = false;
@@ -334,6 +337,10 @@ fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
         }
         if settling {
             tick = 1;
+        }
+        if reused && !shared::get().taken.load(SeqCst) {
+            // A server that no longer accepts may wait where no new wait wakes us: look.
+            tick = if tick < 0 { UNSERVED_LOOK_MS } else { tick.min(UNSERVED_LOOK_MS) };
         }
         // SAFETY: valid pollfds (a negative fd is ignored by poll); our own poll, not the hook.
         let ready = unsafe { real::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, tick) };
@@ -369,6 +376,18 @@ fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
                 Err(_) => return, // ECONNRESET and the like: the connection is over
             }
         }
+        if reused
+            && idle::SENT.load(SeqCst)
+            && !shared::get().taken.load(SeqCst)
+            && idle::everyone_waits()
+            && settle::others_sleep()
+        {
+            if ignored_since.get_or_insert_with(std::time::Instant::now).elapsed() >= UNSERVED_GRACE {
+                settle::cannot_drive(format_args!("the server no longer accepts connections"));
+            }
+        } else {
+            ignored_since = None;
+        }
         settling = idle::looks_idle(child.running());
         if settling && settle::others_sleep() && idle::looks_idle(child.running()) {
             settling = false;
@@ -381,6 +400,11 @@ fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
         }
     }
 }
+
+/// How often a reused server that has not accepted the connection is looked at, and how long it
+/// may sit idle without accepting it before the test case is left to a fresh server.
+const UNSERVED_LOOK_MS: i32 = 5;
+const UNSERVED_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The process that handles our connection apart from the run's (`settle::connection_process`):
 /// the child the server forked for it, or the pre-forked worker that accepted it; watched

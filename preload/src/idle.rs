@@ -61,7 +61,11 @@ pub fn control(index: usize) -> u8 {
     let page = CONTROL.load(SeqCst);
     // SAFETY: a non-null CONTROL is an attached segment of at least CONTROL_LEN bytes, never
     // detached; volatile, as the fuzzer writes it between runs.
-    if page.is_null() { 0 } else { unsafe { page.add(index.min(CONTROL_LEN - 1)).read_volatile() } }
+    if page.is_null() {
+        0
+    } else {
+        unsafe { page.add(index.min(CONTROL_LEN - 1)).read_volatile() }
+    }
 }
 
 /// At the start of a run: whether it may end idle (read now, the fuzzer sets it per run).

@@ -34,10 +34,19 @@ fn on() -> bool {
     config().persistent > 1
 }
 
-/// As a test case begins (client thread): clear the coverage map, so that a fresh process's
-/// start-up since the fork does not count, and arm the idle verdict for it.
+/// How long a fresh process may take to wait for its first connection before its map is
+/// cleared anyway.
+const START_UP_LIMIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// As a test case begins (client thread): clear the coverage map, so that the server's start-up
+/// since the fork (a fresh process's first test case) does not count, and arm the idle verdict.
+/// In a fresh process, once the server waits for connections: its start-up runs on beside us,
+/// and cutting it at a different place each time would tell crashes of one path apart.
 pub fn begin() {
     if on() {
+        if !reused() {
+            settle::wait_idle(START_UP_LIMIT);
+        }
         clear_map();
     }
     idle::arm(config().idle.is_some());
@@ -79,7 +88,9 @@ fn reset() {
     shared::reset();
     GENERATION.fetch_add(1, SeqCst);
     // SAFETY: FUTEX_WAKE on the address of a static u32; it touches no memory.
-    unsafe { libc::syscall(libc::SYS_futex, GENERATION.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX) };
+    unsafe {
+        libc::syscall(libc::SYS_futex, GENERATION.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX)
+    };
 }
 
 /// In an `accept` after our connection was taken (a server thread, maybe in a signal

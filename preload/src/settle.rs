@@ -57,7 +57,7 @@ pub fn end_run() {
         Some(status) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_EOF_SPIN => eof_spin(),
         _ => {}
     }
-    wait_idle();
+    wait_idle(Duration::from_millis(config().settle_ms));
     if !crate::persist::next() {
         exit(0)
     }
@@ -221,13 +221,13 @@ pub fn die_by(sig: i32) -> ! {
     exit(128 + sig)
 }
 
-/// Wait (bounded) until the server is back in accept/poll/epoll_wait or parked, and whatever
-/// ran after `close()` has run: every server thread in a counted wait, woken by the last one;
-/// after a millisecond without that (a thread waits where no hook sees it), every other
-/// thread seen asleep in `/proc` twice in a row.
-fn wait_idle() {
+/// Wait (at most `limit`) until the server is back in accept/poll/epoll_wait or parked, and
+/// whatever ran after `close()` has run: every server thread in a counted wait, woken by the
+/// last one; after a millisecond without that (a thread waits where no hook sees it), every
+/// other thread seen asleep in `/proc` twice in a row.
+pub fn wait_idle(limit: Duration) {
     let start = Instant::now();
-    let deadline = start + Duration::from_millis(config().settle_ms);
+    let deadline = start + limit;
     let wake = idle::WAKE_FD.load(SeqCst);
     while Instant::now() < deadline {
         if idle::everyone_waits() || (start.elapsed() >= Duration::from_millis(1) && others_sleep()) {

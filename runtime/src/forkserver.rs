@@ -252,7 +252,8 @@ impl Persistent {
             if fds[0].revents & libc::POLLIN != 0 {
                 let mut byte = 0u8;
                 // SAFETY: reads one byte into a local.
-                if unsafe { libc::recv(self.link, (&raw mut byte).cast(), 1, libc::MSG_DONTWAIT) } == 1 && byte == DONE {
+                if unsafe { libc::recv(self.link, (&raw mut byte).cast(), 1, libc::MSG_DONTWAIT) } == 1 && byte == DONE
+                {
                     return SERVED;
                 }
             }
@@ -283,7 +284,8 @@ impl Persistent {
 fn socket_pair() -> Option<(libc::c_int, libc::c_int)> {
     let mut pair = [-1; 2];
     // SAFETY: `pair` has room for the two descriptors.
-    let ok = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) };
+    let ok =
+        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) };
     (ok == 0).then_some((pair[0], pair[1]))
 }
 

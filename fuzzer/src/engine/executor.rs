@@ -19,7 +19,7 @@
 //! (LibAFL's `VerifyTimeoutsStage` re-runs every timeout, at twice the exec timeout: on a server
 //! that leaves many connections open that is a second, long run for most runs.)
 
-use super::findings::{LastRun, Wait};
+use super::findings::{LastRun, Wait, PERSISTENT};
 use super::seen::Seen;
 use super::Edges;
 use crate::preload::{EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
@@ -79,9 +79,6 @@ struct Persistent {
 
 /// Persistent-only results past which (and past 1% of the reused runs) a client falls back.
 const FALLBACK_AFTER: u64 = 20;
-
-/// A client's persistent-mode figures, in its folder: `reused_runs`, `persistent_only`, `mode`.
-pub const PERSISTENT: &str = "persistent_stats";
 
 /// The longest pause `pace` makes after one run (a patient re-run can take seconds).
 const MAX_PAUSE: Duration = Duration::from_secs(1);
@@ -167,10 +164,15 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
         }
         p.written = Some(Instant::now());
         let mode = if p.fallen_back { "fork (fallback)" } else { "persistent" };
-        let text = format!(
-            "runs: {}\nreused_runs: {}\nrerun_fresh: {}\npersistent_only: {}\nmode: {mode}\n",
-            p.runs, p.reused, p.rerun, p.only
-        );
+        let rows = [
+            ("runs", p.runs.to_string()),
+            ("reused_runs", p.reused.to_string()),
+            ("rerun_fresh", p.rerun.to_string()),
+            ("persistent_only", p.only.to_string()),
+            ("mode", mode.to_string()),
+        ];
+        // Laid out as `fuzzer_stats`.
+        let text: String = rows.iter().map(|(key, value)| format!("{key:<18}: {value}\n")).collect();
         let _ = std::fs::write(&self.persistent_file, text);
     }
 }
@@ -230,10 +232,13 @@ where
         let reused = self.stopped;
         let mut kind = self.run_inner(fuzzer, state, mgr, input)?;
         self.persistent.runs += 1;
+        if self.persistent.reused > 0 {
+            self.write_persistent(false); // in persistent mode (after a fallback too)
+        }
         if reused {
             self.persistent.reused += 1;
-            self.write_persistent(false);
-            let known_crash = kind == ExitKind::Crash && !self.crashes.is_new(self.inner.observers()[&self.edges].as_ref());
+            let known_crash =
+                kind == ExitKind::Crash && !self.crashes.is_new(self.inner.observers()[&self.edges].as_ref());
             if !self.ended_normally(kind) && !known_crash {
                 self.persistent.rerun += 1;
                 // Believed only if a fresh process gives it too (this one has ended).
@@ -311,7 +316,8 @@ where
     /// (persistent mode), or exited with status 0.
     fn ended_normally(&self, kind: ExitKind) -> bool {
         let status = self.inner.forkserver().status();
-        kind == ExitKind::Ok && (libc::WIFSTOPPED(status) || (libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0))
+        kind == ExitKind::Ok
+            && (libc::WIFSTOPPED(status) || (libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0))
     }
 
     /// Run `input` again on a fresh map with the hang timeout and without the idle verdict.

@@ -76,6 +76,10 @@ pub const HANGS: &str = "hangs.tsv";
 /// The list of path-traversal crashes in a client folder: `CRASH_FILE_NAME\tPATH\tRESOLVED` lines.
 pub const TRAVERSALS: &str = "traversals.tsv";
 
+/// A client's persistent-mode figures, laid out as `fuzzer_stats`: `runs`, `reused_runs`,
+/// `rerun_fresh`, `persistent_only`, `mode` (`executor`).
+pub const PERSISTENT: &str = "persistent_stats";
+
 pub fn now_secs() -> u64 {
     libafl_bolts::current_time().as_secs()
 }

@@ -3,7 +3,7 @@
  * with switches that make life hard for a harness, each seen in student servers:
  *
  *   server -p PORT [-x closefds] [-x noterm] [-x reuseport] [-x loud] [-x forks] [-x hog]
- *                  [-x linger] [-x threadfork] [-x crash] [-x once]
+ *                  [-x linger] [-x threadfork] [-x crash] [-x once] [-x third] [-x breaks]
  *
  *   closefds   after listen(), and again after each accept(), close every descriptor but its
  *              own (a close() loop, then close_range()), as servers that "clean up" do
@@ -21,6 +21,10 @@
  *              (a SEGV), before the request is parsed, so every such crash has one path
  *   once       the same crash, but only the first time in this working directory (it leaves
  *              a file `crashed-once` there): a crash that does not reproduce
+ *   third      the third request this process reads crashes, whatever it holds (in
+ *              crash_after_two()): a crash that needs the state two earlier requests left
+ *   breaks     after its first connection, close the listening socket and sleep forever: a
+ *              server that serves one connection per process
  *
  * Listens on 127.0.0.1 only.
  */
@@ -36,7 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int closefds, noterm, reuseport, loud, forks, hog, linger, threadfork, crash, once;
+static int closefds, noterm, reuseport, loud, forks, hog, linger, threadfork, crash, once, third, breaks;
 
 static void close_all_but(int keep1, int keep2)
 {
@@ -91,6 +95,14 @@ __attribute__((noinline)) static void crash_here(const char *request)
     *null = request[0];
 }
 
+/* Crashes on the third call in this process. */
+__attribute__((noinline)) static void crash_after_two(const char *request)
+{
+    static int requests;
+    if (++requests >= 3)
+        crash_here(request);
+}
+
 /* 1 for the first caller in this working directory, 0 for every later one */
 static int first_time(void)
 {
@@ -110,6 +122,8 @@ static void serve(int c, int lfd)
     ssize_t n = read(c, buf, sizeof buf);
     if (n > 0 && memchr(buf, 0x7f, n) && (crash || (once && first_time())))
         crash_here(buf);
+    if (third)
+        crash_after_two(buf);
     while (n > 0 && !memmem(buf, sizeof buf, "\r\n\r\n", 4))
         n = read(c, buf, sizeof buf);
     if (loud)
@@ -176,6 +190,11 @@ static void *accept_loop(void *arg)
             pthread_detach(t);
         else if (c >= 0)
             serve(c, lfd);
+        if (c >= 0 && breaks) {
+            close(lfd);
+            for (;;)
+                pause();
+        }
     }
     return NULL;
 }
@@ -204,7 +223,7 @@ static const struct {
 } switches[] = {
     {"closefds", &closefds}, {"noterm", &noterm}, {"reuseport", &reuseport}, {"loud", &loud},
     {"forks", &forks},       {"hog", &hog},       {"linger", &linger},       {"threadfork", &threadfork},
-    {"crash", &crash},       {"once", &once},
+    {"crash", &crash},       {"once", &once},       {"third", &third},         {"breaks", &breaks},
 };
 #define SWITCHES (sizeof switches / sizeof switches[0])
 
