@@ -452,7 +452,7 @@ fn a_server_with_a_fixed_port_is_fuzzed_on_two_cores_in_network_namespaces() {
 
 /// A campaign on the hostile server with `switch`, for `seconds`, without ASan (so that triage
 /// replays the plain build), with extra arguments.
-fn crash_campaign(out: &Path, switch: &str, seconds: &str, extra: &[&str]) {
+fn crash_campaign(out: &Path, switch: &str, seconds: &str, extra: &[&str]) -> Run {
     let run = run_with_input(
         Command::new(fuzzer())
             .arg("--src-dir")
@@ -466,6 +466,7 @@ fn crash_campaign(out: &Path, switch: &str, seconds: &str, extra: &[&str]) {
         Duration::from_secs(120),
     );
     assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    run
 }
 
 /// `fuzzer triage OUT`'s groups, from `OUT/triage.json`.
@@ -577,20 +578,7 @@ fn a_crash_found_in_persistent_mode_is_saved_once_and_replays() {
 fn persistent_mode_falls_back_on_a_server_that_breaks_after_one_connection() {
     let _guard = exclusive();
     let out = scratch_dir("persistent-breaks").join("out");
-    let run = run_with_input(
-        Command::new(fuzzer()).arg("--src-dir").arg(hostile_src()).arg("-o").arg(&out).args([
-            "-d",
-            "6",
-            "--sanitizer",
-            "none",
-            "--no-cmplog",
-            "--no-triage",
-            "--server-args=-p {port} -x breaks",
-        ]),
-        b"",
-        Duration::from_secs(120),
-    );
-    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    let run = crash_campaign(&out, "breaks", "6", &[]);
     assert!(run.stdout_text().contains("one test case per process from now on"), "{}", run.stdout_text());
     let stats = std::fs::read_to_string(out.join("fuzz0/persistent_stats")).unwrap();
     assert_eq!(stat_value(&stats, "mode"), Some("fork (fallback)"), "{stats}");

@@ -6,12 +6,13 @@
 //! reset, accepts parked since our connection are let go, and the client thread tells our
 //! runtime's fork server so on their link (`link`) and waits there for the next test case. The
 //! fork server tells the fuzzer "stopped", AFL++'s persistent-mode answer, which LibAFL's
-//! fork-server executor takes. Any other end (a crash, a hang verdict, a timeout) ends the process, so the next test
-//! case runs in a fresh one; the fuzzer re-runs such a result of a reused process there before
-//! it believes it. A run that cannot be driven in a reused process exits with
-//! [`crate::EXIT_UNSERVED`], never the set-up error that stops a campaign: the fresh re-run says
-//! whether the server can be driven at all. The fuzzer's control page, byte
-//! [`idle::FORK_MODE`], turns reuse off (its fallback when reused processes disagree too often).
+//! fork-server executor takes. Any other end (a crash, a hang verdict, a timeout) ends the
+//! process, so the next test case runs in a fresh one; the fuzzer re-runs such a result of a
+//! reused process there before it believes it. A test case that cannot be driven in a reused
+//! process exits with [`crate::EXIT_UNSERVED`], never the set-up error that stops a campaign:
+//! the fresh re-run says whether the server can be driven at all. The fuzzer's control page,
+//! byte [`idle::FORK_MODE`], turns reuse off (its fallback when reused processes disagree too
+//! often).
 
 use crate::link::{DONE, GO, PERSIST_FD};
 use crate::state::*;

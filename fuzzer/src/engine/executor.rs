@@ -10,14 +10,17 @@
 //! timer, no child: its "stuck" status);
 //! one it ended with the traversal signal is a crash whose path the preload left in `finding_file`.
 //!
-//! In persistent mode (`reuse_processes`) a normal run leaves its process stopped, to serve the
-//! next test case. Any other result of a process that served earlier test cases (a crash, a
-//! hang, a failure to drive it) may depend on what they left behind: the test case is run again
-//! in a fresh process (the other one has ended), and only that result counts. One seen only in
-//! the reused process is "persistent-only"; when those pass [`FALLBACK_AFTER`] and 1% of the
-//! reused runs, the client goes back to one test case per process (control page byte 1).
 //! (LibAFL's `VerifyTimeoutsStage` re-runs every timeout, at twice the exec timeout: on a server
 //! that leaves many connections open that is a second, long run for most runs.)
+//!
+//! In persistent mode (`--persistent`) a normal run's process goes on to serve the next test
+//! case (the fork server reports it "stopped"). Any other result of a process that served
+//! earlier test cases (a crash, a hang, a failure to drive it) may depend on what they left
+//! behind: the test case is run again in a fresh process (the other one has ended), and only
+//! that result counts, unless it is a crash or hang candidate that adds nothing to those seen
+//! (which is dropped anyway). One seen only in the reused process is "persistent-only"; when
+//! those pass [`FALLBACK_AFTER`] and 1% of the reused runs, the client goes back to one test
+//! case per process (control page byte 1).
 
 use super::findings::{LastRun, Wait, PERSISTENT};
 use super::seen::Seen;
@@ -53,7 +56,8 @@ pub struct ServerExecutor<I, OT, S, SHM> {
     deadline: Option<Instant>,
     /// The share of wall-clock time this client may spend in runs (`pace`), if limited.
     share: Option<f64>,
-    /// Persistent mode: the last run left its process stopped, to serve the next test case.
+    /// Persistent mode: the last run's process goes on to serve the next test case (the fork
+    /// server reports it stopped, AFL++'s way).
     stopped: bool,
     persistent: Persistent,
     /// Where the persistent-mode figures go (`PERSISTENT`).
@@ -237,9 +241,12 @@ where
         }
         if reused {
             self.persistent.reused += 1;
-            let known_crash =
-                kind == ExitKind::Crash && !self.crashes.is_new(self.inner.observers()[&self.edges].as_ref());
-            if !self.ended_normally(kind) && !known_crash {
+            // A crash or hang candidate that adds nothing to what was seen is dropped anyway.
+            let observers = self.inner.observers();
+            let map = observers[&self.edges].as_ref();
+            let known = (kind == ExitKind::Crash && !self.crashes.is_new(map))
+                || (self.wait(kind).is_some() && !self.candidates.is_new(map));
+            if !self.ended_normally(kind) && !known {
                 self.persistent.rerun += 1;
                 // Believed only if a fresh process gives it too (this one has ended).
                 self.inner.observers_mut().pre_exec_all(state, input)?;
@@ -302,7 +309,8 @@ where
     OT: ObserversTuple<I, S>,
     SHM: ShMem,
 {
-    /// One run of the fork server, noting whether it left its process stopped (persistent mode).
+    /// One run of the fork server, noting whether its process goes on to the next test case
+    /// (persistent mode: reported as stopped, AFL++'s way).
     fn run_inner<EM, Z>(&mut self, fuzzer: &mut Z, state: &mut S, mgr: &mut EM, input: &I) -> Result<ExitKind, Error>
     where
         ForkserverExecutor<I, OT, S, SHM>: Executor<EM, I, S, Z> + HasObservers<Observers = OT>,
@@ -312,7 +320,7 @@ where
         kind
     }
 
-    /// Whether the last run ended as a normal one does: stopped to serve the next test case
+    /// Whether the last run ended as a normal one does: "stopped" to serve the next test case
     /// (persistent mode), or exited with status 0.
     fn ended_normally(&self, kind: ExitKind) -> bool {
         let status = self.inner.forkserver().status();
