@@ -59,13 +59,12 @@ pub fn attach_control() {
 /// Byte `index` of the control page (0 without one); the fuzzer sets it before each run.
 pub fn control(index: usize) -> u8 {
     let page = CONTROL.load(SeqCst);
+    if page.is_null() {
+        return 0;
+    }
     // SAFETY: a non-null CONTROL is an attached segment of at least CONTROL_LEN bytes, never
     // detached; volatile, as the fuzzer writes it between runs.
-    if page.is_null() {
-        0
-    } else {
-        unsafe { page.add(index.min(CONTROL_LEN - 1)).read_volatile() }
-    }
+    unsafe { page.add(index.min(CONTROL_LEN - 1)).read_volatile() }
 }
 
 /// At the start of a run: whether it may end idle (read now, the fuzzer sets it per run).

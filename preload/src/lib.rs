@@ -16,7 +16,7 @@
 //! | status [`EXIT_STUCK`]     | ... and nothing could ever wake it: no timer, no timeout, no child |
 //! | signal [`SIG_TRAVERSAL`]  | the server opened a path outside its web root (`paths`)        |
 //! | status [`EXIT_UNSERVED`]  | as [`EXIT_SETUP`], in a process reused for many test cases     |
-//! | stopped (`SIGSTOP`)       | a normal end in persistent mode: continued with the next one   |
+//! | `DONE` on fd 197          | a normal end in persistent mode: the next test case follows   |
 //!
 //! Environment: `SOCKFUZZ_DEBUG=1` prints `[sockfuzz]` log lines; `SOCKFUZZ_OUTPUT=0` does not
 //! copy the reply to stdout; `SOCKFUZZ_STATUS_FD=N` gets `L`, the port (2 bytes, big-endian) and the
@@ -28,7 +28,8 @@
 //!
 //! `SOCKFUZZ_IDLE=MS` turns the idle verdict on, after MS milliseconds of idleness (off by
 //! default: afl-fuzz would take its exit status for a normal end); `SOCKFUZZ_CONTROL_SHM=ID` is the fuzzer's control page, whose
-//! byte 0 set makes a run patient (no idle verdict) while it re-runs a hang candidate.
+//! byte 0 set makes a run patient (no idle verdict) while it re-runs a hang candidate, and byte 1
+//! set turns persistent runs off.
 //! `SOCKFUZZ_EOF_SPIN=0` turns the EOF-spin verdict off (triage attaches gdb to the spinning server).
 //!
 //! `SOCKFUZZ_PERSISTENT=N` serves up to N test cases per process, each on a new connection (`persist`).
