@@ -81,6 +81,10 @@ struct Persistent {
     written: Option<Instant>,
 }
 
+/// Bytes of the preload's control page (its `idle::control`): a patient run; fork mode.
+const PATIENT: usize = 0;
+const FORK_MODE: usize = 1;
+
 /// Persistent-only results past which (and past 1% of the reused runs) a client falls back.
 const FALLBACK_AFTER: u64 = 20;
 
@@ -138,7 +142,7 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
     }
 
     fn set_patient(&mut self, patient: bool) {
-        self.control[0] = u8::from(patient);
+        self.control[PATIENT] = u8::from(patient);
     }
 
     /// Note a result of a reused process that a fresh one did not give; fall back to fork mode
@@ -148,7 +152,7 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
         p.only += 1;
         if !p.fallen_back && p.only >= FALLBACK_AFTER && p.only * 100 >= p.reused {
             p.fallen_back = true;
-            self.control[1] = 1;
+            self.control[FORK_MODE] = 1;
             println!(
                 "[persistent] {}: {} of {} results of reused server processes did not happen in a fresh one \
                  (the server keeps state from one connection to the next): one test case per process from now on",
