@@ -15,12 +15,14 @@ mod gdb;
 mod grammar;
 mod hex;
 mod http;
+mod pipes;
 mod port;
 mod preload;
 mod run;
 mod send;
 mod server_dict;
 mod showmap;
+mod stacks;
 mod summary;
 mod symbolize;
 mod target;
@@ -186,7 +188,10 @@ fn main() -> ExitCode {
         Some(Command::Grammar { grammar, count, out }) => {
             write_grammar_seeds(grammar.as_deref(), count, &out).map(|()| ExitCode::SUCCESS)
         }
-        Some(Command::Run(args)) => run::main(&args),
+        Some(Command::Run(args)) => match &args.gdb {
+            Some(gdb_args) => gdb::main(&args, gdb_args),
+            None => run::main(&args),
+        },
         Some(Command::Triage(args)) => triage::main(&args),
         None => match &cli.fuzz.summary {
             Some(out) => summary::print(out).map(|()| ExitCode::SUCCESS),

@@ -1,12 +1,13 @@
 //! `fuzzer run -- SERVER ARGS < INPUT`: one run of a server under the sockfuzz preload, with a
 //! verdict in plain words (replaces the old `fuzz-rerun.sh`).
 
+use crate::pipes::{collect, drain, pipe};
 use crate::preload::{self, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
 use anyhow::{bail, Context, Result};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
@@ -64,24 +65,30 @@ pub enum Outcome {
     Exited(i32),
 }
 
-pub fn main(args: &Args) -> Result<ExitCode> {
-    let command: Vec<OsString> = args.command.iter().map(OsString::from).collect();
-    let limits = Limits {
-        listen: Duration::from_secs_f64(args.listen_timeout),
-        run: Duration::from_secs_f64(args.timeout),
-        mem_mb: args.mem_limit,
-        stacks: false,
-    };
-    let root = match &args.root {
-        Some(root) => Some(
-            root.canonicalize().with_context(|| format!("--root {}: no such folder", root.display()))?.into_os_string(),
-        ),
-        None => None,
-    };
-    let envs: Vec<(&str, &OsStr)> = root.iter().map(|r| ("SOCKFUZZ_ROOT", r.as_os_str())).collect();
-    if let Some(gdb_args) = &args.gdb {
-        return crate::gdb::main(&command, &envs, gdb_args, limits, !args.quiet);
+impl Args {
+    /// The server's command line, the preload's extra environment (the web root) and the
+    /// limits of `fuzzer run`, with or without `--gdb`.
+    pub fn prepare(&self) -> Result<(Vec<OsString>, Vec<(&'static str, OsString)>, Limits)> {
+        let command = self.command.iter().map(OsString::from).collect();
+        let limits = Limits {
+            listen: Duration::from_secs_f64(self.listen_timeout),
+            run: Duration::from_secs_f64(self.timeout),
+            mem_mb: self.mem_limit,
+            stacks: false,
+        };
+        let mut envs = Vec::new();
+        if let Some(root) = &self.root {
+            let root = root.canonicalize().with_context(|| format!("--root {}: no such folder", root.display()))?;
+            envs.push(("SOCKFUZZ_ROOT", root.into_os_string()));
+        }
+        Ok((command, envs, limits))
     }
+}
+
+/// `fuzzer run` without `--gdb`: one run, its verdict, and an exit status that says it.
+pub fn main(args: &Args) -> Result<ExitCode> {
+    let (command, envs, limits) = args.prepare()?;
+    let envs: Vec<(&str, &OsStr)> = envs.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
     let finished = run(&command, &envs, None, None, limits, !args.quiet)?;
     let code = match finished.outcome {
         Outcome::Ok => 0,
@@ -186,7 +193,7 @@ pub fn run(
             let outcome = wait_outcome(&mut server, status_read, &mut reply, limits.run);
             listener = server.daemon();
             if limits.stacks && matches!(outcome, Ok(Outcome::Hang)) {
-                stacks = group_members(group, pid).into_iter().filter_map(crate::gdb::attach_stacks).collect();
+                stacks = group_members(group, pid).into_iter().filter_map(crate::stacks::attach_stacks).collect();
             }
             outcome.map(|outcome| (outcome, port))
         }
@@ -309,33 +316,6 @@ pub fn tail(bytes: &[u8], lines: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Whatever is in the status pipe now (the reply so far), without waiting: a process the
-/// server left running may hold the pipe open after the run.
-pub fn drain(status: &OwnedFd, reply: &mut Vec<u8>) {
-    let mut buf = [0u8; 65536];
-    loop {
-        let mut pfd = libc::pollfd { fd: status.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd; a zero timeout never blocks.
-        if unsafe { libc::poll(&mut pfd, 1, 0) } <= 0 || pfd.revents & libc::POLLIN == 0 {
-            return;
-        }
-        // SAFETY: reading into a local buffer of its size from a descriptor we own.
-        let n = unsafe { libc::read(status.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            return;
-        }
-        reply.extend_from_slice(&buf[..n as usize]);
-    }
-}
-
-fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = pipe.read_to_end(&mut buf);
-        buf
-    })
 }
 
 /// The port and the listening process, once the preload reports that the server listens;
@@ -473,14 +453,4 @@ fn describe(status: ExitStatus) -> String {
         (_, Some(code)) => format!("exited with status {code}"),
         _ => "ended".into(),
     }
-}
-
-pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 returns.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("cannot create a pipe");
-    }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
