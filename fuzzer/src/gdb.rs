@@ -121,9 +121,6 @@ pub fn crash_backtrace(
     Ok(String::from_utf8_lossy(&text.join().unwrap_or_default()).into_owned())
 }
 
-
-
-
 /// gdb on `command` with the preload's environment from `setup`, then `args` (gdb's own
 /// options, e.g. `-batch -ex run`); the settings come first so that `args` may override them.
 fn gdb_command(setup: &Setup, command: &[OsString], args: &[String]) -> Result<Command> {
@@ -274,7 +271,6 @@ impl Drop for BlockTtou {
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
     }
 }
-
 
 #[cfg(test)]
 mod tests {

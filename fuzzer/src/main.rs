@@ -8,13 +8,15 @@ use std::net::{TcpListener, ToSocketAddrs};
 use std::time::Duration;
 
 mod assets;
-mod compile;
+mod build;
+mod check;
 mod cores;
 mod engine;
 mod gdb;
 mod grammar;
 mod hex;
 mod http;
+mod locate;
 mod pipes;
 mod port;
 mod preload;
@@ -26,6 +28,7 @@ mod stacks;
 mod summary;
 mod symbolize;
 mod target;
+mod tree;
 mod triage;
 
 #[derive(Parser)]
@@ -46,7 +49,7 @@ struct Cli {
 #[derive(clap::Args)]
 struct FuzzArgs {
     #[command(flatten)]
-    build: compile::BuildArgs,
+    build: build::BuildArgs,
     /// Fuzz this already instrumented server (built by fuzzer-cc or AFL++'s afl-clang-fast)
     /// instead of building --src-dir.
     #[arg(long, value_name = "PATH", conflicts_with = "src_dir")]
@@ -144,7 +147,7 @@ enum Command {
     /// Build the instrumented server only (into OUT/server-fuzz) and test-run it.
     Build {
         #[command(flatten)]
-        build: compile::BuildArgs,
+        build: build::BuildArgs,
         /// The server's arguments; {port} and {root} are filled in.
         #[arg(long, value_name = "ARGS", default_value = target::DEFAULT_ARGS, allow_hyphen_values = true)]
         server_args: String,
@@ -180,7 +183,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Build { build, server_args }) => {
-            build_and_check(&build, &server_args, preload::DEFAULT_MEM_LIMIT_MB).map(|_| ExitCode::SUCCESS)
+            check::build_and_check(&build, &server_args, preload::DEFAULT_MEM_LIMIT_MB).map(|_| ExitCode::SUCCESS)
         }
         Some(Command::Showmap(args)) => showmap::main(&args),
         Some(Command::Send(args)) => send::main(&args),
@@ -275,13 +278,13 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
                 .with_context(|| format!("cannot create the output folder {}", out.display()))?;
             let plain = std::path::absolute(server)?;
             let built =
-                compile::Built { plain, asan: None, plain_cwd: None, asan_cwd: None }.in_working_copy(&args.build)?;
-            check(&built, out, &args.server_args, args.mem_limit)?;
-            compile::Built { plain: server.canonicalize()?, ..built }
+                build::Built { plain, asan: None, plain_cwd: None, asan_cwd: None }.in_working_copy(&args.build)?;
+            check::check_builds(&built, out, &args.server_args, args.mem_limit)?;
+            build::Built { plain: server.canonicalize()?, ..built }
         }
-        None => build_and_check(&args.build, &args.server_args, args.mem_limit)?,
+        None => check::build_and_check(&args.build, &args.server_args, args.mem_limit)?,
     };
-    if !args.no_cmplog && !compile::has_our_runtime(&built.plain)? {
+    if !args.no_cmplog && !build::has_our_runtime(&built.plain)? {
         println!("[cmplog] {} has AFL++'s runtime, whose CmpLog map layout depends on the AFL++ version: only the string comparisons the preload sees are traced (build with fuzzer-cc, or use --src-dir, for integer comparisons too)", built.plain.display());
     }
     let persistent = persistent_runs(args, &built)?;
@@ -363,12 +366,12 @@ const PERSISTENT_RUNS: u32 = 100;
 
 /// Test cases per server process: [`PERSISTENT_RUNS`] or as asked, where every build's runtime
 /// serves them; else 1.
-fn persistent_runs(args: &FuzzArgs, built: &compile::Built) -> Result<u32> {
+fn persistent_runs(args: &FuzzArgs, built: &build::Built) -> Result<u32> {
     if args.no_persistent {
         return Ok(1);
     }
     for binary in std::iter::once(&built.plain).chain(&built.asan) {
-        if !compile::runs_persistently(binary)? {
+        if !build::runs_persistently(binary)? {
             if args.persistent.is_some() {
                 println!(
                     "[persistent] {} was not built by this version's fuzzer-cc, whose fork server hands a server its next test case: one test case per process",
@@ -379,31 +382,4 @@ fn persistent_runs(args: &FuzzArgs, built: &compile::Built) -> Result<u32> {
         }
     }
     Ok(args.persistent.unwrap_or(PERSISTENT_RUNS).max(1))
-}
-
-/// Build, then the start-up check of every built binary.
-fn build_and_check(build: &compile::BuildArgs, server_args: &str, mem_limit_mb: u64) -> Result<compile::Built> {
-    let built = compile::build(build)?;
-    check(&built, &build.out_dir, server_args, mem_limit_mb)?;
-    Ok(built)
-}
-
-/// The start-up check of each binary (with `mem_limit_mb` of memory), on a scratch copy of the
-/// sample web root.
-fn check(built: &compile::Built, out: &Path, server_args: &str, mem_limit_mb: u64) -> Result<()> {
-    let root = out.join("check-root");
-    assets::write_root(&root)?;
-    let builds =
-        std::iter::once((&built.plain, &built.plain_cwd)).chain(built.asan.as_ref().map(|a| (a, &built.asan_cwd)));
-    for (binary, cwd) in builds {
-        if !binary.is_file() {
-            bail!("the server {} does not exist", binary.display());
-        }
-        if !compile::is_instrumented(binary)? {
-            bail!("{} has no coverage instrumentation: build it with fuzzer-cc (or AFL++'s afl-clang-fast), or use --src-dir", binary.display());
-        }
-        let target = target::Target::new(binary.clone(), Some(server_args)).in_dir(cwd.clone());
-        showmap::check(&target.with_mem_limit(mem_limit_mb), &root)?;
-    }
-    Ok(())
 }

@@ -3,16 +3,11 @@
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
-/// Exit status of a run whose server kept reading EOF without closing (see preload/src/lib.rs).
-pub const EXIT_EOF_SPIN: i32 = 86;
-/// Exit status when the preload could not drive the server (it printed why).
-pub const EXIT_SETUP: i32 = 87;
-/// Exit status of a run the preload ended because the server sat idle with the connection
-/// still open (its idle verdict, on with `SOCKFUZZ_IDLE=MS`).
-pub const EXIT_IDLE: i32 = 88;
-/// Exit status of an idle verdict where nothing could ever wake the server (no timeout, no
-/// timer, no child): a hang for certain.
-pub const EXIT_STUCK: i32 = 89;
+// EXIT_UNSERVED is only an abnormal end here (a reused server's result is re-run fresh).
+#[allow(dead_code)]
+#[path = "../../preload/src/verdicts.rs"]
+mod verdicts;
+pub use verdicts::*;
 
 /// ASan settings for every run of a target: findings end in a signal the fork server sees
 /// (`abort_on_error`), the signals a plain build dies from stay those signals (`handle_*=0`),
@@ -37,10 +32,6 @@ pub fn memory_env(mb: u64, asan: &str) -> [(&'static str, String); 2] {
 /// Added while fuzzing: no symbolizing and no allocation stacks (reports nobody reads).
 pub const FUZZING_ASAN: &str = "symbolize=0:malloc_context_size=0";
 
-/// The preload ends a run with this signal when the server opened a path outside its web root
-/// (preload/src/lib.rs); the path is in `SOCKFUZZ_FINDING_FILE`.
-pub const SIG_TRAVERSAL: i32 = libc::SIGUSR2;
-
 /// `libsockfuzz.so`: `$SOCKFUZZ_LIB`, else next to our own executable (the cargo target dir).
 pub fn library() -> Result<PathBuf> {
     match std::env::var_os("SOCKFUZZ_LIB") {
@@ -51,7 +42,7 @@ pub fn library() -> Result<PathBuf> {
             }
             Ok(path)
         }
-        None => crate::compile::sibling("libsockfuzz.so"),
+        None => crate::locate::sibling("libsockfuzz.so"),
     }
 }
 

@@ -1,11 +1,11 @@
-//! One run of the instrumented server with a coverage map: `fuzzer showmap`, and the
-//! start-up check that the server can be driven at all.
+//! One run of the instrumented server with a coverage map: `fuzzer showmap`, and the run
+//! the start-up check (`check`) makes.
 
-use crate::assets::{self, CHECK_REQUEST};
-use crate::run::{self, Finished, Limits, Outcome};
+use crate::assets;
+use crate::run::{self, Finished, Limits};
 use crate::target::Target;
-use crate::{compile, port};
-use anyhow::{bail, Context, Result};
+use crate::{build, port};
+use anyhow::{Context, Result};
 use libafl_bolts::shmem::{ShMem, ShMemProvider, UnixShMemProvider};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ pub const MAP_SIZE: usize = 65536;
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    pub build: compile::BuildArgs,
+    pub build: build::BuildArgs,
     /// Use this already built, instrumented server instead of building --src-dir.
     #[arg(long, value_name = "PATH")]
     pub server: Option<PathBuf>,
@@ -30,11 +30,10 @@ pub struct Args {
 /// `fuzzer showmap`: print `edge:count` for every covered map entry, like afl-showmap.
 pub fn main(args: &Args) -> Result<ExitCode> {
     let (binary, cwd) = match &args.server {
-        Some(path) => (path.clone(), compile::working_copy(&args.build)?),
+        Some(path) => (path.clone(), build::working_copy(&args.build)?),
         // The plain build is the one whose map matters here.
         None => {
-            let built =
-                compile::build(&compile::BuildArgs { sanitizer: compile::Sanitizer::None, ..args.build.clone() })?;
+            let built = build::build(&build::BuildArgs { sanitizer: build::Sanitizer::None, ..args.build.clone() })?;
             (built.plain, built.plain_cwd)
         }
     };
@@ -84,63 +83,4 @@ fn bucket(count: u8) -> u8 {
         32..=127 => 32,
         _ => 128,
     }
-}
-
-/// The start-up check: one plain request must be answered, end the run cleanly and record
-/// coverage. Returns the number of covered map entries.
-pub fn check(target: &Target, root: &Path) -> Result<usize> {
-    println!("[check] test run of {} under sockfuzz...", target.binary.display());
-    let port = port::free_port()?;
-    let (finished, map) = run_with_map(target, root, CHECK_REQUEST, port).with_context(|| {
-        let cwd = target
-            .cwd
-            .as_ref()
-            .map(|d| format!(" (it ran in {}; --cwd DIR runs it in a copy of another folder)", d.display()));
-        format!("the test run failed: the fuzzer cannot drive this server{}", cwd.unwrap_or_default())
-    })?;
-    let request = String::from_utf8_lossy(CHECK_REQUEST.split(|&b| b == b'\r').next().unwrap_or_default()).into_owned();
-    match finished.outcome {
-        Outcome::Ok => {}
-        Outcome::Hang | Outcome::LeftOpen => bail!(
-            "the test run did not end: {} (the request was `{request}`). An HTTP/1.0 connection must be \
-             closed after the response.",
-            finished.outcome
-        ),
-        ref outcome => bail!(
-            "the test run failed on a plain `{request}`: {}. Fix this first; replay it with \
-             `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | fuzzer run -- {}`\n{}",
-            outcome,
-            target.binary.display(),
-            run::tail(&finished.stderr, 10)
-        ),
-    }
-    // In a network namespace of its own, each copy may keep a fixed port.
-    if finished.port != port && crate::preload::netns() != "1" {
-        let how = if target.args.contains("{port}") {
-            format!("passed as {{port}} in the server arguments `{}`", target.args)
-        } else {
-            format!("the server arguments `{}` have no {{port}}", target.args)
-        };
-        bail!(
-            "the server listened on port {}, not on the port the fuzzer chose ({port}; {how}). The fuzzer \
-             runs several copies of the server at once (one per core, and one for CmpLog), each on its own \
-             port (this machine does not let it give each copy a network namespace of its own, where \
-             a fixed port would do): make the server take its port from its command line, and put \
-             {{port}} there in --server-args",
-            finished.port
-        );
-    }
-    if finished.reply.is_empty() {
-        bail!("the test run got no reply: the server closed the connection without answering `{request}`");
-    }
-    if map.is_empty() {
-        bail!(
-            "the test run recorded no coverage: {} is not instrumented (was it built with fuzzer-cc?)",
-            target.binary.display()
-        );
-    }
-    let status_line = finished.reply.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
-    let status_line = String::from_utf8_lossy(&status_line[..status_line.len().min(80)]).into_owned();
-    println!("[check] the server answered `{status_line}`; {} coverage map entries hit", map.len());
-    Ok(map.len())
 }

@@ -183,7 +183,7 @@ pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
     let _ = std::fs::remove_dir_all(&dir);
     let root = dir.join("root");
     match &targets.root {
-        Some(user_root) => crate::compile::copy_tree(user_root, &root, &[])
+        Some(user_root) => crate::tree::copy_tree(user_root, &root, &[])
             .with_context(|| format!("cannot copy the web root {} to {}", user_root.display(), root.display()))?,
         None => crate::assets::write_root(&root)?,
     }

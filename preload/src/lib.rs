@@ -66,6 +66,7 @@ mod shared;
 mod state;
 #[path = "../../runtime/src/sysv.rs"]
 mod sysv;
+mod verdicts;
 
 /// Start-up, before `main`: protect the descriptors the fuzzer handed down (`fds`), and enter a
 /// network namespace of the server's own if asked (`netns`).
@@ -79,23 +80,6 @@ extern "C" fn init() {
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = init;
 
-/// Exit status of a run in which the server read EOF over and over without closing: a hang.
-pub const EXIT_EOF_SPIN: i32 = 86;
-/// Exit status when sockfuzz itself could not drive the server (e.g. connect failed).
-pub const EXIT_SETUP: i32 = 87;
-/// Exit status of a run ended by the idle verdict: every server thread waits for something
-/// that cannot come while our connection is still open (`idle`).
-pub const EXIT_IDLE: i32 = 88;
-/// Exit status of an idle verdict where nothing could ever wake the server: every thread waits
-/// without a timeout, no timer was armed and no child process runs (`idle::stuck`). A hang for
-/// certain, where [`EXIT_IDLE`] may be a server that closes idle connections after a while.
-pub const EXIT_STUCK: i32 = 89;
-/// The signal a run dies by when the server opened or looked up a path outside its web root
-/// (`SOCKFUZZ_ROOT`): `..` climbed out of it, a symlink led out, or a `realpath` result that
-/// left it was used. Not a crash signal, so a finding is told apart from a crash.
-pub const SIG_TRAVERSAL: i32 = libc::SIGUSR2;
-/// Exit status of a test case that could not be driven in a process reused for it (persistent
-/// mode): the fuzzer re-runs it in a fresh process, where the reason shows if it is real.
-pub const EXIT_UNSERVED: i32 = 90;
+pub use verdicts::*;
 /// Consecutive zero-byte reads on our connection that count as an EOF spin.
 const EOF_SPIN_READS: u32 = 1000;

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-pub const EXIT_EOF_SPIN: i32 = 86;
-/// The preload's idle verdicts (preload/src/lib.rs): idle, and idle with nothing left to wake it.
-pub const EXIT_IDLE: i32 = 88;
-pub const EXIT_STUCK: i32 = 89;
+/// The preload's exit statuses (EOF spin, idle verdicts, ...), written down once.
+#[path = "../../preload/src/verdicts.rs"]
+mod verdicts;
+pub use verdicts::*;
 pub const MODELS: [&str; 5] = ["iterative", "thread", "pool", "epoll", "fork"];
 
 pub fn fuzzer() -> PathBuf {

@@ -101,7 +101,7 @@ fn fuzz(
     }
     let root = dir.join("root");
     match &opts.root {
-        Some(user_root) => crate::compile::copy_tree(user_root, &root, &[]).map_err(|e| {
+        Some(user_root) => crate::tree::copy_tree(user_root, &root, &[]).map_err(|e| {
             Error::illegal_state(format!("cannot copy the web root {} to {}: {e}", user_root.display(), root.display()))
         })?,
         None => assets::write_root(&root).map_err(|e| Error::illegal_state(format!("{e:#}")))?,
@@ -173,7 +173,7 @@ fn fuzz(
     let (tracing, _cmplog_map) = if opts.cmplog && !role.asan {
         let (tracer, _) = server(opts, role, &root, &library, &dir.join(".cur_input_cmplog"))?;
         let ours =
-            crate::compile::has_our_runtime(&role.target.binary).map_err(|e| Error::illegal_state(format!("{e:#}")))?;
+            crate::build::has_our_runtime(&role.target.binary).map_err(|e| Error::illegal_state(format!("{e:#}")))?;
         let (stage, map) = cmplog::tracing_stage(tracer, ours).map_err(not_started)?;
         (Some(stage), Some(map))
     } else {

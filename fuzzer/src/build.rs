@@ -4,7 +4,6 @@
 use crate::run::tail;
 use anyhow::{bail, Context, Result};
 use std::collections::HashSet;
-use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -67,7 +66,7 @@ pub fn build(args: &BuildArgs) -> Result<Built> {
     if !["Makefile", "makefile", "GNUmakefile"].iter().any(|m| src.join(m).is_file()) {
         bail!("{} has no Makefile: --src-dir must be the folder where running `make` builds your server (for pserv, its src/ folder)", src.display());
     }
-    let wrapper = sibling("fuzzer-cc")?;
+    let wrapper = crate::locate::sibling("fuzzer-cc")?;
     let (plain, plain_cwd) = build_one(args, &wrapper, None)?;
     let asan = match args.sanitizer {
         Sanitizer::None => None,
@@ -172,16 +171,6 @@ fn build_one(args: &BuildArgs, wrapper: &Path, sanitizer: Option<&str>) -> Resul
     Ok((dest, dir))
 }
 
-/// A program installed next to our own executable.
-pub fn sibling(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe.with_file_name(name);
-    if !path.is_file() {
-        bail!("{} is missing: build the whole workspace with `cargo build --release --workspace`", path.display());
-    }
-    Ok(path)
-}
-
 /// Copy `src` into a fresh `dest`, leaving out version control and the output folder itself
 /// (it may live inside the source folder).
 fn copy_sources(src: &Path, dest: &Path, out: &Path) -> Result<()> {
@@ -189,29 +178,8 @@ fn copy_sources(src: &Path, dest: &Path, out: &Path) -> Result<()> {
         std::fs::remove_dir_all(dest).with_context(|| format!("cannot remove the old build {}", dest.display()))?;
     }
     let skip: Vec<PathBuf> = [out.canonicalize().ok(), dest.canonicalize().ok()].into_iter().flatten().collect();
-    copy_tree(src, dest, &skip).with_context(|| format!("cannot copy {} to {}", src.display(), dest.display()))
-}
-
-/// Copy the tree `src` into `dest` (created), leaving out `.git` and the paths in `skip`.
-pub fn copy_tree(src: &Path, dest: &Path, skip: &[PathBuf]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dest)?;
-    for entry in std::fs::read_dir(src)? {
-        let entry = entry?;
-        let path = entry.path();
-        let name = entry.file_name();
-        if name == OsStr::new(".git") || path.canonicalize().is_ok_and(|p| skip.contains(&p)) {
-            continue;
-        }
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            copy_tree(&path, &dest.join(&name), skip)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&path)?, dest.join(&name))?;
-        } else {
-            std::fs::copy(&path, dest.join(&name))?;
-        }
-    }
-    Ok(())
+    crate::tree::copy_tree(src, dest, &skip)
+        .with_context(|| format!("cannot copy {} to {}", src.display(), dest.display()))
 }
 
 /// Executable regular files directly in `dir`.

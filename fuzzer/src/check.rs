@@ -1,0 +1,97 @@
+//! Stage 2, the start-up check: one plain request to each build under the preload must be
+//! answered, end the run cleanly, on the port we chose, and record coverage; else the campaign
+//! does not start, and the error names the cause.
+
+use crate::assets::{self, CHECK_REQUEST};
+use crate::build::{self, BuildArgs, Built};
+use crate::run::{self, Outcome};
+use crate::target::Target;
+use crate::{port, showmap};
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+/// Build, then the start-up check of every built binary.
+pub fn build_and_check(build: &BuildArgs, server_args: &str, mem_limit_mb: u64) -> Result<Built> {
+    let built = build::build(build)?;
+    check_builds(&built, &build.out_dir, server_args, mem_limit_mb)?;
+    Ok(built)
+}
+
+/// The start-up check of each binary (with `mem_limit_mb` of memory), on a scratch copy of the
+/// sample web root.
+pub fn check_builds(built: &Built, out: &Path, server_args: &str, mem_limit_mb: u64) -> Result<()> {
+    let root = out.join("check-root");
+    assets::write_root(&root)?;
+    let builds =
+        std::iter::once((&built.plain, &built.plain_cwd)).chain(built.asan.as_ref().map(|a| (a, &built.asan_cwd)));
+    for (binary, cwd) in builds {
+        if !binary.is_file() {
+            bail!("the server {} does not exist", binary.display());
+        }
+        if !build::is_instrumented(binary)? {
+            bail!("{} has no coverage instrumentation: build it with fuzzer-cc (or AFL++'s afl-clang-fast), or use --src-dir", binary.display());
+        }
+        let target = Target::new(binary.clone(), Some(server_args)).in_dir(cwd.clone());
+        check(&target.with_mem_limit(mem_limit_mb), &root)?;
+    }
+    Ok(())
+}
+
+/// The start-up check: one plain request must be answered, end the run cleanly and record
+/// coverage. Returns the number of covered map entries.
+pub fn check(target: &Target, root: &Path) -> Result<usize> {
+    println!("[check] test run of {} under sockfuzz...", target.binary.display());
+    let port = port::free_port()?;
+    let (finished, map) = showmap::run_with_map(target, root, CHECK_REQUEST, port).with_context(|| {
+        let cwd = target
+            .cwd
+            .as_ref()
+            .map(|d| format!(" (it ran in {}; --cwd DIR runs it in a copy of another folder)", d.display()));
+        format!("the test run failed: the fuzzer cannot drive this server{}", cwd.unwrap_or_default())
+    })?;
+    let request = String::from_utf8_lossy(CHECK_REQUEST.split(|&b| b == b'\r').next().unwrap_or_default()).into_owned();
+    match finished.outcome {
+        Outcome::Ok => {}
+        Outcome::Hang | Outcome::LeftOpen => bail!(
+            "the test run did not end: {} (the request was `{request}`). An HTTP/1.0 connection must be \
+             closed after the response.",
+            finished.outcome
+        ),
+        ref outcome => bail!(
+            "the test run failed on a plain `{request}`: {}. Fix this first; replay it with \
+             `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | fuzzer run -- {}`\n{}",
+            outcome,
+            target.binary.display(),
+            run::tail(&finished.stderr, 10)
+        ),
+    }
+    // In a network namespace of its own, each copy may keep a fixed port.
+    if finished.port != port && crate::preload::netns() != "1" {
+        let how = if target.args.contains("{port}") {
+            format!("passed as {{port}} in the server arguments `{}`", target.args)
+        } else {
+            format!("the server arguments `{}` have no {{port}}", target.args)
+        };
+        bail!(
+            "the server listened on port {}, not on the port the fuzzer chose ({port}; {how}). The fuzzer \
+             runs several copies of the server at once (one per core, and one for CmpLog), each on its own \
+             port (this machine does not let it give each copy a network namespace of its own, where \
+             a fixed port would do): make the server take its port from its command line, and put \
+             {{port}} there in --server-args",
+            finished.port
+        );
+    }
+    if finished.reply.is_empty() {
+        bail!("the test run got no reply: the server closed the connection without answering `{request}`");
+    }
+    if map.is_empty() {
+        bail!(
+            "the test run recorded no coverage: {} is not instrumented (was it built with fuzzer-cc?)",
+            target.binary.display()
+        );
+    }
+    let status_line = finished.reply.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
+    let status_line = String::from_utf8_lossy(&status_line[..status_line.len().min(80)]).into_owned();
+    println!("[check] the server answered `{status_line}`; {} coverage map entries hit", map.len());
+    Ok(map.len())
+}

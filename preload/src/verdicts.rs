@@ -1,0 +1,22 @@
+//! How a run under the preload ends when it is not a plain exit: the exit statuses and the
+//! signal the preload ends a run with. One file, included by the preload, the fuzzer (as
+//! `preload::verdicts`) and the tests, so that the numbers are written down once.
+
+/// Exit status of a run in which the server read EOF over and over without closing: a hang.
+pub const EXIT_EOF_SPIN: i32 = 86;
+/// Exit status when sockfuzz itself could not drive the server (e.g. connect failed).
+pub const EXIT_SETUP: i32 = 87;
+/// Exit status of a run ended by the idle verdict: every server thread waits for something
+/// that cannot come while our connection is still open (`idle`).
+pub const EXIT_IDLE: i32 = 88;
+/// Exit status of an idle verdict where nothing could ever wake the server: every thread waits
+/// without a timeout, no timer was armed and no child process runs (`idle::stuck`). A hang for
+/// certain, where [`EXIT_IDLE`] may be a server that closes idle connections after a while.
+pub const EXIT_STUCK: i32 = 89;
+/// The signal a run dies by when the server opened or looked up a path outside its web root
+/// (`SOCKFUZZ_ROOT`): `..` climbed out of it, a symlink led out, or a `realpath` result that
+/// left it was used. Not a crash signal, so a finding is told apart from a crash.
+pub const SIG_TRAVERSAL: i32 = libc::SIGUSR2;
+/// Exit status of a test case that could not be driven in a process reused for it (persistent
+/// mode): the fuzzer re-runs it in a fresh process, where the reason shows if it is real.
+pub const EXIT_UNSERVED: i32 = 90;
