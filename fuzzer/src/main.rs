@@ -11,7 +11,7 @@ mod assets;
 mod build;
 mod check;
 mod cores;
-mod engine;
+mod fuzz;
 mod gdb;
 mod grammar;
 mod hex;
@@ -20,16 +20,14 @@ mod locate;
 mod pipes;
 mod port;
 mod preload;
+mod report;
 mod run;
 mod send;
 mod server_dict;
 mod showmap;
 mod stacks;
-mod summary;
-mod symbolize;
 mod target;
 mod tree;
-mod triage;
 
 #[derive(Parser)]
 #[command(
@@ -176,7 +174,7 @@ enum Command {
     /// Run a server once under the sockfuzz preload with stdin as the client's bytes.
     Run(run::Args),
     /// Group a campaign's crash and hang files into bugs: replay, locate, minimize, report.
-    Triage(triage::Args),
+    Triage(report::triage::Args),
 }
 
 fn main() -> ExitCode {
@@ -195,10 +193,10 @@ fn main() -> ExitCode {
             Some(gdb_args) => gdb::main(&args, gdb_args),
             None => run::main(&args),
         },
-        Some(Command::Triage(args)) => triage::main(&args),
+        Some(Command::Triage(args)) => report::triage::main(&args),
         None => match &cli.fuzz.summary {
-            Some(out) => summary::print(out).map(|()| ExitCode::SUCCESS),
-            None => fuzz(&cli.fuzz).map(|()| ExitCode::SUCCESS),
+            Some(out) => report::summary::print(out).map(|()| ExitCode::SUCCESS),
+            None => campaign(&cli.fuzz).map(|()| ExitCode::SUCCESS),
         },
     };
     match result {
@@ -211,7 +209,7 @@ fn main() -> ExitCode {
 }
 
 /// The main job: build, check, fuzz, summarise.
-fn fuzz(args: &FuzzArgs) -> Result<()> {
+fn campaign(args: &FuzzArgs) -> Result<()> {
     let out = &args.build.out_dir;
     let cores = cores::choose(args.cores.as_deref(), args.fuzz_cores)?;
     let existing = out.join("fuzz0").exists();
@@ -302,7 +300,7 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
             Err(e) => println!("[dict] the server's own strings are left out: {e:#}"),
         }
     }
-    let opts = engine::Options {
+    let opts = fuzz::Options {
         target: target::Target::new(built.plain, Some(&args.server_args))
             .in_dir(built.plain_cwd)
             .with_mem_limit(args.mem_limit),
@@ -332,21 +330,16 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
         "[fuzz] fuzzing on {} core(s){asan} for {duration} s (broker on port {broker_port}); press Ctrl-C to stop early",
         opts.cores.ids.len()
     );
-    let targets = triage::Targets { plain: opts.target.clone(), asan: opts.asan.clone(), root: args.root.clone() };
+    let targets =
+        report::triage::Targets { plain: opts.target.clone(), asan: opts.asan.clone(), root: args.root.clone() };
     targets.save(out)?;
     let started = std::time::Instant::now();
-    let result = engine::fuzz(&opts);
+    let result = fuzz::fuzz(&opts);
     println!();
-    // Not after Ctrl-C (the campaign ended before its time, not at a crash): whoever stops it
-    // wants the prompt back.
+    // Stopped by Ctrl-C: ended before its time, and not at a crash (`--stop-on-crash`).
     let interrupted =
         started.elapsed() + Duration::from_secs(2) < Duration::from_secs(duration) && !opts.stop_file().exists();
-    if !args.no_triage && interrupted {
-        println!("[triage] skipped, as the campaign was stopped: fuzzer triage {}", out.display());
-    } else if !args.no_triage {
-        triage::after_campaign(out, triage::RUNS);
-    }
-    summary::print(out)?;
+    report::after_campaign(out, !args.no_triage, interrupted)?;
     result
 }
 

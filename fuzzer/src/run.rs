@@ -65,10 +65,13 @@ pub enum Outcome {
     Exited(i32),
 }
 
+/// The server's command line, the preload's extra environment, the limits.
+pub type Prepared = (Vec<OsString>, Vec<(&'static str, OsString)>, Limits);
+
 impl Args {
     /// The server's command line, the preload's extra environment (the web root) and the
     /// limits of `fuzzer run`, with or without `--gdb`.
-    pub fn prepare(&self) -> Result<(Vec<OsString>, Vec<(&'static str, OsString)>, Limits)> {
+    pub fn prepare(&self) -> Result<Prepared> {
         let command = self.command.iter().map(OsString::from).collect();
         let limits = Limits {
             listen: Duration::from_secs_f64(self.listen_timeout),

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 /// The preload's exit statuses (EOF spin, idle verdicts, ...), written down once.
 #[path = "../../preload/src/verdicts.rs"]
 mod verdicts;
+#[allow(unused_imports)] // not every test binary looks at exit statuses
 pub use verdicts::*;
 pub const MODELS: [&str; 5] = ["iterative", "thread", "pool", "epoll", "fork"];
 

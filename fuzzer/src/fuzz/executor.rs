@@ -111,7 +111,7 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
             error_file,
             control,
             candidates: Seen::load(&dir.join(".seen-hangs")),
-            crashes: Seen::mirror(&dir.join(super::names::SEEN_CRASHES)),
+            crashes: Seen::mirror(&dir.join(super::objective::SEEN_CRASHES)),
             deadline,
             share: None,
             stopped: false,

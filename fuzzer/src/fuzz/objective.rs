@@ -1,120 +1,20 @@
-//! AFL++ file names for queue entries, crashes and hangs, and the crash/hang de-duplication.
-//!
-//! Two feedbacks that are never "interesting" on their own for the queue (`QueueNames`, used
-//! with OR), and one objective (`Solutions`) that decides and names crashes and hangs.
+//! The objective: which crashes and hangs are saved (AFL++'s novelty rule) and under which
+//! AFL++ names, in `crashes/` and `hangs/` with their lists (`hangs.tsv`, `traversals.tsv`).
 
-use super::findings::{now_secs, CurrentOp, Findings, LastRun, Loading, HANGS, TRAVERSALS};
+use super::findings::{now_secs, Findings, LastRun, Loading, HANGS, TRAVERSALS};
+use super::names::{map, origin};
 use super::seen::Seen;
 use super::Edges;
-use libafl::corpus::{Corpus, Testcase};
+use libafl::corpus::Testcase;
 use libafl::executors::ExitKind;
-use libafl::feedbacks::{ExitKindLogic, Feedback, StateInitializer};
+use libafl::feedbacks::{Feedback, StateInitializer};
 use libafl::state::{HasCorpus, HasExecutions, HasSolutions, HasStartTime};
 use libafl::{Error, HasMetadata};
-use libafl_bolts::tuples::{Handle, MatchName, MatchNameRef};
+use libafl_bolts::tuples::{Handle, MatchName};
 use libafl_bolts::Named;
 use std::borrow::Cow;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-
-/// The covered map of the last run (AFL-bucketed hit counts).
-fn map<'a, OT: MatchName>(observers: &'a OT, edges: &Handle<Edges>) -> Result<&'a [u8], Error> {
-    let observer = observers.get(edges).ok_or_else(|| Error::key_not_found("edges observer"))?;
-    Ok(&observer.as_ref()[..])
-}
-
-/// `src:NNNNNN,time:MS,execs:N,op:OP` — where an input came from.
-fn origin<I, S>(state: &S) -> String
-where
-    S: HasCorpus<I> + HasExecutions + HasStartTime + HasMetadata,
-{
-    let src = state.corpus().current().map_or(0, |id| id.0);
-    let op = state.metadata::<CurrentOp>().map_or("havoc", |op| op.0.as_str());
-    format!("src:{src:06},{},op:{op}", time_execs(state))
-}
-
-/// `time:MS,execs:N` — milliseconds since the start and executions so far.
-fn time_execs<S: HasExecutions + HasStartTime>(state: &S) -> String {
-    let time = libafl_bolts::current_time().saturating_sub(*state.start_time()).as_millis();
-    format!("time:{time},execs:{}", state.executions())
-}
-
-/// Names queue entries like AFL++ and tracks which map entries the queue covers (`+cov`).
-pub struct QueueNames {
-    edges: Handle<Edges>,
-    covered: Vec<bool>,
-}
-
-impl QueueNames {
-    pub fn new(edges: Handle<Edges>) -> Self {
-        QueueNames { edges, covered: Vec::new() }
-    }
-}
-
-impl Named for QueueNames {
-    fn name(&self) -> &Cow<'static, str> {
-        static NAME: Cow<'static, str> = Cow::Borrowed("QueueNames");
-        &NAME
-    }
-}
-
-impl<S> StateInitializer<S> for QueueNames {}
-
-impl<EM, I, OT, S> Feedback<EM, I, OT, S> for QueueNames
-where
-    OT: MatchName,
-    S: HasCorpus<I> + HasExecutions + HasStartTime + HasMetadata,
-{
-    fn append_metadata(
-        &mut self,
-        state: &mut S,
-        _mgr: &mut EM,
-        observers: &OT,
-        testcase: &mut Testcase<I>,
-    ) -> Result<(), Error> {
-        let map = map(observers, &self.edges)?;
-        if self.covered.len() < map.len() {
-            self.covered.resize(map.len(), false);
-        }
-        let mut new_edges = 0;
-        for (i, _) in map.iter().enumerate().filter(|(_, &c)| c != 0) {
-            if !self.covered[i] {
-                self.covered[i] = true;
-                new_edges += 1;
-            }
-        }
-        let id = state.corpus().peek_free_id().0;
-        let name = match state.metadata::<Loading>().ok() {
-            Some(Loading::Resumed(name)) => name.clone(),
-            Some(Loading::Seed(orig)) => format!("id:{id:06},time:0,execs:0,orig:{orig}"),
-            None if state.metadata::<CurrentOp>().is_ok_and(|op| op.0 == "sync") => {
-                format!("id:{id:06},sync:peer,{}", time_execs(state))
-            }
-            None => format!("id:{id:06},{}{}", origin(state), if new_edges > 0 { ",+cov" } else { "" }),
-        };
-        *testcase.filename_mut() = Some(name);
-        let loading = state.has_metadata::<Loading>();
-        let findings = state.metadata_or_insert_with(Findings::default);
-        findings.edges += new_edges;
-        if loading {
-            findings.seeds += 1;
-        } else {
-            findings.last_find = now_secs();
-        }
-        Ok(())
-    }
-}
-
-/// Which runs may enter the queue: those that ended by themselves (`ExitKindFeedback<Ran>`).
-pub struct Ran;
-
-impl ExitKindLogic for Ran {
-    const NAME: Cow<'static, str> = Cow::Borrowed("Ran");
-
-    fn check_exit_kind(kind: &ExitKind) -> Result<bool, Error> {
-        Ok(*kind == ExitKind::Ok)
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {

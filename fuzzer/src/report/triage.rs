@@ -15,9 +15,9 @@
 //! Writes `OUT/triage.json`, `OUT/triage/N.min` (the shortest input of group N) and
 //! `OUT/triage/report.md`; the campaign's targets come from `OUT/targets.json`.
 
+use super::symbolize::{self, Frame, Symbolizer};
 use crate::preload;
 use crate::run::{self, Finished, Limits, Outcome};
-use crate::symbolize::{self, Frame, Symbolizer};
 use crate::target::Target;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -302,7 +302,7 @@ fn findings(out: &Path) -> Vec<Finding> {
     for instance in instances {
         for (sub, hang) in [("crashes", false), ("hangs", true)] {
             let dir = instance.join(sub);
-            let mut names = crate::summary::findings(&dir);
+            let mut names = super::summary::findings(&dir);
             names.sort();
             for path in names.into_iter().map(|name| dir.join(name)) {
                 if let Ok(bytes) = std::fs::read(&path) {

@@ -1,7 +1,7 @@
 //! The end-of-run summary (the old `fuzz-pserv.py` block), for our output folders and for
 //! folders written by AFL++ (any `*/crashes` and `*/hangs` under OUT).
 
-use crate::engine::findings::{HANGS, TRAVERSALS};
+use crate::fuzz::findings::{HANGS, TRAVERSALS};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -161,9 +161,9 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
     }
     t += &persistent(out);
     if crashes + hangs > 0 {
-        match crate::triage::load(out) {
+        match super::triage::load(out) {
             Some(groups) => {
-                t += &crate::triage::list(&groups);
+                t += &super::triage::list(&groups);
                 t += &format!(
                     "   - Each with its place, shortest input and replay commands: {}\n",
                     path(out.join("triage/report.md").display().to_string())
@@ -183,7 +183,7 @@ fn persistent(out: &Path) -> String {
     let Ok(entries) = std::fs::read_dir(out) else { return String::new() };
     let (mut runs, mut reused, mut only, mut fell_back) = (0, 0, 0, Vec::new());
     for dir in entries.flatten().map(|e| e.path()) {
-        let Ok(text) = std::fs::read_to_string(dir.join(crate::engine::findings::PERSISTENT)) else { continue };
+        let Ok(text) = std::fs::read_to_string(dir.join(crate::fuzz::findings::PERSISTENT)) else { continue };
         let value = |key: &str| {
             text.lines().find_map(|l| l.strip_prefix(&format!("{key:<18}: "))).unwrap_or_default().to_string()
         };

@@ -1,4 +1,4 @@
-//! The fuzzing engine: LibAFL's `Launcher` runs a broker (this process, showing the status)
+//! Stage 3, fuzzing: LibAFL's `Launcher` runs a broker (this process, showing the status)
 //! and one client per core, each driving its own copy of the server through the AFL++ fork
 //! server, with AFL++-compatible output in `OUT/fuzzK`.
 
@@ -8,6 +8,7 @@ mod executor;
 pub mod findings;
 mod mutators;
 mod names;
+mod objective;
 mod scheduler;
 mod seen;
 mod shmem;
