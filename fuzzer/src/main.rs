@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::net::{TcpListener, ToSocketAddrs};
 use std::time::Duration;
 
@@ -135,6 +136,10 @@ struct FuzzArgs {
     /// Import new inputs from AFL++ instances writing into DIR (their `queue/` folders).
     #[arg(long, value_name = "DIR")]
     sync_dir: Vec<PathBuf>,
+    /// Plain status lines instead of the full-screen status (the default when stdout is not a
+    /// terminal).
+    #[arg(long)]
+    no_tui: bool,
     /// Only print the summary of an existing output folder.
     #[arg(short = 'r', long, value_name = "OUT")]
     summary: Option<PathBuf>,
@@ -324,6 +329,7 @@ fn campaign(args: &FuzzArgs) -> Result<()> {
         remote_broker,
         sync_dirs: args.sync_dir.clone(),
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        screen: !args.no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal(),
     };
     let asan = if opts.asan.is_some() { ", each with a plain and an AddressSanitizer client" } else { "" };
     println!(
@@ -336,9 +342,9 @@ fn campaign(args: &FuzzArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let result = fuzz::fuzz(&opts);
     println!();
-    // Stopped by Ctrl-C: ended before its time, and not at a crash (`--stop-on-crash`).
-    let interrupted =
-        started.elapsed() + Duration::from_secs(2) < Duration::from_secs(duration) && !opts.stop_file().exists();
+    // Stopped by hand (Ctrl-C, the screen's `q`): ended before its time, not at a crash.
+    let interrupted = started.elapsed() + Duration::from_secs(2) < Duration::from_secs(duration)
+        && (!opts.stop_file().exists() || opts.stopped_by_user());
     report::after_campaign(out, !args.no_triage, interrupted)?;
     result
 }

@@ -226,6 +226,14 @@ fn fuzz(
     };
     let mut stats = AflStats::new(&dir, info)?;
     let mut reported = (u64::MAX, u64::MAX);
+    let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let event = Event::UpdateUserStats {
+        name: Cow::Borrowed("client"),
+        value: UserStats::new(UserStatsValue::String(name.into()), AggregatorOps::None),
+        phantom: PhantomData,
+    };
+    let executions = *state.executions();
+    mgr.fire(&mut state, EventWithStats::with_current_time(event, executions))?;
 
     // The same stages with or without the HTTP mutators (two mutator types, hence a macro).
     macro_rules! fuzz_with {

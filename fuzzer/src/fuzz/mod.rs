@@ -10,6 +10,7 @@ mod mutators;
 mod names;
 mod objective;
 mod scheduler;
+mod screen;
 mod seen;
 mod shmem;
 mod stats;
@@ -32,7 +33,7 @@ use libafl_bolts::rands::StdRand;
 use libafl_bolts::shmem::ShMemProvider;
 use libafl_bolts::tuples::tuple_list;
 use shmem::SelfRemovingShMemProvider as Provider;
-use status::StatusLine;
+use status::Status;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -79,6 +80,8 @@ pub struct Options {
     pub sync_dirs: Vec<PathBuf>,
     /// The command line, for `fuzzer_stats` and `crashes/README.txt`.
     pub command_line: String,
+    /// Show the full-screen status (`screen`) instead of status lines.
+    pub screen: bool,
 }
 
 /// What one client fuzzes and where it writes: the plain build in `fuzzK`, the ASan build in
@@ -109,9 +112,20 @@ impl Options {
         (0..self.cores.ids.len() * self.per_core()).map(|slot| self.role(slot).dir).collect()
     }
 
-    /// Created by any client to stop them all (`--stop-on-crash`).
+    /// Created by any client to stop them all (`--stop-on-crash`), or by the screen's `q`
+    /// (then it says `user`).
     pub fn stop_file(&self) -> PathBuf {
         self.out.join(".stop")
+    }
+
+    /// Whether the campaign was stopped by hand (the screen's `q`), not at a crash.
+    pub fn stopped_by_user(&self) -> bool {
+        std::fs::read(self.stop_file()).is_ok_and(|text| text == b"user")
+    }
+
+    /// The clients' stdout and stderr while the screen is shown.
+    pub fn clients_log(&self) -> PathBuf {
+        self.out.join("clients.log")
     }
 }
 
@@ -127,8 +141,18 @@ pub fn error_file(dir: &std::path::Path) -> PathBuf {
 
 /// LibAFL's broker, as its launcher runs it, plus the broker-to-broker link the 0.16 launcher
 /// leaves out (it ignores `remote_broker_addr`).
-fn run_broker(opts: &Options, provider: Provider, monitor: StatusLine) -> Result<(), Error> {
-    let hook = StdLlmpEventHook::<BytesInput, StatusLine>::new(monitor)?;
+fn run_broker(opts: &Options, provider: Provider, mut monitor: Status) -> Result<(), Error> {
+    if opts.screen {
+        let setup = screen::Setup {
+            out: opts.out.clone(),
+            log: opts.clients_log(),
+            stop_file: opts.stop_file(),
+            duration: opts.duration,
+            title: opts.out.display().to_string(),
+        };
+        monitor.start_screen(screen::Screen::start(setup));
+    }
+    let hook = StdLlmpEventHook::<BytesInput, Status>::new(monitor)?;
     let mut broker = LlmpBroker::create_attach_to_tcp(provider, tuple_list!(hook), opts.broker_port)?;
     if let Some(remote) = opts.remote_broker {
         // Register our own clients first: the link takes the next client id, and a client
@@ -187,11 +211,11 @@ pub fn fuzz(opts: &Options) -> Result<()> {
     // numbers its edges differently, so every client re-runs the entries it receives.
     let config = EventConfig::AlwaysUnique;
     let spawn_mgr =
-        |_: &Launcher<'_, _, StatusLine, Provider>, client: Option<ClientDescription>, monitor: Option<StatusLine>| {
+        |_: &Launcher<'_, _, Status, Provider>, client: Option<ClientDescription>, monitor: Option<Status>| {
             let provider = Provider::new()?;
             match client {
                 Some(client_description) => {
-                    setup_restarting_mgr_llmp::<(), BytesInput, StatusLine, State, Provider>(
+                    setup_restarting_mgr_llmp::<(), BytesInput, Status, State, Provider>(
                         provider,
                         config,
                         None,
@@ -210,10 +234,13 @@ pub fn fuzz(opts: &Options) -> Result<()> {
                 }
             }
         };
+    // On the screen, the clients' messages would tear it: they go to a file it shows.
+    let clients_log = opts.screen.then(|| opts.clients_log().to_string_lossy().into_owned());
     let launched = Launcher::builder()
         .shmem_provider(shmem_provider)
         .configuration(config)
-        .monitor(StatusLine::new(Duration::from_secs(1)))
+        .monitor(Status::new())
+        .stdout_file(clients_log.as_deref())
         .run_client(&mut run_client)
         .cores(&opts.cores)
         .overcommit(opts.per_core())

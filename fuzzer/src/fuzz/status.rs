@@ -1,23 +1,175 @@
-//! The live status line shown by the broker: totals over all clients, per-client speed.
+//! What the broker shows while fuzzing: totals over all clients and a row per client, drawn as
+//! a full screen on a terminal (`screen`), else one plain line per second.
 
+use super::screen::Screen;
+use libafl::monitors::stats::user_stats::TAG_CALIBRATE_STABILITY;
 use libafl::monitors::stats::{ClientStatsManager, UserStatsValue};
 use libafl::monitors::Monitor;
 use libafl::Error;
 use libafl_bolts::ClientId;
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-pub struct StatusLine {
-    last: Option<Instant>,
-    interval: Duration,
-    /// On a terminal the line is redrawn in place; otherwise one line per interval.
+/// One client's row.
+#[derive(Clone, Default)]
+pub struct Row {
+    /// Its folder (`fuzz0`, `fuzz0-asan`), as the client reports it.
+    pub name: String,
+    pub execs: u64,
+    pub speed: f64,
+    pub corpus: u64,
+    pub edges: u64,
+    pub crashes: u64,
+    pub hangs: u64,
+    /// Percent of the map entries that every run of the same input reaches.
+    pub stability: Option<f64>,
+    /// Campaign time (seconds) of its last new queue entry, crash and hang.
+    pub last_path: Option<u64>,
+    pub last_crash: Option<u64>,
+    pub last_hang: Option<u64>,
+}
+
+/// The whole campaign at one moment.
+#[derive(Clone, Default)]
+pub struct Snapshot {
+    /// Seconds since the campaign started.
+    pub run_time: u64,
+    pub clients: Vec<Row>,
+}
+
+impl Snapshot {
+    pub fn execs(&self) -> u64 {
+        self.clients.iter().map(|c| c.execs).sum()
+    }
+    pub fn speed(&self) -> f64 {
+        self.clients.iter().map(|c| c.speed).sum()
+    }
+    pub fn corpus(&self) -> u64 {
+        self.clients.iter().map(|c| c.corpus).sum()
+    }
+    /// The plain clients' best (the ASan build numbers its edges differently).
+    pub fn edges(&self) -> u64 {
+        self.clients.iter().map(|c| c.edges).max().unwrap_or(0)
+    }
+    pub fn crashes(&self) -> u64 {
+        self.clients.iter().map(|c| c.crashes).sum()
+    }
+    pub fn hangs(&self) -> u64 {
+        self.clients.iter().map(|c| c.hangs).sum()
+    }
+    pub fn stability(&self) -> Option<f64> {
+        self.clients.iter().filter_map(|c| c.stability).reduce(f64::min)
+    }
+    pub fn last_path(&self) -> Option<u64> {
+        self.clients.iter().filter_map(|c| c.last_path).max()
+    }
+    pub fn last_crash(&self) -> Option<u64> {
+        self.clients.iter().filter_map(|c| c.last_crash).max()
+    }
+    pub fn last_hang(&self) -> Option<u64> {
+        self.clients.iter().filter_map(|c| c.last_hang).max()
+    }
+}
+
+/// `h:mm:ss`.
+pub fn clock(secs: u64) -> String {
+    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// The broker's monitor: keeps the snapshot, and shows it as a screen or as lines.
+pub struct Status {
+    screen: Option<Screen>,
+    /// Per client: the counts last seen and when they last grew (campaign seconds), as LibAFL
+    /// keeps no time per user statistic.
+    seen: HashMap<ClientId, Row>,
+    last_line: Option<Instant>,
+    /// Lines are redrawn in place on a terminal (with `--no-tui`); else one per second.
     terminal: bool,
 }
 
-impl StatusLine {
-    pub fn new(interval: Duration) -> Self {
-        StatusLine { last: None, interval, terminal: std::io::stdout().is_terminal() }
+impl Status {
+    /// Plain lines; [`Status::start_screen`] switches to the screen.
+    pub fn new() -> Self {
+        Status { screen: None, seen: HashMap::new(), last_line: None, terminal: std::io::stdout().is_terminal() }
     }
+
+    /// Show `screen` (started in the broker, once the clients are forked), if there is one.
+    pub fn start_screen(&mut self, screen: Option<Screen>) {
+        self.screen = screen;
+    }
+
+    fn snapshot(&mut self, stats: &mut ClientStatsManager) -> Snapshot {
+        let now = libafl_bolts::current_time();
+        let run_time = now.saturating_sub(stats.start_time()).as_secs();
+        let mut clients = Vec::new();
+        for id in stats.client_ids_sorted().to_vec() {
+            let row = stats.update_client_stats_for(id, |c| {
+                c.enabled().then(|| Row {
+                    name: match c.get_user_stats("client").map(|s| s.value()) {
+                        Some(UserStatsValue::String(name)) => name.to_string(),
+                        _ => format!("client {}", id.0),
+                    },
+                    execs: c.executions(),
+                    speed: c.execs_per_sec(now),
+                    corpus: c.corpus_size(),
+                    edges: number(c.get_user_stats("edges").map(|s| s.value())),
+                    crashes: number(c.get_user_stats("crashes").map(|s| s.value())),
+                    hangs: number(c.get_user_stats("hangs").map(|s| s.value())),
+                    // LibAFL's calibration names it after the map feedback; its tag is fixed.
+                    stability: c.user_stats_by_tag(TAG_CALIBRATE_STABILITY).find_map(|s| match s.value() {
+                        UserStatsValue::Ratio(a, b) if *b > 0 => Some(*a as f64 * 100.0 / *b as f64),
+                        _ => None,
+                    }),
+                    ..Row::default()
+                })
+            });
+            let Ok(Some(mut row)) = row else { continue };
+            let seen = self.seen.entry(id).or_default();
+            let grew = |was: u64, is: u64, when: Option<u64>| if is > was { Some(run_time) } else { when };
+            row.last_path = grew(seen.corpus, row.corpus, seen.last_path);
+            row.last_crash = grew(seen.crashes, row.crashes, seen.last_crash);
+            row.last_hang = grew(seen.hangs, row.hangs, seen.last_hang);
+            *seen = row.clone();
+            clients.push(row);
+        }
+        clients.sort_by(|a, b| natural(&a.name).cmp(&natural(&b.name)));
+        Snapshot { run_time, clients }
+    }
+
+    fn line(&mut self, s: &Snapshot) {
+        let now = Instant::now();
+        if self.last_line.is_some_and(|t| now - t < Duration::from_secs(1)) {
+            return;
+        }
+        self.last_line = Some(now);
+        let per_client = if s.clients.len() > 1 {
+            let speeds: Vec<String> = s.clients.iter().map(|c| format!("{:.0}", c.speed)).collect();
+            format!(" [{}]", speeds.join(" + "))
+        } else {
+            String::new()
+        };
+        let line = format!(
+            "[fuzz] {} | {} execs, {:.0}/s{per_client} | corpus {} | edges {} | crashes {} | hangs {}",
+            clock(s.run_time),
+            s.execs(),
+            s.speed(),
+            s.corpus(),
+            s.edges(),
+            s.crashes(),
+            s.hangs()
+        );
+        let mut out = std::io::stdout().lock();
+        let _ = if self.terminal { write!(out, "\r\x1b[K{line}") } else { writeln!(out, "{line}") };
+        let _ = out.flush();
+    }
+}
+
+/// `fuzz10` after `fuzz9`: the numbers in a client's name compared as numbers.
+fn natural(name: &str) -> (String, u64, String) {
+    let start = name.find(|c: char| c.is_ascii_digit()).unwrap_or(name.len());
+    let end = name[start..].find(|c: char| !c.is_ascii_digit()).map_or(name.len(), |e| start + e);
+    (name[..start].to_string(), name[start..end].parse().unwrap_or(0), name[end..].to_string())
 }
 
 /// A per-client user statistic as a number (0 when absent).
@@ -29,46 +181,35 @@ fn number(value: Option<&UserStatsValue>) -> u64 {
     }
 }
 
-impl Monitor for StatusLine {
+impl Monitor for Status {
     fn display(&mut self, stats: &mut ClientStatsManager, _event: &str, _sender: ClientId) -> Result<(), Error> {
-        let now = Instant::now();
-        if self.last.is_some_and(|t| now - t < self.interval) {
-            return Ok(());
+        let snapshot = self.snapshot(stats);
+        match &self.screen {
+            Some(screen) => screen.update(snapshot),
+            None => self.line(&snapshot),
         }
-        self.last = Some(now);
-        let cur = libafl_bolts::current_time();
-        let run_time = cur.saturating_sub(stats.start_time());
-        let (mut execs, mut corpus, mut edges, mut crashes, mut hangs) = (0, 0, 0, 0, 0);
-        let mut speeds = Vec::new();
-        for id in stats.client_ids_sorted().to_vec() {
-            let _ = stats.update_client_stats_for(id, |c| {
-                if !c.enabled() {
-                    return;
-                }
-                execs += c.executions();
-                corpus += c.corpus_size();
-                edges = edges.max(number(c.get_user_stats("edges").map(|s| s.value())));
-                crashes += number(c.get_user_stats("crashes").map(|s| s.value()));
-                hangs += number(c.get_user_stats("hangs").map(|s| s.value()));
-                speeds.push(c.execs_per_sec(cur));
-            });
-        }
-        let total: f64 = speeds.iter().sum();
-        let per_client = if speeds.len() > 1 {
-            format!(" [{}]", speeds.iter().map(|s| format!("{s:.0}")).collect::<Vec<_>>().join(" + "))
-        } else {
-            String::new()
-        };
-        let secs = run_time.as_secs();
-        let line = format!(
-            "[fuzz] {}:{:02}:{:02} | {execs} execs, {total:.0}/s{per_client} | corpus {corpus} | edges {edges} | crashes {crashes} | hangs {hangs}",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60
-        );
-        let mut out = std::io::stdout().lock();
-        let _ = if self.terminal { write!(out, "\r\x1b[K{line}") } else { writeln!(out, "{line}") };
-        let _ = out.flush();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_sort_by_core_number() {
+        let mut names = vec!["fuzz10", "fuzz2-asan", "fuzz2", "fuzz1"];
+        names.sort_by_key(|n| natural(n));
+        assert_eq!(names, ["fuzz1", "fuzz2", "fuzz2-asan", "fuzz10"]);
+    }
+
+    #[test]
+    fn totals_add_up_and_take_the_latest_times() {
+        let row = |execs, crashes, last_crash| Row { execs, crashes, last_crash, speed: 10.0, ..Row::default() };
+        let s = Snapshot { run_time: 60, clients: vec![row(5, 1, Some(3)), row(7, 2, Some(9)), row(1, 0, None)] };
+        assert_eq!((s.execs(), s.crashes(), s.speed()), (13, 3, 30.0));
+        assert_eq!(s.last_crash(), Some(9));
+        assert_eq!(s.last_hang(), None);
+        assert_eq!(clock(3725), "1:02:05");
     }
 }
