@@ -7,10 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-fn have(program: &str) -> bool {
-    Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
 /// `fuzzer build` of a scratch copy of `src` into a fresh OUT.
 fn build(src: &Path, extra: &[&str]) -> (Run, PathBuf) {
     let out = scratch_dir("build-out").join("out");
@@ -51,8 +47,7 @@ fn pserv_builds_with_gcc_and_clang_and_coverage_depends_on_the_request() {
     let get = b"GET /index.html HTTP/1.0\r\n\r\n";
     let login = std::fs::read(pserv_src().join("benign/login.req")).unwrap();
     for compiler in ["gcc", "clang"] {
-        if !have(compiler) {
-            eprintln!("skipped {compiler}: not installed");
+        if !require(compiler) {
             continue;
         }
         let src = pserv_copy();
@@ -112,8 +107,7 @@ fn crashes_stay_signals_with_and_without_asan_and_asan_finds_its_bug() {
 
 #[test]
 fn afl_fuzz_runs_our_instrumented_server() {
-    if !have("afl-fuzz") && Command::new("afl-fuzz").output().is_err() {
-        eprintln!("skipped: afl-fuzz not installed (apt-get install afl++)");
+    if !require("afl-fuzz") {
         return;
     }
     let (run, out) = build(&pserv_copy(), &[]);

@@ -429,8 +429,8 @@ fn bad_inputs_are_plain_errors_within_seconds() {
     // SAFETY: sysconf has no preconditions.
     let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     if online < 2 {
-        eprintln!("skipped the CPU affinity case: this machine has one core");
-    } else if Command::new("taskset").arg("--version").output().is_ok() {
+        skip("the CPU affinity case needs a second core", None);
+    } else if require("taskset") {
         let run = run_with_input(
             Command::new("taskset")
                 .args(["-c", "0"])
@@ -443,8 +443,6 @@ fn bad_inputs_are_plain_errors_within_seconds() {
         );
         assert_eq!(run.code(), Some(1), "{run:?}");
         assert!(run.stderr.contains("may not run on core 1, only on 0 (its CPU affinity"), "{}", run.stderr);
-    } else {
-        eprintln!("skipped the CPU affinity case: taskset not installed");
     }
 
     // A fixed port, without network namespaces: the copies of the server (per core, and the

@@ -117,7 +117,7 @@ fn server_args(port: u16, model: &str) -> Vec<String> {
 /// the connection too; the reply of a run that does not crash still reaches stdout.
 #[test]
 fn fuzzer_run_gdb_stops_at_the_crash() {
-    if !gdb_installed() {
+    if !require("gdb") {
         return;
     }
     let server = make_with_gcc(&pserv_src(), "");
@@ -250,7 +250,7 @@ fn a_server_that_never_listens_or_exits_early_gets_a_clear_message() {
 #[test]
 fn an_ipv6_only_listener_is_reached_over_loopback() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("skipped: no IPv6 loopback on this machine");
+        skip("no IPv6 loopback on this machine", None);
         return;
     }
     let script = "import socket\n\

@@ -423,7 +423,7 @@ fn netns_allowed() -> bool {
 #[test]
 fn a_server_with_a_fixed_port_is_fuzzed_on_two_cores_in_network_namespaces() {
     if !netns_allowed() {
-        eprintln!("skipped: this machine allows no network namespaces (the fixed-port error is tested in fuzz.rs)");
+        skip("this machine allows no network namespaces (the fixed-port error is tested in fuzz.rs)", None);
         return;
     }
     let _guard = exclusive();
@@ -503,7 +503,7 @@ fn a_resumed_campaign_does_not_save_a_known_crash_again() {
     assert_eq!(groups[0]["kind"], "SIGSEGV", "{groups:?}");
     let shortest = std::fs::read(out.join(groups[0]["minimized"].as_str().unwrap())).unwrap();
     assert_eq!(shortest, b"\x7f", "not cut down to the one byte that crashes it");
-    if gdb_installed() {
+    if require("gdb") {
         let location = groups[0]["location"].as_str().unwrap();
         assert!(location.starts_with("crash_here (server.c:"), "{groups:?}");
         let report = std::fs::read_to_string(out.join("triage/report.md")).unwrap();
