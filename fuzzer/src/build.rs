@@ -177,6 +177,9 @@ fn copy_sources(src: &Path, dest: &Path, out: &Path) -> Result<()> {
     if dest.exists() {
         std::fs::remove_dir_all(dest).with_context(|| format!("cannot remove the old build {}", dest.display()))?;
     }
+    // Created first: only an existing path canonicalizes, and an output folder inside `src`
+    // left out of `skip` would be copied into itself without end.
+    std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
     let skip: Vec<PathBuf> = [out.canonicalize().ok(), dest.canonicalize().ok()].into_iter().flatten().collect();
     crate::tree::copy_tree(src, dest, &skip)
         .with_context(|| format!("cannot copy {} to {}", src.display(), dest.display()))

@@ -133,7 +133,7 @@ impl Status {
             *seen = row.clone();
             clients.push(row);
         }
-        clients.sort_by(|a, b| natural(&a.name).cmp(&natural(&b.name)));
+        clients.sort_by_key(|c| natural(&c.name));
         Snapshot { run_time, clients }
     }
 
