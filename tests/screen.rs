@@ -101,8 +101,7 @@ fn stop_with(tmux: &Tmux, fuzz_args: &str, out: &Path, key: &str) {
 
 #[test]
 fn the_screen_draws_and_q_then_ctrl_c_end_the_campaign_cleanly() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+    if !require("tmux") {
         return;
     }
     let src = pserv_copy();

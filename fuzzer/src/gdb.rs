@@ -275,7 +275,9 @@ impl Drop for BlockTtou {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stacks::{attach_stacks, available, parse_backtrace};
+    use crate::stacks::{attach_stacks, parse_backtrace};
+
+    use crate::skip;
 
     #[test]
     fn header_is_stripped_across_pieces() {
@@ -311,8 +313,7 @@ mod tests {
 
     #[test]
     fn crash_backtrace_goes_through_the_crashing_function() {
-        if !available() {
-            eprintln!("skipped: gdb not installed (apt-get install gdb)");
+        if !skip::require("gdb") {
             return;
         }
         let server = pserv();
@@ -336,8 +337,7 @@ mod tests {
 
     #[test]
     fn attach_stacks_leaves_the_server_running() {
-        if !available() {
-            eprintln!("skipped: gdb not installed (apt-get install gdb)");
+        if !skip::require("gdb") {
             return;
         }
         let server = pserv();

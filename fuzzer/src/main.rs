@@ -26,6 +26,11 @@ mod run;
 mod send;
 mod server_dict;
 mod showmap;
+/// Unit tests that need a tool say so as skipped, as the end-to-end tests do.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../tests/common/skip.rs"]
+mod skip;
 mod stacks;
 mod target;
 mod tree;
