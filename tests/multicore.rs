@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const THREAD_MODEL: &str = "--server-args=-p {port} -R {root} -s -m thread";
@@ -219,4 +219,62 @@ fn core_broker_and_budget_limits() {
         run.stdout_text()
     );
     assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+#[test]
+fn a_second_campaign_takes_the_free_core() {
+    let _guard = exclusive();
+    if cores_allowed() < 2 {
+        skip("needs two cores this process may use", None);
+        return;
+    }
+    let first = scratch_dir("free-core-a").join("out");
+    let mut a = spawn(
+        Command::new(fuzzer())
+            .arg("--src-dir")
+            .arg(pserv_copy())
+            .arg("-o")
+            .arg(&first)
+            .args(["-d", "60", "--sanitizer", "none", "--no-cmplog", "--no-triage", THREAD_MODEL])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_until(Duration::from_secs(120), "the first campaign's fuzzer_stats", || {
+        stat(&first.join("fuzz0"), "cpu_affinity").is_some()
+    });
+    let second = scratch_dir("free-core-b").join("out");
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("--server").arg(first.join("server-fuzz")).arg("-o").arg(&second).args([
+            "-d",
+            "3",
+            "--sanitizer",
+            "none",
+            "--no-cmplog",
+            "--no-triage",
+            THREAD_MODEL,
+        ]),
+        b"",
+        Duration::from_secs(60),
+    );
+    kill_group(&mut a);
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    let (a_core, b_core) = (stat(&first.join("fuzz0"), "cpu_affinity"), stat(&second.join("fuzz0"), "cpu_affinity"));
+    assert_ne!(a_core, b_core, "{}", run.stdout_text());
+    let passed = format!("[cores] passed over busy core(s): {}", a_core.unwrap());
+    assert!(run.stdout_text().contains(&passed), "{}", run.stdout_text());
+}
+
+/// The cores this process may run on.
+fn cores_allowed() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).map(str::trim).map(str::to_string))
+        .map_or(1, |list| {
+            list.split(',')
+                .map(|r| match r.split_once('-') {
+                    Some((a, b)) => b.parse::<usize>().unwrap_or(0) + 1 - a.parse::<usize>().unwrap_or(0),
+                    None => 1,
+                })
+                .sum()
+        })
 }

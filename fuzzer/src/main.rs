@@ -62,10 +62,10 @@ struct FuzzArgs {
     #[arg(short = 'd', long, value_name = "SECS", default_value_t = 9600)]
     fuzz_duration: u64,
     /// Cores to fuzz on, one client each: `0-7`, `1,3,5` or `all` (of those this process may
-    /// use: its CPU affinity) [default: the first of those]
+    /// use: its CPU affinity) [default: one of those that no other fuzzer is pinned to]
     #[arg(long, value_name = "LIST", conflicts_with = "fuzz_cores")]
     cores: Option<String>,
-    /// Fuzz on the first N cores this process may use.
+    /// Fuzz on N cores this process may use, those no other fuzzer is pinned to first.
     #[arg(short = 'j', long, value_name = "N")]
     fuzz_cores: Option<usize>,
     /// Per-run timeout in ms (default: calibrated from the seeds that neither hang nor crash, at
