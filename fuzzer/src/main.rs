@@ -15,6 +15,7 @@ mod gdb;
 mod grammar;
 mod hex;
 mod http;
+mod plot;
 mod port;
 mod preload;
 mod run;
@@ -172,6 +173,11 @@ enum Command {
     Run(run::Args),
     /// Group a campaign's crash and hang files into bugs: replay, locate, minimize, report.
     Triage(triage::Args),
+    /// Charts of a campaign over time (execs/s, paths, crashes and hangs per client) into OUT/plots.
+    Plot {
+        /// The campaign's output folder.
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -188,6 +194,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Run(args)) => run::main(&args),
         Some(Command::Triage(args)) => triage::main(&args),
+        Some(Command::Plot { out }) => plot::main(&out),
         None => match &cli.fuzz.summary {
             Some(out) => summary::print(out).map(|()| ExitCode::SUCCESS),
             None => fuzz(&cli.fuzz).map(|()| ExitCode::SUCCESS),
@@ -338,6 +345,7 @@ fn fuzz(args: &FuzzArgs) -> Result<()> {
     } else if !args.no_triage {
         triage::after_campaign(out, triage::RUNS);
     }
+    plot::after_campaign(out);
     summary::print(out)?;
     result
 }
