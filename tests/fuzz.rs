@@ -309,6 +309,79 @@ fn fuzzer_stats_plot_data_and_names_follow_afl() {
     }
 }
 
+/// The campaign drew its charts at the end, and `fuzzer plot` draws them again from the clients'
+/// plot_data alone: PNGs with a line in each client's colour, SVGs naming every client.
+#[test]
+fn fuzzer_plot_draws_every_client_from_a_30_s_campaign() {
+    let c = campaign();
+    let charts = ["execs", "paths", "findings"];
+    for chart in charts {
+        for ext in ["png", "svg"] {
+            let file = c.out.join("plots").join(format!("{chart}.{ext}"));
+            assert!(file.is_file(), "the campaign did not write {}: {}", file.display(), c.run.stdout_text());
+        }
+    }
+    assert!(c.run.stdout_text().contains("[plot] charts: "), "{}", c.run.stdout_text());
+
+    // Only the plot_data files, copied into a fresh folder.
+    let out = scratch_dir("plot-out");
+    let clients = ["fuzz0", "fuzz0-asan"];
+    for client in clients {
+        std::fs::create_dir(out.join(client)).unwrap();
+        std::fs::copy(c.out.join(client).join("plot_data"), out.join(client).join("plot_data")).unwrap();
+    }
+    let run = run_with_input(Command::new(fuzzer()).arg("plot").arg(&out), b"", Duration::from_secs(60));
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(run.stdout_text().contains("[plot] charts of 2 client(s): "), "{}", run.stdout_text());
+    // The first two line colours of plot.rs.
+    let colours = [[31u8, 119, 180], [255, 127, 14]];
+    for chart in charts {
+        let png = out.join("plots").join(format!("{chart}.png"));
+        let bytes = std::fs::read(&png).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{} is not a PNG", png.display());
+        let mut reader = png::Decoder::new(bytes.as_slice()).read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size()];
+        let frame = reader.next_frame(&mut pixels).unwrap();
+        assert_eq!(frame.color_type, png::ColorType::Rgb);
+        assert!(frame.width >= 800 && frame.height >= 300, "{frame:?}");
+        let pixels: Vec<&[u8]> = pixels[..frame.buffer_size()].chunks(3).collect();
+        for colour in colours {
+            let n = pixels.iter().filter(|p| **p == colour).count();
+            assert!(n > 100, "{}: only {n} pixels of the line colour {colour:?}", png.display());
+        }
+        let dark = pixels.iter().filter(|p| p.iter().all(|&v| v < 80)).count();
+        assert!(dark > 1000, "{}: only {dark} dark pixels (text, axes, the total)", png.display());
+        let svg = std::fs::read_to_string(out.join("plots").join(format!("{chart}.svg"))).unwrap();
+        for name in clients.iter().chain(&["total"]) {
+            assert!(svg.contains(&format!("\n{name}\n</text>")), "{chart}.svg does not name {name}");
+        }
+    }
+}
+
+/// `fuzzer plot` on a missing folder, one that holds no campaign, and one whose plot_data has
+/// no rows yet: plain errors that say what to give instead.
+#[test]
+fn fuzzer_plot_errors_say_what_to_give() {
+    let plot = |out: &Path| run_with_input(Command::new(fuzzer()).arg("plot").arg(out), b"", Duration::from_secs(20));
+    let run = plot(Path::new("/nonexistent/fuzz_out"));
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("/nonexistent/fuzz_out is not a folder: give the output folder of a campaign"),
+        "{}",
+        run.stderr
+    );
+    let out = scratch_dir("plot-empty");
+    let run = plot(&out);
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("holds no fuzzK/plot_data"), "{}", run.stderr);
+    std::fs::create_dir(out.join("fuzz0")).unwrap();
+    std::fs::write(out.join("fuzz0/plot_data"), "# relative_time, cycles_done\n").unwrap();
+    let run = plot(&out);
+    assert_eq!(run.code(), Some(1), "{run:?}");
+    assert!(run.stderr.contains("hold no rows yet"), "{}", run.stderr);
+    assert!(!out.join("plots").exists());
+}
+
 #[test]
 fn ctrl_c_stops_everything_quickly_keeps_files_and_the_run_resumes() {
     let _guard = exclusive();

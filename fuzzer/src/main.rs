@@ -185,6 +185,11 @@ enum Command {
     Run(run::Args),
     /// Group a campaign's crash and hang files into bugs: replay, locate, minimize, report.
     Triage(report::triage::Args),
+    /// Charts of a campaign over time (execs/s, paths, crashes and hangs per client) into OUT/plots.
+    Plot {
+        /// The campaign's output folder.
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -204,6 +209,7 @@ fn main() -> ExitCode {
             None => run::main(&args),
         },
         Some(Command::Triage(args)) => report::triage::main(&args),
+        Some(Command::Plot { out }) => report::plot::main(&out),
         None => match &cli.fuzz.summary {
             Some(out) => report::summary::print(out).map(|()| ExitCode::SUCCESS),
             None => campaign(&cli.fuzz).map(|()| ExitCode::SUCCESS),
