@@ -226,6 +226,7 @@ fn fuzz(
     };
     let mut stats = AflStats::new(&dir, info)?;
     let mut reported = (u64::MAX, u64::MAX);
+    let mut reported_cycles = u64::MAX;
     let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
     let event = Event::UpdateUserStats {
         name: Cow::Borrowed("client"),
@@ -280,6 +281,10 @@ fn fuzz(
                     }
                 }
                 let cycles = HasScheduler::<BytesInput, State>::scheduler(&fuzzer).queue_cycles();
+                if cycles != reported_cycles {
+                    reported_cycles = cycles;
+                    report(&mut state, mgr, "cycles", cycles)?;
+                }
                 stats.update(&state, cycles, executor.exec_timeout(), false)?;
                 if stopped || deadline.is_some_and(|d| Instant::now() >= d) || opts.stop_file().exists() {
                     stats.update(&state, cycles, executor.exec_timeout(), true)?;

@@ -119,7 +119,7 @@ fn draw(f: &mut Frame, setup: &Setup, s: &Snapshot, bugs: &[String], messages: &
     let bug_rows = if bugs.is_empty() { 0 } else { bugs.len().min(8) as u16 + 2 };
     let [title, top, clients, bug_area, log] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Length(6),
+        Constraint::Length(7),
         Constraint::Length(rows + 3),
         Constraint::Length(bug_rows),
         Constraint::Min(3),
@@ -149,6 +149,7 @@ fn draw(f: &mut Frame, setup: &Setup, s: &Snapshot, bugs: &[String], messages: &
             Line::from(vec![label("corpus"), Span::raw(s.corpus().to_string())]),
             Line::from(vec![label("edges"), Span::raw(s.edges().to_string())]),
             Line::from(vec![label("stability"), Span::raw(stability)]),
+            Line::from(vec![label("cycles done"), Span::raw(s.cycles().to_string())]),
         ])
         .block(Block::bordered().title(" overall ")),
         overall,
@@ -161,16 +162,15 @@ fn draw(f: &mut Frame, setup: &Setup, s: &Snapshot, bugs: &[String], messages: &
             Line::from(vec![label("crashes"), Span::styled(s.crashes().to_string(), red(s.crashes()))]),
             Line::from(vec![label("hangs"), Span::styled(s.hangs().to_string(), red(s.hangs()))]),
             Line::from(vec![label("last new path"), Span::raw(ago(s.last_path()))]),
-            Line::from(vec![
-                label("last crash/hang"),
-                Span::raw(format!("{} / {}", ago(s.last_crash()), ago(s.last_hang()))),
-            ]),
+            Line::from(vec![label("last crash"), Span::raw(ago(s.last_crash()))]),
+            Line::from(vec![label("last hang"), Span::raw(ago(s.last_hang()))]),
         ])
         .block(Block::bordered().title(" findings ")),
         findings,
     );
 
-    let header = ["client", "execs/s", "execs", "corpus", "edges", "crashes", "hangs", "stability", "last path"];
+    let header =
+        ["client", "execs/s", "execs", "corpus", "edges", "crashes", "hangs", "cycles", "stability", "last path"];
     let table = Table::new(
         s.clients.iter().map(|c| {
             Row::new(vec![
@@ -181,11 +181,12 @@ fn draw(f: &mut Frame, setup: &Setup, s: &Snapshot, bugs: &[String], messages: &
                 Cell::from(c.edges.to_string()),
                 Cell::from(Span::styled(c.crashes.to_string(), red(c.crashes))),
                 Cell::from(Span::styled(c.hangs.to_string(), red(c.hangs))),
+                Cell::from(c.cycles.to_string()),
                 Cell::from(c.stability.map_or("-".to_string(), |v| format!("{v:.1}%"))),
                 Cell::from(c.last_path.map_or("-".to_string(), |t| clock(s.run_time.saturating_sub(t)))),
             ])
         }),
-        [10, 8, 10, 7, 6, 8, 6, 9, 9].map(Constraint::Min),
+        [10, 8, 10, 7, 6, 8, 6, 7, 9, 9].map(Constraint::Min),
     )
     .header(Row::new(header).style(Style::new().add_modifier(Modifier::BOLD)))
     .block(Block::bordered().title(" clients "));

@@ -22,6 +22,8 @@ pub struct Row {
     pub edges: u64,
     pub crashes: u64,
     pub hangs: u64,
+    /// Queue cycles done (AFL++'s `cycles_done`).
+    pub cycles: u64,
     /// Percent of the map entries that every run of the same input reaches.
     pub stability: Option<f64>,
     /// Campaign time (seconds) of its last new queue entry, crash and hang.
@@ -57,6 +59,10 @@ impl Snapshot {
     }
     pub fn hangs(&self) -> u64 {
         self.clients.iter().map(|c| c.hangs).sum()
+    }
+    /// The fewest cycles any client has done.
+    pub fn cycles(&self) -> u64 {
+        self.clients.iter().map(|c| c.cycles).min().unwrap_or(0)
     }
     pub fn stability(&self) -> Option<f64> {
         self.clients.iter().filter_map(|c| c.stability).reduce(f64::min)
@@ -116,6 +122,7 @@ impl Status {
                     edges: number(c.get_user_stats("edges").map(|s| s.value())),
                     crashes: number(c.get_user_stats("crashes").map(|s| s.value())),
                     hangs: number(c.get_user_stats("hangs").map(|s| s.value())),
+                    cycles: number(c.get_user_stats("cycles").map(|s| s.value())),
                     // LibAFL's calibration names it after the map feedback; its tag is fixed.
                     stability: c.user_stats_by_tag(TAG_CALIBRATE_STABILITY).find_map(|s| match s.value() {
                         UserStatsValue::Ratio(a, b) if *b > 0 => Some(*a as f64 * 100.0 / *b as f64),

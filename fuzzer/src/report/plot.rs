@@ -1,5 +1,5 @@
 //! `fuzzer plot OUT`: charts of a campaign over time, like afl-plot's, drawn from every
-//! client's `OUT/fuzzK*/plot_data` (AFL++'s format, written by engine/stats.rs) into
+//! client's `OUT/fuzzK*/plot_data` (AFL++'s format, written by fuzz/stats.rs) into
 //! `OUT/plots/` as PNG and SVG: execution speed, corpus size (paths), saved crashes and hangs;
 //! one line per client and, with several clients, their total.
 
@@ -154,6 +154,7 @@ fn parse(text: &str) -> Vec<Row> {
     let complete = text.rfind('\n').map_or("", |end| &text[..end]);
     let mut rows = Vec::new();
     let (mut offset, mut last) = (0.0, 0.0);
+    let mut previous: Option<(f64, f64)> = None;
     for line in complete.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -163,8 +164,8 @@ fn parse(text: &str) -> Vec<Row> {
             continue;
         }
         let num = |i: usize| cols[i].trim_end_matches('%').parse::<f64>().ok();
-        let (Some(secs), Some(paths), Some(crashes), Some(hangs), Some(execs_per_sec)) =
-            (num(0), num(3), num(7), num(8), num(10))
+        let (Some(secs), Some(paths), Some(crashes), Some(hangs), Some(average), Some(execs)) =
+            (num(0), num(3), num(7), num(8), num(10), num(11))
         else {
             continue;
         };
@@ -172,6 +173,13 @@ fn parse(text: &str) -> Vec<Row> {
         if secs + offset < last {
             offset = last;
         }
+        // The file's execs_per_sec is the average since the start: the speed of each interval
+        // comes from the executions it added (the file's figure where there is no interval).
+        let execs_per_sec = match previous {
+            Some((t, n)) if secs + offset > t && execs >= n => (execs - n) / (secs + offset - t),
+            _ => average,
+        };
+        previous = Some((secs + offset, execs));
         last = secs + offset;
         rows.push(Row { secs: last, paths, crashes, hangs, execs_per_sec });
     }
@@ -330,7 +338,8 @@ mod tests {
             rows,
             [
                 Row { secs: 0.0, paths: 118.0, crashes: 2.0, hangs: 1.0, execs_per_sec: 4510.53 },
-                Row { secs: 6.0, paths: 186.0, crashes: 29.0, hangs: 6.0, execs_per_sec: 3271.95 },
+                // The interval's own speed, not the file's average since the start.
+                Row { secs: 6.0, paths: 186.0, crashes: 29.0, hangs: 6.0, execs_per_sec: (20332.0 - 721.0) / 6.0 },
             ]
         );
         assert!(parse(HEADER).is_empty());
@@ -344,6 +353,8 @@ mod tests {
         );
         let secs: Vec<f64> = parse(&text).iter().map(|r| r.secs).collect();
         assert_eq!(secs, [10.0, 10.0, 15.0]);
+        let speeds: Vec<f64> = parse(&text).iter().map(|r| r.execs_per_sec).collect();
+        assert_eq!(speeds, [100.0, 90.0, 80.0]);
     }
 
     #[test]
