@@ -228,13 +228,7 @@ fn fuzz(
     let mut reported = (u64::MAX, u64::MAX);
     let mut reported_cycles = u64::MAX;
     let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
-    let event = Event::UpdateUserStats {
-        name: Cow::Borrowed("client"),
-        value: UserStats::new(UserStatsValue::String(name.into()), AggregatorOps::None),
-        phantom: PhantomData,
-    };
-    let executions = *state.executions();
-    mgr.fire(&mut state, EventWithStats::with_current_time(event, executions))?;
+    report(&mut state, mgr, "client", UserStatsValue::String(name.into()))?;
 
     // The same stages with or without the HTTP mutators (two mutator types, hence a macro).
     macro_rules! fuzz_with {
@@ -274,8 +268,8 @@ fn fuzz(
                 let findings = state.metadata::<Findings>()?.clone();
                 if (findings.crashes, findings.hangs) != reported {
                     reported = (findings.crashes, findings.hangs);
-                    report(&mut state, mgr, "crashes", findings.crashes)?;
-                    report(&mut state, mgr, "hangs", findings.hangs)?;
+                    report(&mut state, mgr, "crashes", UserStatsValue::Number(findings.crashes))?;
+                    report(&mut state, mgr, "hangs", UserStatsValue::Number(findings.hangs))?;
                     if opts.stop_on_crash && findings.crashes > 0 {
                         let _ = std::fs::write(opts.stop_file(), b"");
                     }
@@ -283,7 +277,7 @@ fn fuzz(
                 let cycles = HasScheduler::<BytesInput, State>::scheduler(&fuzzer).queue_cycles();
                 if cycles != reported_cycles {
                     reported_cycles = cycles;
-                    report(&mut state, mgr, "cycles", cycles)?;
+                    report(&mut state, mgr, "cycles", UserStatsValue::Number(cycles))?;
                 }
                 stats.update(&state, cycles, executor.exec_timeout(), false)?;
                 if stopped || deadline.is_some_and(|d| Instant::now() >= d) || opts.stop_file().exists() {
@@ -452,13 +446,11 @@ type Observers = (Edges, (TimeObserver, ()));
 type ServerExecutorOf =
     ServerExecutor<BytesInput, Observers, State, <SelfRemovingShMemProvider as ShMemProvider>::ShMem>;
 
-/// Send a per-client number to the broker's status line.
-fn report(state: &mut State, mgr: &mut Mgr, name: &'static str, value: u64) -> Result<(), Error> {
-    let event = Event::UpdateUserStats {
-        name: Cow::Borrowed(name),
-        value: UserStats::new(UserStatsValue::Number(value), AggregatorOps::Sum),
-        phantom: PhantomData,
-    };
+/// Send a per-client figure (or the client's name) to the broker's status display.
+fn report(state: &mut State, mgr: &mut Mgr, name: &'static str, value: UserStatsValue) -> Result<(), Error> {
+    let op = if value.is_numeric() { AggregatorOps::Sum } else { AggregatorOps::None };
+    let event =
+        Event::UpdateUserStats { name: Cow::Borrowed(name), value: UserStats::new(value, op), phantom: PhantomData };
     let executions = *state.executions();
     mgr.fire(state, EventWithStats::with_current_time(event, executions))
 }
