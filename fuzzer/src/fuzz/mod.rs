@@ -82,6 +82,8 @@ pub struct Options {
     pub command_line: String,
     /// Show the full-screen status (`screen`) instead of status lines.
     pub screen: bool,
+    /// The bugs triage found in an output folder, for the screen (`screen::Setup::bugs`).
+    pub bugs: fn(&std::path::Path) -> Option<String>,
 }
 
 /// What one client fuzzes and where it writes: the plain build in `fuzzK`, the ASan build in
@@ -129,6 +131,13 @@ impl Options {
     }
 }
 
+/// The order clients are shown in, from a client folder's name (`Options::role`): by core, the
+/// plain client before its ASan one (`fuzz2`, `fuzz2-asan`, `fuzz10`); other names last.
+pub fn client_order(name: &str) -> (u64, &str) {
+    let digits = name.strip_prefix("fuzz").unwrap_or("").split(|c: char| !c.is_ascii_digit()).next();
+    (digits.and_then(|d| d.parse().ok()).unwrap_or(u64::MAX), name)
+}
+
 /// Written in a client's folder when it has finished (not when it died: then it is restarted).
 pub fn done_file(dir: &std::path::Path) -> PathBuf {
     dir.join(".done")
@@ -145,6 +154,7 @@ fn run_broker(opts: &Options, provider: Provider, mut monitor: Status) -> Result
     if opts.screen {
         let setup = screen::Setup {
             out: opts.out.clone(),
+            bugs: opts.bugs,
             log: opts.clients_log(),
             stop_file: opts.stop_file(),
             duration: opts.duration,

@@ -24,8 +24,11 @@ use std::time::Duration;
 
 /// What the screen needs besides the snapshot.
 pub struct Setup {
-    /// The output folder (for `triage.json`).
+    /// The output folder.
     pub out: PathBuf,
+    /// The bugs triage found in the output folder, as the summary lists them (None before
+    /// triage has run): `report::triage`'s, passed in by `main`, as `report` reads `fuzz`'s files.
+    pub bugs: fn(&Path) -> Option<String>,
     /// The clients' stdout and stderr, which would tear the screen (tail shown).
     pub log: PathBuf,
     /// Written to stop every client.
@@ -98,7 +101,8 @@ fn draw_loop(setup: &Setup, snapshot: &Mutex<Snapshot>, done: &AtomicBool) {
     let mut stopping = false;
     while !done.load(Ordering::Relaxed) {
         let now = snapshot.lock().map(|s| s.clone()).unwrap_or_default();
-        let bugs = bugs(&setup.out);
+        let bugs: Vec<String> =
+            (setup.bugs)(&setup.out).unwrap_or_default().lines().skip(1).map(|l| l.trim().to_string()).collect();
         let messages = tail(&setup.log, 16 * 1024);
         let _ = term.draw(|f| draw(f, setup, &now, &bugs, &messages, stopping));
         if event::poll(Duration::from_millis(250)).unwrap_or(false) {
@@ -194,7 +198,7 @@ fn draw(f: &mut Frame, setup: &Setup, s: &Snapshot, bugs: &[String], messages: &
 
     if !bugs.is_empty() {
         let lines: Vec<Line> = bugs.iter().take(8).map(|b| Line::raw(b.clone())).collect();
-        f.render_widget(Paragraph::new(lines).block(Block::bordered().title(" bugs (fuzzer triage) ")), bug_area);
+        f.render_widget(Paragraph::new(lines).block(Block::bordered().title(" bugs (fuzzer triage OUT) ")), bug_area);
     }
 
     let room = log.height.saturating_sub(2) as usize;
@@ -207,23 +211,6 @@ fn draw(f: &mut Frame, setup: &Setup, s: &Snapshot, bugs: &[String], messages: &
         ));
     }
     f.render_widget(Paragraph::new(lines).block(Block::bordered().title(" messages ")), log);
-}
-
-/// The groups of `OUT/triage.json`, one line each (a resumed campaign, or `fuzzer triage`
-/// run meanwhile).
-fn bugs(out: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(out.join("triage.json")) else { return Vec::new() };
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { return Vec::new() };
-    let groups = json.get("groups").and_then(|g| g.as_array()).cloned().unwrap_or_default();
-    groups
-        .iter()
-        .enumerate()
-        .map(|(n, g)| {
-            let field = |k: &str| g.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-            let files = g.get("files").and_then(|f| f.as_array()).map_or(0, |f| f.len());
-            format!("{}. {} {}: {files} file(s)", n + 1, field("kind"), field("location"))
-        })
-        .collect()
 }
 
 /// The lines in the last `bytes` of `path`.

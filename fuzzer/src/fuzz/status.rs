@@ -1,6 +1,7 @@
 //! What the broker shows while fuzzing: totals over all clients and a row per client, drawn as
 //! a full screen on a terminal (`screen`), else one plain line per second.
 
+use super::client_order;
 use super::screen::Screen;
 use libafl::monitors::stats::user_stats::TAG_CALIBRATE_STABILITY;
 use libafl::monitors::stats::{ClientStatsManager, UserStatsValue};
@@ -83,13 +84,19 @@ pub fn clock(secs: u64) -> String {
     format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
+/// A status line a second; the screen redraws four times a second.
+const LINE_INTERVAL: Duration = Duration::from_secs(1);
+const SCREEN_INTERVAL: Duration = Duration::from_millis(250);
+
 /// The broker's monitor: keeps the snapshot, and shows it as a screen or as lines.
 pub struct Status {
     screen: Option<Screen>,
     /// Per client: the counts last seen and when they last grew (campaign seconds), as LibAFL
     /// keeps no time per user statistic.
     seen: HashMap<ClientId, Row>,
-    last_line: Option<Instant>,
+    /// When the snapshot was last taken: at most once per `interval` (events come far more often).
+    last: Option<Instant>,
+    interval: Duration,
     /// Lines are redrawn in place on a terminal (with `--no-tui`); else one per second.
     terminal: bool,
 }
@@ -97,11 +104,20 @@ pub struct Status {
 impl Status {
     /// Plain lines; [`Status::start_screen`] switches to the screen.
     pub fn new() -> Self {
-        Status { screen: None, seen: HashMap::new(), last_line: None, terminal: std::io::stdout().is_terminal() }
+        Status {
+            screen: None,
+            seen: HashMap::new(),
+            last: None,
+            interval: LINE_INTERVAL,
+            terminal: std::io::stdout().is_terminal(),
+        }
     }
 
     /// Show `screen` (started in the broker, once the clients are forked), if there is one.
     pub fn start_screen(&mut self, screen: Option<Screen>) {
+        if screen.is_some() {
+            self.interval = SCREEN_INTERVAL;
+        }
         self.screen = screen;
     }
 
@@ -140,16 +156,11 @@ impl Status {
             *seen = row.clone();
             clients.push(row);
         }
-        clients.sort_by_key(|c| natural(&c.name));
+        clients.sort_by(|a, b| client_order(&a.name).cmp(&client_order(&b.name)));
         Snapshot { run_time, clients }
     }
 
-    fn line(&mut self, s: &Snapshot) {
-        let now = Instant::now();
-        if self.last_line.is_some_and(|t| now - t < Duration::from_secs(1)) {
-            return;
-        }
-        self.last_line = Some(now);
+    fn line(&self, s: &Snapshot) {
         let per_client = if s.clients.len() > 1 {
             let speeds: Vec<String> = s.clients.iter().map(|c| format!("{:.0}", c.speed)).collect();
             format!(" [{}]", speeds.join(" + "))
@@ -172,13 +183,6 @@ impl Status {
     }
 }
 
-/// `fuzz10` after `fuzz9`: the numbers in a client's name compared as numbers.
-fn natural(name: &str) -> (String, u64, String) {
-    let start = name.find(|c: char| c.is_ascii_digit()).unwrap_or(name.len());
-    let end = name[start..].find(|c: char| !c.is_ascii_digit()).map_or(name.len(), |e| start + e);
-    (name[..start].to_string(), name[start..end].parse().unwrap_or(0), name[end..].to_string())
-}
-
 /// A per-client user statistic as a number (0 when absent).
 fn number(value: Option<&UserStatsValue>) -> u64 {
     match value {
@@ -190,6 +194,11 @@ fn number(value: Option<&UserStatsValue>) -> u64 {
 
 impl Monitor for Status {
     fn display(&mut self, stats: &mut ClientStatsManager, _event: &str, _sender: ClientId) -> Result<(), Error> {
+        let now = Instant::now();
+        if self.last.is_some_and(|t| now - t < self.interval) {
+            return Ok(());
+        }
+        self.last = Some(now);
         let snapshot = self.snapshot(stats);
         match &self.screen {
             Some(screen) => screen.update(snapshot),
@@ -206,7 +215,7 @@ mod tests {
     #[test]
     fn clients_sort_by_core_number() {
         let mut names = vec!["fuzz10", "fuzz2-asan", "fuzz2", "fuzz1"];
-        names.sort_by_key(|n| natural(n));
+        names.sort_by_key(|n| client_order(n));
         assert_eq!(names, ["fuzz1", "fuzz2", "fuzz2-asan", "fuzz10"]);
     }
 

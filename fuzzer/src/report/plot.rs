@@ -136,15 +136,7 @@ fn read_clients(out: &Path) -> Result<Vec<Client>> {
     if clients.iter().all(|c| c.rows.is_empty()) {
         bail!("the plot_data files in {} hold no rows yet: a campaign adds one every 5 s, so plot again once it has run a little", out.display());
     }
-    let core = |name: &str| -> u64 {
-        name.trim_start_matches("fuzz")
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap_or("")
-            .parse()
-            .unwrap_or(u64::MAX)
-    };
-    clients.sort_by(|a, b| (core(&a.name), &a.name).cmp(&(core(&b.name), &b.name)));
+    clients.sort_by(|a, b| crate::fuzz::client_order(&a.name).cmp(&crate::fuzz::client_order(&b.name)));
     Ok(clients)
 }
 

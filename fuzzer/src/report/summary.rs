@@ -161,9 +161,9 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
     }
     t += &persistent(out);
     if crashes + hangs > 0 {
-        match super::triage::load(out) {
+        match super::triage::listed(out) {
             Some(groups) => {
-                t += &super::triage::list(&groups);
+                t += &groups;
                 t += &format!(
                     "   - Each with its place, shortest input and replay commands: {}\n",
                     path(out.join("triage/report.md").display().to_string())

@@ -106,7 +106,7 @@ struct Report {
 }
 
 /// The groups of an earlier triage (`OUT/triage.json`), if there was one.
-pub fn load(out: &Path) -> Option<Vec<Group>> {
+fn load(out: &Path) -> Option<Vec<Group>> {
     let text = std::fs::read_to_string(out.join("triage.json")).ok()?;
     serde_json::from_str::<Report>(&text).ok().map(|r| r.groups)
 }
@@ -255,8 +255,13 @@ pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
     Ok(groups)
 }
 
+/// The groups of `OUT/triage.json` as [`list`] puts them, if triage has run.
+pub fn listed(out: &Path) -> Option<String> {
+    load(out).map(|groups| list(&groups))
+}
+
 /// `N distinct bugs:` and one line per group, for the summary.
-pub fn list(groups: &[Group]) -> String {
+fn list(groups: &[Group]) -> String {
     let bugs = groups.iter().filter(|g| g.reproduced > 0).count();
     let mut t = format!("{bugs} distinct bug{} (fuzzer triage):\n", if bugs == 1 { "" } else { "s" });
     for (n, g) in groups.iter().enumerate() {
