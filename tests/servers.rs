@@ -41,6 +41,48 @@ fn a_pre_forked_worker_is_driven_its_crash_is_the_runs_and_no_worker_outlives_th
     assert_eq!(processes_under(dir), Vec::<i32>::new());
 }
 
+/// Zombie processes whose parent is `pid`.
+fn zombies_of(pid: u32) -> usize {
+    let stat = |p: i32| std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+    let fields =
+        |text: &str| text.rsplit_once(") ").map(|(_, rest)| rest.split(' ').map(str::to_string).collect::<Vec<_>>());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter_map(|p| fields(&stat(p)))
+        .filter(|f| f.len() > 1 && f[0] == "Z" && f[1] == pid.to_string())
+        .count()
+}
+
+/// The workers a killed pre-forked server leaves are orphans: they must not become zombie
+/// children of the fuzzer (which made its start-up check as a child subreaper), which piled
+/// up thousands a second until the machine ran out of processes.
+#[test]
+fn a_pre_forked_server_leaves_no_zombies_with_the_fuzzer() {
+    let _guard = exclusive();
+    let out = scratch_dir("prefork-zombies").join("out");
+    let mut campaign = spawn(Command::new(fuzzer()).arg("--src-dir").arg(prefork_src()).arg("-o").arg(&out).args([
+        "-d",
+        "20",
+        "--sanitizer",
+        "none",
+        "--no-cmplog",
+        "--no-triage",
+        "--server-args=-p {port} -R {root} -w 2",
+    ]));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stat(&out.join("fuzz0"), "execs_done").unwrap_or(0) < 2000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let zombies = zombies_of(campaign.id());
+    let status = wait_for(&mut campaign, Duration::from_secs(120));
+    kill_group(&mut campaign);
+    assert!(stat(&out.join("fuzz0"), "execs_done").unwrap_or(0) >= 2000, "the campaign did not run");
+    assert!(zombies < 50, "{zombies} zombie children of the fuzzer");
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}
+
 #[test]
 fn a_campaign_on_a_pre_forked_server_finds_the_worker_crash_and_its_file_replays() {
     let _guard = exclusive();

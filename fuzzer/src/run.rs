@@ -178,10 +178,7 @@ pub fn run(
         cmd.current_dir(cwd);
     }
     let program = Path::new(&command[0]).display().to_string();
-    // A server that forks into the background before it listens leaves a grandchild, which
-    // becomes our child when its parent exits, so that its end can be waited for.
-    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only sets a flag on this process.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    let _subreaper = Subreaper::new();
     let mut child = cmd.spawn().with_context(|| format!("cannot start the server `{program}`: check the path"))?;
     drop(status_write);
     let stderr = child.stderr.take().map(collect);
@@ -435,6 +432,9 @@ fn stop(child: &mut Child, listener: Option<i32>) {
     // process group we created for this child (its id stays reserved while any member lives).
     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     let _ = child.wait();
+    // Members of the group orphaned during the run became our children (`Subreaper`): reaped.
+    // SAFETY: waits only for our children in the run's own process group, just killed.
+    while unsafe { libc::waitpid(-(child.id() as i32), std::ptr::null_mut(), 0) } > 0 {}
     if let Some(pid) = listener {
         // SAFETY: signalling the server's own daemon (it reported its pid, and we have not
         // reaped it, so the pid is still its) and its group, which `setsid` made its own;
@@ -446,6 +446,38 @@ fn stop(child: &mut Child, listener: Option<i32>) {
             }
             libc::kill(pid, libc::SIGKILL);
             libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// This process is a child subreaper while any run is in progress (runs may go on in several
+/// threads, as in triage): a server that forks into the background before it listens leaves a
+/// grandchild, which becomes our child when its parent exits, so that its end can be waited for.
+/// Only then: a campaign forks its clients from the process that made the start-up check, and
+/// the orphans of their servers (a pre-forked server's workers) would become its zombies.
+struct Subreaper;
+
+static RUNS_IN_PROGRESS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+impl Subreaper {
+    fn new() -> Subreaper {
+        let mut runs = RUNS_IN_PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+        if *runs == 0 {
+            // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only sets a flag on this process.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+        }
+        *runs += 1;
+        Subreaper
+    }
+}
+
+impl Drop for Subreaper {
+    fn drop(&mut self) {
+        let mut runs = RUNS_IN_PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
+        *runs -= 1;
+        if *runs == 0 {
+            // SAFETY: as in `new`.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0) };
         }
     }
 }
