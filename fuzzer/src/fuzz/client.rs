@@ -149,6 +149,9 @@ fn fuzz(
             ..Findings::default()
         });
     }
+    // Named from the start: the display shows a client's row before its seeds are loaded.
+    let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    report(&mut state, mgr, "client", UserStatsValue::String(name.into()))?;
     let scheduler = NewFavoredFirst::new(IndexesLenTimeMinimizerScheduler::new(
         &edges,
         StdWeightedScheduler::with_schedule(&mut state, &edges, Some(PowerSchedule::fast())),
@@ -227,8 +230,6 @@ fn fuzz(
     let mut stats = AflStats::new(&dir, info)?;
     let mut reported = (u64::MAX, u64::MAX);
     let mut reported_cycles = u64::MAX;
-    let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
-    report(&mut state, mgr, "client", UserStatsValue::String(name.into()))?;
 
     // The same stages with or without the HTTP mutators (two mutator types, hence a macro).
     macro_rules! fuzz_with {
