@@ -1,13 +1,10 @@
 //! Where the sockfuzz preload library is, and what its exit statuses mean.
 
 use anyhow::{bail, Result};
+use contract::env;
 use std::path::PathBuf;
 
-// EXIT_UNSERVED is only an abnormal end here (a reused server's result is re-run fresh).
-#[allow(dead_code)]
-#[path = "../../preload/src/verdicts.rs"]
-mod verdicts;
-pub use verdicts::*;
+pub use contract::verdicts::*;
 
 /// ASan settings for every run of a target: findings end in a signal the fork server sees
 /// (`abort_on_error`), the signals a plain build dies from stay those signals (`handle_*=0`),
@@ -26,7 +23,7 @@ pub const DEFAULT_MEM_LIMIT_MB: u64 = 2048;
 /// The environment that gives a server `mb` megabytes (0: no limit), with `asan` the ASan
 /// options it would otherwise get.
 pub fn memory_env(mb: u64, asan: &str) -> [(&'static str, String); 2] {
-    [("SOCKFUZZ_MEM_LIMIT_MB", mb.to_string()), ("ASAN_OPTIONS", format!("{asan}:max_allocation_size_mb={mb}"))]
+    [(env::name(env::MEM_LIMIT_MB), mb.to_string()), ("ASAN_OPTIONS", format!("{asan}:max_allocation_size_mb={mb}"))]
 }
 
 /// Added while fuzzing: no symbolizing and no allocation stacks (reports nobody reads).
@@ -34,7 +31,7 @@ pub const FUZZING_ASAN: &str = "symbolize=0:malloc_context_size=0";
 
 /// `libsockfuzz.so`: `$SOCKFUZZ_LIB`, else next to our own executable (the cargo target dir).
 pub fn library() -> Result<PathBuf> {
-    match std::env::var_os("SOCKFUZZ_LIB") {
+    match std::env::var_os(env::name(env::LIB)) {
         Some(path) => {
             let path = PathBuf::from(path);
             if !path.is_file() {
@@ -52,7 +49,7 @@ pub fn library() -> Result<PathBuf> {
 pub fn netns() -> &'static str {
     static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let allowed = *ALLOWED.get_or_init(|| {
-        if std::env::var_os("SOCKFUZZ_NETNS").is_some_and(|v| v == "0") {
+        if std::env::var_os(env::name(env::NETNS)).is_some_and(|v| v == "0") {
             return false;
         }
         // A child tries what the preload will do at the server's start-up.

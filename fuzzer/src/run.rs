@@ -4,6 +4,7 @@
 use crate::pipes::{collect, drain, pipe};
 use crate::preload::{self, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
 use anyhow::{bail, Context, Result};
+use contract::env;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
@@ -82,7 +83,7 @@ impl Args {
         let mut envs = Vec::new();
         if let Some(root) = &self.root {
             let root = root.canonicalize().with_context(|| format!("--root {}: no such folder", root.display()))?;
-            envs.push(("SOCKFUZZ_ROOT", root.into_os_string()));
+            envs.push((env::name(env::ROOT), root.into_os_string()));
         }
         Ok((command, envs, limits))
     }
@@ -262,14 +263,14 @@ impl Setup {
             _ => preload::ASAN_OPTIONS.into(),
         };
         let mut env: Vec<(OsString, OsString)> = vec![
-            ("SOCKFUZZ_STATUS_FD".into(), status_fd.to_string().into()),
-            ("SOCKFUZZ_OUTPUT".into(), "0".into()),
-            ("SOCKFUZZ_NETNS".into(), preload::netns().into()),
-            ("SOCKFUZZ_FINDING_FILE".into(), finding.0.clone().into()),
-            ("SOCKFUZZ_INPUT_FILE".into(), input_file.0.clone().into()),
+            (env::name(env::STATUS_FD).into(), status_fd.to_string().into()),
+            (env::name(env::OUTPUT).into(), "0".into()),
+            (env::name(env::NETNS).into(), preload::netns().into()),
+            (env::name(env::FINDING_FILE).into(), finding.0.clone().into()),
+            (env::name(env::INPUT_FILE).into(), input_file.0.clone().into()),
             // A server idle this long with the connection open has left it open (a timer that
             // closes idle connections would have fired).
-            ("SOCKFUZZ_IDLE".into(), (limits.run / 2).min(Duration::from_secs(1)).as_millis().to_string().into()),
+            (env::name(env::IDLE).into(), (limits.run / 2).min(Duration::from_secs(1)).as_millis().to_string().into()),
         ];
         env.extend(preload::memory_env(limits.mem_mb, &asan).map(|(k, v)| (k.into(), v.into())));
         env.extend(envs.iter().map(|(k, v)| (OsString::from(k), v.to_os_string())));

@@ -6,6 +6,7 @@ use crate::run::{self, Finished, Limits};
 use crate::target::Target;
 use crate::{build, port};
 use anyhow::{Context, Result};
+use contract::env;
 use libafl_bolts::shmem::{ShMem, ShMemProvider, UnixShMemProvider};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// Map size of our runtime's gcc mode (the largest any of our binaries reports).
-pub const MAP_SIZE: usize = 65536;
+pub use contract::MAP_SIZE;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -64,9 +65,9 @@ pub fn run_with_map(target: &Target, root: &Path, input: &[u8], port: u16) -> Re
         mem_mb: target.mem_limit_mb,
         stacks: false,
     };
-    let mut envs = vec![("__AFL_SHM_ID", id.as_ref())];
+    let mut envs = vec![(env::name(env::AFL_SHM_ID), id.as_ref())];
     if target.serves_root() {
-        envs.push(("SOCKFUZZ_ROOT", root.as_os_str()));
+        envs.push((env::name(env::ROOT), root.as_os_str()));
     }
     let finished = run::run(&command, &envs, target.cwd.as_deref(), Some(input), limits, true)?;
     let map = shmem.iter().enumerate().filter(|(_, &c)| c != 0).map(|(i, &c)| (i, bucket(c))).collect();

@@ -4,8 +4,9 @@
 //! the input-to-state stage can copy the string the server expected into the input. Otherwise
 //! each hook costs one load before the real function.
 
-use crate::cmplog_map::{enabled, log_rtn, with_caller, RTN_LEN};
 use crate::real;
+use contract::cmplog::{enabled, log_rtn, RTN_LEN};
+use contract::with_caller;
 use libc::{c_char, c_int, size_t};
 
 /// The first bytes of the C string at `s`: through its NUL, at most `max` (≤ RTN_LEN).

@@ -9,6 +9,7 @@
 //! daemon closes every descriptor before it listens, and the fork server starts at `listen`.
 
 use crate::real;
+use contract::env;
 use std::sync::atomic::AtomicI32;
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -21,11 +22,11 @@ static INHERITED: [AtomicI32; 3] = [const { AtomicI32::new(-1) }; 3];
 /// in persistent mode, for good, each run's link to the fork server (`persist`), which the fork
 /// server opens at the fork.
 pub fn keep_inherited() {
-    if std::env::var_os("SOCKFUZZ_PERSISTENT").is_some() {
-        OURS[0].store(crate::link::PERSIST_FD, SeqCst);
+    if std::env::var_os(env::name(env::PERSISTENT)).is_some() {
+        OURS[0].store(contract::fds::PERSIST_FD, SeqCst);
     }
-    let forkserver = std::env::var_os("__AFL_SHM_ID").is_some();
-    let status = std::env::var("SOCKFUZZ_STATUS_FD").ok().and_then(|v| v.parse().ok());
+    let forkserver = std::env::var_os(env::name(env::AFL_SHM_ID)).is_some();
+    let status = std::env::var(env::name(env::STATUS_FD)).ok().and_then(|v| v.parse().ok());
     let fds = [forkserver.then_some(198), forkserver.then_some(199), status];
     for (slot, fd) in INHERITED.iter().zip(fds) {
         // SAFETY: F_GETFD only asks whether the descriptor is open.

@@ -32,7 +32,7 @@ fn start_forkserver() {
     // Before the fork server starts, so that every run inherits the mappings and addresses.
     real::prefetch_all();
     idle::attach_control();
-    if !crate::cmplog_map::attach(crate::cmplog_map::PRELOAD_VAR) {
+    if !contract::cmplog::attach(contract::env::CMPLOG_SHM_ID) {
         crate::log::error(format_args!(
             "SOCKFUZZ_CMPLOG_SHM_ID is not a usable CmpLog map: string compares are not logged"
         ));

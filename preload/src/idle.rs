@@ -19,6 +19,7 @@
 
 use crate::shared;
 use crate::state::*;
+use contract::env;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32};
 
@@ -42,15 +43,11 @@ pub static ON: AtomicBool = AtomicBool::new(false);
 pub static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 /// The fuzzer's control page (`SOCKFUZZ_CONTROL_SHM`), attached before the fork server starts.
 static CONTROL: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
-/// Bytes of the control page: a patient run (no idle verdict); fork mode (no persistent runs).
-const PATIENT: usize = 0;
-pub const FORK_MODE: usize = 1;
-const CONTROL_LEN: usize = 2;
 
 /// Attach the control page, if the fuzzer gave one. Before the fork server, so every run shares it.
 pub fn attach_control() {
-    if let Ok((page, len)) = crate::sysv::attach(c"SOCKFUZZ_CONTROL_SHM") {
-        if len >= CONTROL_LEN {
+    if let Ok((page, len)) = contract::sysv::attach(env::CONTROL_SHM) {
+        if len >= contract::control::LEN {
             CONTROL.store(page, SeqCst);
         }
     }
@@ -62,14 +59,14 @@ pub fn control(index: usize) -> u8 {
     if page.is_null() {
         return 0;
     }
-    // SAFETY: a non-null CONTROL is an attached segment of at least CONTROL_LEN bytes, never
+    // SAFETY: a non-null CONTROL is an attached segment of at least contract::control::LEN bytes, never
     // detached; volatile, as the fuzzer writes it between runs.
-    unsafe { page.add(index.min(CONTROL_LEN - 1)).read_volatile() }
+    unsafe { page.add(index.min(contract::control::LEN - 1)).read_volatile() }
 }
 
 /// At the start of a run: whether it may end idle (read now, the fuzzer sets it per run).
 pub fn arm(enabled: bool) {
-    ON.store(enabled && control(PATIENT) == 0, SeqCst);
+    ON.store(enabled && control(contract::control::PATIENT) == 0, SeqCst);
 }
 
 /// A counted wait of the calling thread, for as long as the value lives: (counted, forever).

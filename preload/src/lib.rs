@@ -45,17 +45,11 @@
 //! string and memory comparisons of the server are logged for input-to-state (`compare`).
 
 mod client;
-// Shared with the runtime (which uses the other half).
-#[allow(dead_code)]
-#[path = "../../runtime/src/cmplog_map.rs"]
-mod cmplog_map;
 mod compare;
 mod fds;
 mod hooks;
 mod idle;
 mod limits;
-#[path = "../../runtime/src/link.rs"]
-mod link;
 mod log;
 mod netns;
 mod paths;
@@ -64,9 +58,6 @@ mod real;
 mod settle;
 mod shared;
 mod state;
-#[path = "../../runtime/src/sysv.rs"]
-mod sysv;
-mod verdicts;
 
 /// Start-up, before `main`: protect the descriptors the fuzzer handed down (`fds`), and enter a
 /// network namespace of the server's own if asked (`netns`).
@@ -80,6 +71,6 @@ extern "C" fn init() {
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = init;
 
-pub use verdicts::*;
+use contract::verdicts::*;
 /// Consecutive zero-byte reads on our connection that count as an EOF spin.
 const EOF_SPIN_READS: u32 = 1000;

@@ -5,16 +5,15 @@
 //! there ASan's own `max_allocation_size_mb` (in `ASAN_OPTIONS`, set by the fuzzer) caps each
 //! allocation instead.
 
+use contract::env;
+
 pub const DEFAULT_MEM_LIMIT_MB: u64 = 2048;
 
 /// Lower the address-space limit to the one asked for (never raise it).
 pub fn apply() {
     // SAFETY: NUL-terminated names; getenv and dlsym only read.
     let (var, asan) = unsafe {
-        (
-            libc::getenv(c"SOCKFUZZ_MEM_LIMIT_MB".as_ptr()),
-            !libc::dlsym(libc::RTLD_DEFAULT, c"__asan_init".as_ptr()).is_null(),
-        )
+        (libc::getenv(env::MEM_LIMIT_MB.as_ptr()), !libc::dlsym(libc::RTLD_DEFAULT, c"__asan_init".as_ptr()).is_null())
     };
     let mb = if var.is_null() {
         Some(DEFAULT_MEM_LIMIT_MB)

@@ -3,15 +3,17 @@
 //! the server reaches no other network. Entered at start-up, before `main`, so the fork server
 //! and every run live in it; the preload's client thread connects from inside.
 
+use contract::env;
+
 /// Enter a new network namespace (in a new user namespace, when not privileged) and bring
 /// loopback up. A failure is reported on stderr and the server runs where it is.
 pub fn enter() {
-    if std::env::var_os("SOCKFUZZ_NETNS").is_none_or(|v| v != "1") {
+    if std::env::var_os(env::name(env::NETNS)).is_none_or(|v| v != "1") {
         return;
     }
     // A program the server starts stays in this namespace (no namespace of its own). Before
     // `main`, no other thread reads the environment.
-    std::env::remove_var("SOCKFUZZ_NETNS");
+    std::env::remove_var(env::name(env::NETNS));
     // SAFETY: getuid, getgid and unshare have no memory preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     // SAFETY: as above.

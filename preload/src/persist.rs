@@ -14,9 +14,9 @@
 //! byte [`idle::FORK_MODE`], turns reuse off (its fallback when reused processes disagree too
 //! often).
 
-use crate::link::{DONE, GO, PERSIST_FD};
 use crate::state::*;
 use crate::{idle, real, settle, shared};
+use contract::fds::{DONE, GO, PERSIST_FD};
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -58,7 +58,11 @@ pub fn begin() {
 /// wait until the fork server hands us the next test case, and return true.
 pub fn next() -> bool {
     let served = SERVED.load(SeqCst) + 1;
-    if !on() || served >= config().persistent || idle::control(idle::FORK_MODE) != 0 || shared::forked_alive() {
+    if !on()
+        || served >= config().persistent
+        || idle::control(contract::control::FORK_MODE) != 0
+        || shared::forked_alive()
+    {
         return false;
     }
     SERVED.store(served, SeqCst);

@@ -5,6 +5,7 @@
 //! our connection still count towards the EOF spin); what its other processes must see of each
 //! other is in `shared`.
 
+use contract::env;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32};
 use std::sync::OnceLock;
 
@@ -63,17 +64,17 @@ pub fn config() -> &'static Config {
     CONFIG.get_or_init(|| {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         Config {
-            debug: var("SOCKFUZZ_DEBUG").is_some_and(|v| v != "0"),
-            output: var("SOCKFUZZ_OUTPUT").is_none_or(|v| v != "0"),
-            idle: var("SOCKFUZZ_IDLE").and_then(|v| v.parse().ok()).map(std::time::Duration::from_millis),
-            eof_spin: var("SOCKFUZZ_EOF_SPIN").is_none_or(|v| v != "0"),
-            status_fd: var("SOCKFUZZ_STATUS_FD").and_then(|v| v.parse().ok()),
-            persistent: var("SOCKFUZZ_PERSISTENT").and_then(|v| v.parse().ok()).unwrap_or(0),
-            settle_ms: var("SOCKFUZZ_SETTLE_MS").and_then(|v| v.parse().ok()).unwrap_or(200),
-            root: std::env::var_os("SOCKFUZZ_ROOT").filter(|v| !v.is_empty()).map(|v| crate::paths::Root::new(&v)),
-            input_file: std::env::var_os("SOCKFUZZ_INPUT_FILE").filter(|v| !v.is_empty()).map(Into::into),
-            error_file: std::env::var_os("SOCKFUZZ_ERROR_FILE").filter(|v| !v.is_empty()).map(Into::into),
-            finding_file: std::env::var_os("SOCKFUZZ_FINDING_FILE")
+            debug: var(env::name(env::DEBUG)).is_some_and(|v| v != "0"),
+            output: var(env::name(env::OUTPUT)).is_none_or(|v| v != "0"),
+            idle: var(env::name(env::IDLE)).and_then(|v| v.parse().ok()).map(std::time::Duration::from_millis),
+            eof_spin: var(env::name(env::EOF_SPIN)).is_none_or(|v| v != "0"),
+            status_fd: var(env::name(env::STATUS_FD)).and_then(|v| v.parse().ok()),
+            persistent: var(env::name(env::PERSISTENT)).and_then(|v| v.parse().ok()).unwrap_or(0),
+            settle_ms: var(env::name(env::SETTLE_MS)).and_then(|v| v.parse().ok()).unwrap_or(200),
+            root: std::env::var_os(env::name(env::ROOT)).filter(|v| !v.is_empty()).map(|v| crate::paths::Root::new(&v)),
+            input_file: std::env::var_os(env::name(env::INPUT_FILE)).filter(|v| !v.is_empty()).map(Into::into),
+            error_file: std::env::var_os(env::name(env::ERROR_FILE)).filter(|v| !v.is_empty()).map(Into::into),
+            finding_file: std::env::var_os(env::name(env::FINDING_FILE))
                 .filter(|v| !v.is_empty())
                 .and_then(|v| std::ffi::CString::new(v.into_encoded_bytes()).ok()),
         }

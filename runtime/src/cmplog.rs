@@ -1,7 +1,8 @@
 //! SanitizerCoverage `trace-cmp` callbacks: integer comparisons and `switch`es, logged into the
-//! CmpLog map when the fuzzer traces this process (see `cmplog_map`), otherwise ignored.
+//! CmpLog map when the fuzzer traces this process (see `contract::cmplog`), otherwise ignored.
 
-use crate::cmplog_map::{log_ins, with_caller};
+use contract::cmplog::log_ins;
+use contract::with_caller;
 
 macro_rules! cmp_callbacks {
     ($($name:ident, $const_name:ident => $log:ident($ty:ty);)*) => {$(
@@ -23,7 +24,7 @@ cmp_callbacks! {
 with_caller!(#[doc = "A `switch`: `cases` is `[count, bits, case values...]`."] __sanitizer_cov_trace_switch => switch, args: 2);
 
 extern "C" fn switch(value: u64, cases: *const u64, caller: usize) {
-    if !crate::cmplog_map::enabled() {
+    if !contract::cmplog::enabled() {
         return;
     }
     // SAFETY: the compiler passes its constant table: count, operand bits, then `count` values.

@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 /// Size of the static start-up map and of the gcc `trace-pc` edge map (AFL's `MAP_SIZE`).
-pub const DEFAULT_MAP_SIZE: usize = 1 << 16;
+pub const DEFAULT_MAP_SIZE: usize = contract::MAP_SIZE;
 
 static STARTUP_MAP: [AtomicU8; DEFAULT_MAP_SIZE] = [const { AtomicU8::new(0) }; DEFAULT_MAP_SIZE];
 

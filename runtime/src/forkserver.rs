@@ -18,12 +18,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
-use crate::coverage;
-use crate::link::{DONE, GO, PERSIST_FD};
-use crate::shm::{self, Shm};
+use contract::env;
+use contract::fds::{DONE, FORKSRV_CONTROL as CONTROL_FD, FORKSRV_STATUS as STATUS_FD, GO, PERSIST_FD};
 
-const CONTROL_FD: libc::c_int = 198;
-const STATUS_FD: libc::c_int = 199;
+use crate::coverage;
+use crate::shm::{self, Shm};
 
 /// Hello flags (AFL++ `config.h`; LibAFL `executors/forkserver.rs`).
 const FS_OPT_ENABLED: u32 = 0x8000_0001;
@@ -55,11 +54,11 @@ pub extern "C" fn sockfuzz_shm_input() -> *const u8 {
 /// Constructor: attach the coverage and CmpLog maps, then start the fork server unless deferred.
 extern "C" fn init() {
     shm::attach();
-    if !crate::cmplog_map::attach(crate::cmplog_map::RUNTIME_VAR) {
+    if !contract::cmplog::attach(env::AFL_CMPLOG_SHM_ID) {
         shm::warn(b"__AFL_CMPLOG_SHM_ID is not a usable CmpLog map: comparisons are not logged\n");
     }
     // SAFETY: NUL-terminated literal; getenv only reads the environment.
-    if unsafe { libc::getenv(c"__AFL_DEFER_FORKSRV".as_ptr()) }.is_null() {
+    if unsafe { libc::getenv(env::AFL_DEFER_FORKSRV.as_ptr()) }.is_null() {
         start_forkserver();
     }
 }
@@ -101,7 +100,7 @@ fn start_forkserver() {
     // SAFETY: looking up a symbol by a NUL-terminated name; only its presence matters.
     let preloaded = !unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"sockfuzz_reads_shm_input".as_ptr()) }.is_null();
     let input =
-        if preloaded { crate::sysv::attach(c"__AFL_SHM_FUZZ_ID").ok().map(|(segment, _)| segment) } else { None };
+        if preloaded { contract::sysv::attach(env::AFL_SHM_FUZZ_ID).ok().map(|(segment, _)| segment) } else { None };
     let ask = if input.is_some() { FS_OPT_SHDMEM_FUZZ } else { 0 };
     if !write_u32(STATUS_FD, FS_OPT_ENABLED | FS_OPT_MAPSIZE | fs_opt_set_mapsize(size) | ask) {
         return; // fd 199 is not a fuzzer's pipe: plain run
@@ -119,7 +118,7 @@ fn start_forkserver() {
     }
     die_with_parent(fuzzer);
     // SAFETY: NUL-terminated literal; getenv only reads the environment.
-    serve(!unsafe { libc::getenv(c"__AFL_PERSISTENT".as_ptr()) }.is_null());
+    serve(!unsafe { libc::getenv(env::AFL_PERSISTENT.as_ptr()) }.is_null());
 }
 
 /// Clear the coverage map: the preload calls it as a persistent run begins, so that every test

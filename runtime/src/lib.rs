@@ -7,8 +7,10 @@
 //!   by `__afl_manual_init()` (called by the LD_PRELOAD library).
 //! * `shm`: attaching the fuzzer's coverage map (`__AFL_SHM_ID`), with or without fork server.
 //! * `cmplog`: `trace-cmp` callbacks logging integer comparisons into the CmpLog map
-//!   (`cmplog_map`, `__AFL_CMPLOG_SHM_ID`) for LibAFL's input-to-state stages.
-//! * `sysv`, `cmplog_map`: shared with the LD_PRELOAD library, which logs string compares.
+//!   (`contract::cmplog`, `__AFL_CMPLOG_SHM_ID`) for LibAFL's input-to-state stages.
+//!
+//! What the fuzzer and the preload read of it (descriptors, variables, map layouts) is in the
+//! `contract` crate.
 //!
 //! Only `libc` is used; the callbacks never allocate or panic. Keep it that way: one call into a
 //! non-inlined `core`/`std` function (`str::parse`, `io::Error`, formatting) makes the linker
@@ -18,14 +20,9 @@
 //! and the three `__sanitizer_cov_*` callbacks.
 
 mod cmplog;
-// Shared with the preload (which uses the other half).
-#[allow(dead_code)]
-mod cmplog_map;
 mod coverage;
 mod forkserver;
-mod link;
 mod shm;
-mod sysv;
 
 /// The NUL-terminated string afl-fuzz looks for in the binary ("is it instrumented?").
 /// It is also the name the fork server passes to `getenv`, so it is always referenced.

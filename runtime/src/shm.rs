@@ -7,7 +7,7 @@ use std::ffi::CStr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::coverage;
-use crate::sysv::{self, Missing};
+use contract::sysv::{self, Missing};
 
 /// Outcome of [`attach`], decided once per process.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -12,10 +12,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The preload's exit statuses (EOF spin, idle verdicts, ...), written down once.
-#[path = "../../preload/src/verdicts.rs"]
-mod verdicts;
 #[allow(unused_imports)] // not every test binary looks at exit statuses
-pub use verdicts::*;
+pub use contract::verdicts::*;
 /// Tests that cannot run here (a tool missing) say so as skipped (shared with unit tests).
 mod skip;
 pub use skip::*;

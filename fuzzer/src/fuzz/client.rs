@@ -12,6 +12,7 @@ use super::stats::{AflStats, RunInfo};
 use super::{done_file, error_file, Edges, Mgr, Options, Role, State};
 use crate::showmap::MAP_SIZE;
 use crate::{assets, port, preload};
+use contract::env;
 use libafl::corpus::{Corpus, InMemoryOnDiskCorpus, OnDiskCorpus};
 use libafl::events::{ClientDescription, Event, EventFirer, EventWithStats, ProgressReporter, SendExiting};
 use libafl::executors::forkserver::{ForkserverExecutor, ForkserverExecutorBuilder};
@@ -113,7 +114,7 @@ fn fuzz(
     let mut shmem_provider = SelfRemovingShMemProvider::new()?;
     let mut shmem = shmem_provider.new_shmem(MAP_SIZE)?;
     // SAFETY: this client process is single-threaded here; the variable is read by the target.
-    unsafe { shmem.write_to_env("__AFL_SHM_ID")? };
+    unsafe { shmem.write_to_env(env::name(env::AFL_SHM_ID))? };
     // SAFETY: the map lives (in `shmem`) for the whole of this function, longer than the observer.
     let map: &'static mut [u8] = unsafe { std::slice::from_raw_parts_mut(shmem.as_mut_ptr(), shmem.len()) };
     // SAFETY: only the target writes the map, and only while the executor waits for it.
@@ -163,9 +164,9 @@ fn fuzz(
     let control = shmem_provider.new_shmem(2)?;
     let control_id: i32 = control.id().into();
     let (builder, command) = server(opts, role, &root, &library, &dir.join(".cur_input"))?;
-    let mut builder = builder.env("SOCKFUZZ_CONTROL_SHM", control_id.to_string());
+    let mut builder = builder.env(env::name(env::CONTROL_SHM), control_id.to_string());
     if opts.persistent > 1 {
-        builder = builder.is_persistent(true).env("SOCKFUZZ_PERSISTENT", opts.persistent.to_string());
+        builder = builder.is_persistent(true).env(env::name(env::PERSISTENT), opts.persistent.to_string());
     }
     std::fs::write(dir.join("cmdline"), command.iter().map(|a| a.to_string_lossy() + "\n").collect::<String>())?;
     let colorization = ColorizationStage::new(&edges);
@@ -328,13 +329,13 @@ fn server(
         .program(&command[0])
         .args(&command[1..])
         .env("LD_PRELOAD", library)
-        .env("SOCKFUZZ_OUTPUT", "0")
-        .env("SOCKFUZZ_NETNS", preload::netns())
+        .env(env::name(env::OUTPUT), "0")
+        .env(env::name(env::NETNS), preload::netns())
         // Absolute: a server that goes into the background changes to `/` first.
-        .env("SOCKFUZZ_FINDING_FILE", std::path::absolute(finding_file(&role.dir))?)
-        .env("SOCKFUZZ_ERROR_FILE", std::path::absolute(sockfuzz_error_file(&role.dir))?)
+        .env(env::name(env::FINDING_FILE), std::path::absolute(finding_file(&role.dir))?)
+        .env(env::name(env::ERROR_FILE), std::path::absolute(sockfuzz_error_file(&role.dir))?)
         // At once: a candidate is re-run patiently before it is saved (`executor`).
-        .env("SOCKFUZZ_IDLE", "0")
+        .env(env::name(env::IDLE), "0")
         .envs(preload::memory_env(target.mem_limit_mb, &format!("{}:{}", preload::ASAN_OPTIONS, preload::FUZZING_ASAN)))
         .input(InputLocation::StdIn { input_file: Some(InputFile::create(input)?) })
         .debug_child(std::env::var_os("FUZZER_DEBUG_CHILD").is_some())
@@ -344,7 +345,7 @@ fn server(
         .timeout(opts.hang_timeout)
         .shmem_provider(inputs);
     if target.serves_root() {
-        builder = builder.env("SOCKFUZZ_ROOT", root);
+        builder = builder.env(env::name(env::ROOT), root);
     }
     if let Some(cwd) = &target.cwd {
         builder = builder.current_dir(cwd.clone());

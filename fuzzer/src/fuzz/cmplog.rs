@@ -16,6 +16,7 @@
 
 use super::shmem::SelfRemovingShMemProvider;
 use super::State;
+use contract::env;
 use libafl::corpus::Testcase;
 use libafl::executors::forkserver::{ForkserverExecutor, ForkserverExecutorBuilder};
 use libafl::inputs::BytesInput;
@@ -53,9 +54,9 @@ pub fn tracing_stage<EM, Z>(
     let cmp_map = unsafe { OwnedRefMut::from_mut_ptr(map.as_mut_ptr().cast::<AflppCmpLogMap>()) };
     let observer = AflppCmpLogObserver::new("cmplog", cmp_map, true);
     let handle = observer.handle();
-    let mut server = server.env("SOCKFUZZ_CMPLOG_SHM_ID", &id);
+    let mut server = server.env(env::name(env::CMPLOG_SHM_ID), &id);
     if runtime_is_ours {
-        server = server.env("__AFL_CMPLOG_SHM_ID", &id);
+        server = server.env(env::name(env::AFL_CMPLOG_SHM_ID), &id);
     }
     let tracer = server.build(tuple_list!(observer))?;
     Ok((AflppCmplogTracingStage::new(tracer, handle), map))

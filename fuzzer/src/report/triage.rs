@@ -20,6 +20,7 @@ use crate::preload;
 use crate::run::{self, Finished, Limits, Outcome};
 use crate::target::Target;
 use anyhow::{Context, Result};
+use contract::env;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -450,10 +451,10 @@ impl Replayer<'_> {
         );
         let mut envs: Vec<(&str, &OsStr)> = vec![("ASAN_OPTIONS", OsStr::new(&asan))];
         if target.serves_root() {
-            envs.push(("SOCKFUZZ_ROOT", self.root.as_os_str()));
+            envs.push((env::name(env::ROOT), self.root.as_os_str()));
         }
         if placed {
-            envs.extend([("SOCKFUZZ_IDLE", OsStr::new("86400000")), ("SOCKFUZZ_EOF_SPIN", OsStr::new("0"))]);
+            envs.extend([(env::name(env::IDLE), OsStr::new("86400000")), (env::name(env::EOF_SPIN), OsStr::new("0"))]);
         }
         let run = if placed { PLACED_RUN_LIMIT } else { RUN_LIMIT };
         let limits = Limits { listen: Duration::from_secs(10), run, mem_mb: target.mem_limit_mb, stacks: placed };

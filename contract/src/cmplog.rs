@@ -14,16 +14,11 @@
 //! the fuzzer gives such a binary only the preload's. Comparison sites
 //! are keyed by the caller's return address, which is stable across the runs of one fork server.
 //!
-//! Compiled into the runtime (instruction compares, `trace-cmp`) and into the LD_PRELOAD library
-//! (string and memory compares) with `#[path]`: libc only, no allocation, no panics.
+//! Used by the runtime (instruction compares, `trace-cmp`) and by the LD_PRELOAD library
+//! (string and memory compares).
 
-use std::ffi::CStr;
-use std::sync::atomic::{AtomicPtr, AtomicU16, AtomicU64, AtomicU8, Ordering};
-
-/// The variable the runtime reads the map's shared memory id from (AFL++'s name).
-pub const RUNTIME_VAR: &CStr = c"__AFL_CMPLOG_SHM_ID";
-/// The variable the preload reads it from.
-pub const PRELOAD_VAR: &CStr = c"SOCKFUZZ_CMPLOG_SHM_ID";
+use core::ffi::CStr;
+use core::sync::atomic::{AtomicPtr, AtomicU16, AtomicU64, AtomicU8, Ordering};
 
 const W: usize = 65536;
 const H: usize = 32;
@@ -40,9 +35,10 @@ const KIND_INS: u16 = 0;
 const KIND_RTN: u16 = 1;
 const MAX_HITS: u16 = 63;
 
-static MAP: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static MAP: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Attach the map if the fuzzer passed one in `var`. False if it did but it cannot be used.
+/// (The runtime reads [`crate::env::AFL_CMPLOG_SHM_ID`], the preload [`crate::env::CMPLOG_SHM_ID`].)
 pub fn attach(var: &CStr) -> bool {
     if !MAP.load(Ordering::Relaxed).is_null() {
         return true;
@@ -129,12 +125,13 @@ pub fn log_rtn(caller: usize, v0: &[u8], v1: &[u8]) {
 
 /// `extern "C" fn $name(a, b[, c])` (naked) that jumps to `$target(a, b[, c], return address)`:
 /// the comparison site, without the unstable `return_address` intrinsic.
+#[macro_export]
 macro_rules! with_caller {
     ($(#[$attr:meta])* $name:ident => $target:path, args: 2) => {
-        with_caller!(@emit $(#[$attr])* $name, $target, "mov rdx, qword ptr [rsp]", "mov x2, x30");
+        $crate::with_caller!(@emit $(#[$attr])* $name, $target, "mov rdx, qword ptr [rsp]", "mov x2, x30");
     };
     ($(#[$attr:meta])* $name:ident => $target:path, args: 3) => {
-        with_caller!(@emit $(#[$attr])* $name, $target, "mov rcx, qword ptr [rsp]", "mov x3, x30");
+        $crate::with_caller!(@emit $(#[$attr])* $name, $target, "mov rcx, qword ptr [rsp]", "mov x3, x30");
     };
     (@emit $(#[$attr:meta])* $name:ident, $target:path, $x86:literal, $arm:literal) => {
         $(#[$attr])*
@@ -142,10 +139,9 @@ macro_rules! with_caller {
         #[no_mangle]
         pub extern "C" fn $name() {
             #[cfg(target_arch = "x86_64")]
-            std::arch::naked_asm!($x86, "jmp {f}", f = sym $target);
+            ::core::arch::naked_asm!($x86, "jmp {f}", f = sym $target);
             #[cfg(target_arch = "aarch64")]
-            std::arch::naked_asm!($arm, "b {f}", f = sym $target);
+            ::core::arch::naked_asm!($arm, "b {f}", f = sym $target);
         }
     };
 }
-pub(crate) use with_caller;

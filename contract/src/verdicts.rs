@@ -1,6 +1,5 @@
 //! How a run under the preload ends when it is not a plain exit: the exit statuses and the
-//! signal the preload ends a run with. One file, included by the preload, the fuzzer (as
-//! `preload::verdicts`) and the tests, so that the numbers are written down once.
+//! signal the preload ends a run with.
 
 /// Exit status of a run in which the server read EOF over and over without closing: a hang.
 pub const EXIT_EOF_SPIN: i32 = 86;

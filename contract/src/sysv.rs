@@ -1,9 +1,7 @@
 //! Attaching a SysV shared memory segment named by an environment variable (AFL++'s way of
 //! handing maps to the target: `__AFL_SHM_ID`, `__AFL_CMPLOG_SHM_ID`).
-//!
-//! Also compiled into the LD_PRELOAD library (`#[path]`), so: libc only, no allocation.
 
-use std::ffi::CStr;
+use core::ffi::CStr;
 
 /// Why a segment could not be attached.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -25,7 +23,7 @@ pub fn attach(var: &CStr) -> Result<(*mut u8, usize), Missing> {
     let (id, len) =
         parse_id(unsafe { CStr::from_ptr(id) }.to_bytes()).and_then(segment_size).ok_or(Missing::Unusable)?;
     // SAFETY: `id` names an existing segment (segment_size checked it); the kernel picks the address.
-    let map = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+    let map = unsafe { libc::shmat(id, core::ptr::null(), 0) };
     if map as isize == -1 {
         return Err(Missing::Unusable);
     }
@@ -46,7 +44,7 @@ fn parse_id(digits: &[u8]) -> Option<libc::c_int> {
 /// `(id, size in bytes)` of an existing SysV shared memory segment.
 fn segment_size(id: libc::c_int) -> Option<(libc::c_int, usize)> {
     // SAFETY: an all-zero shmid_ds is valid; IPC_STAT only fills it in.
-    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    let mut ds: libc::shmid_ds = unsafe { core::mem::zeroed() };
     // SAFETY: ds is a valid, writable shmid_ds.
     (unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } == 0).then_some((id, ds.shm_segsz))
 }

@@ -1,0 +1,10 @@
+//! The fuzzer's control page (`SOCKFUZZ_CONTROL_SHM`): a SysV segment the fuzzer writes before
+//! each run and the preload reads during it, attached before the fork server starts so that
+//! every run shares it.
+
+/// Byte set: a patient run (a hang candidate re-run): no idle verdict.
+pub const PATIENT: usize = 0;
+/// Byte set: fork mode: no persistent runs (one test case per process).
+pub const FORK_MODE: usize = 1;
+/// Bytes of the page.
+pub const LEN: usize = 2;
