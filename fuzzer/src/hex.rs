@@ -1,10 +1,5 @@
 //! `fuzzer hex FILE`: hex dump with offsets and an ASCII column.
 use std::fmt::Write as _;
-use std::io::{self, IsTerminal, Write};
-use std::path::Path;
-use std::process::ExitCode;
-
-use anyhow::{Context, Result};
 
 const ROW: usize = 24;
 
@@ -20,13 +15,6 @@ pub fn paint(s: &str, color: &str, on: bool) -> String {
     } else {
         s.to_string()
     }
-}
-
-pub fn main(path: &Path) -> Result<ExitCode> {
-    let bytes = std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
-    let color = io::stdout().is_terminal();
-    io::stdout().lock().write_all(dump(&bytes, color).as_bytes())?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// One line per 24 bytes: `offset  hex bytes  ascii`.

@@ -25,7 +25,7 @@
 use super::findings::{LastRun, Wait, PERSISTENT};
 use super::seen::Seen;
 use super::Edges;
-use crate::preload::{EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
+use crate::runner::preload::{EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
 use libafl::executors::forkserver::ForkserverExecutor;
 use libafl::executors::SetTimeout;
 use libafl::executors::{Executor, ExitKind, HasObservers};

@@ -2,21 +2,26 @@
 //! and one client per core, each driving its own copy of the server through the AFL++ fork
 //! server, with AFL++-compatible output in `OUT/fuzzK`.
 
-mod client;
 mod cmplog;
+pub mod cores;
 mod executor;
 pub mod findings;
+pub mod grammar;
+mod http;
+mod instance;
 mod mutators;
 mod names;
 mod objective;
 mod scheduler;
 mod screen;
 mod seen;
+pub mod server_dict;
 mod shmem;
+mod snapshot;
 mod stats;
 mod status;
 
-use crate::target::Target;
+use crate::runner::target::Target;
 use anyhow::{bail, Context, Result};
 use libafl::corpus::{InMemoryOnDiskCorpus, OnDiskCorpus};
 use libafl::events::{
@@ -96,7 +101,7 @@ pub struct Role<'a> {
 
 impl Options {
     /// Clients per core: the plain build's, and the ASan build's if there is one, which takes
-    /// a fifth of the core (`client::ASAN_SHARE`).
+    /// a fifth of the core (`instance::ASAN_SHARE`).
     fn per_core(&self) -> usize {
         1 + usize::from(self.asan.is_some())
     }
@@ -190,11 +195,12 @@ fn stop_broker_when_clients_are_done(opts: &Options) {
         while !done.iter().all(|f| f.exists()) || !sigterm_is_handled() {
             std::thread::sleep(Duration::from_millis(100));
         }
-        // SAFETY: sends SIGTERM to our own process, whose handler (LibAFL's) ends the loop.
-        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+        // To our own process, whose handler (LibAFL's) ends the loop.
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
     });
 }
 
+/// (Raw libc: nix's `sigaction` always sets a new action; this only reads the current one.)
 fn sigterm_is_handled() -> bool {
     // SAFETY: reads the current disposition into a zeroed sigaction; nothing is changed.
     unsafe {
@@ -205,7 +211,7 @@ fn sigterm_is_handled() -> bool {
 
 /// Fuzz until the time limit, `--stop-on-crash` or Ctrl-C. Returns in the launching process
 /// only; client processes exit inside.
-pub fn fuzz(opts: &Options) -> Result<()> {
+pub fn run(opts: &Options) -> Result<()> {
     let _ = std::fs::remove_file(opts.stop_file());
     for dir in opts.client_dirs() {
         let _ = std::fs::remove_file(done_file(&dir));
@@ -216,7 +222,7 @@ pub fn fuzz(opts: &Options) -> Result<()> {
     // Fixed before forking, so a restarted client keeps the original end time.
     let deadline = opts.duration.map(|d| Instant::now() + d);
     let mut run_client =
-        |state: Option<State>, mgr: Mgr, desc: ClientDescription| client::run(opts, deadline, state, mgr, &desc);
+        |state: Option<State>, mgr: Mgr, desc: ClientDescription| instance::run(opts, deadline, state, mgr, &desc);
     // Never trust another client's coverage map: the ASan build (or another machine's build)
     // numbers its edges differently, so every client re-runs the entries it receives.
     let config = EventConfig::AlwaysUnique;

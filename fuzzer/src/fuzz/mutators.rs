@@ -2,7 +2,7 @@
 //! thing a student's parser is likely to get wrong, and write raw bytes back (so crash files
 //! still replay as they are). Scheduled among LibAFL's havoc and token mutators.
 
-use crate::http::{Conversation, Request};
+use super::http::{Conversation, Request};
 use libafl::inputs::{BytesInput, HasMutatorBytes};
 use libafl::mutators::{MutationResult, Mutator, Tokens};
 use libafl::state::HasRand;

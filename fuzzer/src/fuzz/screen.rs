@@ -5,7 +5,7 @@
 //! follows; the terminal is given back when the screen is dropped (the broker's end), or on a
 //! panic.
 
-use super::status::{clock, Snapshot};
+use super::snapshot::{clock, Snapshot};
 use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};

@@ -1,6 +1,13 @@
 //! `fuzzer_stats` and `plot_data` in AFL++ 4.04c's format (keys, order, columns), so
 //! afl-whatsup, afl-plot and the course scripts read them. Written every few seconds and at
 //! the end, each time to a temporary file renamed over the old one.
+//!
+//! Why not LibAFL's `AflStatsStage` (0.16): its keys are not AFL++ 4.04c's (`cycles_wo_find`
+//! for `cycles_wo_finds`, `start_time` twice; `plot_data` columns `total_edges`/`execs_done` for
+//! `map_size`/`total_execs`), it counts crashes and hangs only with the `track_hit_feedbacks`
+//! feature and only for LibAFL's own crash and timeout feedbacks (ours is the AFL++-novelty
+//! objective in `objective`, with the preload's verdicts), and as a stage it writes only
+//! between test cases, never at the end of a campaign or when a client is stopped.
 
 use super::findings::Findings;
 use libafl::corpus::{Corpus, HasTestcase, SchedulerTestcaseMetadata};
@@ -9,6 +16,7 @@ use libafl::stages::calibrate::UnstableEntriesMetadata;
 use libafl::state::{HasCorpus, HasExecutions, HasImported, HasStartTime};
 use libafl::HasMetadata;
 use libafl_bolts::HasLen;
+use nix::sys::resource::{getrusage, UsageWho};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -188,12 +196,7 @@ pub fn execs_per_sec(execs: u64, run_time: Duration) -> f64 {
 
 /// Peak resident memory of the target processes, in MB (AFL++ reports the children's).
 fn peak_rss_mb() -> i64 {
-    // SAFETY: getrusage fills the zeroed struct we pass.
-    unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage.ru_maxrss / 1024
-    }
+    getrusage(UsageWho::RUSAGE_CHILDREN).map_or(0, |usage| usage.max_rss() / 1024)
 }
 
 /// The numbers of one write, read from the state.

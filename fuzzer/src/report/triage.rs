@@ -16,9 +16,9 @@
 //! `OUT/triage/report.md`; the campaign's targets come from `OUT/targets.json`.
 
 use super::symbolize::{self, Frame, Symbolizer};
-use crate::preload;
-use crate::run::{self, Finished, Limits, Outcome};
-use crate::target::Target;
+use crate::runner::preload;
+use crate::runner::target::Target;
+use crate::runner::{self as run, Finished, Limits, Outcome};
 use anyhow::{Context, Result};
 use contract::env;
 use serde::{Deserialize, Serialize};
@@ -193,7 +193,7 @@ pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
         root: root.canonicalize()?,
         sources: sources(out, target),
         symbolizer: Symbolizer::default(),
-        gdb: crate::stacks::available(),
+        gdb: crate::gdb::stacks::available(),
     };
     let files = findings(out);
     if files.is_empty() {
@@ -621,14 +621,14 @@ const LEFT_OPEN: &str = "left open";
 /// Where a crash happened, from gdb's backtrace of the crashing thread (`bt` after the signal):
 /// the frames in the server's sources, and the library function it was in.
 fn crash_place(backtrace: &str, sources: &Path) -> Option<(Vec<Frame>, Option<String>)> {
-    let thread = crate::stacks::parse_backtrace(backtrace).into_iter().next()?;
+    let thread = crate::gdb::stacks::parse_backtrace(backtrace).into_iter().next()?;
     let (frames, callee) = server_frames(thread, sources);
     (!frames.is_empty()).then_some((frames, callee))
 }
 
 /// The frames of one gdb stack in the server's sources (innermost first, at most [`FRAMES`]),
 /// and the library function the innermost of them called.
-fn server_frames(thread: Vec<crate::stacks::GdbFrame>, sources: &Path) -> (Vec<Frame>, Option<String>) {
+fn server_frames(thread: Vec<crate::gdb::stacks::GdbFrame>, sources: &Path) -> (Vec<Frame>, Option<String>) {
     let stack: Vec<Frame> = thread
         .into_iter()
         .map(|f| Frame { function: f.function, file: f.file.unwrap_or_default(), line: f.line.unwrap_or(0) })
@@ -655,7 +655,7 @@ fn hang_place(stacks: &str, sources: &Path) -> (Vec<Frame>, Option<String>) {
         "clock_nanosleep",
         "futex_wait",
     ];
-    let threads = crate::stacks::parse_backtrace(stacks).into_iter().filter_map(|thread| {
+    let threads = crate::gdb::stacks::parse_backtrace(stacks).into_iter().filter_map(|thread| {
         let (frames, callee) = server_frames(thread, sources);
         let idle = callee.as_deref().is_some_and(|c| IDLE.iter().any(|i| c.contains(i)));
         (!frames.is_empty()).then_some((idle, frames, callee))

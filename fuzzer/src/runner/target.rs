@@ -24,7 +24,7 @@ impl Target {
             binary,
             args: args.unwrap_or(DEFAULT_ARGS).to_string(),
             cwd: None,
-            mem_limit_mb: crate::preload::DEFAULT_MEM_LIMIT_MB,
+            mem_limit_mb: super::preload::DEFAULT_MEM_LIMIT_MB,
         }
     }
 

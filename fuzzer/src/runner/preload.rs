@@ -2,6 +2,9 @@
 
 use anyhow::{bail, Result};
 use contract::env;
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult};
 use std::path::PathBuf;
 
 pub use contract::verdicts::*;
@@ -55,21 +58,15 @@ pub fn netns() -> &'static str {
         // A child tries what the preload will do at the server's start-up.
         // SAFETY: the child only makes system calls (unshare, _exit) before it exits; the
         // parent waits for it.
-        unsafe {
-            match libc::fork() {
-                0 => {
-                    let ok = libc::unshare(libc::CLONE_NEWNET) == 0
-                        || libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) == 0;
-                    libc::_exit(if ok { 0 } else { 1 })
-                }
-                -1 => false,
-                child => {
-                    let mut status = 0;
-                    libc::waitpid(child, &mut status, 0) == child
-                        && libc::WIFEXITED(status)
-                        && libc::WEXITSTATUS(status) == 0
-                }
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                let ok = unshare(CloneFlags::CLONE_NEWNET).is_ok()
+                    || unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).is_ok();
+                // SAFETY: _exit ends the child at once, with no Rust clean-up (the parent's).
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
             }
+            Ok(ForkResult::Parent { child }) => matches!(waitpid(child, None), Ok(WaitStatus::Exited(_, 0))),
+            Err(_) => false,
         }
     });
     if allowed {

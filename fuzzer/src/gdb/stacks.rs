@@ -1,7 +1,9 @@
 //! gdb attached to a running server: the stacks of a hung server's threads, and the frames of
 //! gdb's backtraces (a crash's `bt` too), which triage groups by.
 
-use crate::pipes::collect;
+use crate::runner::pipes::collect;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -59,12 +61,12 @@ pub fn attach_stacks(pid: i32) -> Option<String> {
             Ok(Some(status)) => break status.success(),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             _ => {
-                // SAFETY: signalling the process group of the gdb we started, not yet reaped.
-                unsafe { libc::kill(-(gdb.id() as i32), libc::SIGKILL) };
+                // The process group of the gdb we started, not yet reaped.
+                let _ = killpg(Pid::from_raw(gdb.id() as i32), Signal::SIGKILL);
                 let _ = gdb.wait();
                 // A tracer that dies before it took the attach's SIGSTOP leaves the process
-                // stopped. SAFETY: `pid` is the caller's process, which they asked us to look at.
-                unsafe { libc::kill(pid, libc::SIGCONT) };
+                // stopped (`pid` is the caller's process, which they asked us to look at).
+                let _ = kill(Pid::from_raw(pid), Signal::SIGCONT);
                 break false;
             }
         }

@@ -103,9 +103,9 @@ fn pick(
 
 /// The cores in this process's affinity mask (all of the machine's if it cannot be read).
 fn allowed() -> Vec<usize> {
-    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
-        Ok(set) => (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect(),
-        Err(_) => (0..machine()).collect(),
+    match libafl_bolts::core_affinity::get_core_ids() {
+        Ok(ids) if !ids.is_empty() => ids.into_iter().map(|id| id.0).collect(),
+        _ => (0..machine()).collect(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The build step: copy the student's sources into the output folder and build them there with
 //! `make CC=fuzzer-cc`, never touching the original tree.
 
-use crate::run::tail;
+use crate::runner::tail;
 use anyhow::{bail, Context, Result};
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;

@@ -1,54 +1,30 @@
-//! `fuzzer run -- SERVER ARGS < INPUT`: one run of a server under the sockfuzz preload, with a
-//! verdict in plain words (replaces the old `fuzz-rerun.sh`).
+//! The runner: one run of a server under the sockfuzz preload (the input written to its client,
+//! the reply read, the run stopped at the verdict or a limit), and what it needs: the server
+//! under test (`target`), the preload's library and settings (`preload`), the pipes between us
+//! and the server (`pipes`), a run with a coverage map (`map`). Every stage and command that runs
+//! a server goes through it.
 
-use crate::pipes::{collect, drain, pipe};
-use crate::preload::{self, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
+pub mod map;
+pub mod pipes;
+pub mod preload;
+pub mod target;
+
 use anyhow::{bail, Context, Result};
 use contract::env;
+use nix::sys::prctl;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{getpgid, getpgrp, Pid};
+use pipes::{collect, drain, pipe};
+use preload::{EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-
-#[derive(clap::Args)]
-#[command(after_help = "Exit status: 0 the server answered and closed the connection; \
-128+N it crashed with signal N; 124 it hung (kept the connection open, or read end-of-file \
-in a loop); 140 (128+SIGUSR2) it opened a path outside the --root folder; 1 it could not be \
-driven (never listened, exited early).")]
-pub struct Args {
-    /// The web root the server was given: a path it opens outside that folder (through `..`, an
-    /// encoded `%2e%2e`, or a symlink) ends the run as a path traversal.
-    #[arg(long, value_name = "DIR")]
-    pub root: Option<std::path::PathBuf>,
-    /// Seconds the server may take to answer and close the connection.
-    #[arg(long, default_value_t = 10.0)]
-    pub timeout: f64,
-    /// Seconds the server may take to start listening.
-    #[arg(long, default_value_t = 5.0)]
-    pub listen_timeout: f64,
-    /// Memory the server may use, in MB (0: no limit); an allocation past it returns NULL.
-    #[arg(short = 'm', long, value_name = "MB", default_value_t = preload::DEFAULT_MEM_LIMIT_MB)]
-    pub mem_limit: u64,
-    /// Do not copy the server's reply to stdout.
-    #[arg(long, short)]
-    pub quiet: bool,
-    /// Run the server under gdb instead, with the preload and the input set up the same way
-    /// (the preload in the server only, through gdb's exec-wrapper). By default gdb starts the
-    /// server itself (`-ex run`) and stops where it crashes (or gets SIGUSR2: a path
-    /// traversal), in the child a fork-per-connection server made for the connection too; then
-    /// `bt`, `frame N`, `print`... on gdb's prompt, which reads from the terminal (stdin is the
-    /// input). ARGS replace `-ex run`, e.g. `--gdb='-batch -ex run -ex bt'`. No time limit; the
-    /// exit status is gdb's.
-    #[arg(long, value_name = "ARGS", num_args = 0..=1, require_equals = true, default_missing_value = "")]
-    pub gdb: Option<String>,
-    /// The server and its arguments, e.g. `./server -p 8080 -R www`.
-    #[arg(required = true, last = true)]
-    pub command: Vec<String>,
-}
 
 /// How one run under the preload ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -64,45 +40,6 @@ pub enum Outcome {
     LeftOpen,
     /// The server exited on its own with this status after listening.
     Exited(i32),
-}
-
-/// The server's command line, the preload's extra environment, the limits.
-pub type Prepared = (Vec<OsString>, Vec<(&'static str, OsString)>, Limits);
-
-impl Args {
-    /// The server's command line, the preload's extra environment (the web root) and the
-    /// limits of `fuzzer run`, with or without `--gdb`.
-    pub fn prepare(&self) -> Result<Prepared> {
-        let command = self.command.iter().map(OsString::from).collect();
-        let limits = Limits {
-            listen: Duration::from_secs_f64(self.listen_timeout),
-            run: Duration::from_secs_f64(self.timeout),
-            mem_mb: self.mem_limit,
-            stacks: false,
-        };
-        let mut envs = Vec::new();
-        if let Some(root) = &self.root {
-            let root = root.canonicalize().with_context(|| format!("--root {}: no such folder", root.display()))?;
-            envs.push((env::name(env::ROOT), root.into_os_string()));
-        }
-        Ok((command, envs, limits))
-    }
-}
-
-/// `fuzzer run` without `--gdb`: one run, its verdict, and an exit status that says it.
-pub fn main(args: &Args) -> Result<ExitCode> {
-    let (command, envs, limits) = args.prepare()?;
-    let envs: Vec<(&str, &OsStr)> = envs.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
-    let finished = run(&command, &envs, None, None, limits, !args.quiet)?;
-    let code = match finished.outcome {
-        Outcome::Ok => 0,
-        Outcome::Crash(sig) => 128 + sig,
-        Outcome::Traversal(_) => 128 + SIG_TRAVERSAL,
-        Outcome::Hang | Outcome::LeftOpen => 124,
-        Outcome::Exited(_) => 1,
-    };
-    eprintln!("[run] {}", finished.outcome);
-    Ok(ExitCode::from(code as u8))
 }
 
 impl std::fmt::Display for Outcome {
@@ -194,7 +131,7 @@ pub fn run(
             let outcome = wait_outcome(&mut server, status_read, &mut reply, limits.run);
             listener = server.daemon();
             if limits.stacks && matches!(outcome, Ok(Outcome::Hang)) {
-                stacks = group_members(group, pid).into_iter().filter_map(crate::stacks::attach_stacks).collect();
+                stacks = group_members(group, pid).into_iter().filter_map(crate::gdb::stacks::attach_stacks).collect();
             }
             outcome.map(|outcome| (outcome, port))
         }
@@ -322,11 +259,7 @@ pub fn tail(bytes: &[u8], lines: usize) -> String {
 /// The port and the listening process, once the preload reports that the server listens;
 /// None if it exited first.
 fn wait_listen(status: &OwnedFd, limit: Duration) -> Result<Option<(u16, i32)>> {
-    let mut pfd = libc::pollfd { fd: status.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    let ms = limit.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: one valid pollfd.
-    let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if ready == 0 {
+    if !pipes::readable(status, Some(limit)) {
         bail!(
             "the server did not listen on a TCP socket within {} s: does it take a port argument (`-p PORT`), and does it call listen()?",
             limit.as_secs_f64()
@@ -362,19 +295,22 @@ impl<'a> Server<'a> {
             return Ok(self.child.try_wait()?);
         }
         let _ = self.child.try_wait(); // the parent that went away: reaped
-        let mut status = 0;
-        // SAFETY: `status` is valid for writes; WNOHANG never blocks.
-        match unsafe { libc::waitpid(self.listener, &mut status, libc::WNOHANG) } {
-            0 => Ok(None),
-            pid if pid > 0 => {
+        let listener = Pid::from_raw(self.listener);
+        match waitpid(listener, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => Ok(None),
+            Ok(status) => {
                 self.listener = 0; // reaped: its pid may be anyone's now
-                Ok(Some(ExitStatus::from_raw(status)))
+                Ok(Some(match status {
+                    WaitStatus::Signaled(_, signal, _) => ExitStatus::from_raw(signal as i32),
+                    WaitStatus::Exited(_, code) => ExitStatus::from_raw(code << 8),
+                    _ => ExitStatus::from_raw(0),
+                }))
             }
             // Not our child yet (its parent, a step of the daemon's double fork, is still
             // there): alive, or already gone and reaped by someone else.
-            _ => {
-                // SAFETY: signal 0 only asks whether the process exists.
-                let alive = unsafe { libc::kill(self.listener, 0) } == 0;
+            Err(_) => {
+                // No signal: only whether the process exists.
+                let alive = kill(listener, None).is_ok();
                 if alive {
                     Ok(None)
                 } else {
@@ -429,25 +365,23 @@ fn group_members(group: i32, first: i32) -> Vec<i32> {
 /// Kill the server's process group (ours: it was started in its own group), and the daemon
 /// that listened with its own group if it left ours; reap them.
 fn stop(child: &mut Child, listener: Option<i32>) {
-    // Even when the server has ended: what it forked may still run. SAFETY: signalling the
-    // process group we created for this child (its id stays reserved while any member lives).
-    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    // Even when the server has ended: what it forked may still run. The process group we
+    // created for this child (its id stays reserved while any member lives).
+    let group = Pid::from_raw(child.id() as i32);
+    let _ = killpg(group, Signal::SIGKILL);
     let _ = child.wait();
-    // Members of the group orphaned during the run became our children (`Subreaper`): reaped.
-    // SAFETY: waits only for our children in the run's own process group, just killed.
-    while unsafe { libc::waitpid(-(child.id() as i32), std::ptr::null_mut(), 0) } > 0 {}
-    if let Some(pid) = listener {
-        // SAFETY: signalling the server's own daemon (it reported its pid, and we have not
-        // reaped it, so the pid is still its) and its group, which `setsid` made its own;
-        // reaping it if it is our child by now.
-        unsafe {
-            let group = libc::getpgid(pid);
-            if group > 0 && group != libc::getpgrp() {
-                libc::kill(-group, libc::SIGKILL);
-            }
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
+    // Members of the group orphaned during the run became our children (`Subreaper`): reaped
+    // (only our children in the run's own process group, just killed).
+    while waitpid(Pid::from_raw(-group.as_raw()), None).is_ok() {}
+    if let Some(pid) = listener.map(Pid::from_raw) {
+        // The server's own daemon (it reported its pid, and we have not reaped it, so the pid
+        // is still its) and its group, which `setsid` made its own; reaped if it is our child
+        // by now.
+        if let Some(group) = getpgid(Some(pid)).ok().filter(|&g| g != getpgrp()) {
+            let _ = killpg(group, Signal::SIGKILL);
         }
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
     }
 }
 
@@ -464,8 +398,7 @@ impl Subreaper {
     fn new() -> Subreaper {
         let mut runs = RUNS_IN_PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
         if *runs == 0 {
-            // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) only sets a flag on this process.
-            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+            let _ = prctl::set_child_subreaper(true);
         }
         *runs += 1;
         Subreaper
@@ -477,8 +410,7 @@ impl Drop for Subreaper {
         let mut runs = RUNS_IN_PROGRESS.lock().unwrap_or_else(|e| e.into_inner());
         *runs -= 1;
         if *runs == 0 {
-            // SAFETY: as in `new`.
-            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0) };
+            let _ = prctl::set_child_subreaper(false);
         }
     }
 }

@@ -10,9 +10,10 @@ use super::scheduler::NewFavoredFirst;
 use super::shmem::SelfRemovingShMemProvider;
 use super::stats::{AflStats, RunInfo};
 use super::{done_file, error_file, Edges, Mgr, Options, Role, State};
-use crate::showmap::MAP_SIZE;
-use crate::{assets, port, preload};
+use crate::runner::preload;
+use crate::{assets, port};
 use contract::env;
+use contract::MAP_SIZE;
 use libafl::corpus::{Corpus, InMemoryOnDiskCorpus, OnDiskCorpus};
 use libafl::events::{ClientDescription, Event, EventFirer, EventWithStats, ProgressReporter, SendExiting};
 use libafl::executors::forkserver::{ForkserverExecutor, ForkserverExecutorBuilder};
@@ -371,12 +372,11 @@ fn watchdog(started: Arc<AtomicBool>) {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        // SAFETY: getpid has no preconditions.
-        let me = unsafe { libc::getpid() };
+        let me = nix::unistd::getpid();
         let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
         for pid in children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
-            // SAFETY: signalling a child process we started.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // A child process we started.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     });
 }

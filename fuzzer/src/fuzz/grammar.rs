@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 /// The built-in grammar of the pserv API.
-pub const BUILTIN: &str = include_str!("../../seeds/http-grammar.json");
+pub const BUILTIN: &str = include_str!("../../../seeds/http-grammar.json");
 /// Deepest derivation tree Nautilus may build.
 const TREE_DEPTH: usize = 12;
 
@@ -56,8 +56,8 @@ pub fn seeds(path: Option<&Path>, count: usize) -> Result<Vec<(String, Vec<u8>)>
 
 #[cfg(test)]
 mod tests {
+    use super::http::Conversation;
     use super::*;
-    use crate::http::Conversation;
 
     #[test]
     fn builtin_grammar_gives_distinct_parseable_requests_with_matching_lengths() {

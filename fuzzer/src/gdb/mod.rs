@@ -1,29 +1,34 @@
-//! gdb running a server under the preload: `fuzzer run --gdb` (gdb stops where the server
-//! crashes), and for triage the backtrace of a crash in a build without AddressSanitizer
-//! (`stacks` attaches gdb to a hung server and reads its backtraces).
+//! gdb on a server under the preload: started by gdb (`fuzzer run --gdb`, and for triage the
+//! backtrace of a crash in a build without AddressSanitizer), or attached to a hung server
+//! (`stacks`, which also reads gdb's backtraces into frames).
 //!
 //! gdb 13 without a shell (`startup-with-shell off`) splits the server's arguments at spaces and
 //! keeps the backslashes it quoted them with, so gdb starts the server through `/bin/sh`, and
 //! the exec-wrapper `env LD_PRELOAD=...` puts the preload in the server alone (not in gdb, not
 //! in the shell), as gdb's manual suggests for `LD_PRELOAD`.
 
-use crate::pipes::{self, collect};
-use crate::run::{self, Limits, Setup};
-use crate::stacks::{on_path, QUIET_SETTINGS};
+pub mod stacks;
+
+use crate::runner::pipes::{self, collect};
+use crate::runner::{Limits, Setup};
 use anyhow::{bail, Context, Result};
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use stacks::{on_path, QUIET_SETTINGS};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Time gdb may take to read the server's symbols and start it, on top of a run's limits.
 const STARTUP: Duration = Duration::from_secs(10);
 
-fn require() -> Result<()> {
+/// gdb is installed, or an error that says how to install it.
+pub fn require() -> Result<()> {
     require_on(std::env::var_os("PATH").as_deref())
 }
 
@@ -32,62 +37,6 @@ fn require_on(path: Option<&OsStr>) -> Result<()> {
         bail!("gdb is not installed (or not on PATH): install it with `apt-get install gdb`");
     }
     Ok(())
-}
-
-/// `fuzzer run --gdb[=ARGS] -- SERVER ARGS < FILE`: gdb on the server, its prompt on our
-/// terminal; the reply copied to stdout if `output`. Returns gdb's exit status.
-pub fn main(run_args: &run::Args, gdb_args: &str) -> Result<ExitCode> {
-    require()?;
-    let (command, envs, limits) = run_args.prepare()?;
-    let envs: Vec<(&str, &OsStr)> = envs.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
-    let output = !run_args.quiet;
-    let args = if gdb_args.trim().is_empty() {
-        vec!["-ex".to_string(), "run".to_string()]
-    } else {
-        shlex::split(gdb_args)
-            .with_context(|| format!("--gdb='{gdb_args}': unbalanced quotes; quote gdb's arguments as in a shell"))?
-    };
-    let (setup, status_write) = Setup::new(None, &envs, limits)?;
-    let terminal = Terminal::open();
-    let mut cmd = gdb_command(&setup, &command, &args)?;
-    cmd.stdin(terminal.stdin()?).process_group(0);
-    if terminal.tty.is_some() {
-        // SAFETY: runs in the forked child before exec, where stdin is already the terminal and
-        // the child leads its own process group; sigprocmask, getpgrp and tcsetpgrp are
-        // async-signal-safe. SIGTTOU is blocked so that a background group may take the
-        // terminal; the mask is put back before exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                let mut ttou: libc::sigset_t = std::mem::zeroed();
-                let mut old: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut ttou);
-                libc::sigaddset(&mut ttou, libc::SIGTTOU);
-                libc::sigprocmask(libc::SIG_BLOCK, &ttou, &mut old);
-                libc::tcsetpgrp(0, libc::getpgrp());
-                libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-                Ok(())
-            });
-        }
-    }
-    // Our copy of the reply goes to the terminal while gdb's group owns it (`stty tostop`
-    // would stop us); blocked until we have the terminal back.
-    let ttou = BlockTtou::new();
-    let mut gdb = cmd.spawn().context("cannot start gdb")?;
-    drop(cmd); // its copy of the terminal
-    drop(status_write);
-    let mut header = Vec::new();
-    let status = session(&mut gdb, &setup.status_read, None, |bytes| {
-        let reply = strip_header(&mut header, bytes);
-        if output && !reply.is_empty() {
-            let mut stdout = std::io::stdout().lock();
-            let _ = stdout.write_all(reply);
-            let _ = stdout.flush();
-        }
-    });
-    terminal.reclaim();
-    drop(ttou);
-    let code = status.and_then(|s| s.code()).unwrap_or(1);
-    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
 /// The backtrace of a crash: the server (`command`, with `envs` on top of the preload's, in
@@ -106,7 +55,7 @@ pub fn crash_backtrace(
     require()?;
     let (setup, status_write) = Setup::new(Some(input), envs, limits)?;
     let args: Vec<String> = ["-nx", "-batch", "-ex", "run", "-ex", "bt"].map(String::from).into();
-    let mut cmd = gdb_command(&setup, command, &args)?;
+    let mut cmd = self::command(&setup, command, &args)?;
     // One pipe for gdb's stdout and stderr (and the server's): the text in the order written.
     let (out_read, out_write) = pipes::pipe()?;
     cmd.stdin(Stdio::null()).stdout(out_write.try_clone()?).stderr(out_write).process_group(0);
@@ -121,9 +70,9 @@ pub fn crash_backtrace(
     Ok(String::from_utf8_lossy(&text.join().unwrap_or_default()).into_owned())
 }
 
-/// gdb on `command` with the preload's environment from `setup`, then `args` (gdb's own
+/// gdb on `server` (its command line) with the preload's environment from `setup`, then `args` (gdb's own
 /// options, e.g. `-batch -ex run`); the settings come first so that `args` may override them.
-fn gdb_command(setup: &Setup, command: &[OsString], args: &[String]) -> Result<Command> {
+pub fn command(setup: &Setup, server: &[OsString], args: &[String]) -> Result<Command> {
     let library = setup.library.to_str().context("the path of libsockfuzz.so is not UTF-8: move it (SOCKFUZZ_LIB)")?;
     let preload = shlex::try_quote(&format!("LD_PRELOAD={library}"))
         .ok()
@@ -151,7 +100,7 @@ fn gdb_command(setup: &Setup, command: &[OsString], args: &[String]) -> Result<C
     for setting in &settings {
         cmd.arg("-ex").arg(setting);
     }
-    cmd.args(args).arg("--args").args(command);
+    cmd.args(args).arg("--args").args(server);
     Ok(cmd)
 }
 
@@ -160,7 +109,7 @@ fn gdb_command(setup: &Setup, command: &[OsString], args: &[String]) -> Result<C
 /// stalls the server. Then kill gdb's process group (what is left of it: a batch gdb's server
 /// runs in it; gdb itself kills the processes it started when it dies) and reap gdb. Returns
 /// gdb's exit status, None when the limit ended it.
-fn session(
+pub fn session(
     gdb: &mut Child,
     status: &OwnedFd,
     limit: Option<Duration>,
@@ -169,12 +118,10 @@ fn session(
     let deadline = limit.map(|l| Instant::now() + l);
     let mut bytes = Vec::new();
     let ended = loop {
-        let mut pfd = libc::pollfd { fd: status.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd; at most 20 ms.
-        let ready = unsafe { libc::poll(&mut pfd, 1, 20) };
+        let ready = pipes::readable(status, Some(Duration::from_millis(20)));
         pipes::drain(status, &mut bytes);
         on_status(&bytes);
-        let hung_up = ready > 0 && bytes.is_empty();
+        let hung_up = ready && bytes.is_empty();
         bytes.clear();
         if exited(gdb) {
             break true;
@@ -186,9 +133,8 @@ fn session(
             std::thread::sleep(Duration::from_millis(20)); // the pipe has ended: poll no longer waits
         }
     };
-    // SAFETY: gdb (our child) has not been reaped yet, so its process group id is still ours
-    // to signal.
-    unsafe { libc::kill(-(gdb.id() as i32), libc::SIGKILL) };
+    // gdb (our child) has not been reaped yet, so its process group id is still ours to signal.
+    let _ = killpg(Pid::from_raw(gdb.id() as i32), Signal::SIGKILL);
     let status = gdb.wait().ok();
     if ended {
         status
@@ -199,93 +145,17 @@ fn session(
 
 /// Whether gdb has ended, without reaping it (its group is killed first).
 fn exited(gdb: &Child) -> bool {
-    // SAFETY: siginfo_t is plain data, valid zeroed; waitid fills it; WNOWAIT leaves the child
-    // to be reaped by `Child::wait`.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-        libc::waitid(libc::P_PID, gdb.id(), &mut info, options) == 0 && info.si_pid() != 0
-    }
-}
-
-/// The reply in `bytes`, after the preload's 7-byte listening message (`L`, port, pid), which
-/// may arrive in pieces (`header` keeps it).
-fn strip_header<'a>(header: &mut Vec<u8>, bytes: &'a [u8]) -> &'a [u8] {
-    let take = (7 - header.len().min(7)).min(bytes.len());
-    header.extend_from_slice(&bytes[..take]);
-    &bytes[take..]
-}
-
-/// gdb's terminal: ours, handed to gdb's process group for the session, or /dev/null when we
-/// have none (or are not in its foreground).
-struct Terminal {
-    tty: Option<File>,
-}
-
-impl Terminal {
-    fn open() -> Terminal {
-        let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").ok();
-        // SAFETY: tcgetpgrp and getpgrp only read; the descriptor is open.
-        let foreground = |t: &File| unsafe { libc::tcgetpgrp(t.as_raw_fd()) == libc::getpgrp() };
-        Terminal { tty: tty.filter(foreground) }
-    }
-
-    fn stdin(&self) -> Result<Stdio> {
-        Ok(match &self.tty {
-            Some(tty) => tty.try_clone().context("cannot open the terminal for gdb")?.into(),
-            None => Stdio::null(),
-        })
-    }
-
-    /// Make our process group the terminal's foreground again.
-    fn reclaim(&self) {
-        if let Some(tty) = &self.tty {
-            // SAFETY: tcsetpgrp on our open terminal, to our own group; SIGTTOU is blocked
-            // (`BlockTtou`), so a background group may do it.
-            unsafe { libc::tcsetpgrp(tty.as_raw_fd(), libc::getpgrp()) };
-        }
-    }
-}
-
-/// SIGTTOU blocked in this thread while alive.
-struct BlockTtou(libc::sigset_t);
-
-impl BlockTtou {
-    fn new() -> BlockTtou {
-        // SAFETY: sigset_t is plain data; pthread_sigmask changes this thread's mask only and
-        // keeps the old one, put back on drop.
-        unsafe {
-            let mut ttou: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut ttou);
-            libc::sigaddset(&mut ttou, libc::SIGTTOU);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &ttou, &mut old);
-            BlockTtou(old)
-        }
-    }
-}
-
-impl Drop for BlockTtou {
-    fn drop(&mut self) {
-        // SAFETY: restores this thread's mask saved in `new`.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
-    }
+    // WNOWAIT leaves the child to be reaped by `Child::wait`.
+    let options = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    !matches!(waitid(Id::Pid(Pid::from_raw(gdb.id() as i32)), options), Ok(WaitStatus::StillAlive) | Err(_))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stacks::{attach_stacks, parse_backtrace};
+    use stacks::{attach_stacks, parse_backtrace};
 
     use crate::skip;
-
-    #[test]
-    fn header_is_stripped_across_pieces() {
-        let mut header = Vec::new();
-        assert_eq!(strip_header(&mut header, b"L\x00"), b"");
-        assert_eq!(strip_header(&mut header, b"\x50\x00\x00\x01\x02HTTP"), b"HTTP");
-        assert_eq!(strip_header(&mut header, b"/1.0"), b"/1.0");
-    }
 
     /// The sample server, built once with gcc in a scratch folder (target/test-scratch, as the
     /// end-to-end tests do).
@@ -359,8 +229,8 @@ mod tests {
         let text = attach_stacks(pid);
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let answers = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-        // SAFETY: the process group of the server this test started.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        // The process group of the server this test started.
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         let _ = child.wait();
         let text = text.expect("gdb could not attach (ptrace not permitted?)");
         let threads = parse_backtrace(&text);

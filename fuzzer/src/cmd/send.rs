@@ -36,7 +36,7 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     }
 }
 
-pub fn main(args: &Args) -> Result<ExitCode> {
+pub fn run(args: &Args) -> Result<ExitCode> {
     let color = io::stdout().is_terminal();
     let timeout = Duration::from_secs_f64(args.timeout);
     println!("Reading from STDIN and sending to server...");

@@ -3,19 +3,13 @@
 //! does not start, and the error names the cause.
 
 use crate::assets::{self, CHECK_REQUEST};
-use crate::build::{self, BuildArgs, Built};
-use crate::run::{self, Outcome};
-use crate::target::Target;
-use crate::{port, showmap};
+use crate::build::{self, Built};
+use crate::port;
+use crate::runner::map::run_with_map;
+use crate::runner::target::Target;
+use crate::runner::{self, Outcome};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
-
-/// Build, then the start-up check of every built binary.
-pub fn build_and_check(build: &BuildArgs, server_args: &str, mem_limit_mb: u64) -> Result<Built> {
-    let built = build::build(build)?;
-    check_builds(&built, &build.out_dir, server_args, mem_limit_mb)?;
-    Ok(built)
-}
 
 /// The start-up check of each binary (with `mem_limit_mb` of memory), on a scratch copy of the
 /// sample web root.
@@ -42,7 +36,7 @@ pub fn check_builds(built: &Built, out: &Path, server_args: &str, mem_limit_mb: 
 pub fn check(target: &Target, root: &Path) -> Result<usize> {
     println!("[check] test run of {} under sockfuzz...", target.binary.display());
     let port = port::free_port()?;
-    let (finished, map) = showmap::run_with_map(target, root, CHECK_REQUEST, port).with_context(|| {
+    let (finished, map) = run_with_map(target, root, CHECK_REQUEST, port).with_context(|| {
         let cwd = target
             .cwd
             .as_ref()
@@ -62,11 +56,11 @@ pub fn check(target: &Target, root: &Path) -> Result<usize> {
              `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | fuzzer run -- {}`\n{}",
             outcome,
             target.binary.display(),
-            run::tail(&finished.stderr, 10)
+            runner::tail(&finished.stderr, 10)
         ),
     }
     // In a network namespace of its own, each copy may keep a fixed port.
-    if finished.port != port && crate::preload::netns() != "1" {
+    if finished.port != port && crate::runner::preload::netns() != "1" {
         let how = if target.args.contains("{port}") {
             format!("passed as {{port}} in the server arguments `{}`", target.args)
         } else {

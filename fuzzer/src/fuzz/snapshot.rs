@@ -1,0 +1,89 @@
+//! The campaign at one moment, as the broker shows it: a row per client and their totals
+//! (taken by `status`, drawn by `screen` or printed as a line).
+
+/// One client's row.
+#[derive(Clone, Default)]
+pub struct Row {
+    /// Its folder (`fuzz0`, `fuzz0-asan`), as the client reports it.
+    pub name: String,
+    pub execs: u64,
+    pub speed: f64,
+    pub corpus: u64,
+    pub edges: u64,
+    pub crashes: u64,
+    pub hangs: u64,
+    /// Queue cycles done (AFL++'s `cycles_done`).
+    pub cycles: u64,
+    /// Percent of the map entries that every run of the same input reaches.
+    pub stability: Option<f64>,
+    /// Campaign time (seconds) of its last new queue entry, crash and hang.
+    pub last_path: Option<u64>,
+    pub last_crash: Option<u64>,
+    pub last_hang: Option<u64>,
+}
+
+/// The whole campaign at one moment.
+#[derive(Clone, Default)]
+pub struct Snapshot {
+    /// Seconds since the campaign started.
+    pub run_time: u64,
+    pub clients: Vec<Row>,
+}
+
+impl Snapshot {
+    pub fn execs(&self) -> u64 {
+        self.clients.iter().map(|c| c.execs).sum()
+    }
+    pub fn speed(&self) -> f64 {
+        self.clients.iter().map(|c| c.speed).sum()
+    }
+    pub fn corpus(&self) -> u64 {
+        self.clients.iter().map(|c| c.corpus).sum()
+    }
+    /// The plain clients' best (the ASan build numbers its edges differently).
+    pub fn edges(&self) -> u64 {
+        self.clients.iter().map(|c| c.edges).max().unwrap_or(0)
+    }
+    pub fn crashes(&self) -> u64 {
+        self.clients.iter().map(|c| c.crashes).sum()
+    }
+    pub fn hangs(&self) -> u64 {
+        self.clients.iter().map(|c| c.hangs).sum()
+    }
+    /// The fewest cycles any client has done.
+    pub fn cycles(&self) -> u64 {
+        self.clients.iter().map(|c| c.cycles).min().unwrap_or(0)
+    }
+    pub fn stability(&self) -> Option<f64> {
+        self.clients.iter().filter_map(|c| c.stability).reduce(f64::min)
+    }
+    pub fn last_path(&self) -> Option<u64> {
+        self.clients.iter().filter_map(|c| c.last_path).max()
+    }
+    pub fn last_crash(&self) -> Option<u64> {
+        self.clients.iter().filter_map(|c| c.last_crash).max()
+    }
+    pub fn last_hang(&self) -> Option<u64> {
+        self.clients.iter().filter_map(|c| c.last_hang).max()
+    }
+}
+
+/// `h:mm:ss`.
+pub fn clock(secs: u64) -> String {
+    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_add_up_and_take_the_latest_times() {
+        let row = |execs, crashes, last_crash| Row { execs, crashes, last_crash, speed: 10.0, ..Row::default() };
+        let s = Snapshot { run_time: 60, clients: vec![row(5, 1, Some(3)), row(7, 2, Some(9)), row(1, 0, None)] };
+        assert_eq!((s.execs(), s.crashes(), s.speed()), (13, 3, 30.0));
+        assert_eq!(s.last_crash(), Some(9));
+        assert_eq!(s.last_hang(), None);
+        assert_eq!(clock(3725), "1:02:05");
+    }
+}

@@ -1,0 +1,31 @@
+//! The `fuzzer` library: build a student's HTTP server with coverage, check that it can be
+//! driven, fuzz it with LibAFL, and report what was found. The binaries (`fuzzer`,
+//! `fuzzer-cc`) are thin: `fuzzer` parses its command line and calls [`cmd`].
+//!
+//! Reading order: the campaign's four stages, one folder each, in the order its data flows
+//! ([`cmd::fuzz`] walks them): [`build`] -> [`check`] -> [`fuzz`] -> [`report`]. Below them the
+//! services they share: the [`runner`] (one run of a server under the preload), [`gdb`], and
+//! small pieces named for what they do. Nothing below a stage imports a stage, and no stage
+//! imports a later one.
+
+pub mod cmd;
+
+// Stages.
+pub mod build;
+pub mod check;
+pub mod fuzz;
+pub mod report;
+
+// Services.
+pub mod assets;
+pub mod gdb;
+pub mod hex;
+pub mod locate;
+pub mod port;
+pub mod runner;
+pub mod tree;
+
+/// Unit tests that need a tool say so as skipped, as the end-to-end tests do.
+#[cfg(test)]
+#[path = "../../tests/common/skip.rs"]
+mod skip;
