@@ -14,6 +14,10 @@
 //!
 //! Writes `OUT/triage.json`, `OUT/triage/N.min` (the shortest input of group N) and
 //! `OUT/triage/report.md`; the campaign's targets come from `OUT/targets.json`.
+//!
+//! This file is the pipeline; each job is a file of its own: `replay` (a run of a file with
+//! triage's limits), `signature` (what a run left, read into how it failed), `minimize` (delta
+//! debugging), `report` (`triage.json` and `report.md`) and `pool` (the work on every core).
 
 mod minimize;
 mod pool;
@@ -48,6 +52,7 @@ pub struct Args {
 /// Replays of each file by default.
 pub const RUNS: usize = 5;
 
+/// `fuzzer triage`: [`triage`] does the work; the command only prints its list of bugs.
 pub fn main(args: &Args) -> Result<ExitCode> {
     let groups = triage(&args.out, args.runs)?;
     print!("{}", list(&groups));
