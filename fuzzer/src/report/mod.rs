@@ -2,6 +2,7 @@
 //! `fuzzK` folders), grouped into bugs (triage: replay, locate, minimize, `report.md`), and
 //! over time (charts of `plot_data` in `OUT/plots`).
 
+mod findings;
 pub mod plot;
 pub mod summary;
 mod symbolize;

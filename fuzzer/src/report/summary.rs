@@ -1,6 +1,8 @@
 //! The end-of-run summary (the old `fuzz-pserv.py` block), for our output folders and for
 //! folders written by AFL++ (any `*/crashes` and `*/hangs` under OUT).
 
+use super::findings::names_in;
+use super::triage::listed;
 use crate::fuzz::findings::{HANGS, TRAVERSALS};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
@@ -17,17 +19,6 @@ struct Found {
     traversals: Vec<(PathBuf, String, String)>,
     /// Hangs in which the server left the connection open and waited (the idle verdict).
     left_open: usize,
-}
-
-/// Files of `dir` that are findings (AFL++ puts a README.txt next to them).
-pub fn findings(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "README.txt" && !n.starts_with('.'))
-        .collect()
 }
 
 /// A folder of clients fuzzing the AddressSanitizer build (`fuzzK-asan`).
@@ -68,7 +59,7 @@ fn scan(out: &Path) -> Result<Found> {
         left_open: 0,
     };
     for instance in instances {
-        let crashes = findings(&instance.join("crashes"));
+        let crashes = names_in(&instance.join("crashes"));
         let listed = std::fs::read_to_string(instance.join(TRAVERSALS)).unwrap_or_default();
         let traversals: BTreeMap<&str, (&str, &str)> = listed
             .lines()
@@ -88,7 +79,7 @@ fn scan(out: &Path) -> Result<Found> {
         if !crashes.is_empty() {
             found.crash_dirs.push((instance.join("crashes"), crashes.len()));
         }
-        let hangs = findings(&instance.join("hangs"));
+        let hangs = names_in(&instance.join("hangs"));
         let kinds = std::fs::read_to_string(instance.join(HANGS)).unwrap_or_default();
         let kinds: BTreeMap<&str, &str> = kinds.lines().filter_map(|l| l.split_once('\t')).collect();
         found.left_open += hangs.iter().filter(|h| kinds.get(h.as_str()) == Some(&"left-open")).count();
@@ -161,7 +152,7 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
     }
     t += &persistent(out);
     if crashes + hangs > 0 {
-        match super::triage::listed(out) {
+        match listed(out) {
             Some(groups) => {
                 t += &groups;
                 t += &format!(

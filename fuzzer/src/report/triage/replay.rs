@@ -1,0 +1,125 @@
+//! Replaying a file under the preload (`run::run`, the run of `fuzzer run`) against the triaged
+//! build, `--runs` times, with triage's limits and ASan options, and gdb where ASan cannot say
+//! where a crash or a hang is.
+
+use super::super::findings::Finding;
+use super::super::symbolize::Symbolizer;
+use super::pool::on_all_cores;
+use super::signature::{self, Signature};
+use crate::preload;
+use crate::run::{self, Finished, Limits};
+use crate::target::Target;
+use anyhow::Result;
+use contract::env;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a replay may take: a hang file must hang past it, and the campaign's hang timeout
+/// is 1 s by default.
+const RUN_LIMIT: Duration = Duration::from_secs(2);
+/// How long a run that takes a hang's stacks waits first: the verdicts that make a hang are off
+/// there, and a server that left our connection open or spins does so long before.
+const PLACED_RUN_LIMIT: Duration = Duration::from_millis(500);
+
+/// Runs one target the way triage needs.
+pub struct Replayer<'a> {
+    pub target: &'a Target,
+    /// The web root the server serves (a copy in `OUT/triage/root`).
+    pub root: PathBuf,
+    /// The folder the target was built in: frames in files under it are the server's.
+    pub sources: PathBuf,
+    pub symbolizer: Symbolizer,
+    /// gdb is there to place hangs, and crashes of a build without ASan.
+    pub gdb: bool,
+}
+
+impl Replayer<'_> {
+    /// Every file `runs` times; the signature of each run (None: it did not fail).
+    /// A hang's place comes from one more run with gdb (`placed`); its other runs only say
+    /// whether it hangs.
+    pub fn replay_all(&self, files: &[Finding], runs: usize) -> Vec<Vec<Option<Signature>>> {
+        on_all_cores(files, "file(s) replayed", |file| {
+            let mut runs: Vec<_> = (0..runs).map(|_| self.signature_of(&file.bytes, false)).collect();
+            // A crash without ASan's report: its place from gdb, once.
+            if runs.iter().flatten().any(|s| s.frames.is_empty() && s.is_signal()) {
+                if let Some(placed) = self.crash_under_gdb(&file.bytes) {
+                    for run in runs.iter_mut().flatten().filter(|s| s.kind == placed.kind) {
+                        run.frames.clone_from(&placed.frames);
+                        run.callee.clone_from(&placed.callee);
+                    }
+                }
+            }
+            if runs.iter().flatten().any(Signature::is_hang) {
+                if let Some(placed) = self.signature_of(&file.bytes, true).filter(Signature::is_hang) {
+                    for run in runs.iter_mut().flatten().filter(|s| s.is_hang()) {
+                        run.frames.clone_from(&placed.frames);
+                        run.callee.clone_from(&placed.callee);
+                    }
+                }
+            }
+            runs
+        })
+    }
+
+    /// One run of `input`: how it failed, if it did (a run that could not be made counts as not
+    /// failing). `placed`: a hang gets the place where the server waits or spins, from gdb.
+    pub fn signature_of(&self, input: &[u8], placed: bool) -> Option<Signature> {
+        let placed = placed && self.gdb;
+        let finished = self.run(input, placed).ok()?;
+        let signature = signature::of_run(&finished, input, &self.sources, &self.symbolizer)?;
+        if placed && signature.is_hang() {
+            let (frames, callee) = signature::hang_place(&finished.stacks, &self.sources);
+            return Some(Signature { frames, callee, ..signature });
+        }
+        Some(signature)
+    }
+
+    /// `placed`: the preload's hang verdicts off (the server is left waiting or spinning, for
+    /// gdb to see where), and the stacks taken at a shorter limit.
+    fn run(&self, input: &[u8], placed: bool) -> Result<Finished> {
+        self.with_setup(placed, |command, envs, cwd, limits| run::run(command, envs, cwd, Some(input), limits, false))
+    }
+
+    /// A run of `input` under gdb, for a build without ASan (whose report has the stack): the
+    /// signal and the place of its crash, if it crashed where gdb could see.
+    pub fn crash_under_gdb(&self, input: &[u8]) -> Option<Signature> {
+        if !self.gdb {
+            return None;
+        }
+        let backtrace = self
+            .with_setup(false, |command, envs, cwd, limits| {
+                crate::gdb::crash_backtrace(command, envs, cwd, input, limits)
+            })
+            .ok()?;
+        signature::gdb_crash(&backtrace, &self.sources)
+    }
+
+    /// Call `go` with the command, environment, folder and limits of one run.
+    fn with_setup<R>(
+        &self,
+        placed: bool,
+        go: impl FnOnce(&[std::ffi::OsString], &[(&str, &OsStr)], Option<&Path>, Limits) -> Result<R>,
+    ) -> Result<R> {
+        let target = self.target;
+        let command = target.command(crate::port::free_port()?, &self.root);
+        // ASan's handlers on: a SEGV or an abort gets a report with the call stack too. Not
+        // symbolized (see `symbolize`), no allocation stacks: only the first stack is read.
+        let asan = format!(
+            "{}:handle_segv=1:handle_sigbus=1:handle_sigfpe=1:handle_sigill=1:handle_abort=1:symbolize=0:\
+             malloc_context_size=0:max_allocation_size_mb={}",
+            preload::ASAN_OPTIONS,
+            target.mem_limit_mb
+        );
+        let mut envs: Vec<(&str, &OsStr)> = vec![("ASAN_OPTIONS", OsStr::new(&asan))];
+        if target.serves_root() {
+            envs.push((env::name(env::ROOT), self.root.as_os_str()));
+        }
+        if placed {
+            envs.extend([(env::name(env::IDLE), OsStr::new("86400000")), (env::name(env::EOF_SPIN), OsStr::new("0"))]);
+        }
+        let run = if placed { PLACED_RUN_LIMIT } else { RUN_LIMIT };
+        let limits = Limits { listen: Duration::from_secs(10), run, mem_mb: target.mem_limit_mb, stacks: placed };
+        go(&command, &envs, target.cwd.as_deref(), limits)
+    }
+}

@@ -1,0 +1,179 @@
+//! Triage's results: `OUT/triage.json` written and read back (the summary lists its groups),
+//! and `OUT/triage/report.md`, one section per bug with its source, shortest input and replay.
+
+use super::Group;
+use crate::target::Target;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Serialize, Deserialize)]
+struct Report {
+    groups: Vec<Group>,
+}
+
+/// The groups of an earlier triage (`OUT/triage.json`), if there was one.
+fn load(out: &Path) -> Option<Vec<Group>> {
+    let text = std::fs::read_to_string(out.join("triage.json")).ok()?;
+    serde_json::from_str::<Report>(&text).ok().map(|r| r.groups)
+}
+
+/// The groups of `OUT/triage.json` as [`list`] puts them, if triage has run.
+pub fn listed(out: &Path) -> Option<String> {
+    load(out).map(|groups| list(&groups))
+}
+
+/// `N distinct bugs:` and one line per group, for the summary.
+pub fn list(groups: &[Group]) -> String {
+    let bugs = groups.iter().filter(|g| g.reproduced > 0).count();
+    let mut t = format!("{bugs} distinct bug{} (fuzzer triage):\n", if bugs == 1 { "" } else { "s" });
+    for (n, g) in groups.iter().enumerate() {
+        t += &format!(
+            "   {}. {}{}{}: {} file{}, reproduced {}/{}\n",
+            n + 1,
+            g.kind,
+            place(&g.location),
+            g.calls.as_ref().map_or(String::new(), |f| format!(", calling {f}")),
+            g.files.len(),
+            if g.files.len() == 1 { "" } else { "s" },
+            g.reproduced,
+            g.runs
+        );
+    }
+    t
+}
+
+/// Where a group's bug is, as it follows its kind: ` in function (file:line)`, or how a traversal
+/// got out.
+fn place(location: &str) -> String {
+    match location {
+        "" => String::new(),
+        how if how.starts_with("through ") => format!(" {how}"),
+        at => format!(" in {at}"),
+    }
+}
+
+/// What the replay commands of `report.md` need: the triaged build, the web root it was
+/// replayed with, and the folder it was built in (for the source around each bug).
+pub struct Replayed<'a> {
+    pub target: &'a Target,
+    pub root: &'a Path,
+    pub sources: &'a Path,
+}
+
+/// `OUT/triage.json` and `OUT/triage/report.md`.
+pub fn write(out: &Path, groups: &[Group], replayed: &Replayed) -> Result<()> {
+    let json = out.join("triage.json");
+    let report = Report { groups: groups.to_vec() };
+    std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    let dir = out.join("triage");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("report.md"), markdown(out, groups, replayed)).context("cannot write triage/report.md")
+}
+
+/// `report.md`: one section per bug, with the source around it, its shortest input and how to
+/// replay it.
+fn markdown(out: &Path, groups: &[Group], replayed: &Replayed) -> String {
+    let mut t = String::from("# Triage\n\n");
+    if groups.is_empty() {
+        t += "No crash or hang files.\n";
+        return t;
+    }
+    t += &list(groups).replace("   ", "");
+    for (n, g) in groups.iter().enumerate() {
+        let calls = g.calls.as_ref().map_or(String::new(), |f| format!(", calling `{f}`"));
+        t += &format!("\n## {}. {}{}{calls}\n\n", n + 1, g.kind, place(&g.location));
+        t += &format!(
+            "Reproduced in {} of {} runs ({} file{}, e.g. `{}`).\n",
+            g.reproduced,
+            g.runs,
+            g.files.len(),
+            if g.files.len() == 1 { "" } else { "s" },
+            g.files[0]
+        );
+        if g.frames.len() > 1 {
+            t += &format!("\nCall stack in your code: {}\n", g.frames.join(" <- "));
+        }
+        if let Some(excerpt) = excerpt(replayed.sources, &g.location) {
+            t += &format!("\n```c\n{excerpt}```\n");
+        }
+        if let Some(min) = &g.minimized {
+            t += &replay(out, min, replayed);
+        }
+    }
+    t
+}
+
+/// A group's shortest input (`min`, relative to OUT) as text (and hex when it is not all text),
+/// and the commands that replay it.
+fn replay(out: &Path, min: &str, replayed: &Replayed) -> String {
+    let bytes = std::fs::read(out.join(min)).unwrap_or_default();
+    let mut t = format!("\nShortest input found (`{min}`, {} bytes):\n\n```\n{}\n```\n", bytes.len(), escaped(&bytes));
+    if !bytes.iter().all(|&b| printable(b)) {
+        t += &format!("\n```\n{}```\n", crate::hex::dump(&bytes, false));
+    }
+    t += "\nReplay it:\n\n```\n";
+    let target = replayed.target;
+    let root = replayed.root.display().to_string();
+    let args = target.args.replace("{port}", "8080").replace("{root}", &root);
+    // With --root, a path traversal is seen as one.
+    let oracle = if target.serves_root() { format!("--root {root} ") } else { String::new() };
+    let input = out.join(min);
+    let (binary, input) = (target.binary.display(), input.canonicalize().unwrap_or(input));
+    let input = input.display();
+    t += &format!("fuzzer run {oracle}-- {binary} {args} < {input}\n");
+    t += &format!("fuzzer run --gdb {oracle}-- {binary} {args} < {input}    # stops where it fails\n");
+    t += &format!("fuzzer send 127.0.0.1 PORT < {input}    # against your server, started normally\n```\n");
+    t
+}
+
+/// A byte a request shows as text: printable ASCII, tab and line ends.
+fn printable(b: u8) -> bool {
+    matches!(b, 0x20..0x7f | b'\t' | b'\r' | b'\n')
+}
+
+/// The request as text, with the bytes that are not [`printable`] escaped.
+fn escaped(bytes: &[u8]) -> String {
+    let mut t = String::new();
+    for &b in bytes {
+        match b {
+            b'\r' => t += "\\r",
+            b'\n' => t += "\\n\n",
+            b'\\' => t += "\\\\",
+            _ if printable(b) => t.push(b as char),
+            _ => t += &format!("\\x{b:02x}"),
+        }
+    }
+    t
+}
+
+/// Three lines of source on either side of `function (file:line)` (a file under `sources`, or
+/// absolute), the line marked.
+fn excerpt(sources: &Path, location: &str) -> Option<String> {
+    let inner = location.rsplit_once(" (")?.1.strip_suffix(')')?;
+    let (file, line) = inner.rsplit_once(':')?;
+    let line: usize = line.parse().ok()?;
+    let text = std::fs::read_to_string(sources.join(file)).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let from = line.saturating_sub(4);
+    let to = (line + 3).min(lines.len());
+    if from >= to {
+        return None;
+    }
+    Some(
+        (from..to)
+            .map(|i| format!("{} {:>5} | {}\n", if i + 1 == line { ">" } else { " " }, i + 1, lines[i]))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_inputs_keep_lines_and_show_other_bytes() {
+        assert_eq!(escaped(b"GET /\x00\xff HTTP/1.0\r\n"), "GET /\\x00\\xff HTTP/1.0\\r\\n\n");
+    }
+}

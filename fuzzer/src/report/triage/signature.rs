@@ -1,0 +1,297 @@
+//! How a run failed, read from what it left: the outcome, ASan's report, gdb's backtrace of a
+//! crash or stacks of a hang, or the request of a path traversal. Pure functions of their text
+//! (but for the symbolizer they may call), so that they can be tested on samples.
+
+use super::super::symbolize::{self, Frame, Symbolizer};
+use crate::preload;
+use crate::run::{Finished, Outcome};
+use std::path::Path;
+
+/// How a run failed: what and where.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Signature {
+    pub kind: String,
+    /// Frames in the server's sources, innermost first; for a traversal, how it got out.
+    pub frames: Vec<Frame>,
+    /// The function outside the server's sources that its innermost frame was calling when it
+    /// failed (`strlen`, `atoi`), if it was.
+    pub callee: Option<String>,
+}
+
+impl Frame {
+    /// `function (file:line)`, the file relative to `base` when under it; the function alone
+    /// when the line is unknown (or the frame says how a traversal got out).
+    pub fn show(&self, base: &Path) -> String {
+        if self.line == 0 {
+            return self.function.clone();
+        }
+        let file = Path::new(&self.file);
+        let file = file.strip_prefix(base).unwrap_or(file);
+        format!("{} ({}:{})", self.function, file.display(), self.line)
+    }
+}
+
+impl Signature {
+    pub fn new(kind: &str) -> Self {
+        Signature { kind: kind.into(), frames: Vec::new(), callee: None }
+    }
+
+    /// A crash with only its signal to go by (a build without ASan), which gdb can place.
+    pub fn is_signal(&self) -> bool {
+        self.kind.starts_with("SIG") || self.kind.starts_with("signal ")
+    }
+
+    pub fn is_hang(&self) -> bool {
+        self.kind == HANG || self.kind == LEFT_OPEN
+    }
+
+    /// What groups files: the kind and the functions of the two innermost frames. Not the line:
+    /// one unchecked pointer is often dereferenced on several lines of one function. A wild
+    /// pointer (SEGV) also by the library function it was passed to: `atoi(NULL)` and
+    /// `strlen(NULL)` in one function are two unchecked values. Out-of-bounds accesses are one
+    /// kind whatever ASan calls them (`heap-buffer-overflow`, `unknown-crash` for a huge
+    /// length): one wrong length overruns first in a `memset` or at an index, as it happens.
+    pub fn key(&self) -> (String, Vec<String>, Option<String>) {
+        let wild = self.kind == "SEGV" || self.is_signal();
+        let kind = if OUT_OF_BOUNDS.contains(&self.kind.as_str()) { "out-of-bounds" } else { &self.kind };
+        let functions = self.frames.iter().take(2).map(|f| f.function.clone()).collect();
+        (kind.to_string(), functions, self.callee.clone().filter(|_| wild))
+    }
+}
+
+/// ASan's names for an access past the end (or before the start) of a block.
+const OUT_OF_BOUNDS: [&str; 7] = [
+    "heap-buffer-overflow",
+    "stack-buffer-overflow",
+    "stack-buffer-underflow",
+    "global-buffer-overflow",
+    "dynamic-stack-buffer-overflow",
+    "container-overflow",
+    "unknown-crash",
+];
+
+/// Frames of the call stack kept per signature.
+const FRAMES: usize = 3;
+
+const HANG: &str = "hang";
+const LEFT_OPEN: &str = "left open";
+
+/// How a finished run failed, if it did; frames are the server's when in a file under `sources`.
+pub fn of_run(finished: &Finished, input: &[u8], sources: &Path, symbolizer: &Symbolizer) -> Option<Signature> {
+    let plain = |kind: &str| Some(Signature::new(kind));
+    match &finished.outcome {
+        Outcome::Ok | Outcome::Exited(_) => None,
+        Outcome::Hang => plain(HANG),
+        Outcome::LeftOpen => plain(LEFT_OPEN),
+        Outcome::Traversal(_) => {
+            let how = traversal_form(input);
+            Some(Signature {
+                frames: vec![Frame { function: how.into(), file: String::new(), line: 0 }],
+                ..Signature::new("path traversal")
+            })
+        }
+        Outcome::Crash(sig) => {
+            let name = preload::short_signal_name(*sig).map_or_else(|| format!("signal {sig}"), str::to_string);
+            asan_report(&finished.stderr, sources, symbolizer).or_else(|| plain(&name))
+        }
+    }
+}
+
+/// The signal and the place of a crash gdb saw (`bt` after the signal), if it saw one in the
+/// server's sources.
+pub fn gdb_crash(backtrace: &str, sources: &Path) -> Option<Signature> {
+    // "Thread 2 "server" received signal SIGSEGV, Segmentation fault."
+    let signal = backtrace.split("received signal ").nth(1)?.split([',', ' ', '.']).next()?.to_string();
+    let (frames, callee) = crash_place(backtrace, sources)?;
+    Some(Signature { kind: signal, frames, callee })
+}
+
+/// Where a crash happened, from gdb's backtrace of the crashing thread (`bt` after the signal):
+/// the frames in the server's sources, and the library function it was in.
+fn crash_place(backtrace: &str, sources: &Path) -> Option<(Vec<Frame>, Option<String>)> {
+    let thread = crate::stacks::parse_backtrace(backtrace).into_iter().next()?;
+    let (frames, callee) = server_frames(thread, sources);
+    (!frames.is_empty()).then_some((frames, callee))
+}
+
+/// The frames of one gdb stack in the server's sources (innermost first, at most [`FRAMES`]),
+/// and the library function the innermost of them called.
+fn server_frames(thread: Vec<crate::stacks::GdbFrame>, sources: &Path) -> (Vec<Frame>, Option<String>) {
+    let stack: Vec<Frame> = thread
+        .into_iter()
+        .map(|f| Frame { function: f.function, file: f.file.unwrap_or_default(), line: f.line.unwrap_or(0) })
+        .collect();
+    in_server(&stack, sources)
+}
+
+/// Where a hung server waits or spins, from gdb's stacks of its processes: the frames in the
+/// server's sources of the thread most likely ours (one reading or running its own code
+/// before one parked in `accept`, `epoll_wait` or a condition variable: an idle thread of a
+/// pool or the acceptor), and the library function it is in.
+pub fn hang_place(stacks: &str, sources: &Path) -> (Vec<Frame>, Option<String>) {
+    const IDLE: [&str; 12] = [
+        "accept",
+        "accept4",
+        "epoll_wait",
+        "epoll_pwait",
+        "pthread_cond_wait",
+        "pthread_cond_timedwait",
+        "pause",
+        "sigsuspend",
+        "sigwait",
+        "nanosleep",
+        "clock_nanosleep",
+        "futex_wait",
+    ];
+    let threads = crate::stacks::parse_backtrace(stacks).into_iter().filter_map(|thread| {
+        let (frames, callee) = server_frames(thread, sources);
+        let idle = callee.as_deref().is_some_and(|c| IDLE.iter().any(|i| c.contains(i)));
+        (!frames.is_empty()).then_some((idle, frames, callee))
+    });
+    threads.min_by_key(|(idle, ..)| *idle).map_or((Vec::new(), None), |(_, frames, callee)| (frames, callee))
+}
+
+/// How a path-traversal request got out of the web root, from the request's bytes: a literal
+/// `..` first, then encoded dots or slashes; in the path of the first request line's target if
+/// it shows either (a query or a header may hold dots of their own), else anywhere (a later
+/// request of a pipeline).
+fn traversal_form(input: &[u8]) -> &'static str {
+    let line = input.split(|&b| b == b'\n').next().unwrap_or(input);
+    let target = line.split(|&b| b == b' ').nth(1).unwrap_or(line);
+    let path = target.split(|&b| b == b'?').next().unwrap_or(target);
+    form(path).or_else(|| form(input)).unwrap_or("through a symlink")
+}
+
+fn form(bytes: &[u8]) -> Option<&'static str> {
+    let lower = bytes.to_ascii_lowercase();
+    let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
+    if has(b"/..") || has(b"../") {
+        Some("through `..`")
+    } else if has(b"%2e") || has(b"%2f") || has(b"%5c") {
+        Some("through percent-encoded dots or slashes")
+    } else {
+        None
+    }
+}
+
+/// The error kind, the frames in the server's own sources (under `sources`) and the function
+/// they called of an AddressSanitizer report, symbolized or not.
+fn asan_report(stderr: &[u8], sources: &Path, symbolizer: &Symbolizer) -> Option<Signature> {
+    let text = String::from_utf8_lossy(stderr);
+    let start = text.find("ERROR: AddressSanitizer: ")? + "ERROR: AddressSanitizer: ".len();
+    let mut words = text[start..].split_whitespace();
+    let first = words.next()?.trim_end_matches(':');
+    // "attempting double-free on 0x...", "attempting free on address which was not malloc()-ed"
+    let kind = if first == "attempting" { words.next()?.trim_end_matches(':') } else { first };
+    let mut stack = Vec::new();
+    let mut in_stack = false;
+    for line in text[start..].lines().map(str::trim) {
+        if line.starts_with('#') {
+            in_stack = true;
+            match symbolize::module_offset(line) {
+                Some((module, offset)) => stack.extend(symbolizer.frames(module, offset)),
+                None => stack.extend(parse_frame(line)),
+            }
+        } else if in_stack {
+            break; // the first stack only: the others say where the memory was allocated or freed
+        }
+    }
+    let (frames, callee) = in_server(&stack, sources);
+    Some(Signature { kind: kind.to_string(), frames, callee })
+}
+
+/// The frames of a stack (innermost first) in the server's sources, at most [`FRAMES`], and
+/// the library function the innermost of them called, if it was in one.
+fn in_server(stack: &[Frame], sources: &Path) -> (Vec<Frame>, Option<String>) {
+    let ours = |f: &Frame| is_server_source(&f.file, sources);
+    let frames: Vec<Frame> = stack.iter().filter(|f| ours(f)).take(FRAMES).cloned().collect();
+    let callee = stack.iter().take_while(|f| !ours(f)).last().map(|f| library_function(&f.function));
+    let callee = callee.filter(|_| !frames.is_empty());
+    (frames, callee)
+}
+
+/// A library function as the server called it: `strlen` for ASan's `__interceptor_strlen`,
+/// `memcpy` for `__asan_memcpy`.
+fn library_function(name: &str) -> String {
+    let mut name = name;
+    // `__GI___libc_read`, `__interceptor_strlen`, `__asan_memcpy`
+    while let Some(rest) = ["_", "GI_", "libc_", "interceptor_", "asan_"].iter().find_map(|p| name.strip_prefix(p)) {
+        name = rest;
+    }
+    name.to_string()
+}
+
+/// `#3 0x55d0c1 in parse_range /src/http.c:120:9` (a symbolized report).
+fn parse_frame(line: &str) -> Option<Frame> {
+    let rest = &line[line.find(" in ")? + 4..];
+    let (function, location) = rest.rsplit_once(' ')?;
+    let mut parts = location.split(':');
+    let file = parts.next()?.to_string();
+    let line = parts.next()?.parse().ok()?;
+    Some(Frame { function: function.trim().to_string(), file, line })
+}
+
+/// A frame in the server's code: a C or C++ file that is there, in the folder it was built in
+/// or elsewhere outside the system's (libc's sources are named without being there).
+fn is_server_source(file: &str, sources: &Path) -> bool {
+    let source = [".c", ".h", ".cc", ".cpp", ".cxx", ".hpp"].iter().any(|e| file.ends_with(e));
+    let path = sources.join(file);
+    source && !file.contains("sanitizer") && path.is_file() && (path.starts_with(sources) || !path.starts_with("/usr/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REPORT: &str = "=================================================================
+==12==ERROR: AddressSanitizer: heap-buffer-overflow on address 0x602000000011 at pc 0x1 bp 0x2 sp 0x3
+READ of size 1 at 0x602000000011 thread T1
+    #0 0x7f1 in __interceptor_strlen ../../../../src/libsanitizer/sanitizer_common/sanitizer_common_interceptors.inc:387
+    #1 0x55d in parse_range /tmp/out/build/http.c:120:9
+    #2 0x55e in handle /tmp/out/build/http.c:300
+    #3 0x55f in worker /tmp/out/build/server.c:40
+    #4 0x560 in serve /tmp/out/build/server.c:60
+    #5 0x7f2 in start_thread (/lib/x86_64-linux-gnu/libc.so.6+0x8e)
+
+0x602000000011 is located 0 bytes to the right of 1-byte region
+allocated by thread T1 here:
+    #0 0x7f3 in malloc ../../../../src/libsanitizer/asan/asan_malloc_linux.cpp:69
+    #1 0x561 in read_request /tmp/out/build/http.c:50
+";
+
+    #[test]
+    fn an_asan_report_gives_the_kind_and_the_frames_in_the_servers_sources() {
+        let sources = std::env::temp_dir().join(format!("triage-test-{}", std::process::id()));
+        std::fs::create_dir_all(&sources).unwrap();
+        for f in ["http.c", "server.c", "api.c"] {
+            std::fs::write(sources.join(f), "").unwrap();
+        }
+        let report = REPORT.replace("/tmp/out/build", &sources.display().to_string());
+        let symbolizer = Symbolizer::default();
+        let s = asan_report(report.as_bytes(), &sources, &symbolizer).unwrap();
+        assert_eq!((s.kind.as_str(), s.callee.as_deref()), ("heap-buffer-overflow", Some("strlen")));
+        let shown: Vec<String> = s.frames.iter().map(|f| f.show(&sources)).collect();
+        assert_eq!(shown, ["parse_range (http.c:120)", "handle (http.c:300)", "worker (server.c:40)"]);
+        let double_free = format!(
+            "==1==ERROR: AddressSanitizer: attempting double-free on 0x6 in thread T0:\n    #0 0x1 in free x.cpp:1\n    #1 0x2 in strtol_l stdlib/strtol_l.c:291\n    #2 0x2 in logout {}/api.c:7\n",
+            sources.display()
+        );
+        let s = asan_report(double_free.as_bytes(), &sources, &symbolizer).unwrap();
+        assert_eq!((s.kind.as_str(), s.frames[0].function.as_str()), ("double-free", "logout"));
+        assert!(asan_report(b"Segmentation fault", &sources, &symbolizer).is_none());
+        std::fs::remove_dir_all(&sources).unwrap();
+    }
+
+    #[test]
+    fn traversals_are_told_apart_by_how_the_path_got_out() {
+        assert_eq!(traversal_form(b"GET /../../etc/passwd HTTP/1.0\r\n\r\n"), "through `..`");
+        assert_eq!(traversal_form(b"GET /%2E%2e/secret HTTP/1.0\r\n\r\n"), "through percent-encoded dots or slashes");
+        assert_eq!(traversal_form(b"GET /link/passwd HTTP/1.0\r\n\r\n"), "through a symlink");
+        assert_eq!(traversal_form(b"GET /a%20b/../../x HTTP/1.0\r\n\r\n"), "through `..`");
+        let header = b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.0\r\nReferer: ../x\r\n\r\n";
+        assert_eq!(traversal_form(header), "through percent-encoded dots or slashes");
+        assert_eq!(traversal_form(b"GET / HTTP/1.1\r\n\r\nGET /../x HTTP/1.0\r\n\r\n"), "through `..`");
+        let query = b"GET /%2e%2e/etc/passwd?/../ HTTP/1.0\r\n\r\n";
+        assert_eq!(traversal_form(query), "through percent-encoded dots or slashes");
+    }
+}
