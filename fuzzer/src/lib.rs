@@ -18,6 +18,7 @@ pub mod report;
 
 // Services.
 pub mod assets;
+pub mod bugs;
 pub mod gdb;
 pub mod hex;
 pub mod locate;

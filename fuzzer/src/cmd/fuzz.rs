@@ -240,7 +240,6 @@ fn campaign(args: &Args) -> Result<()> {
         sync_dirs: args.sync_dir.clone(),
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
         screen: !args.no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal(),
-        bugs: report::triage::listed,
     };
     let asan = if opts.asan.is_some() { ", each with a plain and an AddressSanitizer client" } else { "" };
     println!(

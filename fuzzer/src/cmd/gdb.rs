@@ -1,34 +1,38 @@
 //! `fuzzer run --gdb[=ARGS] -- SERVER ARGS < FILE`: the server under gdb, set up as `fuzzer run`
 //! sets it up, gdb's prompt on our terminal.
-use nix::sys::signal::{pthread_sigmask, sigprocmask, SigSet, SigmaskHow, Signal};
-use nix::unistd::{getpgrp, tcgetpgrp, tcsetpgrp};
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{ExitCode, Stdio};
 
 use anyhow::{Context, Result};
+use nix::sys::signal::{pthread_sigmask, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::unistd::{getpgrp, tcgetpgrp, tcsetpgrp};
 
 use crate::gdb;
-use crate::runner::Setup;
+use crate::runner::{Limits, Setup};
 
 /// `fuzzer run --gdb[=ARGS] -- SERVER ARGS < FILE`: gdb on the server, its prompt on our
-/// terminal; the reply copied to stdout if `output`. Returns gdb's exit status.
-pub fn run(run_args: &super::run::Args, gdb_args: &str) -> Result<ExitCode> {
+/// terminal, the server's `command`, `envs` and `limits` as `fuzzer run` prepared them; the
+/// reply copied to stdout if `output`. Returns gdb's exit status.
+pub fn run(
+    command: &[OsString],
+    envs: &[(&str, &OsStr)],
+    limits: Limits,
+    output: bool,
+    gdb_args: &str,
+) -> Result<ExitCode> {
     gdb::require()?;
-    let (command, envs, limits) = run_args.prepare()?;
-    let envs: Vec<(&str, &OsStr)> = envs.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
-    let output = !run_args.quiet;
     let args = if gdb_args.trim().is_empty() {
         vec!["-ex".to_string(), "run".to_string()]
     } else {
         shlex::split(gdb_args)
             .with_context(|| format!("--gdb='{gdb_args}': unbalanced quotes; quote gdb's arguments as in a shell"))?
     };
-    let (setup, status_write) = Setup::new(None, &envs, limits)?;
+    let (setup, status_write) = Setup::new(None, envs, limits)?;
     let terminal = Terminal::open();
-    let mut cmd = gdb::command(&setup, &command, &args)?;
+    let mut cmd = gdb::command(&setup, command, &args)?;
     cmd.stdin(terminal.stdin()?).process_group(0);
     if terminal.tty.is_some() {
         let ttou = ttou();

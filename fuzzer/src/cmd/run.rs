@@ -52,13 +52,13 @@ type Prepared = (Vec<OsString>, Vec<(&'static str, OsString)>, Limits);
 impl Args {
     /// The server's command line, the preload's extra environment (the web root) and the
     /// limits of `fuzzer run`, with or without `--gdb`.
-    pub fn prepare(&self) -> Result<Prepared> {
+    fn prepare(&self) -> Result<Prepared> {
         let command = self.command.iter().map(OsString::from).collect();
         let limits = Limits {
             listen: Duration::from_secs_f64(self.listen_timeout),
             run: Duration::from_secs_f64(self.timeout),
             mem_mb: self.mem_limit,
-            stacks: false,
+            stacks: None,
         };
         let mut envs = Vec::new();
         if let Some(root) = &self.root {
@@ -71,11 +71,11 @@ impl Args {
 
 /// One run, its verdict, and an exit status that says it; with `--gdb`, gdb's session.
 pub fn run(args: &Args) -> Result<ExitCode> {
-    if let Some(gdb_args) = &args.gdb {
-        return super::gdb::run(args, gdb_args);
-    }
     let (command, envs, limits) = args.prepare()?;
     let envs: Vec<(&str, &OsStr)> = envs.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    if let Some(gdb_args) = &args.gdb {
+        return super::gdb::run(&command, &envs, limits, !args.quiet, gdb_args);
+    }
     let finished = runner::run(&command, &envs, None, None, limits, !args.quiet)?;
     let code = match finished.outcome {
         Outcome::Ok => 0,

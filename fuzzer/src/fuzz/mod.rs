@@ -87,8 +87,6 @@ pub struct Options {
     pub command_line: String,
     /// Show the full-screen status (`screen`) instead of status lines.
     pub screen: bool,
-    /// The bugs triage found in an output folder, for the screen (`screen::Setup::bugs`).
-    pub bugs: fn(&std::path::Path) -> Option<String>,
 }
 
 /// What one client fuzzes and where it writes: the plain build in `fuzzK`, the ASan build in
@@ -159,7 +157,6 @@ fn run_broker(opts: &Options, provider: Provider, mut monitor: Status) -> Result
     if opts.screen {
         let setup = screen::Setup {
             out: opts.out.clone(),
-            bugs: opts.bugs,
             log: opts.clients_log(),
             stop_file: opts.stop_file(),
             duration: opts.duration,

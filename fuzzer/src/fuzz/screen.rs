@@ -26,9 +26,6 @@ use std::time::Duration;
 pub struct Setup {
     /// The output folder.
     pub out: PathBuf,
-    /// The bugs triage found in the output folder, as the summary lists them (None before
-    /// triage has run): `report::triage`'s, passed in by `main`, as `report` reads `fuzz`'s files.
-    pub bugs: fn(&Path) -> Option<String>,
     /// The clients' stdout and stderr, which would tear the screen (tail shown).
     pub log: PathBuf,
     /// Written to stop every client.
@@ -102,7 +99,7 @@ fn draw_loop(setup: &Setup, snapshot: &Mutex<Snapshot>, done: &AtomicBool) {
     while !done.load(Ordering::Relaxed) {
         let now = snapshot.lock().map(|s| s.clone()).unwrap_or_default();
         let bugs: Vec<String> =
-            (setup.bugs)(&setup.out).unwrap_or_default().lines().skip(1).map(|l| l.trim().to_string()).collect();
+            crate::bugs::listed(&setup.out).unwrap_or_default().lines().skip(1).map(|l| l.trim().to_string()).collect();
         let messages = tail(&setup.log, 16 * 1024);
         let _ = term.draw(|f| draw(f, setup, &now, &bugs, &messages, stopping));
         if event::poll(Duration::from_millis(250)).unwrap_or(false) {

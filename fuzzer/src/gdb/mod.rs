@@ -189,7 +189,7 @@ mod tests {
         let server = pserv();
         let www = server.with_file_name("www");
         let input = std::fs::read(server.with_file_name("bugs").join("reqline-strtok.req")).unwrap();
-        let limits = Limits { listen: Duration::from_secs(5), run: Duration::from_secs(5), mem_mb: 0, stacks: false };
+        let limits = Limits { listen: Duration::from_secs(5), run: Duration::from_secs(5), mem_mb: 0, stacks: None };
         for model in ["iterative", "fork"] {
             let command: Vec<OsString> = [server.as_os_str(), "-p".as_ref(), port().to_string().as_ref()]
                 .into_iter()

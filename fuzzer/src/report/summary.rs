@@ -2,7 +2,7 @@
 //! folders written by AFL++ (any `*/crashes` and `*/hangs` under OUT).
 
 use super::findings::names_in;
-use super::triage::listed;
+use crate::bugs;
 use crate::fuzz::findings::{HANGS, TRAVERSALS};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
@@ -152,7 +152,7 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
     }
     t += &persistent(out);
     if crashes + hangs > 0 {
-        match listed(out) {
+        match bugs::listed(out) {
             Some(groups) => {
                 t += &groups;
                 t += &format!(

@@ -23,7 +23,7 @@ pub fn run_with_map(target: &Target, root: &Path, input: &[u8], port: u16) -> Re
         listen: Duration::from_secs(5),
         run: Duration::from_secs(5),
         mem_mb: target.mem_limit_mb,
-        stacks: false,
+        stacks: None,
     };
     let mut envs = vec![(env::name(env::AFL_SHM_ID), id.as_ref())];
     if target.serves_root() {

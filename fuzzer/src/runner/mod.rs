@@ -74,8 +74,9 @@ pub struct Limits {
     pub listen: Duration,
     pub run: Duration,
     pub mem_mb: u64,
-    /// On a hang, take the call stacks of the server's processes (gdb) before stopping them.
-    pub stacks: bool,
+    /// On a hang, what takes the call stacks of each of the server's processes (by pid) before
+    /// they are stopped: triage gives `gdb::stacks::attach_stacks`.
+    pub stacks: Option<fn(i32) -> Option<String>>,
 }
 
 /// A finished run; the server's `stderr` is captured only when the input was given as bytes.
@@ -130,8 +131,8 @@ pub fn run(
             let mut server = Server::new(&mut child, pid);
             let outcome = wait_outcome(&mut server, status_read, &mut reply, limits.run);
             listener = server.daemon();
-            if limits.stacks && matches!(outcome, Ok(Outcome::Hang)) {
-                stacks = group_members(group, pid).into_iter().filter_map(crate::gdb::stacks::attach_stacks).collect();
+            if let Some(take) = limits.stacks.filter(|_| matches!(outcome, Ok(Outcome::Hang))) {
+                stacks = group_members(group, pid).into_iter().filter_map(take).collect();
             }
             outcome.map(|outcome| (outcome, port))
         }

@@ -25,11 +25,10 @@ mod replay;
 mod report;
 mod signature;
 
-pub use report::{list, listed};
-
 use super::findings::{self, Finding};
 use super::symbolize::Symbolizer;
-use crate::target::Target;
+use crate::bugs::Group;
+use crate::runner::target::Target;
 use anyhow::{Context, Result};
 use replay::Replayer;
 use report::Replayed;
@@ -37,28 +36,10 @@ use serde::{Deserialize, Serialize};
 use signature::Signature;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Instant;
-
-#[derive(clap::Args)]
-pub struct Args {
-    /// The campaign's output folder.
-    pub out: PathBuf,
-    /// Replays of each crash and hang file (how often it reproduces).
-    #[arg(long, value_name = "N", default_value_t = RUNS)]
-    pub runs: usize,
-}
 
 /// Replays of each file by default.
 pub const RUNS: usize = 5;
-
-/// `fuzzer triage`: [`triage`] does the work; the command only prints its list of bugs.
-pub fn main(args: &Args) -> Result<ExitCode> {
-    let groups = triage(&args.out, args.runs)?;
-    print!("{}", list(&groups));
-    println!("[triage] report: {}", args.out.join("triage/report.md").display());
-    Ok(ExitCode::SUCCESS)
-}
 
 /// What a campaign fuzzed, kept in `OUT/targets.json` for triage.
 #[derive(Serialize, Deserialize)]
@@ -93,27 +74,6 @@ impl Targets {
     }
 }
 
-/// One bug: the files whose runs fail the same way.
-#[derive(Serialize, Deserialize, Clone, Debug)]
-pub struct Group {
-    pub kind: String,
-    /// Where: `function (file:line)` of the top frame in the server's sources, or how a traversal
-    /// got out.
-    pub location: String,
-    /// The top frames in the server's sources, innermost first.
-    pub frames: Vec<String>,
-    /// The library function the innermost frame called when it failed (`strlen`), if it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub calls: Option<String>,
-    /// The files, relative to OUT.
-    pub files: Vec<String>,
-    /// Runs of its files that failed this way, of all runs of its files.
-    pub reproduced: usize,
-    pub runs: usize,
-    /// The shortest input found (`triage/N.min`, relative to OUT).
-    pub minimized: Option<String>,
-}
-
 /// The files of one group, each with how many of its runs failed the group's way.
 type Members<'a> = Vec<(&'a Finding, usize)>;
 
@@ -134,7 +94,7 @@ pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
         root: root.canonicalize()?,
         sources: sources(out, target),
         symbolizer: Symbolizer::default(),
-        gdb: crate::stacks::available(),
+        gdb: crate::gdb::stacks::available(),
     };
     let replayed = Replayed { target, root: &replayer.root, sources: &replayer.sources };
     let files = findings::read_all(out);

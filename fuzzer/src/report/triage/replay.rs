@@ -1,14 +1,14 @@
-//! Replaying a file under the preload (`run::run`, the run of `fuzzer run`) against the triaged
+//! Replaying a file under the preload (`runner::run`, the run of `fuzzer run`) against the triaged
 //! build, `--runs` times, with triage's limits and ASan options, and gdb where ASan cannot say
 //! where a crash or a hang is.
 
-use super::super::findings::Finding;
-use super::super::symbolize::Symbolizer;
 use super::pool::on_all_cores;
 use super::signature::{self, Signature};
-use crate::preload;
-use crate::run::{self, Finished, Limits};
-use crate::target::Target;
+use crate::report::findings::Finding;
+use crate::report::symbolize::Symbolizer;
+use crate::runner::preload;
+use crate::runner::target::Target;
+use crate::runner::{self, Finished, Limits};
 use anyhow::Result;
 use contract::env;
 use std::ffi::OsStr;
@@ -78,7 +78,9 @@ impl Replayer<'_> {
     /// `placed`: the preload's hang verdicts off (the server is left waiting or spinning, for
     /// gdb to see where), and the stacks taken at a shorter limit.
     fn run(&self, input: &[u8], placed: bool) -> Result<Finished> {
-        self.with_setup(placed, |command, envs, cwd, limits| run::run(command, envs, cwd, Some(input), limits, false))
+        self.with_setup(placed, |command, envs, cwd, limits| {
+            runner::run(command, envs, cwd, Some(input), limits, false)
+        })
     }
 
     /// A run of `input` under gdb, for a build without ASan (whose report has the stack): the
@@ -119,7 +121,8 @@ impl Replayer<'_> {
             envs.extend([(env::name(env::IDLE), OsStr::new("86400000")), (env::name(env::EOF_SPIN), OsStr::new("0"))]);
         }
         let run = if placed { PLACED_RUN_LIMIT } else { RUN_LIMIT };
-        let limits = Limits { listen: Duration::from_secs(10), run, mem_mb: target.mem_limit_mb, stacks: placed };
+        let limits = Limits { listen: Duration::from_secs(10), run, mem_mb: target.mem_limit_mb, stacks: None };
+        let limits = Limits { stacks: placed.then_some(crate::gdb::stacks::attach_stacks), ..limits };
         go(&command, &envs, target.cwd.as_deref(), limits)
     }
 }

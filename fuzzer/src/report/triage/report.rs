@@ -1,57 +1,10 @@
-//! Triage's results: `OUT/triage.json` written and read back (the summary lists its groups),
-//! and `OUT/triage/report.md`, one section per bug with its source, shortest input and replay.
+//! Triage's results: `OUT/triage.json` (`crate::bugs`) and `OUT/triage/report.md`, one
+//! section per bug with its source, shortest input and replay.
 
-use super::Group;
-use crate::target::Target;
+use crate::bugs::{self, Group};
+use crate::runner::target::Target;
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-#[derive(Serialize, Deserialize)]
-struct Report {
-    groups: Vec<Group>,
-}
-
-/// The groups of an earlier triage (`OUT/triage.json`), if there was one.
-fn load(out: &Path) -> Option<Vec<Group>> {
-    let text = std::fs::read_to_string(out.join("triage.json")).ok()?;
-    serde_json::from_str::<Report>(&text).ok().map(|r| r.groups)
-}
-
-/// The groups of `OUT/triage.json` as [`list`] puts them, if triage has run.
-pub fn listed(out: &Path) -> Option<String> {
-    load(out).map(|groups| list(&groups))
-}
-
-/// `N distinct bugs:` and one line per group, for the summary.
-pub fn list(groups: &[Group]) -> String {
-    let bugs = groups.iter().filter(|g| g.reproduced > 0).count();
-    let mut t = format!("{bugs} distinct bug{} (fuzzer triage):\n", if bugs == 1 { "" } else { "s" });
-    for (n, g) in groups.iter().enumerate() {
-        t += &format!(
-            "   {}. {}{}{}: {} file{}, reproduced {}/{}\n",
-            n + 1,
-            g.kind,
-            place(&g.location),
-            g.calls.as_ref().map_or(String::new(), |f| format!(", calling {f}")),
-            g.files.len(),
-            if g.files.len() == 1 { "" } else { "s" },
-            g.reproduced,
-            g.runs
-        );
-    }
-    t
-}
-
-/// Where a group's bug is, as it follows its kind: ` in function (file:line)`, or how a traversal
-/// got out.
-fn place(location: &str) -> String {
-    match location {
-        "" => String::new(),
-        how if how.starts_with("through ") => format!(" {how}"),
-        at => format!(" in {at}"),
-    }
-}
 
 /// What the replay commands of `report.md` need: the triaged build, the web root it was
 /// replayed with, and the folder it was built in (for the source around each bug).
@@ -63,10 +16,7 @@ pub struct Replayed<'a> {
 
 /// `OUT/triage.json` and `OUT/triage/report.md`.
 pub fn write(out: &Path, groups: &[Group], replayed: &Replayed) -> Result<()> {
-    let json = out.join("triage.json");
-    let report = Report { groups: groups.to_vec() };
-    std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("cannot write {}", json.display()))?;
+    bugs::save(out, groups)?;
     let dir = out.join("triage");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("report.md"), markdown(out, groups, replayed)).context("cannot write triage/report.md")
@@ -80,10 +30,10 @@ fn markdown(out: &Path, groups: &[Group], replayed: &Replayed) -> String {
         t += "No crash or hang files.\n";
         return t;
     }
-    t += &list(groups).replace("   ", "");
+    t += &bugs::list(groups).replace("   ", "");
     for (n, g) in groups.iter().enumerate() {
         let calls = g.calls.as_ref().map_or(String::new(), |f| format!(", calling `{f}`"));
-        t += &format!("\n## {}. {}{}{calls}\n\n", n + 1, g.kind, place(&g.location));
+        t += &format!("\n## {}. {}{}{calls}\n\n", n + 1, g.kind, bugs::place(&g.location));
         t += &format!(
             "Reproduced in {} of {} runs ({} file{}, e.g. `{}`).\n",
             g.reproduced,

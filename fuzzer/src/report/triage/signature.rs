@@ -2,9 +2,9 @@
 //! crash or stacks of a hang, or the request of a path traversal. Pure functions of their text
 //! (but for the symbolizer they may call), so that they can be tested on samples.
 
-use super::super::symbolize::{self, Frame, Symbolizer};
-use crate::preload;
-use crate::run::{Finished, Outcome};
+use crate::report::symbolize::{self, Frame, Symbolizer};
+use crate::runner::preload;
+use crate::runner::{Finished, Outcome};
 use std::path::Path;
 
 /// How a run failed: what and where.
@@ -109,14 +109,14 @@ pub fn gdb_crash(backtrace: &str, sources: &Path) -> Option<Signature> {
 /// Where a crash happened, from gdb's backtrace of the crashing thread (`bt` after the signal):
 /// the frames in the server's sources, and the library function it was in.
 fn crash_place(backtrace: &str, sources: &Path) -> Option<(Vec<Frame>, Option<String>)> {
-    let thread = crate::stacks::parse_backtrace(backtrace).into_iter().next()?;
+    let thread = crate::gdb::stacks::parse_backtrace(backtrace).into_iter().next()?;
     let (frames, callee) = server_frames(thread, sources);
     (!frames.is_empty()).then_some((frames, callee))
 }
 
 /// The frames of one gdb stack in the server's sources (innermost first, at most [`FRAMES`]),
 /// and the library function the innermost of them called.
-fn server_frames(thread: Vec<crate::stacks::GdbFrame>, sources: &Path) -> (Vec<Frame>, Option<String>) {
+fn server_frames(thread: Vec<crate::gdb::stacks::GdbFrame>, sources: &Path) -> (Vec<Frame>, Option<String>) {
     let stack: Vec<Frame> = thread
         .into_iter()
         .map(|f| Frame { function: f.function, file: f.file.unwrap_or_default(), line: f.line.unwrap_or(0) })
@@ -143,7 +143,7 @@ pub fn hang_place(stacks: &str, sources: &Path) -> (Vec<Frame>, Option<String>) 
         "clock_nanosleep",
         "futex_wait",
     ];
-    let threads = crate::stacks::parse_backtrace(stacks).into_iter().filter_map(|thread| {
+    let threads = crate::gdb::stacks::parse_backtrace(stacks).into_iter().filter_map(|thread| {
         let (frames, callee) = server_frames(thread, sources);
         let idle = callee.as_deref().is_some_and(|c| IDLE.iter().any(|i| c.contains(i)));
         (!frames.is_empty()).then_some((idle, frames, callee))
