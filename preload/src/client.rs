@@ -37,11 +37,11 @@ pub fn start(listen_fd: c_int) {
     // SAFETY: registering a plain `extern "C" fn()`.
     unsafe { libc::atexit(exited_early) };
     // SAFETY: eventfd has no preconditions; -1 (no wake-ups) is handled by the client thread.
-    idle::WAKE_FD.store(fds::adopt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) }), SeqCst);
+    WAKE_FD.store(fds::adopt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) }), SeqCst);
     // The client's socket is made here, before `listen` returns: a server that closes every
     // descriptor right after it could otherwise close it between its creation and `adopt`.
     let sock = client_socket(addr);
-    crate::hooks::STARTING_CLIENT.set(true);
+    STARTING_CLIENT.set(true);
     // The client thread starts with every signal blocked (it inherits this thread's mask), so
     // the server's handlers (SIGCHLD, SIGALRM, SIGPIPE...) never run on it.
     // SAFETY: sigset_t is plain data; sigfillset fills it; pthread_sigmask swaps this thread's
@@ -55,7 +55,7 @@ pub fn start(listen_fd: c_int) {
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         spawned
     };
-    crate::hooks::STARTING_CLIENT.set(false);
+    STARTING_CLIENT.set(false);
     if let Err(e) = spawned {
         settle::cannot_drive(format_args!("cannot start the client thread: {e}"));
     }
@@ -303,7 +303,7 @@ fn shm_input(input: &mut Vec<u8>) -> bool {
 fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
     let output = config().output;
     let fd = sock.as_raw_fd();
-    let wake = idle::WAKE_FD.load(SeqCst);
+    let wake = WAKE_FD.load(SeqCst);
     let _ = sock.set_nonblocking(true);
     let mut sent = 0;
     let mut writing = true;
@@ -315,11 +315,11 @@ fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
     let mut settling = false;
     // Since when a reused server has sat idle without accepting the connection.
     let mut ignored_since: Option<std::time::Instant> = None;
-    let reused = crate::persist::reused();
+    let reused = reused();
     if input.is_empty() {
         let _ = sock.shutdown(std::net::Shutdown::Write);
         writing = false;
-        idle::SENT.store(true, SeqCst);
+        SENT.store(true, SeqCst);
     }
     loop {
         let events = libc::POLLIN | if writing { libc::POLLOUT } else { 0 };
@@ -365,7 +365,7 @@ fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
             if writing && sent == input.len() {
                 let _ = sock.shutdown(std::net::Shutdown::Write);
                 writing = false;
-                idle::SENT.store(true, SeqCst);
+                SENT.store(true, SeqCst);
             }
         }
         if sock_fd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
@@ -377,7 +377,7 @@ fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
             }
         }
         if reused
-            && idle::SENT.load(SeqCst)
+            && SENT.load(SeqCst)
             && !shared::get().taken.load(SeqCst)
             && idle::everyone_waits()
             && settle::others_sleep()

@@ -31,7 +31,7 @@ fn start_forkserver() {
     }
     // Before the fork server starts, so that every run inherits the mappings and addresses.
     real::prefetch_all();
-    idle::attach_control();
+    attach_control();
     if !contract::cmplog::attach(contract::env::CMPLOG_SHM_ID) {
         crate::log::error(format_args!(
             "SOCKFUZZ_CMPLOG_SHM_ID is not a usable CmpLog map: string compares are not logged"
@@ -71,6 +71,7 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     // Before TRIGGERED: a hook that sees it set never has to read the environment itself
     // (from a signal handler, say), and the fork server's children inherit the result.
     config();
+    paths::init();
     if !TRIGGERED.swap(true, SeqCst) {
         start_forkserver(); // with a deferred fork server, this returns in every child
         client::start(fd);
@@ -79,10 +80,8 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
 }
 
 thread_local! {
-    /// This thread is counted in `idle::LIVE` (created through our hook).
+    /// This thread is counted in `LIVE` (created through our hook).
     static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// This thread is starting our client thread (which is not a server thread).
-    pub static STARTING_CLIENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// A server thread's start routine and argument, handed to [`counted_thread`].
@@ -91,7 +90,7 @@ struct Start {
     arg: *mut c_void,
 }
 
-/// Every server thread is counted alive while it runs (`idle::LIVE`).
+/// Every server thread is counted alive while it runs (`LIVE`).
 #[no_mangle]
 pub unsafe extern "C" fn pthread_create(
     thread: *mut libc::pthread_t,
@@ -105,12 +104,12 @@ pub unsafe extern "C" fn pthread_create(
         return unsafe { real::pthread_create(thread, attr, start, arg) };
     }
     // Counted before it exists, so that it never runs uncounted.
-    idle::LIVE.fetch_add(1, SeqCst);
+    LIVE.fetch_add(1, SeqCst);
     let boxed = Box::into_raw(Box::new(Start { start, arg }));
     // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::pthread_create(thread, attr, counted_thread, boxed.cast()) };
     if r != 0 {
-        idle::LIVE.fetch_sub(1, SeqCst);
+        LIVE.fetch_sub(1, SeqCst);
         // SAFETY: the thread was not created, so the box is still ours.
         drop(unsafe { Box::from_raw(boxed) });
     }
@@ -133,7 +132,7 @@ fn thread_ends() {
     // SAFETY: gettid and getpid have no preconditions.
     let main = unsafe { libc::gettid() == libc::getpid() };
     if COUNTED.replace(false) || (main && !IN_SERVER_CHILD.load(Relaxed)) {
-        idle::LIVE.fetch_sub(1, SeqCst);
+        LIVE.fetch_sub(1, SeqCst);
         if idle::everyone_waits() {
             idle::wake();
         }
@@ -498,7 +497,7 @@ pub unsafe extern "C" fn fork() -> pid_t {
     if pid == 0 {
         IN_SERVER_CHILD.store(true, SeqCst);
         // The client thread and the other server threads stay behind in the parent.
-        idle::WAKE_FD.store(-1, SeqCst);
+        WAKE_FD.store(-1, SeqCst);
         if lives_as_long_as_the_run {
             // SAFETY: prctl with these arguments only sets this process's parent-death signal.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };

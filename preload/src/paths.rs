@@ -17,6 +17,7 @@ use crate::{log, real, settle, SIG_TRAVERSAL};
 use libc::{c_char, c_int};
 use std::ffi::{CStr, OsStr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 const PATH_MAX: usize = libc::PATH_MAX as usize;
 
@@ -36,8 +37,8 @@ pub struct Root {
 }
 
 impl Root {
-    /// Called once, from `state::config()`.
-    pub fn new(given: &OsStr) -> Root {
+    /// Called once, from [`init`].
+    fn new(given: &OsStr) -> Root {
         let (mut abs, mut out) = (Buf::new(), Buf::new());
         // SAFETY: AT_FDCWD needs no live descriptor.
         if !unsafe { absolute(libc::AT_FDCWD, given.as_encoded_bytes(), &mut abs) } {
@@ -66,6 +67,20 @@ impl Root {
     }
 }
 
+/// The web root of `config().root`; `None` (never built, or no root): the oracle is off.
+static ROOT: OnceLock<Option<Root>> = OnceLock::new();
+
+/// Build the web root from the configuration, at the trigger (before `TRIGGERED` is set, so
+/// that no check, maybe in a signal handler, ever builds it: that allocates).
+pub fn init() {
+    ROOT.get_or_init(|| config().root.as_deref().map(Root::new));
+}
+
+/// The web root, once built (a lock-free read).
+fn root() -> Option<&'static Root> {
+    ROOT.get().and_then(Option::as_ref)
+}
+
 /// Checks a path the server is about to open (`access`) or look up; dies on a finding.
 /// `follow`: the call follows a final symlink (not lstat, O_NOFOLLOW, AT_SYMLINK_NOFOLLOW).
 ///
@@ -75,7 +90,7 @@ pub unsafe fn check(dirfd: c_int, path: *const c_char, follow: bool, access: Acc
     if !TRIGGERED.load(Relaxed) || path.is_null() {
         return;
     }
-    let Some(root) = &config().root else { return };
+    let Some(root) = root() else { return };
     // SAFETY: a C string (our contract).
     let raw = unsafe { CStr::from_ptr(path) }.to_bytes();
     // The common case, near-free: an absolute path elsewhere.
@@ -120,7 +135,7 @@ pub unsafe fn note_realpath(input: *const c_char, output: *const c_char) {
     if !TRIGGERED.load(Relaxed) || input.is_null() || output.is_null() {
         return;
     }
-    let Some(root) = &config().root else { return };
+    let Some(root) = root() else { return };
     // SAFETY: C strings (our contract).
     let (raw, out) = unsafe { (CStr::from_ptr(input).to_bytes(), CStr::from_ptr(output).to_bytes()) };
     if under(out, &root.canonical) || (raw.first() == Some(&b'/') && !root.contains(raw)) {

@@ -23,7 +23,7 @@ pub fn exit(status: i32) -> ! {
 /// sockfuzz cannot drive the server: say why on stderr and in `SOCKFUZZ_ERROR_FILE` (the
 /// fuzzer's runs have no stderr, and it stops the campaign with this), and end the run.
 pub fn cannot_drive(why: std::fmt::Arguments) -> ! {
-    if crate::persist::reused() {
+    if reused() {
         debug!("{why}");
         exit(crate::EXIT_UNSERVED);
     }
@@ -80,7 +80,7 @@ pub fn child_ended() -> Option<i32> {
 /// worker that is our child can be waited for; another's crash goes unseen.
 fn worker_status() -> Option<i32> {
     let deadline = Instant::now() + Duration::from_millis(config().settle_ms);
-    let wake = idle::WAKE_FD.load(SeqCst);
+    let wake = WAKE_FD.load(SeqCst);
     loop {
         if let Some(status) = child_ended() {
             return Some(status);
@@ -228,7 +228,7 @@ pub fn die_by(sig: i32) -> ! {
 pub fn wait_idle(limit: Duration) {
     let start = Instant::now();
     let deadline = start + limit;
-    let wake = idle::WAKE_FD.load(SeqCst);
+    let wake = WAKE_FD.load(SeqCst);
     while Instant::now() < deadline {
         if idle::everyone_waits() || (start.elapsed() >= Duration::from_millis(1) && others_sleep()) {
             // Asked after the threads were seen asleep: a thread that hit an ASan error sleeps
