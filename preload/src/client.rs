@@ -2,7 +2,8 @@
 
 use crate::log::debug;
 use crate::state::*;
-use crate::{fds, idle, real, settle, shared};
+use crate::{end, fds, idle, real, settle, shared};
+use contract::verdicts::{EXIT_IDLE, EXIT_STUCK};
 use libc::c_int;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -31,7 +32,7 @@ pub fn start(listen_fd: c_int) {
         STATUS_FD.store(fds::adopt(fd), SeqCst);
     }
     let Some(addr) = addr else {
-        settle::cannot_drive(format_args!("cannot read the address of the listening socket (fd {listen_fd})"));
+        end::cannot_drive(format_args!("cannot read the address of the listening socket (fd {listen_fd})"));
     };
     debug!("server listens (fd {listen_fd}); connecting to {addr}");
     // SAFETY: registering a plain `extern "C" fn()`.
@@ -57,7 +58,7 @@ pub fn start(listen_fd: c_int) {
     };
     STARTING_CLIENT.set(false);
     if let Err(e) = spawned {
-        settle::cannot_drive(format_args!("cannot start the client thread: {e}"));
+        end::cannot_drive(format_args!("cannot start the client thread: {e}"));
     }
 }
 
@@ -68,7 +69,7 @@ fn client_socket(addr: SocketAddr) -> c_int {
     let sock = fds::adopt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) });
     if sock < 0 {
         let e = std::io::Error::last_os_error();
-        settle::cannot_drive(format_args!("cannot create the client's socket: {e}"));
+        end::cannot_drive(format_args!("cannot create the client's socket: {e}"));
     }
     sock
 }
@@ -170,7 +171,7 @@ pub extern "C" fn exited_early() {
             unsafe { real::pause() };
         }
     }
-    settle::cannot_drive(format_args!(
+    end::cannot_drive(format_args!(
         "the server exited after listening, before anything accepted the connection, so no request was sent"
     ));
 }
@@ -182,7 +183,10 @@ fn run(mut sock: c_int, addr: SocketAddr) -> ! {
     loop {
         crate::persist::begin();
         serve(sock, addr, &mut input, &mut reply);
-        settle::end_run(); // returns when the process goes on with the next test case
+        settle::end_run(); // returns on a normal end
+        if !crate::persist::next() {
+            end::exit(0)
+        }
         sock = client_socket(addr);
     }
 }
@@ -192,7 +196,7 @@ fn serve(sock: c_int, addr: SocketAddr, input: &mut Vec<u8>, reply: &mut [u8]) {
     read_input(input);
     if let Err(e) = connect(sock, addr) {
         publish_port(-1);
-        settle::cannot_drive(format_args!("cannot connect to the server's listening socket {addr}: {e}"));
+        end::cannot_drive(format_args!("cannot connect to the server's listening socket {addr}: {e}"));
     }
     // SAFETY: `sock` is our connected socket, owned by this stream until `into_raw_fd` below.
     let mut stream = unsafe { <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(sock) };
@@ -206,7 +210,7 @@ fn serve(sock: c_int, addr: SocketAddr, input: &mut Vec<u8>, reply: &mut [u8]) {
         // The listener went away (the server is exiting, or closed it) without accepting: let
         // the server's own exit, if it comes, be the run's.
         std::thread::sleep(std::time::Duration::from_secs(1));
-        settle::cannot_drive(format_args!(
+        end::cannot_drive(format_args!(
             "the connection ended, but the server never accepted it (it closed its listening socket, \
              or a process it started before listening accepted it, which sockfuzz cannot follow)"
         ));
@@ -254,7 +258,7 @@ fn read_input(input: &mut Vec<u8>) {
     }
     if let Some(path) = &config().input_file {
         *input = std::fs::read(path).unwrap_or_else(|e| {
-            settle::cannot_drive(format_args!("cannot read the input file {}: {e}", path.display()));
+            end::cannot_drive(format_args!("cannot read the input file {}: {e}", path.display()));
         });
         return;
     }
@@ -383,7 +387,7 @@ fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
             && settle::others_sleep()
         {
             if ignored_since.get_or_insert_with(std::time::Instant::now).elapsed() >= UNSERVED_GRACE {
-                settle::cannot_drive(format_args!("the server no longer accepts connections"));
+                end::cannot_drive(format_args!("the server no longer accepts connections"));
             }
         } else {
             ignored_since = None;
@@ -393,7 +397,7 @@ fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
             settling = false;
             if idle_since.get_or_insert_with(std::time::Instant::now).elapsed() >= grace {
                 debug!("every server thread waits and the connection is still open: the server left it open");
-                settle::exit(if idle::stuck() { crate::EXIT_STUCK } else { crate::EXIT_IDLE });
+                end::exit(if idle::stuck() { EXIT_STUCK } else { EXIT_IDLE });
             }
         } else {
             idle_since = None;

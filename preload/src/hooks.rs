@@ -5,7 +5,7 @@
 use crate::idle::{self, Waiting};
 use crate::paths::{self, Access::*};
 use crate::state::*;
-use crate::{client, fds, log::debug, real, settle, shared, EOF_SPIN_READS};
+use crate::{client, end, fds, log::debug, real, shared, EOF_SPIN_READS};
 use libc::{c_char, c_int, c_uint, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t, AT_FDCWD, FILE};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
@@ -326,7 +326,7 @@ fn note_read(fd: c_int, requested: size_t, got: ssize_t) {
     if got > 0 {
         EOF_READS.store(0, Relaxed);
     } else if got == 0 && requested > 0 && EOF_READS.fetch_add(1, Relaxed) + 1 >= EOF_SPIN_READS && config().eof_spin {
-        settle::eof_spin();
+        end::eof_spin();
     }
 }
 

@@ -5,14 +5,14 @@
 //! (`Waiting`), and `pthread_create`/`pthread_exit` count the threads alive. When every server
 //! thread waits, nothing of the server runs: after a closed connection the run can end at once
 //! (`settle`), and with our connection still open, whole input sent and no connection child
-//! running, nothing can close it any more: the *idle verdict*, exit status [`crate::EXIT_IDLE`]. The
+//! running, nothing can close it any more: the *idle verdict*, exit status [`contract::verdicts::EXIT_IDLE`]. The
 //! client thread makes the verdict, woken through an eventfd by the thread that waited last,
 //! after confirming in `/proc` that the others really sleep (a wait entered with an event
 //! pending returns at once). A wait with a timeout under [`SHORT_WAIT_MS`] does not count: the
 //! server means to act soon. A longer timer (closing idle connections after a while) does count:
 //! the fuzzer re-runs a new hang candidate "patiently" (control page, byte 0), without verdict.
 //! When every thread waits *without* a timeout, no timer was ever armed and no child process
-//! runs, nothing at all can wake the server: the verdict says so ([`crate::EXIT_STUCK`]) and the
+//! runs, nothing at all can wake the server: the verdict says so ([`contract::verdicts::EXIT_STUCK`]) and the
 //! fuzzer saves the hang without that re-run (`stuck`).
 //!
 //! Counters only, no locks: hooks run on any server thread, also inside signal handlers.

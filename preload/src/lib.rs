@@ -43,9 +43,17 @@
 //!
 //! CmpLog: with `SOCKFUZZ_CMPLOG_SHM_ID` set (only in the fuzzer's tracing fork server), the
 //! string and memory comparisons of the server are logged for input-to-state (`compare`).
+//!
+//! [`EXIT_EOF_SPIN`]: contract::verdicts::EXIT_EOF_SPIN
+//! [`EXIT_SETUP`]: contract::verdicts::EXIT_SETUP
+//! [`EXIT_IDLE`]: contract::verdicts::EXIT_IDLE
+//! [`EXIT_STUCK`]: contract::verdicts::EXIT_STUCK
+//! [`SIG_TRAVERSAL`]: contract::verdicts::SIG_TRAVERSAL
+//! [`EXIT_UNSERVED`]: contract::verdicts::EXIT_UNSERVED
 
 mod client;
 mod compare;
+mod end;
 mod fds;
 mod hooks;
 mod idle;
@@ -71,6 +79,5 @@ extern "C" fn init() {
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = init;
 
-use contract::verdicts::*;
 /// Consecutive zero-byte reads on our connection that count as an EOF spin.
 const EOF_SPIN_READS: u32 = 1000;

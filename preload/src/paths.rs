@@ -13,7 +13,8 @@
 //! heap (fixed stack buffers), errno preserved.
 
 use crate::state::{config, TRIGGERED};
-use crate::{log, real, settle, SIG_TRAVERSAL};
+use crate::{end, log, real};
+use contract::verdicts::SIG_TRAVERSAL;
 use libc::{c_char, c_int};
 use std::ffi::{CStr, OsStr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -334,7 +335,7 @@ fn finding(access: Access, raw: &[u8], resolved: &[u8], root: &Root) -> ! {
     if let Some(file) = &config().finding_file {
         write_finding(file, raw, resolved);
     }
-    settle::die_by(SIG_TRAVERSAL)
+    end::die_by(SIG_TRAVERSAL)
 }
 
 /// One line `RAW\tRESOLVED\n`, through raw syscalls (our hooks must not see this file).

@@ -9,13 +9,13 @@
 //! fork-server executor takes. Any other end (a crash, a hang verdict, a timeout) ends the
 //! process, so the next test case runs in a fresh one; the fuzzer re-runs such a result of a
 //! reused process there before it believes it. A test case that cannot be driven in a reused
-//! process exits with [`crate::EXIT_UNSERVED`], never the set-up error that stops a campaign:
+//! process exits with [`contract::verdicts::EXIT_UNSERVED`], never the set-up error that stops a campaign:
 //! the fresh re-run says whether the server can be driven at all. The fuzzer's control page,
 //! byte [`contract::control::FORK_MODE`], turns reuse off (its fallback when reused processes disagree too
 //! often).
 
 use crate::state::*;
-use crate::{idle, real, settle, shared};
+use crate::{end, idle, real, settle, shared};
 use contract::fds::{DONE, GO, PERSIST_FD};
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
@@ -64,7 +64,7 @@ pub fn next() -> bool {
             return false; // not our fork server's child: one test case
         }
         if real::read(PERSIST_FD, (&raw mut byte).cast(), 1) != 1 || byte != GO {
-            settle::exit(0); // the fork server is gone
+            end::exit(0); // the fork server is gone
         }
     }
     true
