@@ -90,6 +90,16 @@ pub fn ts_ms(ts: *const libc::timespec) -> i64 {
     ts.tv_sec.saturating_mul(1000).saturating_add(ts.tv_nsec / 1_000_000)
 }
 
+/// Milliseconds of a `select` timeout (NULL: forever).
+pub fn tv_ms(tv: *const libc::timeval) -> i64 {
+    if tv.is_null() {
+        return -1;
+    }
+    // SAFETY: a non-null timeout points to the caller's timeval.
+    let tv = unsafe { *tv };
+    tv.tv_sec.saturating_mul(1000).saturating_add(tv.tv_usec / 1000)
+}
+
 /// Milliseconds until an absolute CLOCK_REALTIME deadline (a deadline on another clock
 /// reads as long past: not counted, the safe side).
 pub fn until_ms(abstime: *const libc::timespec) -> i64 {

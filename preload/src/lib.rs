@@ -51,8 +51,10 @@
 //! [`SIG_TRAVERSAL`]: contract::verdicts::SIG_TRAVERSAL
 //! [`EXIT_UNSERVED`]: contract::verdicts::EXIT_UNSERVED
 
+mod children;
 mod client;
 mod compare;
+mod connection;
 mod end;
 mod fds;
 mod hooks;
@@ -66,6 +68,8 @@ mod real;
 mod settle;
 mod shared;
 mod state;
+mod threads;
+mod trigger;
 
 /// Start-up, before `main`: protect the descriptors the fuzzer handed down (`fds`), and enter a
 /// network namespace of the server's own if asked (`netns`).
@@ -78,6 +82,3 @@ extern "C" fn init() {
 #[used]
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = init;
-
-/// Consecutive zero-byte reads on our connection that count as an EOF spin.
-const EOF_SPIN_READS: u32 = 1000;

@@ -152,6 +152,16 @@ pub unsafe fn note_realpath(input: *const c_char, output: *const c_char) {
     set_errno(errno);
 }
 
+/// Whether an open with `flags` follows a final symlink.
+pub fn follows(flags: c_int) -> bool {
+    flags & libc::O_NOFOLLOW == 0
+}
+
+/// Whether an *at lookup with `flags` follows a final symlink.
+pub fn follows_at(flags: c_int) -> bool {
+    flags & libc::AT_SYMLINK_NOFOLLOW == 0
+}
+
 /// Hashes (0: empty) of the last escaping `realpath` results: lock-free, and a 64-bit hash
 /// stands in for the path (a false match is about 2^-61 per lookup).
 static ESCAPED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
