@@ -44,6 +44,19 @@
 //! CmpLog: with `SOCKFUZZ_CMPLOG_SHM_ID` set (only in the fuzzer's tracing fork server), the
 //! string and memory comparisons of the server are logged for input-to-state (`compare`).
 //!
+//! Modules, in layers: each imports only from the layers below it, never back up.
+//!
+//! | layer | modules | what they are |
+//! |---|---|---|
+//! | hook table | `hooks` | the exported libc functions, each a dispatch to a policy below |
+//! | entry policies | `trigger`, `connection` | the first `listen`; our accepted connection |
+//! | the client thread | `client` | connects, sends the input, watches the run |
+//! | persistent runs | `persist` | the next test case in the same process |
+//! | policies | `settle`, `children`, `threads`, `paths` | ending a run; forks and reaping; threads alive; path traversal |
+//! | verdict machinery | `idle`, `end` | who waits and the idle verdict; how the process ends |
+//! | low layers | `shared`, `fds`, `log`, `limits`, `netns`, `compare` | the run's page across processes; our descriptors; ... |
+//! | bottom | `state`, `real` | every process-wide static and the configuration; the real libc functions |
+//!
 //! [`EXIT_EOF_SPIN`]: contract::verdicts::EXIT_EOF_SPIN
 //! [`EXIT_SETUP`]: contract::verdicts::EXIT_SETUP
 //! [`EXIT_IDLE`]: contract::verdicts::EXIT_IDLE

@@ -85,7 +85,9 @@ fn root() -> Option<&'static Root> {
 /// Checks a path the server is about to open (`access`) or look up; dies on a finding.
 /// `follow`: the call follows a final symlink (not lstat, O_NOFOLLOW, AT_SYMLINK_NOFOLLOW).
 ///
-/// SAFETY: `path` is NULL or a C string, and `dirfd` is the call's directory (the hooked
+/// # Safety
+///
+/// `path` is NULL or a C string, and `dirfd` is the call's directory (the hooked
 /// function's own contract).
 pub unsafe fn check(dirfd: c_int, path: *const c_char, follow: bool, access: Access) {
     if !TRIGGERED.load(Relaxed) || path.is_null() {
@@ -104,6 +106,11 @@ pub unsafe fn check(dirfd: c_int, path: *const c_char, follow: bool, access: Acc
     set_errno(errno);
 }
 
+/// The rest of [`check`], for a path that may concern the root (kept out of line).
+///
+/// # Safety
+///
+/// `dirfd` is the call's directory (as for [`check`]).
 #[inline(never)]
 unsafe fn check_slow(root: &Root, dirfd: c_int, raw: &[u8], follow: bool, access: Access) {
     let mut abs = Buf::new();
@@ -131,7 +138,9 @@ unsafe fn check_slow(root: &Root, dirfd: c_int, raw: &[u8], follow: bool, access
 /// After `realpath(input)` returned `output`: remember an output outside the root that came
 /// from an input inside it.
 ///
-/// SAFETY: `input` and `output` are NULL or C strings.
+/// # Safety
+///
+/// `input` and `output` are NULL or C strings.
 pub unsafe fn note_realpath(input: *const c_char, output: *const c_char) {
     if !TRIGGERED.load(Relaxed) || input.is_null() || output.is_null() {
         return;
@@ -223,7 +232,9 @@ impl Buf {
 /// `path` made absolute in `out`: relative to the cwd, or to `dirfd` for the *at functions.
 /// False when that cannot be told (no cwd, `dirfd` is not a directory with a name).
 ///
-/// SAFETY: `dirfd` is AT_FDCWD or any integer (a bad descriptor only fails the readlink).
+/// # Safety
+///
+/// `dirfd` is AT_FDCWD or any integer (a bad descriptor only fails the readlink).
 unsafe fn absolute(dirfd: c_int, path: &[u8], out: &mut Buf) -> bool {
     out.len = 0;
     if path.first() != Some(&b'/') {
@@ -290,7 +301,9 @@ fn normalize(path: &[u8], out: &mut Buf) {
 /// `abs` with symlinks resolved as the call resolves them (a final one only if `follow`), in
 /// `out`; false if the path does not exist.
 ///
-/// SAFETY: none beyond valid buffers (both are ours).
+/// # Safety
+///
+/// none beyond valid buffers (both are ours).
 unsafe fn resolve(abs: &mut Buf, follow: bool, out: &mut Buf) -> bool {
     let slash = abs.as_slice().iter().rposition(|&b| b == b'/').unwrap_or(0);
     let last = slash + 1..abs.len;
@@ -316,7 +329,9 @@ unsafe fn resolve(abs: &mut Buf, follow: bool, out: &mut Buf) -> bool {
 
 /// The real realpath (ours would note the result) into `out`.
 ///
-/// SAFETY: `path` is a C string.
+/// # Safety
+///
+/// `path` is a C string.
 unsafe fn realpath_into(path: *const c_char, out: &mut Buf) -> bool {
     // SAFETY: `out` has room for the PATH_MAX bytes realpath may write.
     let found = !unsafe { real::realpath(path, out.bytes.as_mut_ptr().cast()) }.is_null();
