@@ -2,7 +2,8 @@
 
 use crate::log::debug;
 use crate::state::*;
-use crate::{fds, idle, real, settle, shared};
+use crate::{end, fds, idle, real, settle, shared};
+use contract::verdicts::{EXIT_IDLE, EXIT_STUCK};
 use libc::c_int;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -31,17 +32,17 @@ pub fn start(listen_fd: c_int) {
         STATUS_FD.store(fds::adopt(fd), SeqCst);
     }
     let Some(addr) = addr else {
-        settle::cannot_drive(format_args!("cannot read the address of the listening socket (fd {listen_fd})"));
+        end::cannot_drive(format_args!("cannot read the address of the listening socket (fd {listen_fd})"));
     };
     debug!("server listens (fd {listen_fd}); connecting to {addr}");
     // SAFETY: registering a plain `extern "C" fn()`.
     unsafe { libc::atexit(exited_early) };
     // SAFETY: eventfd has no preconditions; -1 (no wake-ups) is handled by the client thread.
-    idle::WAKE_FD.store(fds::adopt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) }), SeqCst);
+    WAKE_FD.store(fds::adopt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) }), SeqCst);
     // The client's socket is made here, before `listen` returns: a server that closes every
     // descriptor right after it could otherwise close it between its creation and `adopt`.
     let sock = client_socket(addr);
-    crate::hooks::STARTING_CLIENT.set(true);
+    STARTING_CLIENT.set(true);
     // The client thread starts with every signal blocked (it inherits this thread's mask), so
     // the server's handlers (SIGCHLD, SIGALRM, SIGPIPE...) never run on it.
     // SAFETY: sigset_t is plain data; sigfillset fills it; pthread_sigmask swaps this thread's
@@ -55,9 +56,9 @@ pub fn start(listen_fd: c_int) {
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         spawned
     };
-    crate::hooks::STARTING_CLIENT.set(false);
+    STARTING_CLIENT.set(false);
     if let Err(e) = spawned {
-        settle::cannot_drive(format_args!("cannot start the client thread: {e}"));
+        end::cannot_drive(format_args!("cannot start the client thread: {e}"));
     }
 }
 
@@ -68,7 +69,7 @@ fn client_socket(addr: SocketAddr) -> c_int {
     let sock = fds::adopt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) });
     if sock < 0 {
         let e = std::io::Error::last_os_error();
-        settle::cannot_drive(format_args!("cannot create the client's socket: {e}"));
+        end::cannot_drive(format_args!("cannot create the client's socket: {e}"));
     }
     sock
 }
@@ -170,7 +171,7 @@ pub extern "C" fn exited_early() {
             unsafe { real::pause() };
         }
     }
-    settle::cannot_drive(format_args!(
+    end::cannot_drive(format_args!(
         "the server exited after listening, before anything accepted the connection, so no request was sent"
     ));
 }
@@ -182,7 +183,10 @@ fn run(mut sock: c_int, addr: SocketAddr) -> ! {
     loop {
         crate::persist::begin();
         serve(sock, addr, &mut input, &mut reply);
-        settle::end_run(); // returns when the process goes on with the next test case
+        settle::end_run(); // returns on a normal end
+        if !crate::persist::next() {
+            end::exit(0)
+        }
         sock = client_socket(addr);
     }
 }
@@ -192,7 +196,7 @@ fn serve(sock: c_int, addr: SocketAddr, input: &mut Vec<u8>, reply: &mut [u8]) {
     read_input(input);
     if let Err(e) = connect(sock, addr) {
         publish_port(-1);
-        settle::cannot_drive(format_args!("cannot connect to the server's listening socket {addr}: {e}"));
+        end::cannot_drive(format_args!("cannot connect to the server's listening socket {addr}: {e}"));
     }
     // SAFETY: `sock` is our connected socket, owned by this stream until `into_raw_fd` below.
     let mut stream = unsafe { <TcpStream as std::os::fd::FromRawFd>::from_raw_fd(sock) };
@@ -206,7 +210,7 @@ fn serve(sock: c_int, addr: SocketAddr, input: &mut Vec<u8>, reply: &mut [u8]) {
         // The listener went away (the server is exiting, or closed it) without accepting: let
         // the server's own exit, if it comes, be the run's.
         std::thread::sleep(std::time::Duration::from_secs(1));
-        settle::cannot_drive(format_args!(
+        end::cannot_drive(format_args!(
             "the connection ended, but the server never accepted it (it closed its listening socket, \
              or a process it started before listening accepted it, which sockfuzz cannot follow)"
         ));
@@ -254,7 +258,7 @@ fn read_input(input: &mut Vec<u8>) {
     }
     if let Some(path) = &config().input_file {
         *input = std::fs::read(path).unwrap_or_else(|e| {
-            settle::cannot_drive(format_args!("cannot read the input file {}: {e}", path.display()));
+            end::cannot_drive(format_args!("cannot read the input file {}: {e}", path.display()));
         });
         return;
     }
@@ -303,7 +307,7 @@ fn shm_input(input: &mut Vec<u8>) -> bool {
 fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
     let output = config().output;
     let fd = sock.as_raw_fd();
-    let wake = idle::WAKE_FD.load(SeqCst);
+    let wake = WAKE_FD.load(SeqCst);
     let _ = sock.set_nonblocking(true);
     let mut sent = 0;
     let mut writing = true;
@@ -315,11 +319,11 @@ fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
     let mut settling = false;
     // Since when a reused server has sat idle without accepting the connection.
     let mut ignored_since: Option<std::time::Instant> = None;
-    let reused = crate::persist::reused();
+    let reused = reused();
     if input.is_empty() {
         let _ = sock.shutdown(std::net::Shutdown::Write);
         writing = false;
-        idle::SENT.store(true, SeqCst);
+        SENT.store(true, SeqCst);
     }
     loop {
         let events = libc::POLLIN | if writing { libc::POLLOUT } else { 0 };
@@ -365,7 +369,7 @@ fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
             if writing && sent == input.len() {
                 let _ = sock.shutdown(std::net::Shutdown::Write);
                 writing = false;
-                idle::SENT.store(true, SeqCst);
+                SENT.store(true, SeqCst);
             }
         }
         if sock_fd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0 {
@@ -377,13 +381,13 @@ fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
             }
         }
         if reused
-            && idle::SENT.load(SeqCst)
+            && SENT.load(SeqCst)
             && !shared::get().taken.load(SeqCst)
             && idle::everyone_waits()
             && settle::others_sleep()
         {
             if ignored_since.get_or_insert_with(std::time::Instant::now).elapsed() >= UNSERVED_GRACE {
-                settle::cannot_drive(format_args!("the server no longer accepts connections"));
+                end::cannot_drive(format_args!("the server no longer accepts connections"));
             }
         } else {
             ignored_since = None;
@@ -393,7 +397,7 @@ fn exchange(sock: &mut TcpStream, input: &[u8], buf: &mut [u8]) {
             settling = false;
             if idle_since.get_or_insert_with(std::time::Instant::now).elapsed() >= grace {
                 debug!("every server thread waits and the connection is still open: the server left it open");
-                settle::exit(if idle::stuck() { crate::EXIT_STUCK } else { crate::EXIT_IDLE });
+                end::exit(if idle::stuck() { EXIT_STUCK } else { EXIT_IDLE });
             }
         } else {
             idle_since = None;

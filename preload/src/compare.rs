@@ -11,7 +11,9 @@ use libc::{c_char, c_int, size_t};
 
 /// The first bytes of the C string at `s`: through its NUL, at most `max` (≤ RTN_LEN).
 ///
-/// SAFETY: `s` points to a NUL-terminated string or to at least `max` readable bytes (the
+/// # Safety
+///
+/// `s` points to a NUL-terminated string or to at least `max` readable bytes (the
 /// comparison functions' own contract).
 unsafe fn c_prefix<'a>(s: *const c_char, max: usize) -> &'a [u8] {
     // SAFETY: strnlen reads no further than the NUL or `max` bytes; both are readable.
@@ -23,6 +25,9 @@ unsafe fn c_prefix<'a>(s: *const c_char, max: usize) -> &'a [u8] {
 macro_rules! string_hooks {
     ($($name:ident => $from:ident;)*) => {$(
         with_caller!(#[doc = "Logs its operands, then compares."] $name => $from, args: 2);
+        /// # Safety
+        ///
+        /// Both operands are C strings (the comparison's own contract).
         unsafe extern "C" fn $from(a: *const c_char, b: *const c_char, caller: usize) -> c_int {
             if enabled() {
                 // SAFETY: both are C strings (the caller's contract).
@@ -37,6 +42,9 @@ macro_rules! string_hooks {
 macro_rules! bounded_hooks {
     ($($name:ident => $from:ident, $operand:ident;)*) => {$(
         with_caller!(#[doc = "Logs its operands, then compares."] $name => $from, args: 3);
+        /// # Safety
+        ///
+        /// Both operands are readable as the comparison reads them (its own contract).
         unsafe extern "C" fn $from(a: *const c_char, b: *const c_char, n: size_t, caller: usize) -> c_int {
             if enabled() && n > 0 {
                 // SAFETY: both operands are readable as the function reads them (the caller's contract).
@@ -49,6 +57,10 @@ macro_rules! bounded_hooks {
 }
 
 /// `n` bytes at `p` (memcmp's operands are plain memory).
+///
+/// # Safety
+///
+/// `p` points to at least `n` readable bytes that outlive `'a`.
 unsafe fn bytes<'a>(p: *const c_char, n: usize) -> &'a [u8] {
     // SAFETY: the caller of memcmp guarantees `n` readable bytes.
     unsafe { std::slice::from_raw_parts(p.cast(), n) }

@@ -76,6 +76,17 @@ pub fn ours(fd: libc::c_int) -> bool {
     fd >= 0 && protected().any(|s| s.load(SeqCst) == fd)
 }
 
+/// `dup2`/`dup3` onto `new`: refused (EBADF, as for a descriptor out of range) when it is one of
+/// ours, which cannot be replaced.
+pub fn refuse_dup_onto(new: libc::c_int) -> bool {
+    if !ours(new) {
+        return false;
+    }
+    // SAFETY: errno is thread-local.
+    unsafe { *libc::__errno_location() = libc::EBADF };
+    true
+}
+
 fn protected() -> impl Iterator<Item = &'static AtomicI32> {
     let inherited: &'static [AtomicI32] = if crate::state::TRIGGERED.load(SeqCst) { &[] } else { &INHERITED };
     OURS.iter().chain(inherited)

@@ -1,97 +1,52 @@
-//! The libc functions we override. Each one is a thin wrapper around the real function and is
-//! transparent until the first `listen()` (processes that never listen, like `make` or a shell,
-//! must not notice us).
+//! The libc functions we override: only the exported hook table. Each hook is a thin dispatch
+//! to the module that owns its policy (`trigger`, `threads`, `idle`, `connection`, `fds`,
+//! `children`, `paths`) around the real function (`real`), and is transparent until the first
+//! `listen()` (processes that never listen, like `make` or a shell, must not notice us).
+//!
+//! Every hook is an `unsafe extern "C" fn` whose safety contract is the C function's own: its
+//! arguments are passed on to the real function unchanged, and a hook reads a pointer argument
+//! only as that function would.
 
 use crate::idle::{self, Waiting};
-use crate::paths::{self, Access::*};
-use crate::state::*;
-use crate::{client, fds, log::debug, real, settle, shared, EOF_SPIN_READS};
+use crate::paths::{self, follows, follows_at, Access::*};
+use crate::state::TRIGGERED;
+use crate::{children, client, connection, fds, real, threads, trigger};
 use libc::{c_char, c_int, c_uint, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t, AT_FDCWD, FILE};
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::Relaxed;
 
-/// Whether `fd` is an IPv4/IPv6 stream socket (the only kind we drive).
-fn is_tcp(fd: c_int) -> bool {
-    let get = |opt| {
-        let mut v: c_int = 0;
-        let mut len = size_of::<c_int>() as socklen_t;
-        // SAFETY: `v` and `len` are valid for writes of the sizes given.
-        let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&raw mut v).cast(), &mut len) };
-        (r == 0).then_some(v)
-    };
-    get(libc::SO_TYPE) == Some(libc::SOCK_STREAM)
-        && matches!(get(libc::SO_DOMAIN), Some(libc::AF_INET | libc::AF_INET6))
-}
-
-/// Start an instrumented binary's deferred fork server (our runtime, or AFL++'s), once.
-/// Called before the first thread is created (threads do not survive `fork`) or at `listen`.
-fn start_forkserver() {
-    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if STARTED.swap(true, SeqCst) {
-        return;
-    }
-    // Before the fork server starts, so that every run inherits the mappings and addresses.
-    real::prefetch_all();
-    idle::attach_control();
-    if !contract::cmplog::attach(contract::env::CMPLOG_SHM_ID) {
-        crate::log::error(format_args!(
-            "SOCKFUZZ_CMPLOG_SHM_ID is not a usable CmpLog map: string compares are not logged"
-        ));
-    }
-    // SAFETY: looking up a symbol by a NUL-terminated name; a found `__afl_manual_init` is the
-    // AFL++ entry point `void __afl_manual_init(void)`, idempotent in every runtime that has it.
-    unsafe {
-        let f = libc::dlsym(libc::RTLD_DEFAULT, c"__afl_manual_init".as_ptr());
-        if !f.is_null() {
-            let f: extern "C" fn() = std::mem::transmute(f);
-            f();
-        }
-    }
-}
-
-/// Listening sockets get SO_REUSEADDR so back-to-back runs never fail with EADDRINUSE.
+/// Listening sockets get SO_REUSEADDR (`trigger`).
+///
+/// # Safety
+///
+/// `bind`'s own contract: `addr` points to `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    if is_tcp(fd) {
-        let one: c_int = 1;
-        // SAFETY: `one` lives across the call; failure only means the option stays unset.
-        unsafe { libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&raw const one).cast(), 4) };
-    }
+    trigger::reuse_addr(fd);
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { real::bind(fd, addr, len) }
 }
 
-/// The trigger: once the server listens, a `connect()` completes from the backlog whether the
-/// server then waits in accept, poll, select or epoll_wait.
+/// The trigger: the first `listen` on a TCP socket starts the run (`trigger`).
+///
+/// # Safety
+///
+/// None beyond `listen`'s (integers only).
 #[no_mangle]
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::listen(fd, backlog) };
-    if r != 0 || IN_SERVER_CHILD.load(Relaxed) || !is_tcp(fd) {
-        return r;
-    }
-    // Before TRIGGERED: a hook that sees it set never has to read the environment itself
-    // (from a signal handler, say), and the fork server's children inherit the result.
-    config();
-    if !TRIGGERED.swap(true, SeqCst) {
-        start_forkserver(); // with a deferred fork server, this returns in every child
-        client::start(fd);
+    if r == 0 {
+        trigger::listened(fd);
     }
     r
 }
 
-thread_local! {
-    /// This thread is counted in `idle::LIVE` (created through our hook).
-    static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// This thread is starting our client thread (which is not a server thread).
-    pub static STARTING_CLIENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// A server thread's start routine and argument, handed to [`counted_thread`].
-struct Start {
-    start: extern "C" fn(*mut c_void) -> *mut c_void,
-    arg: *mut c_void,
-}
-
-/// Every server thread is counted alive while it runs (`idle::LIVE`).
+/// Every server thread is counted alive while it runs (`threads`). A deferred fork server
+/// starts first: threads do not survive `fork`.
+///
+/// # Safety
+///
+/// `pthread_create`'s own contract.
 #[no_mangle]
 pub unsafe extern "C" fn pthread_create(
     thread: *mut libc::pthread_t,
@@ -99,51 +54,19 @@ pub unsafe extern "C" fn pthread_create(
     start: extern "C" fn(*mut c_void) -> *mut c_void,
     arg: *mut c_void,
 ) -> c_int {
-    start_forkserver();
-    if STARTING_CLIENT.get() || IN_SERVER_CHILD.load(Relaxed) {
-        // SAFETY: the caller's own arguments, passed on to the function it called.
-        return unsafe { real::pthread_create(thread, attr, start, arg) };
-    }
-    // Counted before it exists, so that it never runs uncounted.
-    idle::LIVE.fetch_add(1, SeqCst);
-    let boxed = Box::into_raw(Box::new(Start { start, arg }));
+    trigger::start_forkserver();
     // SAFETY: the caller's own arguments, passed on to the function it called.
-    let r = unsafe { real::pthread_create(thread, attr, counted_thread, boxed.cast()) };
-    if r != 0 {
-        idle::LIVE.fetch_sub(1, SeqCst);
-        // SAFETY: the thread was not created, so the box is still ours.
-        drop(unsafe { Box::from_raw(boxed) });
-    }
-    r
+    unsafe { threads::create(thread, attr, start, arg) }
 }
 
-/// Runs a server thread. No value with a destructor lives across the call: `pthread_exit`
-/// unwinds (forced) through this frame, and `pthread_exit`'s hook does the bookkeeping then.
-extern "C" fn counted_thread(boxed: *mut c_void) -> *mut c_void {
-    // SAFETY: `boxed` is the Box<Start> our pthread_create hook leaked for this thread.
-    let Start { start, arg } = *unsafe { Box::from_raw(boxed.cast::<Start>()) };
-    COUNTED.set(true);
-    let result = start(arg);
-    thread_ends();
-    result
-}
-
-/// The calling server thread ends: it no longer counts as alive.
-fn thread_ends() {
-    // SAFETY: gettid and getpid have no preconditions.
-    let main = unsafe { libc::gettid() == libc::getpid() };
-    if COUNTED.replace(false) || (main && !IN_SERVER_CHILD.load(Relaxed)) {
-        idle::LIVE.fetch_sub(1, SeqCst);
-        if idle::everyone_waits() {
-            idle::wake();
-        }
-    }
-}
-
-/// A server's main thread may end this way and leave its threads serving.
+/// A server's main thread may end this way and leave its threads serving (`threads`).
+///
+/// # Safety
+///
+/// `pthread_exit`'s own contract.
 #[no_mangle]
 pub unsafe extern "C" fn pthread_exit(value: *mut c_void) -> ! {
-    thread_ends();
+    threads::ends();
     // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { real::pthread_exit(value) }
 }
@@ -152,6 +75,9 @@ pub unsafe extern "C" fn pthread_exit(value: *mut c_void) -> ! {
 /// negative for none.
 macro_rules! wait_hooks {
     ($( fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $ms:expr; )*) => {$(
+        /// # Safety
+        ///
+        /// The C function's own contract (this hook reads only the timeout, as it does).
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             let _waiting = Waiting::enter($ms);
@@ -166,7 +92,7 @@ wait_hooks! {
     fn ppoll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: *const libc::timespec, mask: *const libc::sigset_t)
         -> c_int = idle::ts_ms(timeout);
     fn select(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, timeout: *mut libc::timeval)
-        -> c_int = tv_ms(timeout);
+        -> c_int = idle::tv_ms(timeout);
     fn pselect(n: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set,
         timeout: *const libc::timespec, mask: *const libc::sigset_t) -> c_int = idle::ts_ms(timeout);
     fn epoll_wait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int) -> c_int
@@ -186,6 +112,10 @@ wait_hooks! {
 
 /// Timers: a server that armed one may act later on its own, so an idle run of it is never
 /// hung for certain (`idle::stuck`).
+///
+/// # Safety
+///
+/// None beyond `alarm`'s (integers only).
 #[no_mangle]
 pub unsafe extern "C" fn alarm(secs: libc::c_uint) -> libc::c_uint {
     idle::timer(libc::timespec { tv_sec: secs.into(), tv_nsec: 0 });
@@ -193,6 +123,9 @@ pub unsafe extern "C" fn alarm(secs: libc::c_uint) -> libc::c_uint {
     unsafe { real::alarm(secs) }
 }
 
+/// # Safety
+///
+/// None beyond `ualarm`'s (integers only).
 #[no_mangle]
 pub unsafe extern "C" fn ualarm(usecs: libc::useconds_t, interval: libc::useconds_t) -> libc::useconds_t {
     idle::timer(libc::timespec { tv_sec: 0, tv_nsec: i64::from(usecs) * 1000 });
@@ -200,6 +133,9 @@ pub unsafe extern "C" fn ualarm(usecs: libc::useconds_t, interval: libc::usecond
     unsafe { real::ualarm(usecs, interval) }
 }
 
+/// # Safety
+///
+/// `setitimer`'s own contract: `new` is NULL or readable, `old` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn setitimer(which: c_int, new: *const libc::itimerval, old: *mut libc::itimerval) -> c_int {
     if !new.is_null() {
@@ -211,6 +147,9 @@ pub unsafe extern "C" fn setitimer(which: c_int, new: *const libc::itimerval, ol
     unsafe { real::setitimer(which, new, old) }
 }
 
+/// # Safety
+///
+/// `timer_settime`'s own contract: `new` is NULL or readable, `old` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn timer_settime(
     timer: libc::timer_t,
@@ -218,11 +157,15 @@ pub unsafe extern "C" fn timer_settime(
     new: *const libc::itimerspec,
     old: *mut libc::itimerspec,
 ) -> c_int {
-    note_itimerspec(new);
+    // SAFETY: `new` is the caller's (NULL or readable).
+    unsafe { note_itimerspec(new) };
     // SAFETY: the caller's arguments, passed on unchanged.
     unsafe { real::timer_settime(timer, flags, new, old) }
 }
 
+/// # Safety
+///
+/// `timerfd_settime`'s own contract: `new` is NULL or readable, `old` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn timerfd_settime(
     fd: c_int,
@@ -230,123 +173,71 @@ pub unsafe extern "C" fn timerfd_settime(
     new: *const libc::itimerspec,
     old: *mut libc::itimerspec,
 ) -> c_int {
-    note_itimerspec(new);
+    // SAFETY: `new` is the caller's (NULL or readable).
+    unsafe { note_itimerspec(new) };
     // SAFETY: the caller's arguments, passed on unchanged.
     unsafe { real::timerfd_settime(fd, flags, new, old) }
 }
 
 /// The new value of a POSIX timer or a timerfd, if one is set (NULL is only a read).
-fn note_itimerspec(new: *const libc::itimerspec) {
+///
+/// # Safety
+///
+/// `new` is NULL or points to a readable `itimerspec`.
+unsafe fn note_itimerspec(new: *const libc::itimerspec) {
     if !new.is_null() {
         // SAFETY: a non-null new value points to the caller's itimerspec.
         idle::timer(unsafe { (*new).it_value });
     }
 }
 
-/// Milliseconds of a `select` timeout (NULL: forever).
-fn tv_ms(tv: *const libc::timeval) -> i64 {
-    if tv.is_null() {
-        return -1;
-    }
-    // SAFETY: a non-null timeout points to the caller's timeval.
-    let tv = unsafe { *tv };
-    tv.tv_sec.saturating_mul(1000).saturating_add(tv.tv_usec / 1000)
-}
-
+/// Exactly one connection per test case: ours (`connection`).
+///
+/// # Safety
+///
+/// `accept`'s own contract: `addr` and `len` are NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     // SAFETY: the caller's own arguments, passed on to the function it called.
-    on_accept(fd, || unsafe { real::accept(fd, addr, len) })
+    connection::accept(fd, || unsafe { real::accept(fd, addr, len) })
 }
 
+/// # Safety
+///
+/// `accept4`'s own contract: `addr` and `len` are NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
     // SAFETY: the caller's own arguments, passed on to the function it called.
-    on_accept(fd, || unsafe { real::accept4(fd, addr, len, flags) })
+    connection::accept(fd, || unsafe { real::accept4(fd, addr, len, flags) })
 }
 
-/// Exactly one connection per test case: ours. Connections left in a shared backlog by an
-/// earlier run (a fork-server child killed between connect and accept) are dropped; after ours,
-/// a blocking accept parks (until the next test case of a persistent run) and a non-blocking
-/// one says EAGAIN (so event loops keep going).
-fn on_accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int {
-    if !TRIGGERED.load(Relaxed) || IN_SERVER_CHILD.load(Relaxed) {
-        return real_accept();
-    }
-    shared::die_with_run();
-    let shared = shared::get();
-    loop {
-        // SAFETY: F_GETFL takes no argument and only reads the fd's flags.
-        let blocking = unsafe { libc::fcntl(listener, libc::F_GETFL) } & libc::O_NONBLOCK == 0;
-        if shared.taken.load(SeqCst) {
-            if !blocking {
-                // SAFETY: errno is thread-local.
-                unsafe { *libc::__errno_location() = libc::EAGAIN };
-                return -1;
-            }
-            // Until the next test case of a persistent run; forever otherwise.
-            let _waiting = Waiting::enter(-1);
-            while shared.taken.load(SeqCst) {
-                crate::persist::park();
-            }
-            continue;
-        }
-        let conn = {
-            let _waiting = Waiting::enter(if blocking { -1 } else { 0 });
-            real_accept()
-        };
-        if conn < 0 {
-            return conn;
-        }
-        if client::is_ours(conn) && !shared.taken.swap(true, SeqCst) {
-            EOF_READS.store(0, Relaxed);
-            CONN_FD.store(conn, SeqCst);
-            ACCEPTED.store(true, SeqCst);
-            shared.conn_open.store(true, SeqCst);
-            // SAFETY: getpid has no preconditions.
-            shared.acceptor.store(unsafe { libc::getpid() }, SeqCst);
-            debug!("server accepted the connection as fd {conn}");
-            if shared::worker().is_some() {
-                idle::wake(); // the client thread watches the worker from now on
-            }
-            return conn;
-        }
-        debug!("dropping a stale connection left by an earlier run");
-        // SAFETY: `conn` was just returned by accept and is not known to the server.
-        unsafe { real::close(conn) };
-    }
-}
-
-/// Counts EOF reads on our connection: a server that keeps reading an exhausted connection
-/// without closing it is hung, and waiting for the fuzzer's timeout would waste it.
-#[inline]
-fn note_read(fd: c_int, requested: size_t, got: ssize_t) {
-    if fd < 0 || fd != CONN_FD.load(Relaxed) {
-        return;
-    }
-    if got > 0 {
-        EOF_READS.store(0, Relaxed);
-    } else if got == 0 && requested > 0 && EOF_READS.fetch_add(1, Relaxed) + 1 >= EOF_SPIN_READS && config().eof_spin {
-        settle::eof_spin();
-    }
-}
-
+/// Reads of our connection are counted for the EOF spin (`connection`).
+///
+/// # Safety
+///
+/// `read`'s own contract: `buf` has room for `n` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::read(fd, buf, n) };
-    note_read(fd, n, r);
+    connection::note_read(fd, n, r);
     r
 }
 
+/// # Safety
+///
+/// `recv`'s own contract: `buf` has room for `n` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
     // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::recv(fd, buf, n, flags) };
-    note_read(fd, n, r);
+    connection::note_read(fd, n, r);
     r
 }
 
+/// # Safety
+///
+/// `recvfrom`'s own contract: `buf` has room for `n` bytes; `addr` and `len` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn recvfrom(
     fd: c_int,
@@ -358,61 +249,77 @@ pub unsafe extern "C" fn recvfrom(
 ) -> ssize_t {
     // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::recvfrom(fd, buf, n, flags, addr, len) };
-    note_read(fd, n, r);
+    connection::note_read(fd, n, r);
     r
 }
 
+/// # Safety
+///
+/// `recvmsg`'s own contract: `msg` is a valid `msghdr` with `msg_iovlen` iovecs.
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> ssize_t {
     // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::recvmsg(fd, msg, flags) };
     // SAFETY: the caller passed a valid msghdr (the real recvmsg has just used it).
     let requested = unsafe { (0..(*msg).msg_iovlen).map(|i| (*(*msg).msg_iov.add(i)).iov_len).sum() };
-    note_read(fd, requested, r);
+    connection::note_read(fd, requested, r);
     r
 }
 
 /// Our own descriptors (`fds`) stay open whatever the server closes: the call pretends.
+///
+/// # Safety
+///
+/// None beyond `close`'s (an integer only).
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     if fds::ours(fd) {
         return 0;
     }
-    if fd >= 0 && CONN_FD.compare_exchange(fd, -1, SeqCst, Relaxed).is_ok() && !IN_SERVER_CHILD.load(Relaxed) {
-        shared::get().conn_open.store(false, SeqCst);
-    }
+    connection::closed(fd);
     // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { real::close(fd) }
 }
 
+/// # Safety
+///
+/// None beyond `close_range`'s (integers only).
 #[no_mangle]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     fds::close_range_around(first, last, flags)
 }
 
+/// # Safety
+///
+/// None beyond `closefrom`'s (an integer only).
 #[no_mangle]
 pub unsafe extern "C" fn closefrom(low: c_int) {
     fds::close_range_around(low.max(0) as c_uint, c_uint::MAX, 0);
 }
 
-/// A descriptor of ours cannot be replaced (EBADF, as for a descriptor out of range).
+/// A descriptor of ours cannot be replaced (`fds`).
+///
+/// # Safety
+///
+/// None beyond `dup2`'s (integers only).
 #[no_mangle]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
-    if fds::ours(new) {
-        // SAFETY: errno is thread-local.
-        unsafe { *libc::__errno_location() = libc::EBADF };
+    if fds::refuse_dup_onto(new) {
         return -1;
     }
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { real::dup2(old, new) }
 }
 
+/// # Safety
+///
+/// None beyond `dup3`'s (integers only).
 #[no_mangle]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
-    if fds::ours(new) {
-        // SAFETY: errno is thread-local.
-        unsafe { *libc::__errno_location() = libc::EBADF };
+    if fds::refuse_dup_onto(new) {
         return -1;
     }
+    // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { real::dup3(old, new, flags) }
 }
 
@@ -421,6 +328,10 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
 /// does is async-signal-safe (getpid, open/read of `/proc`, poll, pause) except the message of
 /// a run that cannot be driven, which allocates; it is written only when the run's process leaves before
 /// anything accepted the connection with no process of its own left, and the process ends then.
+///
+/// # Safety
+///
+/// None beyond `_exit`'s (an integer only).
 #[no_mangle]
 pub unsafe extern "C" fn _exit(status: c_int) -> ! {
     if TRIGGERED.load(Relaxed) {
@@ -430,126 +341,74 @@ pub unsafe extern "C" fn _exit(status: c_int) -> ! {
     unsafe { real::_exit(status) }
 }
 
+/// # Safety
+///
+/// None beyond `_Exit`'s (an integer only).
 #[no_mangle]
 pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
     // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { _exit(status) }
 }
 
-/// `daemon(3)` stays in the foreground: the process the fuzzer started (or the run's) is the one
-/// it follows, so it must be the one that serves. The working directory changes as asked; the
-/// standard descriptors are kept (the server's messages stay visible). glibc's `daemon` forks
-/// inside libc, where the `fork` hook cannot see it.
+/// `daemon(3)` stays in the foreground (`children`).
+///
+/// # Safety
+///
+/// None beyond `daemon`'s (integers only).
 #[no_mangle]
 pub unsafe extern "C" fn daemon(nochdir: c_int, _noclose: c_int) -> c_int {
-    debug!("daemon(): staying in the foreground");
-    // SAFETY: a NUL-terminated literal.
-    if nochdir == 0 && unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
-        return -1;
-    }
-    0
+    children::daemon(nochdir)
 }
 
-/// Fork-per-connection servers: the first child forked after accept handles our connection,
-/// and its fate (signal, EOF spin) becomes the run's. A process forked before (a pre-forked
-/// worker) starts with its own thread counts and dies with the run's process. Every fork of
-/// the run is counted, in every process: past [`shared::MAX_FORKS`] it fails.
+/// What a fork is to the run: the connection's child, a worker, one too many (`children`).
+///
+/// # Safety
+///
+/// None beyond `fork`'s.
 #[no_mangle]
 pub unsafe extern "C" fn fork() -> pid_t {
-    if !TRIGGERED.load(SeqCst) || !shared::in_run() {
-        // SAFETY: the caller's own arguments, passed on to the function it called.
-        return unsafe { real::fork() };
-    }
-    if !shared::may_fork() {
-        static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if !TOLD.swap(true, SeqCst) {
-            crate::log::error(format_args!(
-                "the server forked {} processes in one run: its next fork() calls fail (EAGAIN), as under a process limit",
-                shared::MAX_FORKS
-            ));
-        }
-        // SAFETY: errno is this thread's.
-        unsafe { *libc::__errno_location() = libc::EAGAIN };
-        return -1;
-    }
-    // The parent-death signal follows the thread that forked: only the run process's main
-    // thread lives as long as the run. (A child of another process may be a daemon whose parent
-    // is about to exit: `shared::die_with_run` sets it once it is ours.) The others die with
-    // the run's process group, or are killed as it ends (`shared::kill_forked`).
-    // SAFETY: gettid and getpid have no preconditions.
-    let lives_as_long_as_the_run = unsafe { libc::gettid() == libc::getpid() } && shared::is_run_process();
-    if IN_SERVER_CHILD.load(Relaxed) || !ACCEPTED.load(SeqCst) {
-        // SAFETY: the caller's own arguments, passed on to the function it called.
-        let pid = unsafe { real::fork() };
-        if pid == 0 {
-            idle::forked();
-            if lives_as_long_as_the_run {
-                // SAFETY: prctl with these arguments only sets this process's parent-death signal.
-                unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-            }
-        } else if pid > 0 {
-            shared::note_forked(pid);
-        }
-        return pid;
-    }
-    FORKING.fetch_add(1, SeqCst);
-    // SAFETY: the caller's own arguments, passed on to the function it called.
-    let pid = unsafe { real::fork() };
-    if pid == 0 {
-        IN_SERVER_CHILD.store(true, SeqCst);
-        // The client thread and the other server threads stay behind in the parent.
-        idle::WAKE_FD.store(-1, SeqCst);
-        if lives_as_long_as_the_run {
-            // SAFETY: prctl with these arguments only sets this process's parent-death signal.
-            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-        }
-        return 0;
-    }
-    if pid > 0 {
-        shared::note_forked(pid);
-        if CHILD_PID.compare_exchange(0, pid, SeqCst, Relaxed).is_ok() {
-            idle::wake(); // to watch the child
-        }
-    }
-    FORKING.fetch_sub(1, SeqCst);
-    pid
+    children::fork()
 }
 
-/// The server may reap the connection's child itself: keep its status for the client thread.
-fn note_reaped(pid: pid_t, status: c_int) {
-    let child = CHILD_PID.load(SeqCst);
-    let ours = (ACCEPTED.load(SeqCst) && (child == 0 || child == pid)) || shared::worker() == Some(pid);
-    if pid > 0 && ours && REAPED_PID.load(SeqCst) == 0 {
-        REAPED_STATUS.store(status, SeqCst);
-        REAPED_PID.store(pid, SeqCst);
-    }
-}
-
+/// # Safety
+///
+/// `waitpid`'s own contract: `status` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t {
     // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { wait4(pid, status, options, std::ptr::null_mut()) }
 }
 
+/// # Safety
+///
+/// `wait`'s own contract: `status` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn wait(status: *mut c_int) -> pid_t {
     // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { wait4(-1, status, 0, std::ptr::null_mut()) }
 }
 
+/// # Safety
+///
+/// `wait3`'s own contract: `status` and `usage` are NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn wait3(status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
     // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { wait4(-1, status, options, usage) }
 }
 
+/// The server may reap the connection's child itself: its status is kept (`children`).
+///
+/// # Safety
+///
+/// `wait4`'s own contract: `status` and `usage` are NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn wait4(pid: pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> pid_t {
     let mut st: c_int = 0;
     // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::wait4(pid, &mut st, options, usage) };
     if r > 0 {
-        note_reaped(r, st);
+        children::note_reaped(r, st);
         if !status.is_null() {
             // SAFETY: the caller gave a valid (non-null) status pointer.
             unsafe { *status = st };
@@ -558,6 +417,9 @@ pub unsafe extern "C" fn wait4(pid: pid_t, status: *mut c_int, options: c_int, u
     r
 }
 
+/// # Safety
+///
+/// `waitid`'s own contract: `info` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn waitid(
     idtype: libc::idtype_t,
@@ -568,23 +430,27 @@ pub unsafe extern "C" fn waitid(
     // SAFETY: the caller's own arguments, passed on to the function it called.
     let r = unsafe { real::waitid(idtype, id, info, options) };
     if r == 0 && !info.is_null() && options & libc::WNOWAIT == 0 {
-        // SAFETY: waitid succeeded, so `*info` describes a child (or is zeroed for WNOHANG).
-        let (pid, code, value) = unsafe { ((*info).si_pid(), (*info).si_code, (*info).si_status()) };
-        let status = if code == libc::CLD_EXITED { (value & 0xff) << 8 } else { value & 0x7f };
-        note_reaped(pid, status);
+        // SAFETY: waitid succeeded and filled the caller's non-null `*info`.
+        children::note_waitid(unsafe { &*info });
     }
     r
 }
 
-/// `SIGCHLD = SIG_IGN` or `SA_NOCLDWAIT` make the kernel reap children, and a crashed child's
-/// signal would be lost: keep the default disposition (which ignores SIGCHLD too).
+/// A crashed child's SIGCHLD must not be lost (`children`).
+///
+/// # Safety
+///
+/// `signal`'s own contract: `handler` is a valid disposition.
 #[no_mangle]
 pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
-    let handler = if sig == libc::SIGCHLD && handler == libc::SIG_IGN { libc::SIG_DFL } else { handler };
+    let handler = children::signal_handler(sig, handler);
     // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { real::signal(sig, handler) }
 }
 
+/// # Safety
+///
+/// `sigaction`'s own contract: `act` is NULL or readable, `old` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
     if sig != libc::SIGCHLD || act.is_null() {
@@ -593,10 +459,7 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
     }
     // SAFETY: `act` is non-null and points to the caller's sigaction.
     let mut act = unsafe { *act };
-    if act.sa_sigaction == libc::SIG_IGN {
-        act.sa_sigaction = libc::SIG_DFL;
-    }
-    act.sa_flags &= !libc::SA_NOCLDWAIT;
+    children::keep_sigchld(&mut act);
     // SAFETY: a copy of the caller's sigaction (still valid), and the caller's `old`.
     unsafe { real::sigaction(sig, &act, old) }
 }
@@ -606,6 +469,9 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
 macro_rules! path_hooks {
     ($( fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty
         = ($dirfd:expr, $path:ident, $follow:expr, $access:expr); )*) => {$(
+        /// # Safety
+        ///
+        /// The C function's own contract (this hook reads only the path, as a C string).
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             // SAFETY: `$path` is the caller's path argument (NULL or a C string), `$dirfd` its directory.
@@ -614,16 +480,6 @@ macro_rules! path_hooks {
             unsafe { real::$name($($arg),*) }
         }
     )*};
-}
-
-/// Whether an open follows a final symlink.
-fn follows(flags: c_int) -> bool {
-    flags & libc::O_NOFOLLOW == 0
-}
-
-/// Whether an *at lookup follows a final symlink.
-fn follows_at(flags: c_int) -> bool {
-    flags & libc::AT_SYMLINK_NOFOLLOW == 0
 }
 
 // `open`, `open64`, `openat` and `openat64` are variadic in C, which stable Rust cannot define:
@@ -677,6 +533,9 @@ path_hooks! {
 /// finding themselves, but an escaping result is remembered (`paths::note_realpath`).
 macro_rules! realpath_hooks {
     ($( fn $name:ident(path: *const c_char $(, $arg:ident: $ty:ty)*) -> *mut c_char; )*) => {$(
+        /// # Safety
+        ///
+        /// The C function's own contract (this hook reads only the path and the result).
         #[no_mangle]
         pub unsafe extern "C" fn $name(path: *const c_char $(, $arg: $ty)*) -> *mut c_char {
             // SAFETY: the caller's arguments, passed on unchanged.

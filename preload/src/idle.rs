@@ -5,64 +5,24 @@
 //! (`Waiting`), and `pthread_create`/`pthread_exit` count the threads alive. When every server
 //! thread waits, nothing of the server runs: after a closed connection the run can end at once
 //! (`settle`), and with our connection still open, whole input sent and no connection child
-//! running, nothing can close it any more: the *idle verdict*, exit status [`crate::EXIT_IDLE`]. The
+//! running, nothing can close it any more: the *idle verdict*, exit status [`contract::verdicts::EXIT_IDLE`]. The
 //! client thread makes the verdict, woken through an eventfd by the thread that waited last,
 //! after confirming in `/proc` that the others really sleep (a wait entered with an event
 //! pending returns at once). A wait with a timeout under [`SHORT_WAIT_MS`] does not count: the
 //! server means to act soon. A longer timer (closing idle connections after a while) does count:
 //! the fuzzer re-runs a new hang candidate "patiently" (control page, byte 0), without verdict.
 //! When every thread waits *without* a timeout, no timer was ever armed and no child process
-//! runs, nothing at all can wake the server: the verdict says so ([`crate::EXIT_STUCK`]) and the
+//! runs, nothing at all can wake the server: the verdict says so ([`contract::verdicts::EXIT_STUCK`]) and the
 //! fuzzer saves the hang without that re-run (`stuck`).
 //!
 //! Counters only, no locks: hooks run on any server thread, also inside signal handlers.
 
 use crate::shared;
 use crate::state::*;
-use contract::env;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32};
 
 /// Waits that time out sooner than this are not idleness.
 pub const SHORT_WAIT_MS: i64 = 100;
-
-/// Server threads alive in this process (the main thread counts; our client thread does not).
-pub static LIVE: AtomicU32 = AtomicU32::new(1);
-/// Server threads inside a counted wait.
-pub static WAITING: AtomicU32 = AtomicU32::new(0);
-/// Server threads inside a wait without a timeout (also counted in `WAITING`).
-pub static FOREVER: AtomicU32 = AtomicU32::new(0);
-/// The server armed a timer (`alarm`, `setitimer`, a POSIX timer or a timerfd) at some point,
-/// before the fork server started or during this run: it may act later on its own.
-pub static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
-/// The client thread has sent the whole input and half-closed.
-pub static SENT: AtomicBool = AtomicBool::new(false);
-/// Whether this run may end with the idle verdict (`SOCKFUZZ_IDLE` set, not a patient run).
-pub static ON: AtomicBool = AtomicBool::new(false);
-/// The eventfd the client thread polls; -1 before it exists.
-pub static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
-/// The fuzzer's control page (`SOCKFUZZ_CONTROL_SHM`), attached before the fork server starts.
-static CONTROL: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
-
-/// Attach the control page, if the fuzzer gave one. Before the fork server, so every run shares it.
-pub fn attach_control() {
-    if let Ok((page, len)) = contract::sysv::attach(env::CONTROL_SHM) {
-        if len >= contract::control::LEN {
-            CONTROL.store(page, SeqCst);
-        }
-    }
-}
-
-/// Byte `index` of the control page (0 without one); the fuzzer sets it before each run.
-pub fn control(index: usize) -> u8 {
-    let page = CONTROL.load(SeqCst);
-    if page.is_null() {
-        return 0;
-    }
-    // SAFETY: a non-null CONTROL is an attached segment of at least contract::control::LEN bytes, never
-    // detached; volatile, as the fuzzer writes it between runs.
-    unsafe { page.add(index.min(contract::control::LEN - 1)).read_volatile() }
-}
 
 /// At the start of a run: whether it may end idle (read now, the fuzzer sets it per run).
 pub fn arm(enabled: bool) {
@@ -88,7 +48,7 @@ impl Waiting {
             WAITING.fetch_add(1, SeqCst);
             if everyone_waits() {
                 wake();
-                shared::note_worker_waits(true);
+                note_worker_waits(true);
             }
         }
         Waiting(counted, forever)
@@ -102,7 +62,7 @@ impl Drop for Waiting {
         }
         if self.0 {
             WAITING.fetch_sub(1, SeqCst);
-            shared::note_worker_waits(false);
+            note_worker_waits(false);
         }
     }
 }
@@ -130,6 +90,16 @@ pub fn ts_ms(ts: *const libc::timespec) -> i64 {
     ts.tv_sec.saturating_mul(1000).saturating_add(ts.tv_nsec / 1_000_000)
 }
 
+/// Milliseconds of a `select` timeout (NULL: forever).
+pub fn tv_ms(tv: *const libc::timeval) -> i64 {
+    if tv.is_null() {
+        return -1;
+    }
+    // SAFETY: a non-null timeout points to the caller's timeval.
+    let tv = unsafe { *tv };
+    tv.tv_sec.saturating_mul(1000).saturating_add(tv.tv_usec / 1000)
+}
+
 /// Milliseconds until an absolute CLOCK_REALTIME deadline (a deadline on another clock
 /// reads as long past: not counted, the safe side).
 pub fn until_ms(abstime: *const libc::timespec) -> i64 {
@@ -148,6 +118,18 @@ pub fn until_ms(abstime: *const libc::timespec) -> i64 {
 /// Every server thread of this process is in a counted wait.
 pub fn everyone_waits() -> bool {
     WAITING.load(SeqCst) >= LIVE.load(SeqCst)
+}
+
+/// In the process that holds our connection, when it is a worker: note whether all its threads
+/// wait, and wake the client thread (in the run's process) to look.
+fn note_worker_waits(waits: bool) {
+    // This process accepted it (a process-local flag) and the run's process did not.
+    if ACCEPTED.load(SeqCst) && shared::worker().is_some() {
+        shared::get().acceptor_waits.store(waits, SeqCst);
+        if waits {
+            wake();
+        }
+    }
 }
 
 /// Wake the client thread to look again. Async-signal-safe (one `write`).

@@ -43,9 +43,32 @@
 //!
 //! CmpLog: with `SOCKFUZZ_CMPLOG_SHM_ID` set (only in the fuzzer's tracing fork server), the
 //! string and memory comparisons of the server are logged for input-to-state (`compare`).
+//!
+//! Modules, in layers: each imports only from the layers below it, never back up.
+//!
+//! | layer | modules | what they are |
+//! |---|---|---|
+//! | hook table | `hooks` | the exported libc functions, each a dispatch to a policy below |
+//! | entry policies | `trigger`, `connection` | the first `listen`; our accepted connection |
+//! | the client thread | `client` | connects, sends the input, watches the run |
+//! | persistent runs | `persist` | the next test case in the same process |
+//! | policies | `settle`, `children`, `threads`, `paths` | ending a run; forks and reaping; threads alive; path traversal |
+//! | verdict machinery | `idle`, `end` | who waits and the idle verdict; how the process ends |
+//! | low layers | `shared`, `fds`, `log`, `limits`, `netns`, `compare` | the run's page across processes; our descriptors; ... |
+//! | bottom | `state`, `real` | every process-wide static and the configuration; the real libc functions |
+//!
+//! [`EXIT_EOF_SPIN`]: contract::verdicts::EXIT_EOF_SPIN
+//! [`EXIT_SETUP`]: contract::verdicts::EXIT_SETUP
+//! [`EXIT_IDLE`]: contract::verdicts::EXIT_IDLE
+//! [`EXIT_STUCK`]: contract::verdicts::EXIT_STUCK
+//! [`SIG_TRAVERSAL`]: contract::verdicts::SIG_TRAVERSAL
+//! [`EXIT_UNSERVED`]: contract::verdicts::EXIT_UNSERVED
 
+mod children;
 mod client;
 mod compare;
+mod connection;
+mod end;
 mod fds;
 mod hooks;
 mod idle;
@@ -58,6 +81,8 @@ mod real;
 mod settle;
 mod shared;
 mod state;
+mod threads;
+mod trigger;
 
 /// Start-up, before `main`: protect the descriptors the fuzzer handed down (`fds`), and enter a
 /// network namespace of the server's own if asked (`netns`).
@@ -70,7 +95,3 @@ extern "C" fn init() {
 #[used]
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = init;
-
-use contract::verdicts::*;
-/// Consecutive zero-byte reads on our connection that count as an EOF spin.
-const EOF_SPIN_READS: u32 = 1000;

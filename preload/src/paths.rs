@@ -13,10 +13,12 @@
 //! heap (fixed stack buffers), errno preserved.
 
 use crate::state::{config, TRIGGERED};
-use crate::{log, real, settle, SIG_TRAVERSAL};
+use crate::{end, log, real};
+use contract::verdicts::SIG_TRAVERSAL;
 use libc::{c_char, c_int};
 use std::ffi::{CStr, OsStr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 const PATH_MAX: usize = libc::PATH_MAX as usize;
 
@@ -36,8 +38,8 @@ pub struct Root {
 }
 
 impl Root {
-    /// Called once, from `state::config()`.
-    pub fn new(given: &OsStr) -> Root {
+    /// Called once, from [`init`].
+    fn new(given: &OsStr) -> Root {
         let (mut abs, mut out) = (Buf::new(), Buf::new());
         // SAFETY: AT_FDCWD needs no live descriptor.
         if !unsafe { absolute(libc::AT_FDCWD, given.as_encoded_bytes(), &mut abs) } {
@@ -66,16 +68,32 @@ impl Root {
     }
 }
 
+/// The web root of `config().root`; `None` (never built, or no root): the oracle is off.
+static ROOT: OnceLock<Option<Root>> = OnceLock::new();
+
+/// Build the web root from the configuration, at the trigger (before `TRIGGERED` is set, so
+/// that no check, maybe in a signal handler, ever builds it: that allocates).
+pub fn init() {
+    ROOT.get_or_init(|| config().root.as_deref().map(Root::new));
+}
+
+/// The web root, once built (a lock-free read).
+fn root() -> Option<&'static Root> {
+    ROOT.get().and_then(Option::as_ref)
+}
+
 /// Checks a path the server is about to open (`access`) or look up; dies on a finding.
 /// `follow`: the call follows a final symlink (not lstat, O_NOFOLLOW, AT_SYMLINK_NOFOLLOW).
 ///
-/// SAFETY: `path` is NULL or a C string, and `dirfd` is the call's directory (the hooked
+/// # Safety
+///
+/// `path` is NULL or a C string, and `dirfd` is the call's directory (the hooked
 /// function's own contract).
 pub unsafe fn check(dirfd: c_int, path: *const c_char, follow: bool, access: Access) {
     if !TRIGGERED.load(Relaxed) || path.is_null() {
         return;
     }
-    let Some(root) = &config().root else { return };
+    let Some(root) = root() else { return };
     // SAFETY: a C string (our contract).
     let raw = unsafe { CStr::from_ptr(path) }.to_bytes();
     // The common case, near-free: an absolute path elsewhere.
@@ -88,6 +106,11 @@ pub unsafe fn check(dirfd: c_int, path: *const c_char, follow: bool, access: Acc
     set_errno(errno);
 }
 
+/// The rest of [`check`], for a path that may concern the root (kept out of line).
+///
+/// # Safety
+///
+/// `dirfd` is the call's directory (as for [`check`]).
 #[inline(never)]
 unsafe fn check_slow(root: &Root, dirfd: c_int, raw: &[u8], follow: bool, access: Access) {
     let mut abs = Buf::new();
@@ -115,12 +138,14 @@ unsafe fn check_slow(root: &Root, dirfd: c_int, raw: &[u8], follow: bool, access
 /// After `realpath(input)` returned `output`: remember an output outside the root that came
 /// from an input inside it.
 ///
-/// SAFETY: `input` and `output` are NULL or C strings.
+/// # Safety
+///
+/// `input` and `output` are NULL or C strings.
 pub unsafe fn note_realpath(input: *const c_char, output: *const c_char) {
     if !TRIGGERED.load(Relaxed) || input.is_null() || output.is_null() {
         return;
     }
-    let Some(root) = &config().root else { return };
+    let Some(root) = root() else { return };
     // SAFETY: C strings (our contract).
     let (raw, out) = unsafe { (CStr::from_ptr(input).to_bytes(), CStr::from_ptr(output).to_bytes()) };
     if under(out, &root.canonical) || (raw.first() == Some(&b'/') && !root.contains(raw)) {
@@ -134,6 +159,16 @@ pub unsafe fn note_realpath(input: *const c_char, output: *const c_char) {
         ESCAPED[slot].store(hash(out), Relaxed);
     }
     set_errno(errno);
+}
+
+/// Whether an open with `flags` follows a final symlink.
+pub fn follows(flags: c_int) -> bool {
+    flags & libc::O_NOFOLLOW == 0
+}
+
+/// Whether an *at lookup with `flags` follows a final symlink.
+pub fn follows_at(flags: c_int) -> bool {
+    flags & libc::AT_SYMLINK_NOFOLLOW == 0
 }
 
 /// Hashes (0: empty) of the last escaping `realpath` results: lock-free, and a 64-bit hash
@@ -197,7 +232,9 @@ impl Buf {
 /// `path` made absolute in `out`: relative to the cwd, or to `dirfd` for the *at functions.
 /// False when that cannot be told (no cwd, `dirfd` is not a directory with a name).
 ///
-/// SAFETY: `dirfd` is AT_FDCWD or any integer (a bad descriptor only fails the readlink).
+/// # Safety
+///
+/// `dirfd` is AT_FDCWD or any integer (a bad descriptor only fails the readlink).
 unsafe fn absolute(dirfd: c_int, path: &[u8], out: &mut Buf) -> bool {
     out.len = 0;
     if path.first() != Some(&b'/') {
@@ -264,7 +301,9 @@ fn normalize(path: &[u8], out: &mut Buf) {
 /// `abs` with symlinks resolved as the call resolves them (a final one only if `follow`), in
 /// `out`; false if the path does not exist.
 ///
-/// SAFETY: none beyond valid buffers (both are ours).
+/// # Safety
+///
+/// none beyond valid buffers (both are ours).
 unsafe fn resolve(abs: &mut Buf, follow: bool, out: &mut Buf) -> bool {
     let slash = abs.as_slice().iter().rposition(|&b| b == b'/').unwrap_or(0);
     let last = slash + 1..abs.len;
@@ -290,7 +329,9 @@ unsafe fn resolve(abs: &mut Buf, follow: bool, out: &mut Buf) -> bool {
 
 /// The real realpath (ours would note the result) into `out`.
 ///
-/// SAFETY: `path` is a C string.
+/// # Safety
+///
+/// `path` is a C string.
 unsafe fn realpath_into(path: *const c_char, out: &mut Buf) -> bool {
     // SAFETY: `out` has room for the PATH_MAX bytes realpath may write.
     let found = !unsafe { real::realpath(path, out.bytes.as_mut_ptr().cast()) }.is_null();
@@ -319,7 +360,7 @@ fn finding(access: Access, raw: &[u8], resolved: &[u8], root: &Root) -> ! {
     if let Some(file) = &config().finding_file {
         write_finding(file, raw, resolved);
     }
-    settle::die_by(SIG_TRAVERSAL)
+    end::die_by(SIG_TRAVERSAL)
 }
 
 /// One line `RAW\tRESOLVED\n`, through raw syscalls (our hooks must not see this file).

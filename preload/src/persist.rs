@@ -9,26 +9,19 @@
 //! fork-server executor takes. Any other end (a crash, a hang verdict, a timeout) ends the
 //! process, so the next test case runs in a fresh one; the fuzzer re-runs such a result of a
 //! reused process there before it believes it. A test case that cannot be driven in a reused
-//! process exits with [`crate::EXIT_UNSERVED`], never the set-up error that stops a campaign:
+//! process exits with [`contract::verdicts::EXIT_UNSERVED`], never the set-up error that stops a campaign:
 //! the fresh re-run says whether the server can be driven at all. The fuzzer's control page,
-//! byte [`idle::FORK_MODE`], turns reuse off (its fallback when reused processes disagree too
+//! byte [`contract::control::FORK_MODE`], turns reuse off (its fallback when reused processes disagree too
 //! often).
 
 use crate::state::*;
-use crate::{idle, real, settle, shared};
+use crate::{end, idle, real, settle, shared};
 use contract::fds::{DONE, GO, PERSIST_FD};
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
 
-/// Test cases this process has served before the current one.
-static SERVED: AtomicU32 = AtomicU32::new(0);
 /// Bumped when a new test case may be accepted: accepts parked since our connection wait on it.
 static GENERATION: AtomicU32 = AtomicU32::new(0);
-
-/// Whether the current test case runs in a process that served earlier ones.
-pub fn reused() -> bool {
-    SERVED.load(SeqCst) > 0
-}
 
 /// Whether test cases run persistently in this process.
 fn on() -> bool {
@@ -58,11 +51,7 @@ pub fn begin() {
 /// wait until the fork server hands us the next test case, and return true.
 pub fn next() -> bool {
     let served = SERVED.load(SeqCst) + 1;
-    if !on()
-        || served >= config().persistent
-        || idle::control(contract::control::FORK_MODE) != 0
-        || shared::forked_alive()
-    {
+    if !on() || served >= config().persistent || control(contract::control::FORK_MODE) != 0 || shared::forked_alive() {
         return false;
     }
     SERVED.store(served, SeqCst);
@@ -75,7 +64,7 @@ pub fn next() -> bool {
             return false; // not our fork server's child: one test case
         }
         if real::read(PERSIST_FD, (&raw mut byte).cast(), 1) != 1 || byte != GO {
-            settle::exit(0); // the fork server is gone
+            end::exit(0); // the fork server is gone
         }
     }
     true
@@ -89,7 +78,7 @@ fn reset() {
     CHILD_PID.store(0, SeqCst);
     REAPED_PID.store(0, SeqCst);
     REAPED_STATUS.store(0, SeqCst);
-    idle::SENT.store(false, SeqCst);
+    SENT.store(false, SeqCst);
     shared::reset();
     GENERATION.fetch_add(1, SeqCst);
     // SAFETY: FUTEX_WAKE on the address of a static u32; it touches no memory.

@@ -50,10 +50,16 @@ macro_rules! real_fns {
             mod $name {
                 pub static PTR: super::AtomicUsize = super::AtomicUsize::new(0);
             }
+            /// The next definition of the libc function (ours skipped).
+            ///
+            /// # Safety
+            ///
+            /// The C function's own contract.
             pub unsafe fn $name($($arg: $ty),*) -> $ret {
                 let p = cached(&$name::PTR, concat!(stringify!($name), "\0"));
                 // SAFETY: `p` is the next definition of this libc symbol, whose C signature this is.
                 let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { std::mem::transmute(p) };
+                // SAFETY: our caller's arguments, under the C function's contract (ours too).
                 unsafe { f($($arg),*) }
             }
         )*
@@ -71,12 +77,18 @@ macro_rules! real_versioned_fns {
             mod $name {
                 pub static PTR: super::AtomicUsize = super::AtomicUsize::new(0);
             }
+            /// The next definition of the libc function (ours skipped).
+            ///
+            /// # Safety
+            ///
+            /// The C function's own contract.
             pub unsafe fn $name($($arg: $ty),*) -> $ret {
                 let name = concat!(stringify!($name), "\0");
                 prefetch(&$name::PTR, name, Some(concat!($version, "\0")));
                 let p = cached(&$name::PTR, name);
                 // SAFETY: `p` is the next definition of this libc symbol, whose C signature this is.
                 let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { std::mem::transmute(p) };
+                // SAFETY: our caller's arguments, under the C function's contract (ours too).
                 unsafe { f($($arg),*) }
             }
         )*
@@ -94,6 +106,11 @@ macro_rules! real_variadic_fns {
             mod $name {
                 pub static PTR: super::AtomicUsize = super::AtomicUsize::new(0);
             }
+            /// The next definition of the libc function (ours skipped).
+            ///
+            /// # Safety
+            ///
+            /// The C function's own contract.
             pub unsafe fn $name($($arg: $ty,)* $va: $vty) -> $ret {
                 let p = cached(&$name::PTR, concat!(stringify!($name), "\0"));
                 // SAFETY: `p` is the next definition of this libc symbol, whose C signature this is.

@@ -5,43 +5,18 @@
 //! connection servers) and then for every server thread to wait again (`idle`'s counters; for
 //! a wait no hook sees, `/proc` says when all threads sleep).
 
+use crate::end::{die_by, eof_spin};
 use crate::log::debug;
 use crate::state::*;
-use crate::{fds, idle, real, shared, EXIT_EOF_SPIN};
+use crate::{fds, idle, real, shared};
+use contract::verdicts::EXIT_EOF_SPIN;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-/// End the process now, skipping atexit handlers and destructors: the server's other threads
-/// are still running and must not see their globals torn down under them. The processes the
-/// run forked end with it.
-pub fn exit(status: i32) -> ! {
-    shared::kill_forked();
-    // SAFETY: _exit has no preconditions (the real one: ours would look at the run first).
-    unsafe { real::_exit(status) }
-}
-
-/// sockfuzz cannot drive the server: say why on stderr and in `SOCKFUZZ_ERROR_FILE` (the
-/// fuzzer's runs have no stderr, and it stops the campaign with this), and end the run.
-pub fn cannot_drive(why: std::fmt::Arguments) -> ! {
-    if crate::persist::reused() {
-        debug!("{why}");
-        exit(crate::EXIT_UNSERVED);
-    }
-    crate::log::error(why);
-    if let Some(file) = &config().error_file {
-        let _ = std::fs::write(file, format!("{why}\n"));
-    }
-    exit(crate::EXIT_SETUP)
-}
-
-/// The server read EOF over and over on our connection: report a hang at once.
-pub fn eof_spin() -> ! {
-    debug!("server keeps reading end-of-file without closing the connection: hang (EOF spin)");
-    exit(EXIT_EOF_SPIN)
-}
-
-/// The server closed our connection: end the run by how its connection's process ended, once
-/// the server is idle again; returns when a persistent run goes on with the next test case.
+/// The server closed our connection: end the run by how its connection's process ended (a
+/// crash or an EOF spin ends the process here), and wait until the server is idle again.
+/// Returns on a normal end, which the caller ends or follows with the next test case
+/// (`persist::next`).
 pub fn end_run() {
     wait_until(Duration::from_secs(1), || FORKING.load(SeqCst) == 0);
     let child = CHILD_PID.load(SeqCst);
@@ -58,9 +33,6 @@ pub fn end_run() {
         _ => {}
     }
     wait_idle(Duration::from_millis(config().settle_ms));
-    if !crate::persist::next() {
-        exit(0)
-    }
 }
 
 /// The process that handles our connection apart from the run's: the child forked for it, or
@@ -80,7 +52,7 @@ pub fn child_ended() -> Option<i32> {
 /// worker that is our child can be waited for; another's crash goes unseen.
 fn worker_status() -> Option<i32> {
     let deadline = Instant::now() + Duration::from_millis(config().settle_ms);
-    let wake = idle::WAKE_FD.load(SeqCst);
+    let wake = WAKE_FD.load(SeqCst);
     loop {
         if let Some(status) = child_ended() {
             return Some(status);
@@ -201,26 +173,6 @@ fn reraise(sig: i32) -> ! {
     die_by(sig)
 }
 
-/// End the process by `sig`, whatever the server set up for it (handler, mask): the fuzzer
-/// tells a run's outcome by the signal. No core dump; no allocation (hooks call this).
-pub fn die_by(sig: i32) -> ! {
-    shared::kill_forked();
-    // SAFETY: plain libc calls on local, initialised data.
-    unsafe {
-        let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        real::sigaction(sig, &dfl, std::ptr::null_mut());
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::raise(sig);
-    }
-    exit(128 + sig)
-}
-
 /// Wait (at most `limit`) until the server is back in accept/poll/epoll_wait or parked, and
 /// whatever ran after `close()` has run: every server thread in a counted wait, woken by the
 /// last one; after a millisecond without that (a thread waits where no hook sees it), every
@@ -228,7 +180,7 @@ pub fn die_by(sig: i32) -> ! {
 pub fn wait_idle(limit: Duration) {
     let start = Instant::now();
     let deadline = start + limit;
-    let wake = idle::WAKE_FD.load(SeqCst);
+    let wake = WAKE_FD.load(SeqCst);
     while Instant::now() < deadline {
         if idle::everyone_waits() || (start.elapsed() >= Duration::from_millis(1) && others_sleep()) {
             // Asked after the threads were seen asleep: a thread that hit an ASan error sleeps

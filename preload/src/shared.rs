@@ -268,15 +268,3 @@ pub fn worker() -> Option<libc::pid_t> {
     let acceptor = shared.acceptor.load(SeqCst);
     (acceptor > 0 && acceptor != shared.run_pid.load(SeqCst)).then_some(acceptor)
 }
-
-/// In the process that holds our connection, when it is a worker: note whether all its threads
-/// wait, and wake the client thread (in the run's process) to look.
-pub fn note_worker_waits(waits: bool) {
-    // This process accepted it (a process-local flag) and the run's process did not.
-    if crate::state::ACCEPTED.load(SeqCst) && worker().is_some() {
-        get().acceptor_waits.store(waits, SeqCst);
-        if waits {
-            crate::idle::wake();
-        }
-    }
-}

@@ -1,4 +1,6 @@
-//! Process-wide state shared by the hooks (server threads) and the client thread.
+//! Process-wide state shared by the hooks (server threads), the client thread and the policies:
+//! the bottom layer, which imports nothing of the preload. Every other module reads and writes
+//! the run through it and owns the policy built on top.
 //!
 //! Plain atomics: hooks run on arbitrary server threads, possibly inside signal handlers, so no
 //! locks. A process forked by the server inherits a copy, which is what we want (its reads of
@@ -6,8 +8,11 @@
 //! other is in `shared`.
 
 use contract::env;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32};
 use std::sync::OnceLock;
+
+// The run's connection (`connection`, `fork`, `settle`).
 
 /// Set once, by the first `listen()` on a TCP socket: the client has been started.
 pub static TRIGGERED: AtomicBool = AtomicBool::new(false);
@@ -31,6 +36,66 @@ pub static REAPED_STATUS: AtomicI32 = AtomicI32::new(0);
 /// True in a process the server forked after accept (that process never ends the run itself).
 pub static IN_SERVER_CHILD: AtomicBool = AtomicBool::new(false);
 
+// Which server threads wait (`idle`, `threads`).
+
+/// Server threads alive in this process (the main thread counts; our client thread does not).
+pub static LIVE: AtomicU32 = AtomicU32::new(1);
+/// Server threads inside a counted wait.
+pub static WAITING: AtomicU32 = AtomicU32::new(0);
+/// Server threads inside a wait without a timeout (also counted in `WAITING`).
+pub static FOREVER: AtomicU32 = AtomicU32::new(0);
+/// The server armed a timer (`alarm`, `setitimer`, a POSIX timer or a timerfd) at some point,
+/// before the fork server started or during this run: it may act later on its own.
+pub static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
+/// The client thread has sent the whole input and half-closed.
+pub static SENT: AtomicBool = AtomicBool::new(false);
+/// Whether this run may end with the idle verdict (`SOCKFUZZ_IDLE` set, not a patient run).
+pub static ON: AtomicBool = AtomicBool::new(false);
+/// The eventfd the client thread polls; -1 before it exists (and in a connection's child).
+pub static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
+thread_local! {
+    /// This thread is starting our client thread (which is not a server thread).
+    pub static STARTING_CLIENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+// Persistent runs (`persist`).
+
+/// Test cases this process has served before the current one.
+pub static SERVED: AtomicU32 = AtomicU32::new(0);
+
+/// Whether the current test case runs in a process that served earlier ones.
+pub fn reused() -> bool {
+    SERVED.load(SeqCst) > 0
+}
+
+// The fuzzer's control page.
+
+/// The fuzzer's control page (`SOCKFUZZ_CONTROL_SHM`), attached before the fork server starts.
+static CONTROL: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Attach the control page, if the fuzzer gave one. Before the fork server, so every run shares it.
+pub fn attach_control() {
+    if let Ok((page, len)) = contract::sysv::attach(env::CONTROL_SHM) {
+        if len >= contract::control::LEN {
+            CONTROL.store(page, SeqCst);
+        }
+    }
+}
+
+/// Byte `index` of the control page (0 without one); the fuzzer sets it before each run.
+pub fn control(index: usize) -> u8 {
+    let page = CONTROL.load(SeqCst);
+    if page.is_null() {
+        return 0;
+    }
+    // SAFETY: a non-null CONTROL is an attached segment of at least contract::control::LEN bytes, never
+    // detached; volatile, as the fuzzer writes it between runs.
+    unsafe { page.add(index.min(contract::control::LEN - 1)).read_volatile() }
+}
+
+// The environment.
+
 pub struct Config {
     pub debug: bool,
     /// Copy the reply to stdout.
@@ -41,14 +106,16 @@ pub struct Config {
     /// milliseconds (`idle`); unset: never.
     pub idle: Option<std::time::Duration>,
     /// `SOCKFUZZ_EOF_SPIN=0`: a server that keeps reading end-of-file is left to spin (triage
-    /// takes its call stack), not ended with [`crate::EXIT_EOF_SPIN`].
+    /// takes its call stack), not ended with `EXIT_EOF_SPIN`.
     pub eof_spin: bool,
     /// `SOCKFUZZ_PERSISTENT=N`: serve up to N test cases per process (`persist`); 0 or 1: one.
     pub persistent: u32,
     /// Upper bound on waiting for the server to go idle after it closed the connection.
     pub settle_ms: u64,
-    /// `SOCKFUZZ_ROOT`: the server's web root; `None` turns the path-traversal oracle off.
-    pub root: Option<crate::paths::Root>,
+    /// `SOCKFUZZ_ROOT`: the server's web root, made absolute against the working directory of
+    /// the moment (the server may change it later); `None` turns the path-traversal oracle off.
+    /// `paths` builds its checker from it.
+    pub root: Option<std::ffi::OsString>,
     /// `SOCKFUZZ_INPUT_FILE`: the test case, when it does not come from the fuzzer's shared
     /// memory; unset: stdin.
     pub input_file: Option<std::path::PathBuf>,
@@ -71,7 +138,7 @@ pub fn config() -> &'static Config {
             status_fd: var(env::name(env::STATUS_FD)).and_then(|v| v.parse().ok()),
             persistent: var(env::name(env::PERSISTENT)).and_then(|v| v.parse().ok()).unwrap_or(0),
             settle_ms: var(env::name(env::SETTLE_MS)).and_then(|v| v.parse().ok()).unwrap_or(200),
-            root: std::env::var_os(env::name(env::ROOT)).filter(|v| !v.is_empty()).map(|v| crate::paths::Root::new(&v)),
+            root: std::env::var_os(env::name(env::ROOT)).filter(|v| !v.is_empty()).map(absolute),
             input_file: std::env::var_os(env::name(env::INPUT_FILE)).filter(|v| !v.is_empty()).map(Into::into),
             error_file: std::env::var_os(env::name(env::ERROR_FILE)).filter(|v| !v.is_empty()).map(Into::into),
             finding_file: std::env::var_os(env::name(env::FINDING_FILE))
@@ -79,4 +146,16 @@ pub fn config() -> &'static Config {
                 .and_then(|v| std::ffi::CString::new(v.into_encoded_bytes()).ok()),
         }
     })
+}
+
+/// `path` made absolute against the working directory, as given when there is none (or it is
+/// not a path: "(unreachable)/..." outside a chroot). Lexical only: `paths` normalizes it.
+fn absolute(path: std::ffi::OsString) -> std::ffi::OsString {
+    if path.as_encoded_bytes().first() == Some(&b'/') {
+        return path;
+    }
+    match std::env::current_dir() {
+        Ok(cwd) if cwd.as_os_str().as_encoded_bytes().first() == Some(&b'/') => cwd.join(path).into_os_string(),
+        _ => path,
+    }
 }

@@ -1,0 +1,87 @@
+//! Our connection inside the server: exactly one accepted per test case (ours), its
+//! end-of-file reads counted (a server that reads EOF over and over without closing is hung),
+//! and its `close` noted for the idle verdict of a pre-forked worker.
+
+use crate::idle::{self, Waiting};
+use crate::log::debug;
+use crate::state::*;
+use crate::{client, end, persist, real, shared};
+use libc::{c_int, size_t, ssize_t};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+/// Consecutive zero-byte reads on our connection that count as an EOF spin.
+const EOF_SPIN_READS: u32 = 1000;
+
+/// Exactly one connection per test case: ours. Connections left in a shared backlog by an
+/// earlier run (a fork-server child killed between connect and accept) are dropped; after ours,
+/// a blocking accept parks (until the next test case of a persistent run) and a non-blocking
+/// one says EAGAIN (so event loops keep going).
+pub fn accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int {
+    if !TRIGGERED.load(Relaxed) || IN_SERVER_CHILD.load(Relaxed) {
+        return real_accept();
+    }
+    shared::die_with_run();
+    let shared = shared::get();
+    loop {
+        // SAFETY: F_GETFL takes no argument and only reads the fd's flags.
+        let blocking = unsafe { libc::fcntl(listener, libc::F_GETFL) } & libc::O_NONBLOCK == 0;
+        if shared.taken.load(SeqCst) {
+            if !blocking {
+                // SAFETY: errno is thread-local.
+                unsafe { *libc::__errno_location() = libc::EAGAIN };
+                return -1;
+            }
+            // Until the next test case of a persistent run; forever otherwise.
+            let _waiting = Waiting::enter(-1);
+            while shared.taken.load(SeqCst) {
+                persist::park();
+            }
+            continue;
+        }
+        let conn = {
+            let _waiting = Waiting::enter(if blocking { -1 } else { 0 });
+            real_accept()
+        };
+        if conn < 0 {
+            return conn;
+        }
+        if client::is_ours(conn) && !shared.taken.swap(true, SeqCst) {
+            EOF_READS.store(0, Relaxed);
+            CONN_FD.store(conn, SeqCst);
+            ACCEPTED.store(true, SeqCst);
+            shared.conn_open.store(true, SeqCst);
+            // SAFETY: getpid has no preconditions.
+            shared.acceptor.store(unsafe { libc::getpid() }, SeqCst);
+            debug!("server accepted the connection as fd {conn}");
+            if shared::worker().is_some() {
+                idle::wake(); // the client thread watches the worker from now on
+            }
+            return conn;
+        }
+        debug!("dropping a stale connection left by an earlier run");
+        // SAFETY: `conn` was just returned by accept and is not known to the server.
+        unsafe { real::close(conn) };
+    }
+}
+
+/// Counts EOF reads on our connection: a server that keeps reading an exhausted connection
+/// without closing it is hung, and waiting for the fuzzer's timeout would waste it.
+#[inline]
+pub fn note_read(fd: c_int, requested: size_t, got: ssize_t) {
+    if fd < 0 || fd != CONN_FD.load(Relaxed) {
+        return;
+    }
+    if got > 0 {
+        EOF_READS.store(0, Relaxed);
+    } else if got == 0 && requested > 0 && EOF_READS.fetch_add(1, Relaxed) + 1 >= EOF_SPIN_READS && config().eof_spin {
+        end::eof_spin();
+    }
+}
+
+/// The server closes `fd` (not one of ours, which it cannot close): if it is our connection,
+/// it is no longer open in this process.
+pub fn closed(fd: c_int) {
+    if fd >= 0 && CONN_FD.compare_exchange(fd, -1, SeqCst, Relaxed).is_ok() && !IN_SERVER_CHILD.load(Relaxed) {
+        shared::get().conn_open.store(false, SeqCst);
+    }
+}
