@@ -74,6 +74,11 @@ fn bump(index: usize) {
 }
 
 /// clang: an edge was taken.
+///
+/// # Safety
+///
+/// `guard` points to one of the guards `__sanitizer_cov_trace_pc_guard_init` numbered (the
+/// compiler's contract).
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn __sanitizer_cov_trace_pc_guard(guard: *const u32) {
@@ -83,6 +88,10 @@ pub unsafe extern "C" fn __sanitizer_cov_trace_pc_guard(guard: *const u32) {
 }
 
 /// clang: number the guards `start..stop` of one module (called from each module's constructor).
+///
+/// # Safety
+///
+/// `start..stop` is one module's guard section, valid for writes (the compiler's contract).
 #[no_mangle]
 #[inline(never)]
 pub unsafe extern "C" fn __sanitizer_cov_trace_pc_guard_init(start: *mut u32, stop: *mut u32) {

@@ -56,8 +56,8 @@ pub fn seeds(path: Option<&Path>, count: usize) -> Result<Vec<(String, Vec<u8>)>
 
 #[cfg(test)]
 mod tests {
-    use super::http::Conversation;
     use super::*;
+    use crate::fuzz::http::Conversation;
 
     #[test]
     fn builtin_grammar_gives_distinct_parseable_requests_with_matching_lengths() {
@@ -82,7 +82,8 @@ mod tests {
 
     #[test]
     fn a_broken_grammar_is_a_plain_error() {
-        let dir = std::env::temp_dir().join(format!("grammar-test-{}", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("g.json");
         std::fs::write(&file, "[[\"start\", \"x\"]]").unwrap();

@@ -121,7 +121,8 @@ mod tests {
 
     #[test]
     fn a_new_favored_entry_is_fuzzed_next() {
-        let dir = std::env::temp_dir().join(format!("pserv-fuzz-scheduler-{}", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         let mut state: State = StdState::new(
             StdRand::with_seed(7),
             InMemoryOnDiskCorpus::new(dir.join("queue")).unwrap(),
@@ -163,6 +164,5 @@ mod tests {
         let new = add(&mut state, &mut scheduler, 100);
         assert_eq!(fuzz_one(&mut state, &mut scheduler), new);
         assert!(scheduler.pending.is_empty());
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

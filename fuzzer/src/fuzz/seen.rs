@@ -73,8 +73,8 @@ mod tests {
 
     #[test]
     fn only_entries_not_hit_before_are_new_and_they_survive_a_reload() {
-        let path = std::env::temp_dir().join(format!("seen-test-{}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
+        let scratch = tempfile::tempdir().unwrap();
+        let path = scratch.path().join("seen-test");
         let mut seen = Seen::load(&path);
         assert!(seen.add(&[0, 1, 0, 0]));
         assert!(!seen.add(&[0, 4, 0, 0]), "another hit count of the same entry is not new");
@@ -82,6 +82,5 @@ mod tests {
         let mut again = Seen::load(&path);
         assert!(!again.add(&[1, 128, 0, 0]));
         assert!(again.add(&[0, 0, 0, 2]));
-        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -87,13 +87,13 @@ mod tests {
 
     #[test]
     fn written_dictionaries_load_back_as_the_same_tokens() {
-        let dir = std::env::temp_dir().join(format!("server-dict-{}", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let dict = dir.join("d");
         let words: [&[u8]; 3] = [b"a\"b", b"c\\d", b"/x"];
         std::fs::write(&dict, dictionary(&words)).unwrap();
         let tokens = libafl::mutators::Tokens::new().add_from_files([&dict]).unwrap();
         assert_eq!(tokens.tokens(), &words.iter().map(|w| w.to_vec()).collect::<Vec<_>>());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

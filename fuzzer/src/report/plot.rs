@@ -363,7 +363,8 @@ mod tests {
     fn without_a_font_the_charts_are_drawn_without_text() {
         let row = |secs, paths| Row { secs, paths, crashes: 1.0, hangs: 0.0, execs_per_sec: 50.0 };
         let clients = [Client { name: "fuzz0".into(), rows: vec![row(0.0, 10.0), row(5.0, 20.0)] }];
-        let dir = std::env::temp_dir().join(format!("plot-unit-{}", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let (png, svg) = (dir.join("paths.png"), dir.join("paths.svg"));
         draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), &CHARTS[1], &clients, false).unwrap();
@@ -371,6 +372,5 @@ mod tests {
         assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
         let svg = std::fs::read_to_string(&svg).unwrap();
         assert!(svg.contains("<polyline") && !svg.contains("<text"), "{svg}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -224,8 +224,8 @@ mod tests {
 
     #[test]
     fn summary_counts_by_signal_and_lists_folders_with_findings() {
-        let out = std::env::temp_dir().join(format!("summary-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&out);
+        let scratch = tempfile::tempdir().unwrap();
+        let out = scratch.path().to_path_buf();
         for (dir, files) in [
             (
                 "fuzz0/crashes",
@@ -256,13 +256,12 @@ mod tests {
                 "[Fuzzing Summary]\nLocated at: {o}\nFound 3 crashes.\n   - Of these crashes, 1 was from receiving signal 6.\n   - Of these crashes, 2 were from receiving signal 11.\n   - Crash files can be found in the following directories:\n        - {o}/fuzz0/crashes\n        - {o}/fuzz1/crashes\nFound 1 hang.\n   - Hang files can be found in the following directories:\n        - {o}/fuzz1/hangs\nGroup them into bugs with: fuzzer triage {o}\nReplay a file against your server (started normally) with: fuzzer send 127.0.0.1 PORT < FILE\nWant to see this again? Run fuzzer --summary {o}\n"
             )
         );
-        std::fs::remove_dir_all(&out).unwrap();
     }
 
     #[test]
     fn traversals_are_counted_apart_with_their_paths_and_asan_folders_get_a_hint() {
-        let out = std::env::temp_dir().join(format!("summary-traversal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&out);
+        let scratch = tempfile::tempdir().unwrap();
+        let out = scratch.path().to_path_buf();
         let traversal = "id:000001,sig:12,src:000002,time:7,execs:20,op:havoc";
         for (dir, file) in [
             ("fuzz0/crashes", traversal),
@@ -281,7 +280,6 @@ mod tests {
         assert!(text.contains("1 was a path traversal: the server reached a file outside its web root:\n"), "{text}");
         assert!(text.contains(&format!("        - \"/r/../etc/passwd\" (leads to /etc/passwd), e.g. {traversal}\n")));
         assert!(text.contains("memory errors AddressSanitizer caught"), "{text}");
-        std::fs::remove_dir_all(&out).unwrap();
     }
 
     #[test]

@@ -151,8 +151,8 @@ pub fn run(
     }
     let stderr = stderr.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
     match result {
-        Ok((Outcome::Crash(SIG_TRAVERSAL), port)) if setup.finding.0.is_file() => {
-            let text = std::fs::read_to_string(&setup.finding.0).unwrap_or_default().trim_end().to_string();
+        Ok((Outcome::Crash(SIG_TRAVERSAL), port)) if setup.finding().is_file() => {
+            let text = std::fs::read_to_string(setup.finding()).unwrap_or_default().trim_end().to_string();
             Ok(Finished { outcome: Outcome::Traversal(text), port, reply, stderr, stacks })
         }
         Ok((outcome, port)) => Ok(Finished { outcome, port, reply, stderr, stacks }),
@@ -167,8 +167,8 @@ pub struct Setup {
     pub library: PathBuf,
     /// What the preload reads, then the caller's own `envs` (which may override it).
     env: Vec<(OsString, OsString)>,
-    _input: ScratchFile,
-    finding: ScratchFile,
+    /// The input and, after a path traversal, the preload's description of it: removed with it.
+    scratch: tempfile::TempDir,
     /// Where the preload reports the port and pid of the listening process, then the reply.
     pub status_read: OwnedFd,
     status_fd: i32,
@@ -180,8 +180,11 @@ impl Setup {
     /// gdb) has started, so that the pipe ends when they do.
     pub fn new(input: Option<&[u8]>, envs: &[(&str, &OsStr)], limits: Limits) -> Result<(Setup, OwnedFd)> {
         let library = preload::library()?;
-        let finding = ScratchFile::new("finding");
-        let input_file = ScratchFile::new("input");
+        let scratch = tempfile::Builder::new()
+            .prefix("sockfuzz-")
+            .tempdir()
+            .context("cannot make a scratch folder for the run (is the temporary folder, $TMPDIR, writable?)")?;
+        let input_file = scratch.path().join("input");
         let bytes = match input {
             Some(bytes) => bytes.to_vec(),
             None => {
@@ -190,8 +193,8 @@ impl Setup {
                 bytes
             }
         };
-        std::fs::write(&input_file.0, &bytes)
-            .with_context(|| format!("cannot write the input to {}", input_file.0.display()))?;
+        std::fs::write(&input_file, &bytes)
+            .with_context(|| format!("cannot write the input to {}", input_file.display()))?;
         let (status_read, status_write) = pipe()?;
         let status_fd = status_write.as_raw_fd();
         // The user's ASan options after ours (the last of a name wins), which the preload needs
@@ -204,15 +207,20 @@ impl Setup {
             (env::name(env::STATUS_FD).into(), status_fd.to_string().into()),
             (env::name(env::OUTPUT).into(), "0".into()),
             (env::name(env::NETNS).into(), preload::netns().into()),
-            (env::name(env::FINDING_FILE).into(), finding.0.clone().into()),
-            (env::name(env::INPUT_FILE).into(), input_file.0.clone().into()),
+            (env::name(env::FINDING_FILE).into(), scratch.path().join("finding").into()),
+            (env::name(env::INPUT_FILE).into(), input_file.into()),
             // A server idle this long with the connection open has left it open (a timer that
             // closes idle connections would have fired).
             (env::name(env::IDLE).into(), (limits.run / 2).min(Duration::from_secs(1)).as_millis().to_string().into()),
         ];
         env.extend(preload::memory_env(limits.mem_mb, &asan).map(|(k, v)| (k.into(), v.into())));
         env.extend(envs.iter().map(|(k, v)| (OsString::from(k), v.to_os_string())));
-        Ok((Setup { library, env, _input: input_file, finding, status_read, status_fd }, status_write))
+        Ok((Setup { library, env, scratch, status_read, status_fd }, status_write))
+    }
+
+    /// Where the preload describes a path traversal (absent until it does).
+    fn finding(&self) -> PathBuf {
+        self.scratch.path().join("finding")
     }
 
     /// Give `cmd` the preload's environment (all but `LD_PRELOAD`, which the caller puts where
@@ -229,24 +237,6 @@ impl Setup {
                 Ok(())
             });
         }
-    }
-}
-
-/// A scratch file for the preload (the input; its description of a path traversal), removed
-/// when dropped.
-struct ScratchFile(std::path::PathBuf);
-
-impl ScratchFile {
-    fn new(what: &str) -> Self {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        ScratchFile(std::env::temp_dir().join(format!("sockfuzz-{what}-{}-{n}", std::process::id())))
-    }
-}
-
-impl Drop for ScratchFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -261,7 +261,8 @@ allocated by thread T1 here:
 
     #[test]
     fn an_asan_report_gives_the_kind_and_the_frames_in_the_servers_sources() {
-        let sources = std::env::temp_dir().join(format!("triage-test-{}", std::process::id()));
+        let scratch = tempfile::tempdir().unwrap();
+        let sources = scratch.path().to_path_buf();
         std::fs::create_dir_all(&sources).unwrap();
         for f in ["http.c", "server.c", "api.c"] {
             std::fs::write(sources.join(f), "").unwrap();
@@ -279,7 +280,6 @@ allocated by thread T1 here:
         let s = asan_report(double_free.as_bytes(), &sources, &symbolizer).unwrap();
         assert_eq!((s.kind.as_str(), s.frames[0].function.as_str()), ("double-free", "logout"));
         assert!(asan_report(b"Segmentation fault", &sources, &symbolizer).is_none());
-        std::fs::remove_dir_all(&sources).unwrap();
     }
 
     #[test]
