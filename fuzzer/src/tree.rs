@@ -1,4 +1,4 @@
-//! Copying a folder tree: a source folder into OUT/build, a web root for each client.
+//! Copying a folder tree: a source folder into OUT/build, a web root for each instance.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! CmpLog / input-to-state, the way AFL++'s `-c` works, on LibAFL's stages.
 //!
-//! Each client starts a second copy of the server under its own fork server, on its own port,
+//! Each instance starts a second copy of the server under its own fork server, on its own port,
 //! with the shared CmpLog map: there the runtime's `trace-cmp` callbacks and the preload's
 //! `strcmp`/`memcmp` hooks log every comparison's operands into it (AFL++'s current layout,
 //! read by `libafl_targets::AflppCmpLogObserver`). A binary built by AFL++ has AFL++'s runtime,

@@ -1,7 +1,7 @@
-//! Which cores the clients run on: the ones asked for, among those this process may use (its
+//! Which cores the instances run on: the ones asked for, among those this process may use (its
 //! CPU affinity: `taskset`, a cgroup CPU set, a batch scheduler's allocation). Unless named
 //! with `--cores`, free ones first: as AFL++ does, a core is busy when a process is pinned to
-//! it alone (another fuzzer's client, an afl-fuzz), so two students on one machine do not
+//! it alone (another fuzzer's instance, an afl-fuzz), so two students on one machine do not
 //! share a core while others idle.
 
 use anyhow::{anyhow, bail, Result};

@@ -19,7 +19,7 @@
 //! behind: the test case is run again in a fresh process (the other one has ended), and only
 //! that result counts, unless it is a crash or hang candidate that adds nothing to those seen
 //! (which is dropped anyway). One seen only in the reused process is "persistent-only"; when
-//! those pass [`FALLBACK_AFTER`] and 1% of the reused runs, the client goes back to one test
+//! those pass [`FALLBACK_AFTER`] and 1% of the reused runs, the instance goes back to one test
 //! case per process (control page byte 1).
 
 use super::findings::{LastRun, Wait, PERSISTENT};
@@ -54,7 +54,7 @@ pub struct ServerExecutor<I, OT, S, SHM> {
     crashes: Seen,
     /// The campaign's end: runs past it are refused, so a stage of slow runs cannot outlast it.
     deadline: Option<Instant>,
-    /// The share of wall-clock time this client may spend in runs (`pace`), if limited.
+    /// The share of wall-clock time this instance may spend in runs (`pace`), if limited.
     share: Option<f64>,
     /// Persistent mode: the last run's process goes on to serve the next test case (the fork
     /// server reports it stopped, AFL++'s way).
@@ -64,7 +64,7 @@ pub struct ServerExecutor<I, OT, S, SHM> {
     persistent_file: PathBuf,
 }
 
-/// How persistent mode fares in one client.
+/// How persistent mode fares in one instance.
 #[derive(Debug, Default)]
 struct Persistent {
     /// Test cases run (re-runs left out).
@@ -85,7 +85,7 @@ struct Persistent {
 const PATIENT: usize = 0;
 const FORK_MODE: usize = 1;
 
-/// Persistent-only results past which (and past 1% of the reused runs) a client falls back.
+/// Persistent-only results past which (and past 1% of the reused runs) an instance falls back.
 const FALLBACK_AFTER: u64 = 20;
 
 /// The longest pause `pace` makes after one run (a patient re-run can take seconds).
@@ -121,7 +121,7 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
     }
 
     /// Spend at most `share` of the wall-clock time in runs, pausing after each. This is how a
-    /// client yields its core to another: the kernel gives a niced or SCHED_IDLE co-runner
+    /// instance yields its core to another: the kernel gives a niced or SCHED_IDLE co-runner
     /// nearly half of a core all the same, through the many short waits of a run.
     pub fn pace(&mut self, share: f64) {
         self.share = Some(share);
@@ -186,7 +186,7 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
 }
 
 /// Where the preload describes a path traversal before it ends the run
-/// (`SOCKFUZZ_FINDING_FILE`), in client folder `dir`.
+/// (`SOCKFUZZ_FINDING_FILE`), in instance folder `dir`.
 pub fn finding_file(dir: &Path) -> PathBuf {
     dir.join(".finding")
 }

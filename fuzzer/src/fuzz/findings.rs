@@ -1,4 +1,4 @@
-//! What one client has found so far, kept in the fuzzer state (so it survives restarts) and
+//! What one instance has found so far, kept in the fuzzer state (so it survives restarts) and
 //! read by the stats writer and the status line.
 
 use libafl_bolts::SerdeAny;
@@ -70,13 +70,13 @@ impl Wait {
     }
 }
 
-/// The list of hangs in a client folder and how each began: `HANG_FILE_NAME\tWAIT` lines.
+/// The list of hangs in an instance folder and how each began: `HANG_FILE_NAME\tWAIT` lines.
 pub const HANGS: &str = "hangs.tsv";
 
-/// The list of path-traversal crashes in a client folder: `CRASH_FILE_NAME\tPATH\tRESOLVED` lines.
+/// The list of path-traversal crashes in an instance folder: `CRASH_FILE_NAME\tPATH\tRESOLVED` lines.
 pub const TRAVERSALS: &str = "traversals.tsv";
 
-/// A client's persistent-mode figures, laid out as `fuzzer_stats`: `runs`, `reused_runs`,
+/// An instance's persistent-mode figures, laid out as `fuzzer_stats`: `runs`, `reused_runs`,
 /// `rerun_fresh`, `persistent_only`, `mode` (`executor`).
 pub const PERSISTENT: &str = "persistent_stats";
 

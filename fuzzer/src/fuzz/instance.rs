@@ -1,4 +1,4 @@
-//! One fuzzing client: its server, its corpus and its `OUT/fuzzK` folder.
+//! One fuzzing instance: its server, its corpus and its `OUT/fuzzK` folder.
 
 use super::cmplog;
 use super::executor::{finding_file, sockfuzz_error_file, ServerExecutor};
@@ -50,8 +50,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The share of its core's time the ASan client may spend in runs (it shares the core with the
-/// plain client; `ServerExecutor::pace`). At 0.2 the plain client keeps about 82% of its solo
+/// The share of its core's time the ASan instance may spend in runs (it shares the core with the
+/// plain instance; `ServerExecutor::pace`). At 0.2 the plain instance keeps about 82% of its solo
 /// executions (0.1: 93%; nice 10 or SCHED_IDLE instead: 44%) and `scripts/bench-bugs --configs
 /// plain,default` finds every ASan-only bug in every run (README).
 const ASAN_SHARE: f64 = 0.2;
@@ -78,7 +78,7 @@ pub fn run(
             let _ = std::fs::write(error_file(&role.dir), e.to_string());
         }
     }
-    // Tell the restarter and the broker that this client is done, not crashed.
+    // Tell the restarter and the broker that this instance is done, not crashed.
     mgr.send_exiting()?;
     let _ = std::fs::write(done_file(&role.dir), b"");
     Ok(())
@@ -92,12 +92,12 @@ fn fuzz(
     mgr: &mut Mgr,
     desc: &ClientDescription,
 ) -> Result<(), Error> {
-    // A client restarted after dying once the campaign is over has nothing left to do.
+    // An instance restarted after dying once the campaign is over has nothing left to do.
     if deadline.is_some_and(|d| Instant::now() >= d) || opts.stop_file().exists() {
         return Ok(());
     }
     let dir = role.dir.clone();
-    // A queue already on disk: --resume, or this client restarted after dying.
+    // A queue already on disk: --resume, or this instance restarted after dying.
     let reload = opts.resume || std::fs::read_dir(dir.join("queue")).is_ok_and(|mut d| d.next().is_some());
     for sub in ["queue", "crashes", "hangs"] {
         std::fs::create_dir_all(dir.join(sub))?;
@@ -114,7 +114,7 @@ fn fuzz(
     // The coverage map, shared with the fork server through __AFL_SHM_ID.
     let mut shmem_provider = SelfRemovingShMemProvider::new()?;
     let mut shmem = shmem_provider.new_shmem(MAP_SIZE)?;
-    // SAFETY: this client process is single-threaded here; the variable is read by the target.
+    // SAFETY: this instance process is single-threaded here; the variable is read by the target.
     unsafe { shmem.write_to_env(env::name(env::AFL_SHM_ID))? };
     // SAFETY: the map lives (in `shmem`) for the whole of this function, longer than the observer.
     let map: &'static mut [u8] = unsafe { std::slice::from_raw_parts_mut(shmem.as_mut_ptr(), shmem.len()) };
@@ -151,7 +151,7 @@ fn fuzz(
             ..Findings::default()
         });
     }
-    // Named from the start: the display shows a client's row before its seeds are loaded.
+    // Named from the start: the display shows an instance's row before its seeds are loaded.
     let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
     report(&mut state, mgr, "client", UserStatsValue::String(name.into()))?;
     let scheduler = NewFavoredFirst::new(IndexesLenTimeMinimizerScheduler::new(
@@ -175,7 +175,7 @@ fn fuzz(
     watchdog(started.clone());
     let forkserver = builder.build_dynamic_map(edges, tuple_list!(time)).map_err(not_started)?;
     // The CmpLog tracer: another copy of the server (see `cmplog`), and its map, kept mapped.
-    // The ASan clients leave CmpLog to the plain ones: their finds reach them through the broker.
+    // The ASan instances leave CmpLog to the plain ones: their finds reach them through the broker.
     let (tracing, _cmplog_map) = if opts.cmplog && !role.asan {
         let (tracer, _) = server(opts, role, &root, &library, &dir.join(".cur_input_cmplog"))?;
         let ours =
@@ -204,7 +204,7 @@ fn fuzz(
                 left_out.join(", ")
             )));
         }
-        // One line, from the first client (all load the same seeds).
+        // One line, from the first instance (all load the same seeds).
         if !left_out.is_empty() && desc.id() <= 1 {
             println!(
                 "[seeds] left out {} seed(s) that crash or hang the server: {}",
@@ -381,7 +381,7 @@ fn watchdog(started: Arc<AtomicBool>) {
     });
 }
 
-/// Load the seeds (or, with --resume, this client's old queue) into the corpus, AFL-named.
+/// Load the seeds (or, with --resume, this instance's old queue) into the corpus, AFL-named.
 /// Seeds that crash or hang the server are left out of the corpus (as AFL++'s dry run does; a
 /// new finding among them is saved) and named in the result: "NAME (hang: ...)".
 fn load_seeds<Z>(
@@ -448,7 +448,7 @@ type Observers = (Edges, (TimeObserver, ()));
 type ServerExecutorOf =
     ServerExecutor<BytesInput, Observers, State, <SelfRemovingShMemProvider as ShMemProvider>::ShMem>;
 
-/// Send a per-client figure (or the client's name) to the broker's status display.
+/// Send a per-instance figure (or the instance's name) to the broker's status display.
 fn report(state: &mut State, mgr: &mut Mgr, name: &'static str, value: UserStatsValue) -> Result<(), Error> {
     let op = if value.is_numeric() { AggregatorOps::Sum } else { AggregatorOps::None };
     let event =

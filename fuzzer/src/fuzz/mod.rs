@@ -1,6 +1,8 @@
 //! Stage 3, fuzzing: LibAFL's `Launcher` runs a broker (this process, showing the status)
-//! and one client per core, each driving its own copy of the server through the AFL++ fork
-//! server, with AFL++-compatible output in `OUT/fuzzK`.
+//! and one fuzzing instance per core and build (a LibAFL client; the screen and `clients.log`
+//! keep that word), each driving its own copy of the server through the AFL++ fork server, with
+//! AFL++-compatible output in `OUT/fuzzK`. ("client" in this crate's code is only ever the
+//! preload's HTTP client inside the server.)
 
 mod cmplog;
 pub mod cores;
@@ -54,7 +56,7 @@ pub type Seed = (String, Vec<u8>);
 
 pub struct Options {
     pub target: Target,
-    /// The AddressSanitizer build: each core then runs a second client on it.
+    /// The AddressSanitizer build: each core then runs a second instance on it.
     pub asan: Option<Target>,
     pub out: PathBuf,
     /// Stop after this long (None: until Ctrl-C).
@@ -64,7 +66,7 @@ pub struct Options {
     /// The re-run of a new hang candidate gets this long (`executor`).
     pub hang_timeout: Duration,
     pub cores: Cores,
-    /// The user's web root (copied per client), or the built-in sample one.
+    /// The user's web root (copied per instance), or the built-in sample one.
     pub root: Option<PathBuf>,
     pub seeds: Vec<Seed>,
     pub dicts: Vec<PathBuf>,
@@ -77,7 +79,7 @@ pub struct Options {
     pub persistent: u32,
     pub resume: bool,
     pub stop_on_crash: bool,
-    /// The port of our broker (clients and other machines' brokers connect to it).
+    /// The port of our broker (instances and other machines' brokers connect to it).
     pub broker_port: u16,
     /// Another campaign's broker to join (LibAFL broker-to-broker over TCP).
     pub remote_broker: Option<SocketAddr>,
@@ -89,7 +91,7 @@ pub struct Options {
     pub screen: bool,
 }
 
-/// What one client fuzzes and where it writes: the plain build in `fuzzK`, the ASan build in
+/// What one instance fuzzes and where it writes: the plain build in `fuzzK`, the ASan build in
 /// `fuzzK-asan` (K counts the cores).
 pub struct Role<'a> {
     pub dir: PathBuf,
@@ -98,13 +100,13 @@ pub struct Role<'a> {
 }
 
 impl Options {
-    /// Clients per core: the plain build's, and the ASan build's if there is one, which takes
+    /// Instances per core: the plain build's, and the ASan build's if there is one, which takes
     /// a fifth of the core (`instance::ASAN_SHARE`).
     fn per_core(&self) -> usize {
         1 + usize::from(self.asan.is_some())
     }
 
-    /// The role of client `slot` (0-based, in launch order: per core, plain then ASan).
+    /// The role of instance `slot` (0-based, in launch order: per core, plain then ASan).
     pub fn role(&self, slot: usize) -> Role<'_> {
         let (core, asan) = (slot / self.per_core(), slot % self.per_core() == 1);
         let target = if asan { self.asan.as_ref().unwrap_or(&self.target) } else { &self.target };
@@ -112,12 +114,12 @@ impl Options {
         Role { dir: self.out.join(name), target, asan }
     }
 
-    /// Every client's folder.
-    pub fn client_dirs(&self) -> Vec<PathBuf> {
+    /// Every instance's folder.
+    pub fn instance_dirs(&self) -> Vec<PathBuf> {
         (0..self.cores.ids.len() * self.per_core()).map(|slot| self.role(slot).dir).collect()
     }
 
-    /// Created by any client to stop them all (`--stop-on-crash`), or by the screen's `q`
+    /// Created by any instance to stop them all (`--stop-on-crash`), or by the screen's `q`
     /// (then it says `user`).
     pub fn stop_file(&self) -> PathBuf {
         self.out.join(".stop")
@@ -128,25 +130,25 @@ impl Options {
         std::fs::read(self.stop_file()).is_ok_and(|text| text == b"user")
     }
 
-    /// The clients' stdout and stderr while the screen is shown.
-    pub fn clients_log(&self) -> PathBuf {
+    /// The instances' stdout and stderr while the screen is shown (`OUT/clients.log`).
+    pub fn messages_log(&self) -> PathBuf {
         self.out.join("clients.log")
     }
 }
 
-/// The order clients are shown in, from a client folder's name (`Options::role`): by core, the
-/// plain client before its ASan one (`fuzz2`, `fuzz2-asan`, `fuzz10`); other names last.
-pub fn client_order(name: &str) -> (u64, &str) {
+/// The order instances are shown in, from an instance folder's name (`Options::role`): by core, the
+/// plain instance before its ASan one (`fuzz2`, `fuzz2-asan`, `fuzz10`); other names last.
+pub fn instance_order(name: &str) -> (u64, &str) {
     let digits = name.strip_prefix("fuzz").unwrap_or("").split(|c: char| !c.is_ascii_digit()).next();
     (digits.and_then(|d| d.parse().ok()).unwrap_or(u64::MAX), name)
 }
 
-/// Written in a client's folder when it has finished (not when it died: then it is restarted).
+/// Written in an instance's folder when it has finished (not when it died: then it is restarted).
 pub fn done_file(dir: &std::path::Path) -> PathBuf {
     dir.join(".done")
 }
 
-/// Where a client leaves the error that ended it, for the parent to report.
+/// Where an instance leaves the error that ended it, for the parent to report.
 pub fn error_file(dir: &std::path::Path) -> PathBuf {
     dir.join(".error")
 }
@@ -157,7 +159,7 @@ fn run_broker(opts: &Options, provider: Provider, mut monitor: Status) -> Result
     if opts.screen {
         let setup = screen::Setup {
             out: opts.out.clone(),
-            log: opts.clients_log(),
+            log: opts.messages_log(),
             stop_file: opts.stop_file(),
             duration: opts.duration,
             title: opts.out.display().to_string(),
@@ -167,9 +169,9 @@ fn run_broker(opts: &Options, provider: Provider, mut monitor: Status) -> Result
     let hook = StdLlmpEventHook::<BytesInput, Status>::new(monitor)?;
     let mut broker = LlmpBroker::create_attach_to_tcp(provider, tuple_list!(hook), opts.broker_port)?;
     if let Some(remote) = opts.remote_broker {
-        // Register our own clients first: the link takes the next client id, and a client
+        // Register our own instances first: the link takes the next instance id, and an instance
         // registering at that moment could get the same id and drop the link's events as its own.
-        let local = opts.client_dirs().len();
+        let local = opts.instance_dirs().len();
         let deadline = Instant::now() + Duration::from_secs(60);
         while broker.num_clients_seen() - broker.nb_listeners() < local && Instant::now() < deadline {
             broker.broker_once()?;
@@ -177,16 +179,16 @@ fn run_broker(opts: &Options, provider: Provider, mut monitor: Status) -> Result
         }
         broker.inner_mut().connect_b2b(remote)?;
     }
-    stop_broker_when_clients_are_done(opts);
+    stop_broker_when_instances_are_done(opts);
     broker.loop_with_timeouts(Duration::from_secs(30), Some(Duration::from_millis(5)));
     Ok(())
 }
 
 /// The broker's loop ends on SIGINT/SIGTERM or when all its clients are gone, but a linked
-/// broker of another campaign counts as a client forever: so once our own clients have
+/// broker of another campaign counts as a client forever: so once our own instances have
 /// finished, stop it the way Ctrl-C would.
-fn stop_broker_when_clients_are_done(opts: &Options) {
-    let done: Vec<PathBuf> = opts.client_dirs().iter().map(|d| done_file(d)).collect();
+fn stop_broker_when_instances_are_done(opts: &Options) {
+    let done: Vec<PathBuf> = opts.instance_dirs().iter().map(|d| done_file(d)).collect();
     std::thread::spawn(move || {
         // Also wait for LibAFL's handler to be installed: before it, SIGTERM would kill us.
         while !done.iter().all(|f| f.exists()) || !sigterm_is_handled() {
@@ -207,26 +209,26 @@ fn sigterm_is_handled() -> bool {
 }
 
 /// Fuzz until the time limit, `--stop-on-crash` or Ctrl-C. Returns in the launching process
-/// only; client processes exit inside.
+/// only; instance processes exit inside.
 pub fn run(opts: &Options) -> Result<()> {
     let _ = std::fs::remove_file(opts.stop_file());
-    for dir in opts.client_dirs() {
+    for dir in opts.instance_dirs() {
         let _ = std::fs::remove_file(done_file(&dir));
         let _ = std::fs::remove_file(error_file(&dir));
     }
     let shmem_provider = Provider::new().context("cannot create shared memory for the clients")?;
     let parent = std::process::id();
-    // Fixed before forking, so a restarted client keeps the original end time.
+    // Fixed before forking, so a restarted instance keeps the original end time.
     let deadline = opts.duration.map(|d| Instant::now() + d);
-    let mut run_client =
+    let mut run_instance =
         |state: Option<State>, mgr: Mgr, desc: ClientDescription| instance::run(opts, deadline, state, mgr, &desc);
-    // Never trust another client's coverage map: the ASan build (or another machine's build)
-    // numbers its edges differently, so every client re-runs the entries it receives.
+    // Never trust another instance's coverage map: the ASan build (or another machine's build)
+    // numbers its edges differently, so every instance re-runs the entries it receives.
     let config = EventConfig::AlwaysUnique;
     let spawn_mgr =
-        |_: &Launcher<'_, _, Status, Provider>, client: Option<ClientDescription>, monitor: Option<Status>| {
+        |_: &Launcher<'_, _, Status, Provider>, instance: Option<ClientDescription>, monitor: Option<Status>| {
             let provider = Provider::new()?;
-            match client {
+            match instance {
                 Some(client_description) => {
                     setup_restarting_mgr_llmp::<(), BytesInput, Status, State, Provider>(
                         provider,
@@ -235,7 +237,7 @@ pub fn run(opts: &Options) -> Result<()> {
                         opts.broker_port,
                         ManagerKind::Client { client_description },
                         None,
-                        // A client that dies (panic, OOM kill) is restarted and reloads its queue from disk.
+                        // An instance that dies (panic, OOM kill) is restarted and reloads its queue from disk.
                         ShouldSaveState::OOMSafeNever,
                         tuple_list!(),
                     )
@@ -247,21 +249,21 @@ pub fn run(opts: &Options) -> Result<()> {
                 }
             }
         };
-    // On the screen, the clients' messages would tear it: they go to a file it shows.
-    let clients_log = opts.screen.then(|| opts.clients_log().to_string_lossy().into_owned());
+    // On the screen, the instances' messages would tear it: they go to a file it shows.
+    let messages_log = opts.screen.then(|| opts.messages_log().to_string_lossy().into_owned());
     let launched = Launcher::builder()
         .shmem_provider(shmem_provider)
         .configuration(config)
         .monitor(Status::new())
-        .stdout_file(clients_log.as_deref())
-        .run_client(&mut run_client)
+        .stdout_file(messages_log.as_deref())
+        .run_client(&mut run_instance)
         .cores(&opts.cores)
         .overcommit(opts.per_core())
         .broker_port(opts.broker_port)
         .build()
         .launch_with_manager(spawn_mgr);
     if std::process::id() != parent {
-        // A client or its restarter: the launching process reports.
+        // An instance or its restarter: the launching process reports.
         std::process::exit(0);
     }
     match launched {
@@ -269,7 +271,7 @@ pub fn run(opts: &Options) -> Result<()> {
         Err(e) => bail!("the fuzzer stopped with an error: {e}"),
     }
     let errors: Vec<String> = opts
-        .client_dirs()
+        .instance_dirs()
         .iter()
         .filter_map(|dir| {
             let name = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();

@@ -43,7 +43,7 @@ impl Solutions {
     }
 }
 
-/// Where a client keeps the map entries its crashes reached (`Seen`).
+/// Where an instance keeps the map entries its crashes reached (`Seen`).
 pub const SEEN_CRASHES: &str = ".seen-crashes";
 
 /// Solution files already in `dir/sub` (a resumed run continues their ids).

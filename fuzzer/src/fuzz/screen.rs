@@ -1,7 +1,7 @@
-//! The full-screen status on a terminal (ratatui): totals, a row per client, how long since
+//! The full-screen status on a terminal (ratatui): totals, a row per instance, how long since
 //! the last new path, crash and hang, stability, the bugs triage found (once `triage.json`
-//! exists), and the clients' own messages. `q` or Ctrl-C stops the campaign the way
-//! `--stop-on-crash` does (the stop file), so every client saves its state and the summary
+//! exists), and the instances' own messages. `q` or Ctrl-C stops the campaign the way
+//! `--stop-on-crash` does (the stop file), so every instance saves its state and the summary
 //! follows; the terminal is given back when the screen is dropped (the broker's end), or on a
 //! panic.
 
@@ -26,9 +26,9 @@ use std::time::Duration;
 pub struct Setup {
     /// The output folder.
     pub out: PathBuf,
-    /// The clients' stdout and stderr, which would tear the screen (tail shown).
+    /// The instances' stdout and stderr, which would tear the screen (tail shown).
     pub log: PathBuf,
-    /// Written to stop every client.
+    /// Written to stop every instance.
     pub stop_file: PathBuf,
     /// The campaign's length, if it has one.
     pub duration: Option<Duration>,
@@ -116,9 +116,9 @@ fn draw_loop(setup: &Setup, snapshot: &Mutex<Snapshot>, done: &AtomicBool) {
 }
 
 fn draw(f: &mut Frame, setup: &Setup, s: &Snapshot, bugs: &[String], messages: &[String], stopping: bool) {
-    let rows = s.clients.len() as u16;
+    let rows = s.instances.len() as u16;
     let bug_rows = if bugs.is_empty() { 0 } else { bugs.len().min(8) as u16 + 2 };
-    let [title, top, clients, bug_area, log] = Layout::vertical([
+    let [title, top, instances, bug_area, log] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(7),
         Constraint::Length(rows + 3),
@@ -173,7 +173,7 @@ fn draw(f: &mut Frame, setup: &Setup, s: &Snapshot, bugs: &[String], messages: &
     let header =
         ["client", "execs/s", "execs", "corpus", "edges", "crashes", "hangs", "cycles", "stability", "last path"];
     let table = Table::new(
-        s.clients.iter().map(|c| {
+        s.instances.iter().map(|c| {
             Row::new(vec![
                 Cell::from(c.name.clone()),
                 Cell::from(format!("{:.0}", c.speed)),
@@ -191,7 +191,7 @@ fn draw(f: &mut Frame, setup: &Setup, s: &Snapshot, bugs: &[String], messages: &
     )
     .header(Row::new(header).style(Style::new().add_modifier(Modifier::BOLD)))
     .block(Block::bordered().title(" clients "));
-    f.render_widget(table, clients);
+    f.render_widget(table, instances);
 
     if !bugs.is_empty() {
         let lines: Vec<Line> = bugs.iter().take(8).map(|b| Line::raw(b.clone())).collect();

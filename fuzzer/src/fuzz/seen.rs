@@ -1,5 +1,5 @@
 //! The map entries earlier crashes (or hang candidates) reached, simplified to hit / not hit as
-//! in AFL++'s virgin crash and timeout maps, and kept on disk: a client that restarts, or a
+//! in AFL++'s virgin crash and timeout maps, and kept on disk: an instance that restarts, or a
 //! `--resume`d campaign, does not save again what an earlier one saved.
 
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ struct OnDisk {
 }
 
 impl Seen {
-    /// The entries saved at `path` by an earlier client of this folder, else none.
+    /// The entries saved at `path` by an earlier instance of this folder, else none.
     pub fn load(path: &Path) -> Self {
         let entries = std::fs::read(path)
             .ok()
@@ -55,7 +55,7 @@ impl Seen {
         new
     }
 
-    /// Written whole to a temporary file and renamed, so a client stopped mid-write leaves the
+    /// Written whole to a temporary file and renamed, so an instance stopped mid-write leaves the
     /// previous entries. A folder that cannot be written costs only this memory across restarts.
     fn store(&self) {
         let Some(path) = &self.path else { return };

@@ -1,7 +1,7 @@
 //! Shared memory that never outlives the campaign.
 //!
 //! LibAFL's SysV segments (LLMP pages, the restarter's state map) and our coverage and CmpLog
-//! maps are removed only by a clean exit, so Ctrl-C or a killed client used to leave 256 MiB
+//! maps are removed only by a clean exit, so Ctrl-C or a killed instance used to leave 256 MiB
 //! segments behind. Here each segment is marked for removal (`IPC_RMID`) as soon as it exists:
 //! Linux frees it when the last process detaches, and until then still lets other processes
 //! (the broker, a fork server) attach it by id.

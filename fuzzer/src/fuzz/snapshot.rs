@@ -1,10 +1,10 @@
-//! The campaign at one moment, as the broker shows it: a row per client and their totals
+//! The campaign at one moment, as the broker shows it: a row per instance and their totals
 //! (taken by `status`, drawn by `screen` or printed as a line).
 
-/// One client's row.
+/// One instance's row.
 #[derive(Clone, Default)]
 pub struct Row {
-    /// Its folder (`fuzz0`, `fuzz0-asan`), as the client reports it.
+    /// Its folder (`fuzz0`, `fuzz0-asan`), as the instance reports it.
     pub name: String,
     pub execs: u64,
     pub speed: f64,
@@ -27,44 +27,44 @@ pub struct Row {
 pub struct Snapshot {
     /// Seconds since the campaign started.
     pub run_time: u64,
-    pub clients: Vec<Row>,
+    pub instances: Vec<Row>,
 }
 
 impl Snapshot {
     pub fn execs(&self) -> u64 {
-        self.clients.iter().map(|c| c.execs).sum()
+        self.instances.iter().map(|c| c.execs).sum()
     }
     pub fn speed(&self) -> f64 {
-        self.clients.iter().map(|c| c.speed).sum()
+        self.instances.iter().map(|c| c.speed).sum()
     }
     pub fn corpus(&self) -> u64 {
-        self.clients.iter().map(|c| c.corpus).sum()
+        self.instances.iter().map(|c| c.corpus).sum()
     }
-    /// The plain clients' best (the ASan build numbers its edges differently).
+    /// The plain instances' best (the ASan build numbers its edges differently).
     pub fn edges(&self) -> u64 {
-        self.clients.iter().map(|c| c.edges).max().unwrap_or(0)
+        self.instances.iter().map(|c| c.edges).max().unwrap_or(0)
     }
     pub fn crashes(&self) -> u64 {
-        self.clients.iter().map(|c| c.crashes).sum()
+        self.instances.iter().map(|c| c.crashes).sum()
     }
     pub fn hangs(&self) -> u64 {
-        self.clients.iter().map(|c| c.hangs).sum()
+        self.instances.iter().map(|c| c.hangs).sum()
     }
-    /// The fewest cycles any client has done.
+    /// The fewest cycles any instance has done.
     pub fn cycles(&self) -> u64 {
-        self.clients.iter().map(|c| c.cycles).min().unwrap_or(0)
+        self.instances.iter().map(|c| c.cycles).min().unwrap_or(0)
     }
     pub fn stability(&self) -> Option<f64> {
-        self.clients.iter().filter_map(|c| c.stability).reduce(f64::min)
+        self.instances.iter().filter_map(|c| c.stability).reduce(f64::min)
     }
     pub fn last_path(&self) -> Option<u64> {
-        self.clients.iter().filter_map(|c| c.last_path).max()
+        self.instances.iter().filter_map(|c| c.last_path).max()
     }
     pub fn last_crash(&self) -> Option<u64> {
-        self.clients.iter().filter_map(|c| c.last_crash).max()
+        self.instances.iter().filter_map(|c| c.last_crash).max()
     }
     pub fn last_hang(&self) -> Option<u64> {
-        self.clients.iter().filter_map(|c| c.last_hang).max()
+        self.instances.iter().filter_map(|c| c.last_hang).max()
     }
 }
 
@@ -80,7 +80,7 @@ mod tests {
     #[test]
     fn totals_add_up_and_take_the_latest_times() {
         let row = |execs, crashes, last_crash| Row { execs, crashes, last_crash, speed: 10.0, ..Row::default() };
-        let s = Snapshot { run_time: 60, clients: vec![row(5, 1, Some(3)), row(7, 2, Some(9)), row(1, 0, None)] };
+        let s = Snapshot { run_time: 60, instances: vec![row(5, 1, Some(3)), row(7, 2, Some(9)), row(1, 0, None)] };
         assert_eq!((s.execs(), s.crashes(), s.speed()), (13, 3, 30.0));
         assert_eq!(s.last_crash(), Some(9));
         assert_eq!(s.last_hang(), None);

@@ -7,7 +7,7 @@
 //! `map_size`/`total_execs`), it counts crashes and hangs only with the `track_hit_feedbacks`
 //! feature and only for LibAFL's own crash and timeout feedbacks (ours is the AFL++-novelty
 //! objective in `objective`, with the preload's verdicts), and as a stage it writes only
-//! between test cases, never at the end of a campaign or when a client is stopped.
+//! between test cases, never at the end of a campaign or when an instance is stopped.
 
 use super::findings::Findings;
 use libafl::corpus::{Corpus, HasTestcase, SchedulerTestcaseMetadata};
@@ -205,7 +205,7 @@ struct Snapshot {
     start_time: u64,
     run_time: Duration,
     execs: u64,
-    /// Queue entries that came from other clients (LibAFL's count).
+    /// Queue entries that came from other instances (LibAFL's count).
     imported: u64,
     cycles: u64,
     corpus_count: usize,

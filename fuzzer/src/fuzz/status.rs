@@ -1,7 +1,7 @@
-//! What the broker shows while fuzzing: totals over all clients and a row per client, drawn as
+//! What the broker shows while fuzzing: totals over all instances and a row per instance, drawn as
 //! a full screen on a terminal (`screen`), else one plain line per second.
 
-use super::client_order;
+use super::instance_order;
 use super::screen::Screen;
 use super::snapshot::{clock, Row, Snapshot};
 use libafl::monitors::stats::user_stats::TAG_CALIBRATE_STABILITY;
@@ -20,7 +20,7 @@ const SCREEN_INTERVAL: Duration = Duration::from_millis(250);
 /// The broker's monitor: keeps the snapshot, and shows it as a screen or as lines.
 pub struct Status {
     screen: Option<Screen>,
-    /// Per client: the counts last seen and when they last grew (campaign seconds), as LibAFL
+    /// Per instance: the counts last seen and when they last grew (campaign seconds), as LibAFL
     /// keeps no time per user statistic.
     seen: HashMap<ClientId, Row>,
     /// When the snapshot was last taken: at most once per `interval` (events come far more often).
@@ -42,7 +42,7 @@ impl Status {
         }
     }
 
-    /// Show `screen` (started in the broker, once the clients are forked), if there is one.
+    /// Show `screen` (started in the broker, once the instances are forked), if there is one.
     pub fn start_screen(&mut self, screen: Option<Screen>) {
         if screen.is_some() {
             self.interval = SCREEN_INTERVAL;
@@ -53,7 +53,7 @@ impl Status {
     fn snapshot(&mut self, stats: &mut ClientStatsManager) -> Snapshot {
         let now = libafl_bolts::current_time();
         let run_time = now.saturating_sub(stats.start_time()).as_secs();
-        let mut clients = Vec::new();
+        let mut instances = Vec::new();
         for id in stats.client_ids_sorted().to_vec() {
             let row = stats.update_client_stats_for(id, |c| {
                 c.enabled().then(|| Row {
@@ -83,21 +83,21 @@ impl Status {
             row.last_crash = grew(seen.crashes, row.crashes, seen.last_crash);
             row.last_hang = grew(seen.hangs, row.hangs, seen.last_hang);
             *seen = row.clone();
-            clients.push(row);
+            instances.push(row);
         }
-        clients.sort_by(|a, b| client_order(&a.name).cmp(&client_order(&b.name)));
-        Snapshot { run_time, clients }
+        instances.sort_by(|a, b| instance_order(&a.name).cmp(&instance_order(&b.name)));
+        Snapshot { run_time, instances }
     }
 
     fn line(&self, s: &Snapshot) {
-        let per_client = if s.clients.len() > 1 {
-            let speeds: Vec<String> = s.clients.iter().map(|c| format!("{:.0}", c.speed)).collect();
+        let per_instance = if s.instances.len() > 1 {
+            let speeds: Vec<String> = s.instances.iter().map(|c| format!("{:.0}", c.speed)).collect();
             format!(" [{}]", speeds.join(" + "))
         } else {
             String::new()
         };
         let line = format!(
-            "[fuzz] {} | {} execs, {:.0}/s{per_client} | corpus {} | edges {} | crashes {} | hangs {}",
+            "[fuzz] {} | {} execs, {:.0}/s{per_instance} | corpus {} | edges {} | crashes {} | hangs {}",
             clock(s.run_time),
             s.execs(),
             s.speed(),
@@ -112,7 +112,7 @@ impl Status {
     }
 }
 
-/// A per-client user statistic as a number (0 when absent).
+/// A per-instance user statistic as a number (0 when absent).
 fn number(value: Option<&UserStatsValue>) -> u64 {
     match value {
         Some(UserStatsValue::Number(n)) => *n,
@@ -142,9 +142,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clients_sort_by_core_number() {
+    fn instances_sort_by_core_number() {
         let mut names = vec!["fuzz10", "fuzz2-asan", "fuzz2", "fuzz1"];
-        names.sort_by_key(|n| client_order(n));
+        names.sort_by_key(|n| instance_order(n));
         assert_eq!(names, ["fuzz1", "fuzz2", "fuzz2-asan", "fuzz10"]);
     }
 }

@@ -1,7 +1,7 @@
 //! `fuzzer plot OUT`: charts of a campaign over time, like afl-plot's, drawn from every
-//! client's `OUT/fuzzK*/plot_data` (AFL++'s format, written by fuzz/stats.rs) into
+//! instance's `OUT/fuzzK*/plot_data` (AFL++'s format, written by fuzz/stats.rs) into
 //! `OUT/plots/` as PNG and SVG: execution speed, corpus size (paths), saved crashes and hangs;
-//! one line per client and, with several clients, their total.
+//! one line per instance and, with several instances, their total.
 
 use anyhow::{bail, Context, Result};
 use plotters::coord::Shift;
@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 /// Pixels of one panel.
 const SIZE: (u32, u32) = (1000, 400);
 
-/// Pixels to the right of each panel for its legend (client names).
+/// Pixels to the right of each panel for its legend (instance names).
 const LEGEND_WIDTH: u32 = 140;
 
 /// Line colours that stay readable on white (the total is black).
@@ -39,8 +39,8 @@ struct Row {
     execs_per_sec: f64,
 }
 
-/// One client's rows; `name` is its folder (`fuzz0`, `fuzz0-asan`, ...).
-struct Client {
+/// One instance's rows; `name` is its folder (`fuzz0`, `fuzz0-asan`, ...).
+struct Instance {
     name: String,
     rows: Vec<Row>,
 }
@@ -74,8 +74,8 @@ const CHARTS: [Chart; 3] = [
 
 /// `fuzzer plot OUT`.
 pub fn main(out: &Path) -> Result<ExitCode> {
-    let (dir, clients) = write(out)?;
-    println!("[plot] charts of {clients} client(s): {}", dir.display());
+    let (dir, instances) = write(out)?;
+    println!("[plot] charts of {instances} client(s): {}", dir.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -87,9 +87,9 @@ pub fn after_campaign(out: &Path) {
     }
 }
 
-/// Writes every chart into `OUT/plots/`; returns that folder and the number of clients.
+/// Writes every chart into `OUT/plots/`; returns that folder and the number of instances.
 fn write(out: &Path) -> Result<(PathBuf, usize)> {
-    let clients = read_clients(out)?;
+    let instances = read_instances(out)?;
     let dir = out.join("plots");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let text = load_font();
@@ -99,24 +99,24 @@ fn write(out: &Path) -> Result<(PathBuf, usize)> {
     for chart in &CHARTS {
         let height = SIZE.1 * chart.panels.len() as u32;
         let png = dir.join(format!("{}.png", chart.file));
-        draw(BitMapBackend::new(&png, (SIZE.0, height)).into_drawing_area(), chart, &clients, text)
+        draw(BitMapBackend::new(&png, (SIZE.0, height)).into_drawing_area(), chart, &instances, text)
             .with_context(|| format!("cannot draw {}", png.display()))?;
         let svg = dir.join(format!("{}.svg", chart.file));
-        draw(SVGBackend::new(&svg, (SIZE.0, height)).into_drawing_area(), chart, &clients, text)
+        draw(SVGBackend::new(&svg, (SIZE.0, height)).into_drawing_area(), chart, &instances, text)
             .with_context(|| format!("cannot draw {}", svg.display()))?;
     }
-    Ok((dir, clients.len()))
+    Ok((dir, instances.len()))
 }
 
-/// The clients' `plot_data`, in folder order (core number, then the ASan client).
-fn read_clients(out: &Path) -> Result<Vec<Client>> {
+/// The instances' `plot_data`, in folder order (core number, then the ASan instance).
+fn read_instances(out: &Path) -> Result<Vec<Instance>> {
     if !out.is_dir() {
         bail!(
             "{} is not a folder: give the output folder of a campaign (fuzzer's -o, by default fuzz_out)",
             out.display()
         );
     }
-    let mut clients = Vec::new();
+    let mut instances = Vec::new();
     for entry in std::fs::read_dir(out).with_context(|| format!("cannot list {}", out.display()))? {
         let entry = entry.with_context(|| format!("cannot list {}", out.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -125,23 +125,23 @@ fn read_clients(out: &Path) -> Result<Vec<Client>> {
             continue;
         }
         let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-        clients.push(Client { name, rows: parse(&text) });
+        instances.push(Instance { name, rows: parse(&text) });
     }
-    if clients.is_empty() {
+    if instances.is_empty() {
         bail!(
             "{} holds no fuzzK/plot_data: give the output folder of a campaign (fuzzer's -o) that has run",
             out.display()
         );
     }
-    if clients.iter().all(|c| c.rows.is_empty()) {
+    if instances.iter().all(|c| c.rows.is_empty()) {
         bail!("the plot_data files in {} hold no rows yet: a campaign adds one every 5 s, so plot again once it has run a little", out.display());
     }
-    clients.sort_by(|a, b| crate::fuzz::client_order(&a.name).cmp(&crate::fuzz::client_order(&b.name)));
-    Ok(clients)
+    instances.sort_by(|a, b| crate::fuzz::instance_order(&a.name).cmp(&crate::fuzz::instance_order(&b.name)));
+    Ok(instances)
 }
 
 /// The complete rows of a `plot_data` text. Comments are skipped, and so is a last line without
-/// its newline (a client may be writing it as we read), and any row that does not parse.
+/// its newline (an instance may be writing it as we read), and any row that does not parse.
 fn parse(text: &str) -> Vec<Row> {
     let complete = text.rfind('\n').map_or("", |end| &text[..end]);
     let mut rows = Vec::new();
@@ -178,16 +178,16 @@ fn parse(text: &str) -> Vec<Row> {
     rows
 }
 
-/// The sum over clients at every time any of them wrote a row, each client counting its latest
+/// The sum over instances at every time any of them wrote a row, each instance counting its latest
 /// row by then (0 before its first).
-fn total(clients: &[Client], value: fn(&Row) -> f64) -> Vec<(f64, f64)> {
-    let mut times: Vec<f64> = clients.iter().flat_map(|c| c.rows.iter().map(|r| r.secs)).collect();
+fn total(instances: &[Instance], value: fn(&Row) -> f64) -> Vec<(f64, f64)> {
+    let mut times: Vec<f64> = instances.iter().flat_map(|c| c.rows.iter().map(|r| r.secs)).collect();
     times.sort_by(f64::total_cmp);
     times.dedup();
     times
         .into_iter()
         .map(|t| {
-            let sum = clients.iter().filter_map(|c| c.rows.iter().rev().find(|r| r.secs <= t)).map(value).sum();
+            let sum = instances.iter().filter_map(|c| c.rows.iter().rev().find(|r| r.secs <= t)).map(value).sum();
             (t, sum)
         })
         .collect()
@@ -201,12 +201,17 @@ struct Line {
     points: Vec<(f64, f64)>,
 }
 
-fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart, clients: &[Client], text: bool) -> Result<()>
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    chart: &Chart,
+    instances: &[Instance],
+    text: bool,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    let last = clients.iter().flat_map(|c| c.rows.iter().map(|r| r.secs)).fold(0.0, f64::max);
+    let last = instances.iter().flat_map(|c| c.rows.iter().map(|r| r.secs)).fold(0.0, f64::max);
     let (scale, unit) = match last {
         t if t <= 300.0 => (1.0, "seconds"),
         t if t <= 3.0 * 3600.0 => (60.0, "minutes"),
@@ -214,7 +219,7 @@ where
     };
     let end = (last / scale).max(1.0);
     for (area, panel) in root.split_evenly((chart.panels.len(), 1)).iter().zip(chart.panels) {
-        let mut lines: Vec<Line> = clients
+        let mut lines: Vec<Line> = instances
             .iter()
             .enumerate()
             .map(|(i, c)| Line {
@@ -224,12 +229,12 @@ where
                 points: c.rows.iter().map(|r| (r.secs / scale, (panel.value)(r))).collect(),
             })
             .collect();
-        if clients.len() > 1 {
-            let points = total(clients, panel.value).into_iter().map(|(t, v)| (t / scale, v)).collect();
+        if instances.len() > 1 {
+            let points = total(instances, panel.value).into_iter().map(|(t, v)| (t / scale, v)).collect();
             lines.push(Line { name: "total".into(), color: BLACK, width: 3, points });
         }
         let top = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(1.0, f64::max) * 1.1;
-        // The legend gets a column of its own, so that it hides no line however many clients.
+        // The legend gets a column of its own, so that it hides no line however many instances.
         let (area, legend) = area.split_horizontally(SIZE.0 - LEGEND_WIDTH);
         let mut builder = ChartBuilder::on(&area);
         builder.margin(15);
@@ -350,25 +355,25 @@ mod tests {
     }
 
     #[test]
-    fn the_total_holds_each_clients_latest_row() {
+    fn the_total_holds_each_instances_latest_row() {
         let row = |secs, paths| Row { secs, paths, crashes: 0.0, hangs: 0.0, execs_per_sec: 0.0 };
-        let clients = [
-            Client { name: "fuzz0".into(), rows: vec![row(0.0, 10.0), row(5.0, 20.0)] },
-            Client { name: "fuzz0-asan".into(), rows: vec![row(2.0, 1.0), row(7.0, 3.0)] },
+        let instances = [
+            Instance { name: "fuzz0".into(), rows: vec![row(0.0, 10.0), row(5.0, 20.0)] },
+            Instance { name: "fuzz0-asan".into(), rows: vec![row(2.0, 1.0), row(7.0, 3.0)] },
         ];
-        assert_eq!(total(&clients, |r| r.paths), [(0.0, 10.0), (2.0, 11.0), (5.0, 21.0), (7.0, 23.0)]);
+        assert_eq!(total(&instances, |r| r.paths), [(0.0, 10.0), (2.0, 11.0), (5.0, 21.0), (7.0, 23.0)]);
     }
 
     #[test]
     fn without_a_font_the_charts_are_drawn_without_text() {
         let row = |secs, paths| Row { secs, paths, crashes: 1.0, hangs: 0.0, execs_per_sec: 50.0 };
-        let clients = [Client { name: "fuzz0".into(), rows: vec![row(0.0, 10.0), row(5.0, 20.0)] }];
+        let instances = [Instance { name: "fuzz0".into(), rows: vec![row(0.0, 10.0), row(5.0, 20.0)] }];
         let scratch = tempfile::tempdir().unwrap();
         let dir = scratch.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let (png, svg) = (dir.join("paths.png"), dir.join("paths.svg"));
-        draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), &CHARTS[1], &clients, false).unwrap();
-        draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), &CHARTS[1], &clients, false).unwrap();
+        draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), &CHARTS[1], &instances, false).unwrap();
+        draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), &CHARTS[1], &instances, false).unwrap();
         assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
         let svg = std::fs::read_to_string(&svg).unwrap();
         assert!(svg.contains("<polyline") && !svg.contains("<text"), "{svg}");

@@ -21,7 +21,7 @@ struct Found {
     left_open: usize,
 }
 
-/// A folder of clients fuzzing the AddressSanitizer build (`fuzzK-asan`).
+/// A folder of instances fuzzing the AddressSanitizer build (`fuzzK-asan`).
 fn is_asan_instance(dir: &Path) -> bool {
     dir.file_name().is_some_and(|n| n.to_string_lossy().ends_with("-asan"))
 }
@@ -169,7 +169,7 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
 }
 
 /// What persistent mode did (`fuzzK/persistent_stats`), if it ran: runs in reused servers,
-/// results dropped as seen only there, clients that fell back.
+/// results dropped as seen only there, instances that fell back.
 fn persistent(out: &Path) -> String {
     let Ok(entries) = std::fs::read_dir(out) else { return String::new() };
     let (mut runs, mut reused, mut only, mut fell_back) = (0, 0, 0, Vec::new());

@@ -379,7 +379,7 @@ fn stop(child: &mut Child, listener: Option<i32>) {
 /// This process is a child subreaper while any run is in progress (runs may go on in several
 /// threads, as in triage): a server that forks into the background before it listens leaves a
 /// grandchild, which becomes our child when its parent exits, so that its end can be waited for.
-/// Only then: a campaign forks its clients from the process that made the start-up check, and
+/// Only then: a campaign forks its instances from the process that made the start-up check, and
 /// the orphans of their servers (a pre-forked server's workers) would become its zombies.
 struct Subreaper;
 

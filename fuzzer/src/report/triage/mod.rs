@@ -1,7 +1,7 @@
 //! `fuzzer triage OUT`: from a campaign's crash and hang files to a list of bugs.
 //!
 //! Every file in `OUT/*/crashes` and `OUT/*/hangs` is replayed `--runs` times under the preload
-//! (`run::run`, the run of `fuzzer run`) against the AddressSanitizer build when the campaign had
+//! (`runner::run`, the run of `fuzzer run`) against the AddressSanitizer build when the campaign had
 //! one, else the plain build. There ASan reports every crash, not only memory errors: triage
 //! turns its signal handlers on (the campaign leaves them off so that a SEGV stays a SEGV), so a
 //! null pointer or an `abort` gets a call stack too. A run's signature is its kind (ASan's name
