@@ -1,8 +1,7 @@
 //! The build step, the coverage runtime on the sample pserv, ASan, AFL++ interop, and the
 //! plain-words errors of `fuzzer build`.
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

@@ -1,8 +1,7 @@
 //! End-to-end tests of the main job on the sample pserv: bugs found and replayed, AFL++
 //! output format, Ctrl-C, resume, plain errors, and AFL++-built binaries.
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

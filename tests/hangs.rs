@@ -3,8 +3,7 @@
 //! cases in shared memory. On the sample pserv's switches (`-x leak`, `-x spin`, `-x close-stdin`,
 //! `-k MS`; tests/pserv/README.md).
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -66,7 +65,7 @@ fn a_timer_that_closes_the_connection_later_is_no_idle_verdict_for_fuzzer_run() 
     }
 }
 
-/// The sample server built with fuzzer-cc (no ASan build), once per test binary.
+/// The sample server built with fuzzer-cc (no ASan build), once per run of the tests.
 fn instrumented() -> &'static Path {
     static SERVER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     SERVER.get_or_init(|| {

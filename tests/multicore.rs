@@ -1,8 +1,7 @@
 //! Several clients (one per core), a client restarted after dying, two campaigns joined over
 //! loopback (LibAFL broker to broker), AFL++ sync folders, and the CPU budget.
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,8 +1,7 @@
 //! End-to-end tests of the sockfuzz preload on the sample pserv, in all five concurrency
 //! models, and of the replay tools against a plainly started server.
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::process::Command;
 use std::time::Duration;
 

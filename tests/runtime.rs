@@ -4,10 +4,9 @@
 //! runtime and the preload fill, read back with libafl_targets' `AflppCmpLogMap`.
 //!
 //! Needs `cargo build --release --workspace` first: the wrapper finds `libruntime.a` next to
-//! itself. What needs a missing gcc, clang, nm or afl-fuzz is skipped (`common::require`).
+//! itself. What needs a missing gcc, clang, nm or afl-fuzz is skipped (`util::require`).
 
-mod common;
-use common::{require, run_with_input, scratch_dir, stat_value, wait_for, Run};
+use crate::util::{preload, require, run_with_input, scratch_dir, stat_value, wait_for, Run};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -768,7 +767,7 @@ fn traced_run(bin: &Path, input: &[u8]) -> (String, Vec<libafl::observers::CmpVa
     let shmem = provider.new_shmem(size_of::<AflppCmpLogMap>()).unwrap();
     let run = run_bounded(
         Command::new(bin)
-            .env("LD_PRELOAD", common::preload())
+            .env("LD_PRELOAD", preload())
             .env("__AFL_CMPLOG_SHM_ID", shmem.id().to_string())
             .env("SOCKFUZZ_CMPLOG_SHM_ID", shmem.id().to_string())
             .env_remove("__AFL_SHM_ID"),

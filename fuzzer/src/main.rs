@@ -29,7 +29,7 @@ mod showmap;
 /// Unit tests that need a tool say so as skipped, as the end-to-end tests do.
 #[cfg(test)]
 #[allow(dead_code)]
-#[path = "../../tests/common/skip.rs"]
+#[path = "../../tests/util/skip.rs"]
 mod skip;
 mod stacks;
 mod target;

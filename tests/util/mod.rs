@@ -1,6 +1,5 @@
 //! Helpers shared by the end-to-end tests: the built binaries, the sample pserv, free ports and
 //! bounded process runs. Every process is started in its own process group and killed by us.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -12,7 +11,6 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The preload's exit statuses (EOF spin, idle verdicts, ...), written down once.
-#[allow(unused_imports)] // not every test binary looks at exit statuses
 pub use contract::verdicts::*;
 /// Tests that cannot run here (a tool missing) say so as skipped (shared with unit tests).
 mod skip;
@@ -38,7 +36,7 @@ pub fn pserv_src() -> PathBuf {
     repo().join("tests/pserv")
 }
 
-/// The sample server, built once per test binary with plain gcc in a scratch copy. Its
+/// The sample server, built once per run of the tests with plain gcc in a scratch copy. Its
 /// planted bugs announce themselves on stderr (`[bug] NAME`) just before they strike.
 pub fn pserv() -> &'static Path {
     static SERVER: OnceLock<PathBuf> = OnceLock::new();
@@ -331,7 +329,8 @@ pub fn benign() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// Campaigns pin clients to cores: the tests of one binary run them one at a time.
+/// Campaigns pin clients to cores: every test that starts one (or measures the machine while
+/// one runs) holds this, so they run one at a time.
 pub fn exclusive() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
