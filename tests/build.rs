@@ -31,6 +31,8 @@ fn showmap(server: &Path, input: &[u8]) -> Vec<String> {
 
 /// The map size the fork server reports, as LibAFL saw it (`total_edges` of a 2 s campaign).
 fn reported_map_size(server: &Path) -> u64 {
+    // A campaign: its client takes a core.
+    let _guard = exclusive();
     let out = scratch_dir("mapsize-out").join("out");
     let run = run_with_input(
         Command::new(fuzzer()).arg("--server").arg(server).arg("-o").arg(&out).args(["-d", "2"]),

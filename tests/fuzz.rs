@@ -453,6 +453,8 @@ fn ctrl_c_stops_everything_quickly_keeps_files_and_the_run_resumes() {
 
 #[test]
 fn bad_inputs_are_plain_errors_within_seconds() {
+    // Its runs start clients on cores (one on core 0 with taskset), as campaigns do.
+    let _guard = exclusive();
     // A seed folder with no files.
     let empty = scratch_dir("empty-seeds");
     let out = scratch_dir("bad-out").join("out");

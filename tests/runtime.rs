@@ -649,6 +649,15 @@ fn afl_fuzz_finds_new_paths() {
 // ---------------------------------------------------------------------------------------------
 // LibAFL 0.16's ForkserverExecutor accepts the hello, reads the map size and fuzzes.
 
+/// Removes an environment variable of this process when dropped, even if the test fails.
+struct Unset(&'static str);
+
+impl Drop for Unset {
+    fn drop(&mut self) {
+        std::env::remove_var(self.0);
+    }
+}
+
 #[test]
 fn libafl_forkserver_executor_drives_the_runtime() {
     use libafl::corpus::{Corpus, InMemoryCorpus, Testcase};
@@ -677,9 +686,11 @@ fn libafl_forkserver_executor_drives_the_runtime() {
     let bin = build(&dir, "clang", false, false);
     let mut provider = UnixShMemProvider::new().unwrap();
     let mut shmem = provider.new_shmem(MAP).unwrap();
-    // SAFETY: the executor requires __AFL_SHM_ID in this process's environment; the other
-    // tests set or remove it explicitly for the programs they start.
+    // SAFETY: the executor requires __AFL_SHM_ID in this process's environment; the runtime
+    // tests set or remove it explicitly for the programs they start, and it is removed again
+    // when this test ends (the other tests' servers would attach to a map gone by then).
     unsafe { shmem.write_to_env("__AFL_SHM_ID").unwrap() };
+    let _unset = Unset("__AFL_SHM_ID");
     let map: &mut [u8; MAP] = (&mut *shmem).try_into().unwrap();
     let edges = HitcountsMapObserver::new(ConstMapObserver::<_, MAP>::new("edges", map));
     let mut feedback = MaxMapFeedback::new(&edges);
