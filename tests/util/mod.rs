@@ -15,6 +15,8 @@ pub use contract::verdicts::*;
 /// Tests that cannot run here (a tool missing) say so as skipped (shared with unit tests).
 mod skip;
 pub use skip::*;
+/// The AFL++ fork-server protocol, fuzzer side (the runtime tests speak it by hand).
+pub mod forkserver;
 pub const MODELS: [&str; 5] = ["iterative", "thread", "pool", "epoll", "fork"];
 
 pub fn fuzzer() -> PathBuf {
