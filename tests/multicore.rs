@@ -6,19 +6,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const THREAD_MODEL: &str = "--server-args=-p {port} -R {root} -s -m thread";
-
 /// The names of the finding files of a folder.
 fn entries(dir: &Path) -> Vec<String> {
     findings(dir).iter().map(|p| file_name(p)).collect()
-}
-
-fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

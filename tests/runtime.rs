@@ -7,11 +7,11 @@
 //! itself. What needs a missing gcc, clang, nm or afl-fuzz is skipped (`util::require`).
 
 use crate::util::forkserver::{forkserver_fds, hello_map_size, pipe, read_u32, ShmMap, Target, ASAN_OPTIONS};
-use crate::util::{preload, require, run_with_input, scratch_dir, stat_value, wait_for, Run};
+use crate::util::{preload, require, run_with_input, scratch_dir, stat_value, wait_timeout, Run};
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
 /// Reads stdin, branches on its bytes, dereferences NULL on input starting with "CRASH".
@@ -86,7 +86,7 @@ fn run_ok(cmd: &mut Command) -> Output {
 
 /// Build `PROGRAM` in `dir` with `compiler` through the wrapper: in one command
 /// (`cc prog.c -o bin`) or as compile then link (`cc -c`, `cc prog.o`).
-fn build(dir: &Path, compiler: &str, asan: bool, one_shot: bool) -> PathBuf {
+fn build_program(dir: &Path, compiler: &str, asan: bool, one_shot: bool) -> PathBuf {
     build_source(dir, PROGRAM, compiler, asan, one_shot)
 }
 
@@ -117,16 +117,6 @@ fn run_bounded(cmd: &mut Command, input: &[u8], limit: Duration) -> Run {
     run
 }
 
-/// Wait for a child started without a process group of its own (the fork-server tests spawn
-/// it themselves); past `limit` kill it, by pid, and fail the test.
-fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
-    wait_for(child, limit).unwrap_or_else(|| {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("process {} did not finish within {limit:?}", child.id());
-    })
-}
-
 /// The crash signal we accept: SIGSEGV, or SIGABRT under ASan (`abort_on_error=1`).
 fn is_crash_signal(signal: i32, asan: bool) -> bool {
     signal == libc::SIGSEGV || (asan && signal == libc::SIGABRT)
@@ -138,7 +128,7 @@ fn is_crash_signal(signal: i32, asan: bool) -> bool {
 fn check_plain_runs(compiler: &str, asan: bool) {
     let dir = scratch_dir(&format!("plain-{compiler}-{}", if asan { "asan" } else { "noasan" }));
     for one_shot in [true, false] {
-        let bin = build(&dir, compiler, asan, one_shot);
+        let bin = build_program(&dir, compiler, asan, one_shot);
         let ok = run_plain(&bin, GET);
         assert_eq!(ok.code(), Some(0), "{}: normal input: {ok:?}", bin.display());
         let crash = run_plain(&bin, CRASH);
@@ -180,7 +170,7 @@ fn clang_asan_build_runs_and_crashes_with_a_signal() {
 
 fn check_fork_server(compiler: &str, asan: bool) {
     let dir = scratch_dir(&format!("forksrv-{compiler}-{}", if asan { "asan" } else { "noasan" }));
-    let bin = build(&dir, compiler, asan, false);
+    let bin = build_program(&dir, compiler, asan, false);
     let mut target = Target::start(&bin, &dir, &[]);
     let hello = target.hello().expect("no hello from the fork server");
     let map_size = hello_map_size(hello);
@@ -250,7 +240,7 @@ fn fork_server_exits_when_the_fuzzer_closes_the_control_pipe() {
         return;
     }
     let dir = scratch_dir("forksrv-exit");
-    let bin = build(&dir, "gcc", false, false);
+    let bin = build_program(&dir, "gcc", false, false);
     let mut target = Target::start(&bin, &dir, &[]);
     target.hello().expect("no hello");
     drop(target.control.take());
@@ -266,7 +256,7 @@ fn fork_server_dies_with_its_parent() {
         return;
     }
     let dir = scratch_dir("forksrv-orphan");
-    let bin = build(&dir, "gcc", false, false);
+    let bin = build_program(&dir, "gcc", false, false);
     let script = format!("'{}' & sleep 0.3", bin.display());
     let map = ShmMap::new(1 << 16);
     let (control_read, _control_write) = pipe();
@@ -291,7 +281,7 @@ fn deferred_fork_server_waits_for_manual_init() {
         return;
     }
     let dir = scratch_dir("deferred");
-    let bin = build(&dir, "gcc", false, false);
+    let bin = build_program(&dir, "gcc", false, false);
     let mut target = Target::start(&bin, &dir, &[("__AFL_DEFER_FORKSRV", "1")]);
     target.input.write_all_at(GET, 0).unwrap();
     // Nobody calls __afl_manual_init: the program just runs to the end, closing fd 199 unused.
@@ -350,7 +340,7 @@ fn start_functions_are_exported_and_markers_present() {
         return;
     }
     let dir = scratch_dir("exports");
-    let bin = build(&dir, "gcc", false, true);
+    let bin = build_program(&dir, "gcc", false, true);
     let bytes = std::fs::read(&bin).unwrap();
     let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     assert!(contains(b"__AFL_SHM_ID\0"), "afl-fuzz's instrumentation marker is missing");
@@ -372,7 +362,7 @@ fn shm_map_is_filled_without_a_fork_server() {
         return;
     }
     let dir = scratch_dir("showmap");
-    let bin = build(&dir, "gcc", false, false);
+    let bin = build_program(&dir, "gcc", false, false);
     let map = ShmMap::new(1 << 16);
     let run = run_bounded(Command::new(&bin).env("__AFL_SHM_ID", map.id.to_string()), GET, Duration::from_secs(5));
     assert_eq!(run.code(), Some(0));
@@ -451,7 +441,7 @@ fn wrapper_reports_missing_compiler_and_runtime() {
 // ---------------------------------------------------------------------------------------------
 // afl-fuzz 4.04c drives the clang build.
 
-fn stat<'a>(stats: &'a str, key: &str) -> &'a str {
+fn afl_stat<'a>(stats: &'a str, key: &str) -> &'a str {
     stat_value(stats, key).unwrap_or_else(|| panic!("{key} missing in fuzzer_stats:\n{stats}")).trim()
 }
 
@@ -461,7 +451,7 @@ fn afl_fuzz_finds_new_paths() {
         return;
     }
     let dir = scratch_dir("afl");
-    let bin = build(&dir, "clang", false, false);
+    let bin = build_program(&dir, "clang", false, false);
     let seeds = [("get", GET), ("put", b"PUT /" as &[u8])];
     std::fs::create_dir(dir.join("in")).unwrap();
     for (name, bytes) in seeds {
@@ -484,9 +474,9 @@ fn afl_fuzz_finds_new_paths() {
     let log = String::from_utf8_lossy(&out.stdout);
     let stats = std::fs::read_to_string(dir.join("out/default/fuzzer_stats"))
         .unwrap_or_else(|e| panic!("no fuzzer_stats ({e}); afl-fuzz said:\n{log}"));
-    let execs: u64 = stat(&stats, "execs_done").parse().unwrap();
-    let corpus: usize = stat(&stats, "corpus_count").parse().unwrap();
-    eprintln!("afl-fuzz: execs_done {execs}, corpus_count {corpus}, stability {}", stat(&stats, "stability"));
+    let execs: u64 = afl_stat(&stats, "execs_done").parse().unwrap();
+    let corpus: usize = afl_stat(&stats, "corpus_count").parse().unwrap();
+    eprintln!("afl-fuzz: execs_done {execs}, corpus_count {corpus}, stability {}", afl_stat(&stats, "stability"));
     assert!(execs > 0, "{stats}");
     assert!(corpus > seeds.len(), "no new paths: {stats}");
 }
@@ -528,7 +518,7 @@ fn libafl_forkserver_executor_drives_the_runtime() {
         return;
     }
     let dir = scratch_dir("libafl");
-    let bin = build(&dir, "clang", false, false);
+    let bin = build_program(&dir, "clang", false, false);
     let mut provider = UnixShMemProvider::new().unwrap();
     let mut shmem = provider.new_shmem(MAP).unwrap();
     // SAFETY: the executor requires __AFL_SHM_ID in this process's environment; the runtime

@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// ASan as the fuzzer sets it for a target: a report ends in SIGABRT, no leak check.
 pub const ASAN_OPTIONS: &str = "abort_on_error=1:detect_leaks=0:symbolize=0";
@@ -144,15 +144,7 @@ impl Drop for Target {
     /// Closing the control pipe makes the fork server exit; kill it (by pid) if it does not.
     fn drop(&mut self) {
         drop(self.control.take());
-        let start = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none() {
-            if start.elapsed() > Duration::from_secs(5) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let _ = super::wait_or_kill(&mut self.child, Duration::from_secs(5));
     }
 }
 

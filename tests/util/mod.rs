@@ -18,6 +18,8 @@ pub use skip::*;
 /// The AFL++ fork-server protocol, fuzzer side (the runtime tests speak it by hand).
 pub mod forkserver;
 pub const MODELS: [&str; 5] = ["iterative", "thread", "pool", "epoll", "fork"];
+/// `--server-args` for the sample server in the thread model.
+pub const THREAD_MODEL: &str = "--server-args=-p {port} -R {root} -s -m thread";
 
 pub fn fuzzer() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fuzzer"))
@@ -186,6 +188,47 @@ pub fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Wait up to `limit` for a child (one started without a process group of its own, as the
+/// fork-server tests start theirs); past it kill the child, by pid, reap it and return None.
+pub fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let status = wait_for(child, limit);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    status
+}
+
+/// [`wait_or_kill`], where a child still running at `limit` fails the test.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    wait_or_kill(child, limit).unwrap_or_else(|| panic!("process {} did not finish within {limit:?}", child.id()))
+}
+
+/// Poll `done` every 200 ms until it holds; past `limit` fail the test, naming `what`.
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `fuzzer run ARGS` on `input`; past `limit` its process group is killed.
+pub fn fuzzer_run(args: &[&str], input: &[u8], limit: Duration) -> Run {
+    run_with_input(Command::new(fuzzer()).arg("run").args(args), input, limit)
+}
+
+/// `fuzzer build` of `src` (`--src-dir`) into a fresh OUT, with `extra` options; the run and OUT.
+pub fn fuzzer_build(src: &Path, extra: &[&str], limit: Duration) -> (Run, PathBuf) {
+    let out = scratch_dir("build-out").join("out");
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("build").arg("--src-dir").arg(src).arg("-o").arg(&out).args(extra),
+        b"",
+        limit,
+    );
+    (run, out)
 }
 
 /// Kill the child's process group (we created it) and reap the child.
