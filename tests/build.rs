@@ -1,22 +1,10 @@
 //! The build step, the coverage runtime on the sample pserv, ASan, AFL++ interop, and the
 //! plain-words errors of `fuzzer build`.
 
-mod common;
-use common::*;
-use std::path::{Path, PathBuf};
+use crate::util::*;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// `fuzzer build` of a scratch copy of `src` into a fresh OUT.
-fn build(src: &Path, extra: &[&str]) -> (Run, PathBuf) {
-    let out = scratch_dir("build-out").join("out");
-    let run = run_with_input(
-        Command::new(fuzzer()).arg("build").arg("--src-dir").arg(src).arg("-o").arg(&out).args(extra),
-        b"",
-        Duration::from_secs(120),
-    );
-    (run, out)
-}
 
 /// `fuzzer showmap` of one request: the covered `edge:count` lines.
 fn showmap(server: &Path, input: &[u8]) -> Vec<String> {
@@ -32,6 +20,8 @@ fn showmap(server: &Path, input: &[u8]) -> Vec<String> {
 
 /// The map size the fork server reports, as LibAFL saw it (`total_edges` of a 2 s campaign).
 fn reported_map_size(server: &Path) -> u64 {
+    // A campaign: its client takes a core.
+    let _guard = exclusive();
     let out = scratch_dir("mapsize-out").join("out");
     let run = run_with_input(
         Command::new(fuzzer()).arg("--server").arg(server).arg("-o").arg(&out).args(["-d", "2"]),
@@ -52,7 +42,7 @@ fn pserv_builds_with_gcc_and_clang_and_coverage_depends_on_the_request() {
         }
         let src = pserv_copy();
         let before = std::fs::read_dir(&src).unwrap().count();
-        let (run, out) = build(&src, &["--compiler", compiler]);
+        let (run, out) = fuzzer_build(&src, &["--compiler", compiler], Duration::from_secs(120));
         assert_eq!(run.code(), Some(0), "{compiler}: {}\n{}", run.stdout_text(), run.stderr);
         let stdout = run.stdout_text();
         assert!(stdout.contains("[build] building your server with fuzzer-cc"), "{stdout}");
@@ -87,7 +77,7 @@ fn run_once(server: &Path, input: &[u8]) -> Run {
 #[test]
 fn crashes_stay_signals_with_and_without_asan_and_asan_finds_its_bug() {
     // The ASan build is made by default, here with gcc's ASan (what a machine without clang has).
-    let (run, out) = build(&pserv_copy(), &["--compiler", "gcc"]);
+    let (run, out) = fuzzer_build(&pserv_copy(), &["--compiler", "gcc"], Duration::from_secs(120));
     assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
     for binary in ["server-fuzz", "server-fuzz-address"] {
         let run = run_once(&out.join(binary), &bug("reqline-strtok"));
@@ -110,7 +100,7 @@ fn afl_fuzz_runs_our_instrumented_server() {
     if !require("afl-fuzz") {
         return;
     }
-    let (run, out) = build(&pserv_copy(), &[]);
+    let (run, out) = fuzzer_build(&pserv_copy(), &[], Duration::from_secs(120));
     assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
     let seeds = scratch_dir("afl-seeds");
     for name in ["get-index.req", "login.req", "video.req"] {
@@ -159,7 +149,7 @@ fn build_errors_are_plain_words_with_the_fix() {
         for (name, text) in files {
             std::fs::write(src.join(name), text).unwrap();
         }
-        let (run, _) = build(&src, &[]);
+        let (run, _) = fuzzer_build(&src, &[], Duration::from_secs(120));
         assert_eq!(run.code(), Some(1), "{run:?}");
         run.stderr
     };
@@ -182,7 +172,7 @@ fn build_errors_are_plain_words_with_the_fix() {
     assert!(err.contains("exited with status 3 before it listened"), "{err}");
     let err = case(&[]);
     assert!(err.contains("has no Makefile"), "{err}");
-    let (run, _) = build(Path::new("/nonexistent/src"), &[]);
+    let (run, _) = fuzzer_build(Path::new("/nonexistent/src"), &[], Duration::from_secs(120));
     assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
 }
 
@@ -198,7 +188,7 @@ fn a_compiler_without_asan_gives_a_notice_and_the_plain_build_and_none_builds_pl
     )
     .unwrap();
     std::fs::set_permissions(&cc, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let (run, out) = build(&pserv_copy(), &["--compiler", cc.to_str().unwrap()]);
+    let (run, out) = fuzzer_build(&pserv_copy(), &["--compiler", cc.to_str().unwrap()], Duration::from_secs(120));
     assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
     let stdout = run.stdout_text();
     let notice: Vec<&str> = stdout.lines().filter(|l| l.starts_with("[build] no AddressSanitizer build")).collect();
@@ -206,7 +196,7 @@ fn a_compiler_without_asan_gives_a_notice_and_the_plain_build_and_none_builds_pl
     assert!(notice[0].contains("unsupported option -fsanitize=address") && notice[0].ends_with("plain build only"));
     assert!(out.join("server-fuzz").is_file() && !out.join("server-fuzz-address").exists());
 
-    let (run, out) = build(&pserv_copy(), &["--sanitizer", "none"]);
+    let (run, out) = fuzzer_build(&pserv_copy(), &["--sanitizer", "none"], Duration::from_secs(120));
     assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
     assert!(!run.stdout_text().contains("AddressSanitizer") && !run.stdout_text().contains("address"));
     assert!(out.join("server-fuzz").is_file() && !out.join("server-fuzz-address").exists());

@@ -1,14 +1,11 @@
 //! End-to-end tests of the main job on the sample pserv: bugs found and replayed, AFL++
 //! output format, Ctrl-C, resume, plain errors, and AFL++-built binaries.
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-const THREAD_MODEL: &str = "--server-args=-p {port} -R {root} -s -m thread";
 
 /// Every file under `dir` with its bytes, sorted.
 fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -393,12 +390,12 @@ fn ctrl_c_stops_everything_quickly_keeps_files_and_the_run_resumes() {
     let mut child = spawn(&mut cmd);
     let stdout = collect(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !out.join("fuzz0/fuzzer_stats").exists() {
-        assert!(Instant::now() < deadline, "no fuzzer_stats after 120 s");
-        assert!(child.try_wait().unwrap().is_none(), "fuzzer exited early");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(Duration::from_secs(120), "fuzz0/fuzzer_stats", || {
+        out.join("fuzz0/fuzzer_stats").exists() || {
+            assert!(child.try_wait().unwrap().is_none(), "fuzzer exited early");
+            false
+        }
+    });
     std::thread::sleep(Duration::from_secs(2));
     assert!(!processes_under(&out).is_empty(), "no target process running while fuzzing");
     // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
@@ -454,6 +451,8 @@ fn ctrl_c_stops_everything_quickly_keeps_files_and_the_run_resumes() {
 
 #[test]
 fn bad_inputs_are_plain_errors_within_seconds() {
+    // Its runs start clients on cores (one on core 0 with taskset), as campaigns do.
+    let _guard = exclusive();
     // A seed folder with no files.
     let empty = scratch_dir("empty-seeds");
     let out = scratch_dir("bad-out").join("out");

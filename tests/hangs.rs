@@ -3,8 +3,7 @@
 //! cases in shared memory. On the sample pserv's switches (`-x leak`, `-x spin`, `-x close-stdin`,
 //! `-k MS`; tests/pserv/README.md).
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,12 +12,13 @@ use std::time::{Duration, Instant};
 const UNKNOWN_METHOD: &[u8] = b"GXT / HTTP/1.0\r\n\r\n";
 const GET: &[u8] = b"GET /index.html HTTP/1.0\r\n\r\n";
 
-fn fuzzer_run(server_args: &[&str], input: &[u8]) -> Run {
+/// `fuzzer run` of the sample server (`-s` and `server_args`) on `input`.
+fn run_pserv(server_args: &[&str], input: &[u8]) -> Run {
     let port = free_port().to_string();
-    let www = www();
-    let mut cmd = Command::new(fuzzer());
-    cmd.args(["run", "-q", "--timeout", "10", "--"]).arg(pserv()).args(["-p", &port, "-R"]).arg(&www);
-    run_with_input(cmd.args(["-s"]).args(server_args), input, Duration::from_secs(30))
+    let (server, www) = (pserv().to_string_lossy(), www());
+    let www = www.to_string_lossy();
+    let args = ["-q", "--timeout", "10", "--", &server, "-p", &port, "-R", &www, "-s"];
+    fuzzer_run(&[&args[..], server_args].concat(), input, Duration::from_secs(30))
 }
 
 #[test]
@@ -27,12 +27,12 @@ fn the_idle_verdict_names_a_connection_left_open_in_every_model() {
         // The fork model's parent leaks every connection it hands to a child; the others leak
         // the connection of a 501.
         let (left_open, closed) = if model == "fork" { (GET, UNKNOWN_METHOD) } else { (UNKNOWN_METHOD, GET) };
-        let run = fuzzer_run(&["-m", model, "-x", "leak"], left_open);
+        let run = run_pserv(&["-m", model, "-x", "leak"], left_open);
         assert_eq!(run.code(), Some(124), "{model}: {run:?}");
         assert!(run.stderr.contains("[run] the server left the connection open"), "{model}: {}", run.stderr);
-        let run = fuzzer_run(&["-m", model, "-x", "leak"], closed);
+        let run = run_pserv(&["-m", model, "-x", "leak"], closed);
         assert_eq!(run.code(), Some(0), "{model}, closed: {run:?}");
-        let run = fuzzer_run(&["-m", model], left_open);
+        let run = run_pserv(&["-m", model], left_open);
         assert_eq!(run.code(), Some(0), "{model}, no leak: {run:?}");
     }
 }
@@ -61,22 +61,16 @@ fn a_server_nothing_can_wake_is_told_from_one_with_a_timer() {
 fn a_timer_that_closes_the_connection_later_is_no_idle_verdict_for_fuzzer_run() {
     // 300 ms in poll() with the connection open: idle, but not for the grace period.
     for model in ["iterative", "thread", "epoll"] {
-        let run = fuzzer_run(&["-m", model, "-k", "300"], GET);
+        let run = run_pserv(&["-m", model, "-k", "300"], GET);
         assert_eq!(run.code(), Some(0), "{model}: {run:?}");
     }
 }
 
-/// The sample server built with fuzzer-cc (no ASan build), once per test binary.
+/// The sample server built with fuzzer-cc (no ASan build), once per run of the tests.
 fn instrumented() -> &'static Path {
     static SERVER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     SERVER.get_or_init(|| {
-        let out = scratch_dir("hangs-build");
-        let src = pserv_copy();
-        let build = run_with_input(
-            Command::new(fuzzer()).args(["build", "--sanitizer", "none", "--src-dir"]).arg(&src).arg("-o").arg(&out),
-            b"",
-            Duration::from_secs(300),
-        );
+        let (build, out) = fuzzer_build(&pserv_copy(), &["--sanitizer", "none"], Duration::from_secs(300));
         assert_eq!(build.code(), Some(0), "{build:?}");
         out.join("server-fuzz")
     })
@@ -148,7 +142,7 @@ fn a_left_open_server_is_fuzzed_at_speed_and_its_hangs_are_saved_as_left_open() 
     // Every saved hang really leaves the connection open under `fuzzer run`.
     for hang in hangs.iter().take(3) {
         let input = std::fs::read(hang).unwrap();
-        let run = fuzzer_run(&["-m", "thread", "-x", "leak"], &input);
+        let run = run_pserv(&["-m", "thread", "-x", "leak"], &input);
         assert_eq!(run.code(), Some(124), "{hang:?}: {run:?}");
     }
 }

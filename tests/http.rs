@@ -1,8 +1,7 @@
 //! HTTP intelligence end to end: grammar seeds the sample server answers, and the options
 //! that switch grammar, dictionary and HTTP mutators.
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::process::Command;
 use std::time::Duration;
 

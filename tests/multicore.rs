@@ -1,25 +1,14 @@
 //! Several clients (one per core), a client restarted after dying, two campaigns joined over
 //! loopback (LibAFL broker to broker), AFL++ sync folders, and the CPU budget.
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const THREAD_MODEL: &str = "--server-args=-p {port} -R {root} -s -m thread";
-
 /// The names of the finding files of a folder.
 fn entries(dir: &Path) -> Vec<String> {
     findings(dir).iter().map(|p| file_name(p)).collect()
-}
-
-fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

@@ -3,8 +3,7 @@
 //! replay); a build with them fixed, and a correct server that opens files outside its root on
 //! purpose (a log file, /etc/mime.types, /dev/urandom, /proc), are never flagged.
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

@@ -1,8 +1,7 @@
 //! End-to-end tests of the sockfuzz preload on the sample pserv, in all five concurrency
 //! models, and of the replay tools against a plainly started server.
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::process::Command;
 use std::time::Duration;
 
@@ -103,10 +102,6 @@ fn hang_reproducer_is_an_eof_spin_and_the_next_run_still_works() {
     }
 }
 
-fn fuzzer_run(args: &[&str], input: &[u8]) -> Run {
-    run_with_input(Command::new(fuzzer()).arg("run").args(args), input, Duration::from_secs(20))
-}
-
 fn server_args(port: u16, model: &str) -> Vec<String> {
     let server = pserv().to_string_lossy().into_owned();
     let www = www().to_string_lossy().into_owned();
@@ -131,7 +126,7 @@ fn fuzzer_run_gdb_stops_at_the_crash() {
         let mut argv = vec!["--gdb=-batch -ex run -ex bt".to_string(), "--".into()];
         argv.extend(server_args(model));
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let run = fuzzer_run(&argv, &crash.input());
+        let run = fuzzer_run(&argv, &crash.input(), Duration::from_secs(20));
         let text = format!("{}{}", run.stdout_text(), run.stderr);
         assert_eq!(run.code(), Some(0), "{model}: {text}");
         assert!(text.contains("received signal SIGSEGV"), "{model}: {text}");
@@ -152,7 +147,7 @@ fn fuzzer_run_gdb_stops_at_the_crash() {
         let mut argv = vec!["--gdb=-batch -ex run -ex bt".to_string(), "--".into()];
         argv.extend(server_args("thread"));
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let text = fuzzer_run(&argv, &late.input());
+        let text = fuzzer_run(&argv, &late.input(), Duration::from_secs(20));
         let text = format!("{}{}", text.stdout_text(), text.stderr);
         assert!(text.contains("received signal SIGABRT") && text.contains(" conn_close ("), "{text}");
     }
@@ -160,7 +155,7 @@ fn fuzzer_run_gdb_stops_at_the_crash() {
     let mut argv = vec!["--gdb=-batch -ex run".to_string(), "--".into()];
     argv.extend(server_args("fork"));
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let run = fuzzer_run(&argv, &benign_input);
+    let run = fuzzer_run(&argv, &benign_input, Duration::from_secs(20));
     assert!(run.stdout_text().contains("HTTP/1."), "{run:?}");
     assert!(processes_under(server.parent().unwrap()).is_empty(), "left running");
 }
@@ -173,14 +168,14 @@ fn fuzzer_run_reports_late_crashes_forked_child_crashes_and_hangs() {
         let args = server_args(free_port(), model);
         let mut argv = vec!["-q", "--"];
         argv.extend(args.iter().map(String::as_str));
-        let run = fuzzer_run(&argv, &late.input());
+        let run = fuzzer_run(&argv, &late.input(), Duration::from_secs(20));
         assert_eq!(run.code(), Some(128 + sig), "{model}: {run:?}");
         assert!(run.stderr.contains(&format!("[run] the server crashed with signal {sig}")), "{}", run.stderr);
     }
     let args = server_args(free_port(), "thread");
     let mut argv = vec!["-q", "--timeout", "3", "--"];
     argv.extend(args.iter().map(String::as_str));
-    let run = fuzzer_run(&argv, &hang_bug().input());
+    let run = fuzzer_run(&argv, &hang_bug().input(), Duration::from_secs(20));
     assert_eq!(run.code(), Some(124), "{run:?}");
     assert!(run.stderr.contains("[run] the server hung"), "{}", run.stderr);
 }
@@ -209,7 +204,7 @@ fn a_thousand_back_to_back_runs_bind_and_leave_nothing_behind() {
 #[test]
 fn a_server_that_never_listens_or_exits_early_gets_a_clear_message() {
     // Exits before listening: no port argument.
-    let run = fuzzer_run(&["--", &pserv().to_string_lossy()], b"GET / HTTP/1.0\r\n\r\n");
+    let run = fuzzer_run(&["--", &pserv().to_string_lossy()], b"GET / HTTP/1.0\r\n\r\n", Duration::from_secs(20));
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert!(run.stderr.contains("before it listened on a TCP socket"), "{}", run.stderr);
 
@@ -227,7 +222,7 @@ fn a_server_that_never_listens_or_exits_early_gets_a_clear_message() {
     assert!(run.stderr.contains("before it listened"), "{}", run.stderr);
 
     // Never listens: bounded by --listen-timeout.
-    let run = fuzzer_run(&["--listen-timeout", "1", "--", "sleep", "30"], b"");
+    let run = fuzzer_run(&["--listen-timeout", "1", "--", "sleep", "30"], b"", Duration::from_secs(20));
     assert_eq!(run.code(), Some(1), "{run:?}");
     assert!(run.elapsed < Duration::from_secs(5), "{run:?}");
     assert!(run.stderr.contains("did not listen on a TCP socket within 1 s"), "{}", run.stderr);

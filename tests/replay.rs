@@ -1,6 +1,6 @@
 //! End-to-end tests of `fuzzer send` and `fuzzer hex` against tiny in-process
 //! TCP servers on loopback.
-mod common;
+use crate::util::skip;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
@@ -184,7 +184,7 @@ fn host_name_tries_each_address() {
 #[test]
 fn ipv6_loopback() {
     let Ok(l) = TcpListener::bind("[::1]:0") else {
-        common::skip("cannot bind [::1]: no IPv6 loopback on this machine", None);
+        skip("cannot bind [::1]: no IPv6 loopback on this machine", None);
         return;
     };
     let port = l.local_addr().unwrap().port().to_string();

@@ -4,18 +4,15 @@
 //! runtime and the preload fill, read back with libafl_targets' `AflppCmpLogMap`.
 //!
 //! Needs `cargo build --release --workspace` first: the wrapper finds `libruntime.a` next to
-//! itself. What needs a missing gcc, clang, nm or afl-fuzz is skipped (`common::require`).
+//! itself. What needs a missing gcc, clang, nm or afl-fuzz is skipped (`util::require`).
 
-mod common;
-use common::{require, run_with_input, scratch_dir, stat_value, wait_for, Run};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use crate::util::forkserver::{forkserver_fds, hello_map_size, pipe, read_u32, ShmMap, Target, ASAN_OPTIONS};
+use crate::util::{preload, require, run_with_input, scratch_dir, stat_value, wait_timeout, Run};
 use std::os::unix::fs::FileExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
 
 /// Reads stdin, branches on its bytes, dereferences NULL on input starting with "CRASH".
 const PROGRAM: &str = r#"
@@ -54,7 +51,6 @@ int main(void) {
 }
 "#;
 
-const ASAN_OPTIONS: &str = "abort_on_error=1:detect_leaks=0:symbolize=0";
 const GET: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
 const POST: &[u8] = b"POST /x";
 const CRASH: &[u8] = b"CRASH!";
@@ -90,7 +86,7 @@ fn run_ok(cmd: &mut Command) -> Output {
 
 /// Build `PROGRAM` in `dir` with `compiler` through the wrapper: in one command
 /// (`cc prog.c -o bin`) or as compile then link (`cc -c`, `cc prog.o`).
-fn build(dir: &Path, compiler: &str, asan: bool, one_shot: bool) -> PathBuf {
+fn build_program(dir: &Path, compiler: &str, asan: bool, one_shot: bool) -> PathBuf {
     build_source(dir, PROGRAM, compiler, asan, one_shot)
 }
 
@@ -121,171 +117,9 @@ fn run_bounded(cmd: &mut Command, input: &[u8], limit: Duration) -> Run {
     run
 }
 
-/// Wait for a child started without a process group of its own (the fork-server tests spawn
-/// it themselves); past `limit` kill it, by pid, and fail the test.
-fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
-    wait_for(child, limit).unwrap_or_else(|| {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("process {} did not finish within {limit:?}", child.id());
-    })
-}
-
 /// The crash signal we accept: SIGSEGV, or SIGABRT under ASan (`abort_on_error=1`).
 fn is_crash_signal(signal: i32, asan: bool) -> bool {
     signal == libc::SIGSEGV || (asan && signal == libc::SIGABRT)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Helpers: the fork-server protocol, fuzzer side.
-
-/// A SysV shared memory segment (the coverage map), removed on drop.
-struct ShmMap {
-    id: i32,
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl ShmMap {
-    fn new(len: usize) -> ShmMap {
-        // SAFETY: plain syscall wrappers; the result is checked.
-        let id = unsafe { libc::shmget(libc::IPC_PRIVATE, len, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
-        assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
-        // SAFETY: id is the segment we just created.
-        let ptr = unsafe { libc::shmat(id, std::ptr::null(), 0) };
-        assert!(ptr as isize != -1, "shmat: {}", std::io::Error::last_os_error());
-        ShmMap { id, ptr: ptr.cast(), len }
-    }
-
-    fn clear(&self) {
-        // SAFETY: ptr..ptr+len is our attached segment.
-        unsafe { std::ptr::write_bytes(self.ptr, 0, self.len) };
-    }
-
-    fn read(&self, len: usize) -> Vec<u8> {
-        // SAFETY: len <= self.len (asserted); the target's writes are complete (it exited).
-        assert!(len <= self.len);
-        unsafe { std::slice::from_raw_parts(self.ptr, len) }.to_vec()
-    }
-}
-
-impl Drop for ShmMap {
-    fn drop(&mut self) {
-        // SAFETY: detaching and removing the segment we created.
-        unsafe {
-            libc::shmdt(self.ptr.cast());
-            libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut());
-        }
-    }
-}
-
-fn pipe() -> (File, File) {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid array of two ints; O_CLOEXEC keeps them out of other tests' children.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: both fds were just created and are owned by nobody else.
-    unsafe { (File::from(OwnedFd::from_raw_fd(fds[0])), File::from(OwnedFd::from_raw_fd(fds[1]))) }
-}
-
-/// Read 4 bytes within `limit`; `None` on end of file.
-fn read_u32(pipe: &mut File, limit: Duration) -> Option<u32> {
-    let mut pfd = libc::pollfd { fd: pipe.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: pfd is a valid pollfd for an open descriptor.
-    let ready = unsafe { libc::poll(&mut pfd, 1, limit.as_millis() as i32) };
-    assert!(ready > 0, "no message from the fork server within {limit:?}");
-    let mut bytes = [0u8; 4];
-    match pipe.read_exact(&mut bytes) {
-        Ok(()) => Some(u32::from_ne_bytes(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
-        Err(e) => panic!("read from the status pipe: {e}"),
-    }
-}
-
-/// The program `cmd` starts gets `control_read` and `status_write` as fds 198 and 199, where
-/// the fork server looks for them; the caller keeps both open until after the spawn.
-fn forkserver_fds(cmd: &mut Command, control_read: &File, status_write: &File) {
-    let (cr, sw) = (control_read.as_raw_fd(), status_write.as_raw_fd());
-    // SAFETY: dup2 is async-signal-safe, and the source fds are open at the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(cr, 198) < 0 || libc::dup2(sw, 199) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-/// A target started the way afl-fuzz / LibAFL start it: `__AFL_SHM_ID`, fds 198/199, and stdin
-/// a file that is rewritten before each run.
-struct Target {
-    child: Child,
-    control: Option<File>,
-    status: File,
-    input: File,
-    map: ShmMap,
-}
-
-impl Target {
-    fn start(bin: &Path, dir: &Path, env: &[(&str, &str)]) -> Target {
-        let map = ShmMap::new(1 << 16);
-        let (control_read, control_write) = pipe();
-        let (status_read, status_write) = pipe();
-        let input = File::options().read(true).write(true).create(true).truncate(true).open(dir.join("input")).unwrap();
-        let mut cmd = Command::new(bin);
-        cmd.env("__AFL_SHM_ID", map.id.to_string())
-            .env_remove("__AFL_DEFER_FORKSRV")
-            .env("ASAN_OPTIONS", ASAN_OPTIONS)
-            .envs(env.iter().copied())
-            .stdin(input.try_clone().unwrap()) // same open file: we rewind it for each run
-            .stdout(File::create(dir.join("stdout")).unwrap())
-            .stderr(File::create(dir.join("stderr")).unwrap());
-        forkserver_fds(&mut cmd, &control_read, &status_write);
-        let child = cmd.spawn().unwrap();
-        drop((control_read, status_write)); // only the target holds these ends now
-        Target { child, control: Some(control_write), status: status_read, input, map }
-    }
-
-    /// The 4-byte hello, or `None` if the status pipe closed without one.
-    fn hello(&mut self) -> Option<u32> {
-        read_u32(&mut self.status, Duration::from_secs(10))
-    }
-
-    /// One run: `(child pid, wait status, first map_size bytes of the map)`.
-    fn run(&mut self, input: &[u8], map_size: usize) -> (i32, i32, Vec<u8>) {
-        self.map.clear();
-        self.input.set_len(0).unwrap();
-        self.input.write_all_at(input, 0).unwrap();
-        self.input.seek(SeekFrom::Start(0)).unwrap(); // shared offset with the target's stdin
-        self.control.as_mut().unwrap().write_all(&0u32.to_ne_bytes()).unwrap();
-        let pid = read_u32(&mut self.status, Duration::from_secs(10)).expect("fork server died before the pid") as i32;
-        let status =
-            read_u32(&mut self.status, Duration::from_secs(10)).expect("fork server died before the status") as i32;
-        (pid, status, self.map.read(map_size))
-    }
-}
-
-impl Drop for Target {
-    /// Closing the control pipe makes the fork server exit; kill it (by pid) if it does not.
-    fn drop(&mut self) {
-        drop(self.control.take());
-        let start = Instant::now();
-        while self.child.try_wait().ok().flatten().is_none() {
-            if start.elapsed() > Duration::from_secs(5) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-/// Decode an old-protocol hello: `FS_OPT_ENABLED | FS_OPT_MAPSIZE | FS_OPT_SET_MAPSIZE(size)`.
-fn hello_map_size(hello: u32) -> usize {
-    assert_eq!(hello & 0xC000_0001, 0xC000_0001, "hello {hello:#x} lacks FS_OPT_ENABLED|FS_OPT_MAPSIZE");
-    assert_eq!(hello & 0x3F00_0000, 0, "hello {hello:#x} announces options we do not implement");
-    (((hello & 0x00ff_fffe) >> 1) + 1) as usize
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -294,7 +128,7 @@ fn hello_map_size(hello: u32) -> usize {
 fn check_plain_runs(compiler: &str, asan: bool) {
     let dir = scratch_dir(&format!("plain-{compiler}-{}", if asan { "asan" } else { "noasan" }));
     for one_shot in [true, false] {
-        let bin = build(&dir, compiler, asan, one_shot);
+        let bin = build_program(&dir, compiler, asan, one_shot);
         let ok = run_plain(&bin, GET);
         assert_eq!(ok.code(), Some(0), "{}: normal input: {ok:?}", bin.display());
         let crash = run_plain(&bin, CRASH);
@@ -336,7 +170,7 @@ fn clang_asan_build_runs_and_crashes_with_a_signal() {
 
 fn check_fork_server(compiler: &str, asan: bool) {
     let dir = scratch_dir(&format!("forksrv-{compiler}-{}", if asan { "asan" } else { "noasan" }));
-    let bin = build(&dir, compiler, asan, false);
+    let bin = build_program(&dir, compiler, asan, false);
     let mut target = Target::start(&bin, &dir, &[]);
     let hello = target.hello().expect("no hello from the fork server");
     let map_size = hello_map_size(hello);
@@ -406,7 +240,7 @@ fn fork_server_exits_when_the_fuzzer_closes_the_control_pipe() {
         return;
     }
     let dir = scratch_dir("forksrv-exit");
-    let bin = build(&dir, "gcc", false, false);
+    let bin = build_program(&dir, "gcc", false, false);
     let mut target = Target::start(&bin, &dir, &[]);
     target.hello().expect("no hello");
     drop(target.control.take());
@@ -422,7 +256,7 @@ fn fork_server_dies_with_its_parent() {
         return;
     }
     let dir = scratch_dir("forksrv-orphan");
-    let bin = build(&dir, "gcc", false, false);
+    let bin = build_program(&dir, "gcc", false, false);
     let script = format!("'{}' & sleep 0.3", bin.display());
     let map = ShmMap::new(1 << 16);
     let (control_read, _control_write) = pipe();
@@ -447,7 +281,7 @@ fn deferred_fork_server_waits_for_manual_init() {
         return;
     }
     let dir = scratch_dir("deferred");
-    let bin = build(&dir, "gcc", false, false);
+    let bin = build_program(&dir, "gcc", false, false);
     let mut target = Target::start(&bin, &dir, &[("__AFL_DEFER_FORKSRV", "1")]);
     target.input.write_all_at(GET, 0).unwrap();
     // Nobody calls __afl_manual_init: the program just runs to the end, closing fd 199 unused.
@@ -506,7 +340,7 @@ fn start_functions_are_exported_and_markers_present() {
         return;
     }
     let dir = scratch_dir("exports");
-    let bin = build(&dir, "gcc", false, true);
+    let bin = build_program(&dir, "gcc", false, true);
     let bytes = std::fs::read(&bin).unwrap();
     let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     assert!(contains(b"__AFL_SHM_ID\0"), "afl-fuzz's instrumentation marker is missing");
@@ -528,7 +362,7 @@ fn shm_map_is_filled_without_a_fork_server() {
         return;
     }
     let dir = scratch_dir("showmap");
-    let bin = build(&dir, "gcc", false, false);
+    let bin = build_program(&dir, "gcc", false, false);
     let map = ShmMap::new(1 << 16);
     let run = run_bounded(Command::new(&bin).env("__AFL_SHM_ID", map.id.to_string()), GET, Duration::from_secs(5));
     assert_eq!(run.code(), Some(0));
@@ -607,7 +441,7 @@ fn wrapper_reports_missing_compiler_and_runtime() {
 // ---------------------------------------------------------------------------------------------
 // afl-fuzz 4.04c drives the clang build.
 
-fn stat<'a>(stats: &'a str, key: &str) -> &'a str {
+fn afl_stat<'a>(stats: &'a str, key: &str) -> &'a str {
     stat_value(stats, key).unwrap_or_else(|| panic!("{key} missing in fuzzer_stats:\n{stats}")).trim()
 }
 
@@ -617,7 +451,7 @@ fn afl_fuzz_finds_new_paths() {
         return;
     }
     let dir = scratch_dir("afl");
-    let bin = build(&dir, "clang", false, false);
+    let bin = build_program(&dir, "clang", false, false);
     let seeds = [("get", GET), ("put", b"PUT /" as &[u8])];
     std::fs::create_dir(dir.join("in")).unwrap();
     for (name, bytes) in seeds {
@@ -640,15 +474,24 @@ fn afl_fuzz_finds_new_paths() {
     let log = String::from_utf8_lossy(&out.stdout);
     let stats = std::fs::read_to_string(dir.join("out/default/fuzzer_stats"))
         .unwrap_or_else(|e| panic!("no fuzzer_stats ({e}); afl-fuzz said:\n{log}"));
-    let execs: u64 = stat(&stats, "execs_done").parse().unwrap();
-    let corpus: usize = stat(&stats, "corpus_count").parse().unwrap();
-    eprintln!("afl-fuzz: execs_done {execs}, corpus_count {corpus}, stability {}", stat(&stats, "stability"));
+    let execs: u64 = afl_stat(&stats, "execs_done").parse().unwrap();
+    let corpus: usize = afl_stat(&stats, "corpus_count").parse().unwrap();
+    eprintln!("afl-fuzz: execs_done {execs}, corpus_count {corpus}, stability {}", afl_stat(&stats, "stability"));
     assert!(execs > 0, "{stats}");
     assert!(corpus > seeds.len(), "no new paths: {stats}");
 }
 
 // ---------------------------------------------------------------------------------------------
 // LibAFL 0.16's ForkserverExecutor accepts the hello, reads the map size and fuzzes.
+
+/// Removes an environment variable of this process when dropped, even if the test fails.
+struct Unset(&'static str);
+
+impl Drop for Unset {
+    fn drop(&mut self) {
+        std::env::remove_var(self.0);
+    }
+}
 
 #[test]
 fn libafl_forkserver_executor_drives_the_runtime() {
@@ -675,12 +518,14 @@ fn libafl_forkserver_executor_drives_the_runtime() {
         return;
     }
     let dir = scratch_dir("libafl");
-    let bin = build(&dir, "clang", false, false);
+    let bin = build_program(&dir, "clang", false, false);
     let mut provider = UnixShMemProvider::new().unwrap();
     let mut shmem = provider.new_shmem(MAP).unwrap();
-    // SAFETY: the executor requires __AFL_SHM_ID in this process's environment; the other
-    // tests set or remove it explicitly for the programs they start.
+    // SAFETY: the executor requires __AFL_SHM_ID in this process's environment; the runtime
+    // tests set or remove it explicitly for the programs they start, and it is removed again
+    // when this test ends (the other tests' servers would attach to a map gone by then).
     unsafe { shmem.write_to_env("__AFL_SHM_ID").unwrap() };
+    let _unset = Unset("__AFL_SHM_ID");
     let map: &mut [u8; MAP] = (&mut *shmem).try_into().unwrap();
     let edges = HitcountsMapObserver::new(ConstMapObserver::<_, MAP>::new("edges", map));
     let mut feedback = MaxMapFeedback::new(&edges);
@@ -768,7 +613,7 @@ fn traced_run(bin: &Path, input: &[u8]) -> (String, Vec<libafl::observers::CmpVa
     let shmem = provider.new_shmem(size_of::<AflppCmpLogMap>()).unwrap();
     let run = run_bounded(
         Command::new(bin)
-            .env("LD_PRELOAD", common::preload())
+            .env("LD_PRELOAD", preload())
             .env("__AFL_CMPLOG_SHM_ID", shmem.id().to_string())
             .env("SOCKFUZZ_CMPLOG_SHM_ID", shmem.id().to_string())
             .env_remove("__AFL_SHM_ID"),

@@ -1,9 +1,7 @@
 //! The live screen, on a real terminal (tmux): it draws, and `q` or Ctrl-C ends the campaign
 //! cleanly (exit status 0, the summary on the normal screen, the state kept for `--resume`).
 
-mod common;
-
-use common::*;
+use crate::util::*;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -1,8 +1,7 @@
 //! Servers of other styles than the sample one, under tests/servers: the preload drives them
 //! and their bugs are found where they happen (a pre-forked worker's crash is the run's).
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

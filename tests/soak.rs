@@ -2,8 +2,7 @@
 //! stop through OUT/.stop) over 50,000 executions must stay within every bound it prints:
 //! descriptors, TIME_WAIT sockets, processes, shared-memory segments, RSS, the exec rate.
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::process::Command;
 
 #[test]

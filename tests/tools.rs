@@ -2,8 +2,7 @@
 //! finds its siblings from anywhere; `scripts/fuzz-pserv` and `scripts/fuzz-utils` map the
 //! course's flags onto it.
 
-mod common;
-use common::*;
+use crate::util::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

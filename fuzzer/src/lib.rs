@@ -25,8 +25,3 @@ pub mod locate;
 pub mod port;
 pub mod runner;
 pub mod tree;
-
-/// Unit tests that need a tool say so as skipped, as the end-to-end tests do.
-#[cfg(test)]
-#[path = "../../tests/common/skip.rs"]
-mod skip;

@@ -1,5 +1,4 @@
-//! A test that cannot run here says so as skipped, never as passed (included by
-//! tests/common and by the fuzzer's unit tests that need a tool).
+//! A test that cannot run here says so as skipped, never as passed.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,5 @@
 //! Helpers shared by the end-to-end tests: the built binaries, the sample pserv, free ports and
 //! bounded process runs. Every process is started in its own process group and killed by us.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -12,12 +11,15 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The preload's exit statuses (EOF spin, idle verdicts, ...), written down once.
-#[allow(unused_imports)] // not every test binary looks at exit statuses
 pub use contract::verdicts::*;
-/// Tests that cannot run here (a tool missing) say so as skipped (shared with unit tests).
+/// Tests that cannot run here (a tool missing) say so as skipped.
 mod skip;
 pub use skip::*;
+/// The AFL++ fork-server protocol, fuzzer side (the runtime tests speak it by hand).
+pub mod forkserver;
 pub const MODELS: [&str; 5] = ["iterative", "thread", "pool", "epoll", "fork"];
+/// `--server-args` for the sample server in the thread model.
+pub const THREAD_MODEL: &str = "--server-args=-p {port} -R {root} -s -m thread";
 
 pub fn fuzzer() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fuzzer"))
@@ -38,7 +40,7 @@ pub fn pserv_src() -> PathBuf {
     repo().join("tests/pserv")
 }
 
-/// The sample server, built once per test binary with plain gcc in a scratch copy. Its
+/// The sample server, built once per run of the tests with plain gcc in a scratch copy. Its
 /// planted bugs announce themselves on stderr (`[bug] NAME`) just before they strike.
 pub fn pserv() -> &'static Path {
     static SERVER: OnceLock<PathBuf> = OnceLock::new();
@@ -188,6 +190,47 @@ pub fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
+/// Wait up to `limit` for a child (one started without a process group of its own, as the
+/// fork-server tests start theirs); past it kill the child, by pid, reap it and return None.
+pub fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let status = wait_for(child, limit);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    status
+}
+
+/// [`wait_or_kill`], where a child still running at `limit` fails the test.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    wait_or_kill(child, limit).unwrap_or_else(|| panic!("process {} did not finish within {limit:?}", child.id()))
+}
+
+/// Poll `done` every 200 ms until it holds; past `limit` fail the test, naming `what`.
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `fuzzer run ARGS` on `input`; past `limit` its process group is killed.
+pub fn fuzzer_run(args: &[&str], input: &[u8], limit: Duration) -> Run {
+    run_with_input(Command::new(fuzzer()).arg("run").args(args), input, limit)
+}
+
+/// `fuzzer build` of `src` (`--src-dir`) into a fresh OUT, with `extra` options; the run and OUT.
+pub fn fuzzer_build(src: &Path, extra: &[&str], limit: Duration) -> (Run, PathBuf) {
+    let out = scratch_dir("build-out").join("out");
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("build").arg("--src-dir").arg(src).arg("-o").arg(&out).args(extra),
+        b"",
+        limit,
+    );
+    (run, out)
+}
+
 /// Kill the child's process group (we created it) and reap the child.
 pub fn kill_group(child: &mut Child) {
     // SAFETY: signalling a process group this test created.
@@ -331,7 +374,8 @@ pub fn benign() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// Campaigns pin clients to cores: the tests of one binary run them one at a time.
+/// Campaigns pin clients to cores: every test that starts one (or measures the machine while
+/// one runs) holds this, so they run one at a time.
 pub fn exclusive() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
