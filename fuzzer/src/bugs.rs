@@ -34,7 +34,7 @@ struct Report {
 }
 
 /// The groups of an earlier triage (`OUT/triage.json`), if there was one.
-pub fn load(out: &Path) -> Option<Vec<Group>> {
+fn load(out: &Path) -> Option<Vec<Group>> {
     let text = std::fs::read_to_string(out.join("triage.json")).ok()?;
     serde_json::from_str::<Report>(&text).ok().map(|r| r.groups)
 }

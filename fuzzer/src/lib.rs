@@ -1,6 +1,7 @@
 //! The `fuzzer` library: build a student's HTTP server with coverage, check that it can be
-//! driven, fuzz it with LibAFL, and report what was found. The binaries (`fuzzer`,
-//! `fuzzer-cc`) are thin: `fuzzer` parses its command line and calls [`cmd`].
+//! driven, fuzz it with LibAFL, and report what was found. The `fuzzer` binary (`main.rs`) only
+//! parses its command line and calls [`cmd`]; `fuzzer-cc` (`bin/`, the compiler wrapper that
+//! `make` runs) stands alone.
 //!
 //! Reading order: the campaign's four stages, one folder each, in the order its data flows
 //! ([`cmd::fuzz`] walks them): [`build`] -> [`check`] -> [`fuzz`] -> [`report`]. Below them the

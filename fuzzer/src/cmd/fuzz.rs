@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::build::{self};
+use crate::build;
 use crate::fuzz::{self, cores, grammar, server_dict};
 use crate::runner::{preload, target};
 use crate::{assets, check, port, report};
