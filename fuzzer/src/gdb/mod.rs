@@ -135,9 +135,13 @@ pub fn session(
     };
     // gdb (our child) has not been reaped yet, so its process group id is still ours to signal.
     let _ = killpg(Pid::from_raw(gdb.id() as i32), Signal::SIGKILL);
-    let status = gdb.wait().ok();
+    let exit = gdb.wait().ok();
+    // What the server wrote between the last look and gdb's end (a fork server's reply, copied
+    // by the parent as the child exits, races with gdb quitting on that exit) is still in the pipe.
+    pipes::drain(status, &mut bytes);
+    on_status(&bytes);
     if ended {
-        status
+        exit
     } else {
         None
     }
