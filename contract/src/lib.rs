@@ -9,6 +9,7 @@
 #![no_std]
 
 pub mod cmplog;
+pub mod comux;
 pub mod control;
 pub mod env;
 pub mod fds;
