@@ -64,7 +64,7 @@ pub fn fork() -> pid_t {
     }
     if pid > 0 {
         shared::note_forked(pid);
-        if CHILD_PID.compare_exchange(0, pid, SeqCst, Relaxed).is_ok() {
+        if CHILD_PIDS.insert(pid).is_some() {
             idle::wake(); // to watch the child
         }
     }
@@ -72,13 +72,16 @@ pub fn fork() -> pid_t {
     pid
 }
 
-/// The server may reap the connection's child itself: keep its status for the client thread.
+/// The server may reap a connection's child itself: keep its status for the client thread.
+/// Any child reaped after accept (its pid may not be listed yet) or the worker.
 pub fn note_reaped(pid: pid_t, status: c_int) {
-    let child = CHILD_PID.load(SeqCst);
-    let ours = (ACCEPTED.load(SeqCst) && (child == 0 || child == pid)) || shared::worker() == Some(pid);
-    if pid > 0 && ours && REAPED_PID.load(SeqCst) == 0 {
-        REAPED_STATUS.store(status, SeqCst);
-        REAPED_PID.store(pid, SeqCst);
+    let ours = ACCEPTED.load(SeqCst) || shared::worker() == Some(pid);
+    if pid > 0 && ours && !REAPED_PIDS.contains(pid) {
+        // Claim a slot (-1 is no child), then the status, then the pid the reader looks for.
+        if let Some(slot) = REAPED_PIDS.insert(-1) {
+            REAPED_STATUS[slot].store(status, SeqCst);
+            REAPED_PIDS.set(slot, pid);
+        }
     }
 }
 

@@ -1,21 +1,21 @@
-//! Our connection inside the server: exactly one accepted per test case (ours), its
+//! Our connections inside the server: only the test case's own are accepted, each once, their
 //! end-of-file reads counted (a server that reads EOF over and over without closing is hung),
-//! and its `close` noted for the idle verdict of a pre-forked worker.
+//! and their `close` noted for the idle verdict of a pre-forked worker.
 
 use crate::idle::{self, Waiting};
 use crate::log::debug;
 use crate::state::*;
-use crate::{client, end, persist, real, shared};
+use crate::{end, persist, real, shared, sockets};
 use libc::{c_int, size_t, ssize_t};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 /// Consecutive zero-byte reads on our connection that count as an EOF spin.
 const EOF_SPIN_READS: u32 = 1000;
 
-/// Exactly one connection per test case: ours. Connections left in a shared backlog by an
-/// earlier run (a fork-server child killed between connect and accept) are dropped; after ours,
-/// a blocking accept parks (until the next test case of a persistent run) and a non-blocking
-/// one says EAGAIN (so event loops keep going).
+/// Only the test case's connections, each once. Connections left in a shared backlog by an
+/// earlier run (a fork-server child killed between connect and accept) are dropped; after all
+/// of ours, a blocking accept parks (until the next test case of a persistent run) and a
+/// non-blocking one says EAGAIN (so event loops keep going).
 pub fn accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int {
     if !TRIGGERED.load(Relaxed) || IN_SERVER_CHILD.load(Relaxed) {
         return real_accept();
@@ -45,17 +45,19 @@ pub fn accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int 
         if conn < 0 {
             return conn;
         }
-        if client::is_ours(conn) && !shared.taken.swap(true, SeqCst) {
+        if let Some(index) = sockets::is_ours(conn) {
             EOF_READS.store(0, Relaxed);
-            CONN_FD.store(conn, SeqCst);
+            CONN_FDS.insert(conn);
             ACCEPTED.store(true, SeqCst);
-            shared.conn_open.store(true, SeqCst);
+            shared.open.fetch_add(1, SeqCst);
             // SAFETY: getpid has no preconditions.
-            shared.acceptor.store(unsafe { libc::getpid() }, SeqCst);
-            debug!("server accepted the connection as fd {conn}");
-            if shared::worker().is_some() {
-                idle::wake(); // the client thread watches the worker from now on
+            let _ = shared.acceptor.compare_exchange(0, unsafe { libc::getpid() }, SeqCst, SeqCst);
+            let accepted = shared.accepted.fetch_add(1, SeqCst) + 1;
+            if accepted >= shared.conns.load(SeqCst) {
+                shared.taken.store(true, SeqCst);
             }
+            debug!("server accepted connection {index} as fd {conn}");
+            idle::wake(); // the client thread may watch a worker from now on, or wait for this
             return conn;
         }
         debug!("dropping a stale connection left by an earlier run");
@@ -64,11 +66,11 @@ pub fn accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int 
     }
 }
 
-/// Counts EOF reads on our connection: a server that keeps reading an exhausted connection
+/// Counts EOF reads on our connections: a server that keeps reading an exhausted connection
 /// without closing it is hung, and waiting for the fuzzer's timeout would waste it.
 #[inline]
 pub fn note_read(fd: c_int, requested: size_t, got: ssize_t) {
-    if fd < 0 || fd != CONN_FD.load(Relaxed) {
+    if fd < 0 || !CONN_FDS.contains(fd) {
         return;
     }
     if got > 0 {
@@ -78,10 +80,10 @@ pub fn note_read(fd: c_int, requested: size_t, got: ssize_t) {
     }
 }
 
-/// The server closes `fd` (not one of ours, which it cannot close): if it is our connection,
-/// it is no longer open in this process.
+/// The server closes `fd` (not one of ours, which it cannot close): if it is one of our
+/// connections, it is no longer open in this process.
 pub fn closed(fd: c_int) {
-    if fd >= 0 && CONN_FD.compare_exchange(fd, -1, SeqCst, Relaxed).is_ok() && !IN_SERVER_CHILD.load(Relaxed) {
-        shared::get().conn_open.store(false, SeqCst);
+    if fd >= 0 && CONN_FDS.remove(fd) && !IN_SERVER_CHILD.load(Relaxed) {
+        shared::get().open.fetch_sub(1, SeqCst);
     }
 }

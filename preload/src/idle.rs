@@ -142,17 +142,23 @@ pub fn wake() {
     }
 }
 
-/// The verdict's condition, as the counters see it: the input is in, our connection is still
-/// open in the server, no connection child runs, and every server thread waits (of the worker
-/// that accepted it, when a pre-forked worker did).
+/// The verdict's condition, as the counters see it: the test case is in, one of our connections
+/// is still open in the server, no connection child runs, and every server thread waits (of the
+/// worker that accepted them, when a pre-forked worker did).
 pub fn looks_idle(child_running: bool) -> bool {
-    if !ON.load(SeqCst) || !SENT.load(SeqCst) || child_running {
+    ON.load(SeqCst) && SENT.load(SeqCst) && server_waits(child_running)
+}
+
+/// As [`looks_idle`], whatever the verdict's switch and however much was sent: the server holds
+/// one of our connections open and waits (the client thread's cue to go on, `play`).
+pub fn server_waits(child_running: bool) -> bool {
+    if child_running {
         return false;
     }
     let shared = shared::get();
     match shared::worker() {
-        Some(_) => shared.conn_open.load(SeqCst) && shared.acceptor_waits.load(SeqCst),
-        None => ACCEPTED.load(SeqCst) && CONN_FD.load(SeqCst) >= 0 && everyone_waits(),
+        Some(_) => shared.open.load(SeqCst) > 0 && shared.acceptor_waits.load(SeqCst),
+        None => ACCEPTED.load(SeqCst) && !CONN_FDS.is_empty() && everyone_waits(),
     }
 }
 

@@ -73,11 +73,10 @@ pub fn next() -> bool {
 /// Forget the finished test case's connection, and let parked accepts take the next one.
 fn reset() {
     ACCEPTED.store(false, SeqCst);
-    CONN_FD.store(-1, SeqCst);
+    CONN_FDS.clear();
     EOF_READS.store(0, SeqCst);
-    CHILD_PID.store(0, SeqCst);
-    REAPED_PID.store(0, SeqCst);
-    REAPED_STATUS.store(0, SeqCst);
+    CHILD_PIDS.clear();
+    REAPED_PIDS.clear();
     SENT.store(false, SeqCst);
     shared::reset();
     GENERATION.fetch_add(1, SeqCst);

@@ -1,4 +1,4 @@
-//! Ending a run: after the server closed our connection, decide how the process ends.
+//! Ending a run: after the server closed our connections, decide how the process ends.
 //!
 //! Exiting as soon as EOF arrives would miss crashes in code that runs after `close()` (cleanup,
 //! a double free), so we first wait for the child that handled the connection (fork-per-
@@ -13,37 +13,33 @@ use contract::verdicts::EXIT_EOF_SPIN;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-/// The server closed our connection: end the run by how its connection's process ended (a
-/// crash or an EOF spin ends the process here), and wait until the server is idle again.
+/// The server closed our connections: end the run by how their connections' processes ended
+/// (a crash or an EOF spin ends the process here), and wait until the server is idle again.
 /// Returns on a normal end, which the caller ends or follows with the next test case
 /// (`persist::next`).
 pub fn end_run() {
     wait_until(Duration::from_secs(1), || FORKING.load(SeqCst) == 0);
-    let child = CHILD_PID.load(SeqCst);
-    let status = if child > 0 {
-        child_status(child)
-    } else if shared::worker().is_some() {
-        worker_status()
-    } else {
-        None
-    };
-    match status {
-        Some(status) if libc::WIFSIGNALED(status) => reraise(libc::WTERMSIG(status)),
-        Some(status) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_EOF_SPIN => eof_spin(),
-        _ => {}
+    let statuses = CHILD_PIDS.values().map(child_status);
+    let worker = shared::worker().is_some() && CHILD_PIDS.is_empty();
+    for status in statuses.chain(worker.then(worker_status)) {
+        match status {
+            Some(status) if libc::WIFSIGNALED(status) => reraise(libc::WTERMSIG(status)),
+            Some(status) if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == EXIT_EOF_SPIN => eof_spin(),
+            _ => {}
+        }
     }
     wait_idle(Duration::from_millis(config().settle_ms));
 }
 
-/// The process that handles our connection apart from the run's: the child forked for it, or
-/// the pre-forked worker that accepted it.
-pub fn connection_process() -> Option<libc::pid_t> {
-    Some(CHILD_PID.load(SeqCst)).filter(|&pid| pid > 0).or_else(shared::worker)
+/// The processes that handle our connections apart from the run's: the children forked for
+/// them, or the pre-forked worker that accepted them.
+pub fn connection_processes() -> impl Iterator<Item = libc::pid_t> {
+    let worker = shared::worker().filter(|_| CHILD_PIDS.is_empty());
+    CHILD_PIDS.values().chain(worker)
 }
 
-/// The connection process's wait status if it has ended (without reaping it).
-pub fn child_ended() -> Option<i32> {
-    let child = connection_process()?;
+/// The wait status of connection process `child` if it has ended (without reaping it).
+pub fn child_ended(child: libc::pid_t) -> Option<i32> {
     reaped(child).or_else(|| wait_child(child, libc::WNOHANG))
 }
 
@@ -54,7 +50,7 @@ fn worker_status() -> Option<i32> {
     let deadline = Instant::now() + Duration::from_millis(config().settle_ms);
     let wake = WAKE_FD.load(SeqCst);
     loop {
-        if let Some(status) = child_ended() {
+        if let Some(status) = shared::worker().and_then(child_ended) {
             return Some(status);
         }
         if shared::get().acceptor_waits.load(SeqCst) || Instant::now() >= deadline {
@@ -71,7 +67,7 @@ pub fn failed(status: i32) -> bool {
 
 /// The status of `child` if the server reaped it itself.
 fn reaped(child: libc::pid_t) -> Option<i32> {
-    (REAPED_PID.load(SeqCst) == child).then(|| REAPED_STATUS.load(SeqCst))
+    REAPED_PIDS.find(child).map(|slot| REAPED_STATUS[slot].load(SeqCst))
 }
 
 /// Wait status of the connection's child once it has ended, without reaping it (the server may
@@ -224,13 +220,15 @@ fn sleep_on(wake: libc::c_int) {
     }
 }
 
-/// Every thread but the calling one asleep (`/proc`), and those of the pre-forked worker that
-/// has our connection if one has, seen twice with a yield between.
+/// Every thread but the calling one asleep (`/proc`), and those of the processes that handle our
+/// connections (a connection's child, a pre-forked worker), seen twice with a yield between.
+/// A connection's child that has ended is asleep (its `/proc` is gone, or it is a zombie).
 pub fn others_sleep() -> bool {
     // SAFETY: gettid has no preconditions.
     let me = unsafe { libc::gettid() };
-    let worker = shared::worker();
-    let all_asleep = || others_asleep("self", me) && worker.is_none_or(|pid| others_asleep(&pid.to_string(), me));
+    let all_asleep = || {
+        others_asleep("self", me) && connection_processes().all(|pid| others_asleep(&pid.to_string(), me))
+    };
     all_asleep() && {
         std::thread::yield_now();
         all_asleep()

@@ -17,23 +17,32 @@
 //! group of its own, which our fork server kills when the run is over, however it ended.
 
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize};
+use crate::state::MAX_CONNS;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 
 /// Processes one run may fork, all of them listed.
 pub const MAX_FORKS: usize = 256;
 
 #[repr(C)]
 pub struct Shared {
-    /// Local port of the client socket, published after `connect()`; 0 until then, -1: none.
-    pub client_port: AtomicI32,
-    /// Some process of the server accepted our connection (one connection per run).
+    /// Connections this test case opens (`ports` has a slot for each).
+    pub conns: AtomicU32,
+    /// Local port of each client connection, published right after its `connect()`; 0 before.
+    pub ports: [AtomicI32; MAX_CONNS],
+    /// Connects in progress whose port is not published yet (`client::is_ours` waits on it).
+    pub connecting: AtomicU32,
+    /// Bit i: connection i was accepted (by some process of the server).
+    pub claimed: AtomicU64,
+    /// How many of our connections were accepted.
+    pub accepted: AtomicU32,
+    /// Every connection of the test case was accepted: further accepts park (or say EAGAIN).
     pub taken: AtomicBool,
-    /// The pid of the process that accepted it.
+    /// The pid of the process that accepted the first of them.
     pub acceptor: AtomicI32,
     /// The pid of the run's process (where `listen` was called and the client thread runs).
     pub run_pid: AtomicI32,
-    /// The accepting process still has our connection open (a worker's `close` clears it).
-    pub conn_open: AtomicBool,
+    /// Our connections the accepting processes still have open (a worker's `close` counts).
+    pub open: AtomicU32,
     /// Every thread of the accepting process waits (`idle`), when it is not the run's process.
     pub acceptor_waits: AtomicBool,
     /// Processes forked by any process of the run since it started, in order.
@@ -44,11 +53,15 @@ pub struct Shared {
 impl Shared {
     const fn new() -> Self {
         Shared {
-            client_port: AtomicI32::new(0),
+            conns: AtomicU32::new(0),
+            ports: [const { AtomicI32::new(0) }; MAX_CONNS],
+            connecting: AtomicU32::new(0),
+            claimed: AtomicU64::new(0),
+            accepted: AtomicU32::new(0),
             taken: AtomicBool::new(false),
             acceptor: AtomicI32::new(0),
             run_pid: AtomicI32::new(0),
-            conn_open: AtomicBool::new(false),
+            open: AtomicU32::new(0),
             acceptor_waits: AtomicBool::new(false),
             forked: [const { AtomicI32::new(0) }; MAX_FORKS],
             forked_count: AtomicUsize::new(0),
@@ -103,13 +116,21 @@ pub fn create() {
     }
 }
 
+/// Whether any of our connections was accepted.
+pub fn accepted_any() -> bool {
+    get().accepted.load(SeqCst) > 0
+}
+
 /// A persistent run's next test case (`persist`): no connection taken, nothing forked for it.
 /// Called when nothing forked during the last one still runs.
 pub fn reset() {
     let shared = get();
-    shared.client_port.store(0, SeqCst);
+    shared.conns.store(0, SeqCst);
+    shared.ports.iter().for_each(|p| p.store(0, SeqCst));
+    shared.claimed.store(0, SeqCst);
+    shared.accepted.store(0, SeqCst);
     shared.acceptor.store(0, SeqCst);
-    shared.conn_open.store(false, SeqCst);
+    shared.open.store(0, SeqCst);
     shared.acceptor_waits.store(false, SeqCst);
     shared.forked_count.store(0, SeqCst);
     shared.taken.store(false, SeqCst);

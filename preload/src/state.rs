@@ -18,23 +18,84 @@ use std::sync::OnceLock;
 pub static TRIGGERED: AtomicBool = AtomicBool::new(false);
 /// The listening socket the client connects to.
 pub static LISTEN_FD: AtomicI32 = AtomicI32::new(-1);
-/// This process accepted our connection (what every process of the server sees is in `shared`).
+/// This process accepted one of our connections (what every process of the server sees is in
+/// `shared`).
 pub static ACCEPTED: AtomicBool = AtomicBool::new(false);
-/// The server's fd of our connection (-1 before accept and after the server closed it).
-pub static CONN_FD: AtomicI32 = AtomicI32::new(-1);
-/// Consecutive zero-byte reads of `CONN_FD`.
+/// The server's fds of our connections in this process (taken out as the server closes them).
+pub static CONN_FDS: Slots = Slots::new(-1);
+/// Consecutive zero-byte reads of our connections.
 pub static EOF_READS: AtomicU32 = AtomicU32::new(0);
 /// `fork()` calls in progress after accept (closes the race "EOF before fork returned").
 pub static FORKING: AtomicI32 = AtomicI32::new(0);
-/// First child forked after accept: it handles our connection (fork-per-connection servers).
-pub static CHILD_PID: AtomicI32 = AtomicI32::new(0);
-/// The first child the server reaped itself after accept (0: none yet) and its wait status.
-/// Recorded even before `CHILD_PID` is known: a child can die, and the server's SIGCHLD handler
+/// Children forked after accept: each handles one of our connections (fork-per-connection
+/// servers).
+pub static CHILD_PIDS: Slots = Slots::new(0);
+/// Children the server reaped itself after accept, and their wait statuses (same slots).
+/// Recorded even before the child is listed: a child can die, and the server's SIGCHLD handler
 /// reap it, before `fork()` has returned its pid to us.
-pub static REAPED_PID: AtomicI32 = AtomicI32::new(0);
-pub static REAPED_STATUS: AtomicI32 = AtomicI32::new(0);
+pub static REAPED_PIDS: Slots = Slots::new(0);
+pub static REAPED_STATUS: [AtomicI32; MAX_CONNS] = [const { AtomicI32::new(0) }; MAX_CONNS];
 /// True in a process the server forked after accept (that process never ends the run itself).
 pub static IN_SERVER_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// Connections one test case may open.
+pub const MAX_CONNS: usize = contract::comux::MAX_CONNS as usize;
+
+/// A small set of non-empty `i32`s (descriptors, pids) that hooks fill and empty from any
+/// thread, also in signal handlers: lock-free slots, `empty` marking a free one.
+pub struct Slots {
+    cells: [AtomicI32; MAX_CONNS],
+    empty: i32,
+}
+
+impl Slots {
+    pub const fn new(empty: i32) -> Self {
+        let mut cells = [const { AtomicI32::new(0) }; MAX_CONNS];
+        let mut i = 0;
+        while i < MAX_CONNS {
+            cells[i] = AtomicI32::new(empty);
+            i += 1;
+        }
+        Slots { cells, empty }
+    }
+
+    /// Put `value` in a free slot: its index, or None when all are taken.
+    pub fn insert(&self, value: i32) -> Option<usize> {
+        self.cells.iter().position(|c| c.compare_exchange(self.empty, value, SeqCst, SeqCst).is_ok())
+    }
+
+    /// Overwrite slot `slot` (one this caller claimed with `insert`).
+    pub fn set(&self, slot: usize, value: i32) {
+        self.cells[slot].store(value, SeqCst);
+    }
+
+    /// Take `value` out: whether it was there.
+    pub fn remove(&self, value: i32) -> bool {
+        value != self.empty && self.cells.iter().any(|c| c.compare_exchange(value, self.empty, SeqCst, SeqCst).is_ok())
+    }
+
+    /// The slot holding `value`.
+    pub fn find(&self, value: i32) -> Option<usize> {
+        (value != self.empty).then(|| self.cells.iter().position(|c| c.load(SeqCst) == value)).flatten()
+    }
+
+    pub fn contains(&self, value: i32) -> bool {
+        self.find(value).is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values().next().is_none()
+    }
+
+    /// The values held, in slot order.
+    pub fn values(&self) -> impl Iterator<Item = i32> + '_ {
+        self.cells.iter().map(|c| c.load(SeqCst)).filter(move |&v| v != self.empty)
+    }
+
+    pub fn clear(&self) {
+        self.cells.iter().for_each(|c| c.store(self.empty, SeqCst));
+    }
+}
 
 // Which server threads wait (`idle`, `threads`).
 
@@ -47,7 +108,7 @@ pub static FOREVER: AtomicU32 = AtomicU32::new(0);
 /// The server armed a timer (`alarm`, `setitimer`, a POSIX timer or a timerfd) at some point,
 /// before the fork server started or during this run: it may act later on its own.
 pub static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
-/// The client thread has sent the whole input and half-closed.
+/// The client thread has sent the whole test case (every chunk of every connection).
 pub static SENT: AtomicBool = AtomicBool::new(false);
 /// Whether this run may end with the idle verdict (`SOCKFUZZ_IDLE` set, not a patient run).
 pub static ON: AtomicBool = AtomicBool::new(false);
