@@ -3,7 +3,9 @@
 //! When the server first calls `listen()` on a TCP socket, a client thread inside the server
 //! process opens a real loopback connection to that socket, writes the whole input (from the
 //! fuzzer's shared memory, `SOCKFUZZ_INPUT_FILE`, or stdin),
-//! half-closes, and reads the reply to EOF. No socket call of the server is emulated, so every
+//! half-closes, and reads the reply to EOF. An input that is a comux file holds several
+//! connections' chunks, with a schedule and flags (`contract::comux`): the client thread plays
+//! them all, in one poll loop (`play`). No socket call of the server is emulated, so every
 //! socket option and I/O style works. The run then ends (see `settle`):
 //!
 //! | exit                      | meaning                                                        |
@@ -50,11 +52,11 @@
 //! |---|---|---|
 //! | hook table | `hooks` | the exported libc functions, each a dispatch to a policy below |
 //! | entry policies | `trigger`, `connection` | the first `listen`; our accepted connection |
-//! | the client thread | `client` | connects, sends the input, watches the run |
+//! | the client thread | `client`, `play` | reads each test case; plays its connections and watches the run |
 //! | persistent runs | `persist` | the next test case in the same process |
 //! | policies | `settle`, `children`, `threads`, `paths` | ending a run; forks and reaping; threads alive; path traversal |
 //! | verdict machinery | `idle`, `end` | who waits and the idle verdict; how the process ends |
-//! | low layers | `shared`, `fds`, `log`, `limits`, `netns`, `compare` | the run's page across processes; our descriptors; ... |
+//! | low layers | `sockets`, `shared`, `fds`, `log`, `limits`, `netns`, `compare` | the run's page across processes; our descriptors; ... |
 //! | bottom | `state`, `real` | every process-wide static and the configuration; the real libc functions |
 //!
 //! [`EXIT_EOF_SPIN`]: contract::verdicts::EXIT_EOF_SPIN
