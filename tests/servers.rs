@@ -491,6 +491,162 @@ fn a_server_with_a_fixed_port_is_fuzzed_on_two_cores_in_network_namespaces() {
     assert_eq!(processes_under(&out), Vec::<i32>::new(), "left running");
 }
 
+/// tests/servers/addrconfig: binds through getaddrinfo(NULL, PORT) with AI_PASSIVE |
+/// AI_ADDRCONFIG and AF_INET, which glibc fails where 127.0.0.1 is the only IPv4 address (a
+/// network namespace with loopback only); `-i IFNAME` needs that interface. Planted bug
+/// `long-header-value`: a header value of 64 bytes or more.
+fn addrconfig_src() -> PathBuf {
+    repo().join("tests/servers/addrconfig")
+}
+
+fn addrconfig_crash() -> Vec<u8> {
+    format!("GET / HTTP/1.0\r\nHost: {}\r\n\r\n", "a".repeat(80)).into_bytes()
+}
+
+#[test]
+fn an_addrconfig_server_starts_in_its_netns_as_on_the_host() {
+    if !netns_allowed() {
+        skip("this machine allows no network namespaces", None);
+        return;
+    }
+    let server = make_with_gcc(&addrconfig_src(), "");
+    // The premise: in a namespace with loopback only, and without the preload, glibc refuses
+    // the server's lookup.
+    let mut bare = Command::new(&server);
+    bare.args(["-p", &free_port().to_string(), "-R"]).arg(www());
+    // SAFETY: unshare is a system call, allowed between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut bare, || {
+            if libc::unshare(libc::CLONE_NEWNET) == 0 || libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let bare = run_with_input(&mut bare, b"", Duration::from_secs(10));
+    assert_eq!(bare.code(), Some(1), "{bare:?}");
+    assert!(bare.stderr.contains("getaddrinfo error: Name or service not known"), "{}", bare.stderr);
+
+    // Under the preload in its namespace, it starts and serves.
+    let port = free_port().to_string();
+    let run = run_with_input(
+        Command::new(fuzzer())
+            .env("SOCKFUZZ_NETNS", "1")
+            .args(["run", "--"])
+            .arg(&server)
+            .args(["-p", &port, "-R"])
+            .arg(www()),
+        b"GET / HTTP/1.0\r\n\r\n",
+        Duration::from_secs(20),
+    );
+    assert_eq!(run.code(), Some(0), "{run:?}");
+    assert!(run.stdout_text().starts_with("HTTP/1.0 200 OK"), "{}", run.stdout_text());
+    let index = std::fs::read_to_string(www().join("index.html")).unwrap();
+    assert!(run.stdout_text().ends_with(&index), "{}", run.stdout_text());
+    // The planted bug is reached there too.
+    let crash = run_with_input(
+        Command::new(fuzzer())
+            .env("SOCKFUZZ_NETNS", "1")
+            .args(["run", "-q", "--"])
+            .arg(&server)
+            .args(["-p", &port, "-R"])
+            .arg(www()),
+        &addrconfig_crash(),
+        Duration::from_secs(20),
+    );
+    assert_eq!(crash.code(), Some(128 + libc::SIGSEGV), "{crash:?}");
+}
+
+#[test]
+fn a_campaign_on_an_addrconfig_server_in_netns_finds_its_crash_and_the_file_replays() {
+    if !netns_allowed() {
+        skip("this machine allows no network namespaces", None);
+        return;
+    }
+    let _guard = exclusive();
+    let out = scratch_dir("addrconfig-out").join("out");
+    let run = run_with_input(
+        Command::new(fuzzer())
+            .env("SOCKFUZZ_NETNS", "1")
+            .arg("--src-dir")
+            .arg(addrconfig_src())
+            .arg("-o")
+            .arg(&out)
+            .args(["--stop-on-crash", "-d", "20", "--sanitizer", "none", "--no-cmplog", "--no-triage"]),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    // Fuzzed in its namespace: no fall-back to the host's network.
+    assert!(!run.stdout_text().contains("could not start inside"), "{}", run.stdout_text());
+    let crashes = findings(&out.join("fuzz0/crashes"));
+    assert!(!crashes.is_empty(), "no crash found:\n{}", run.stdout_text());
+    assert_eq!(processes_under(&out), Vec::<i32>::new(), "left running");
+
+    // Replayed with `fuzzer send` against the server started normally: it dies of it.
+    let server = make_with_gcc(&addrconfig_src(), "");
+    let port = free_port();
+    let mut cmd = Command::new(&server);
+    cmd.args(["-p", &port.to_string(), "-R"]).arg(www());
+    let (send, status, _) = send_to(&mut cmd, port, &std::fs::read(&crashes[0]).unwrap(), Duration::from_secs(3));
+    let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
+    assert_eq!(signal, Some(libc::SIGSEGV), "{}: {send:?}", file_name(&crashes[0]));
+}
+
+/// A network interface of this machine other than loopback, which a network namespace of the
+/// server's own does not have.
+fn host_interface() -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "lo")
+        .collect();
+    names.sort();
+    names.into_iter().next()
+}
+
+#[test]
+fn a_server_that_cannot_start_in_its_netns_is_fuzzed_on_the_hosts_network_with_a_line_saying_why() {
+    if !netns_allowed() {
+        skip("this machine allows no network namespaces", None);
+        return;
+    }
+    let Some(interface) = host_interface() else {
+        skip("this machine has no network interface but loopback", None);
+        return;
+    };
+    let _guard = exclusive();
+    let out = scratch_dir("addrconfig-fallback").join("out");
+    let run = run_with_input(
+        Command::new(fuzzer())
+            .env("SOCKFUZZ_NETNS", "1")
+            .arg("--src-dir")
+            .arg(addrconfig_src())
+            .arg("-o")
+            .arg(&out)
+            .args(["-d", "5", "--sanitizer", "none", "--no-cmplog", "--no-triage"])
+            .arg(format!("--server-args=-p {{port}} -R {{root}} -i {interface}")),
+        b"",
+        Duration::from_secs(120),
+    );
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    let line = format!(
+        "[check] the server could not start inside a private network namespace (it said `no network interface \
+         named {interface}`), so it is fuzzed on the host's loopback"
+    );
+    assert!(run.stdout_text().contains(&line), "{}", run.stdout_text());
+    // The whole campaign ran there: every run was driven, none was refused.
+    assert!(stat(&out.join("fuzz0"), "execs_done").unwrap_or(0) > 100, "{}", run.stdout_text());
+    assert!(!findings(&out.join("fuzz0/crashes")).is_empty(), "no crash found:\n{}", run.stdout_text());
+    assert_eq!(processes_under(&out), Vec::<i32>::new(), "left running");
+    // A later `fuzzer triage` replays on the host's network too (targets.json keeps it).
+    let groups = triage(&out);
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0]["kind"], "SIGSEGV", "{groups:?}");
+}
+
 /// A campaign on the hostile server with `switch`, for `seconds`, without ASan (so that triage
 /// replays the plain build), with extra arguments.
 fn crash_campaign(out: &Path, switch: &str, seconds: &str, extra: &[&str]) -> Run {

@@ -1,16 +1,17 @@
 //! The libc functions we override: only the exported hook table. Each hook is a thin dispatch
 //! to the module that owns its policy (`trigger`, `threads`, `idle`, `connection`, `fds`,
-//! `children`, `paths`) around the real function (`real`), and is transparent until the first
-//! `listen()` (processes that never listen, like `make` or a shell, must not notice us).
+//! `children`, `paths`, `netns`) around the real function (`real`), and is transparent until the
+//! first `listen()` (processes that never listen, like `make` or a shell, must not notice us),
+//! but for `getaddrinfo` in the network namespace we made.
 //!
 //! Every hook is an `unsafe extern "C" fn` whose safety contract is the C function's own: its
-//! arguments are passed on to the real function unchanged, and a hook reads a pointer argument
-//! only as that function would.
+//! arguments are passed on to the real function unchanged (but `getaddrinfo`'s hints inside our
+//! namespace), and a hook reads a pointer argument only as that function would.
 
 use crate::idle::{self, Waiting};
 use crate::paths::{self, follows, follows_at, Access::*};
 use crate::state::TRIGGERED;
-use crate::{children, client, connection, fds, real, threads, trigger};
+use crate::{children, client, connection, fds, netns, real, threads, trigger};
 use libc::{c_char, c_int, c_uint, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t, AT_FDCWD, FILE};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -24,6 +25,27 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
     trigger::reuse_addr(fd);
     // SAFETY: the caller's own arguments, passed on to the function it called.
     unsafe { real::bind(fd, addr, len) }
+}
+
+/// Inside the network namespace we made, `AI_ADDRCONFIG` is decided with the host's addresses,
+/// so the server starts as it would there (`netns`).
+///
+/// # Safety
+///
+/// `getaddrinfo`'s own contract: `node` and `service` NULL or C strings, `hints` NULL or
+/// readable, `res` writable.
+#[no_mangle]
+pub unsafe extern "C" fn getaddrinfo(
+    node: *const c_char,
+    service: *const c_char,
+    hints: *const libc::addrinfo,
+    res: *mut *mut libc::addrinfo,
+) -> c_int {
+    // SAFETY: `hints` is the caller's, NULL or readable.
+    let host = unsafe { netns::host_hints(hints) };
+    let hints = host.as_ref().map_or(hints, |h| h as *const libc::addrinfo);
+    // SAFETY: the caller's arguments, but `hints` perhaps our copy, which outlives the call.
+    unsafe { real::getaddrinfo(node, service, hints, res) }
 }
 
 /// The trigger: the first `listen` on a TCP socket starts the run (`trigger`).

@@ -36,7 +36,8 @@
 //!
 //! `SOCKFUZZ_PERSISTENT=N` serves up to N test cases per process, each on a new connection (`persist`).
 //!
-//! `SOCKFUZZ_NETNS=1` runs the server in a network namespace of its own, loopback only (`netns`).
+//! `SOCKFUZZ_NETNS=1` runs the server in a network namespace of its own, loopback only, where
+//! `getaddrinfo` with `AI_ADDRCONFIG` still answers as on the host (`netns`).
 //!
 //! Path traversal: `SOCKFUZZ_ROOT=/abs/dir` (the server's web root) turns on the check of every
 //! path the server opens or looks up (unset or empty: off). `SOCKFUZZ_FINDING_FILE=/path` gets

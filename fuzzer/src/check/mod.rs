@@ -7,7 +7,7 @@ use crate::build::{self, Built};
 use crate::port;
 use crate::runner::map::run_with_map;
 use crate::runner::target::Target;
-use crate::runner::{self, Outcome};
+use crate::runner::{self, preload, Outcome, ServerSaid};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -33,16 +33,35 @@ pub fn check_builds(built: &Built, out: &Path, server_args: &str, mem_limit_mb: 
 
 /// The start-up check: one plain request must be answered, end the run cleanly and record
 /// coverage. Returns the number of covered map entries.
+///
+/// A server that cannot be driven inside a network namespace of its own (it looks up an
+/// interface or a host name, say) is tried once more on the host's network; if it runs there,
+/// the whole campaign does (`preload::use_host_network`), and only a failure there is an error.
 pub fn check(target: &Target, root: &Path) -> Result<usize> {
     println!("[check] test run of {} under sockfuzz...", target.binary.display());
-    let port = port::free_port()?;
-    let (finished, map) = run_with_map(target, root, CHECK_REQUEST, port).with_context(|| {
+    let cannot_drive = || {
         let cwd = target
             .cwd
             .as_ref()
             .map(|d| format!(" (it ran in {}; --cwd DIR runs it in a copy of another folder)", d.display()));
         format!("the test run failed: the fuzzer cannot drive this server{}", cwd.unwrap_or_default())
-    })?;
+    };
+    let mut port = port::free_port()?;
+    let (finished, map) = match run_with_map(target, root, CHECK_REQUEST, port) {
+        Err(in_netns) if preload::netns() == "1" => {
+            // Maybe our namespace is the cause: once more on the host's network, as it would run.
+            preload::use_host_network();
+            port = port::free_port()?;
+            let on_host = run_with_map(target, root, CHECK_REQUEST, port).with_context(cannot_drive)?;
+            println!(
+                "[check] the server could not start inside a private network namespace ({}), so it is fuzzed on \
+                 the host's loopback",
+                what_it_said(&in_netns)
+            );
+            on_host
+        }
+        result => result.with_context(cannot_drive)?,
+    };
     let request = String::from_utf8_lossy(CHECK_REQUEST.split(|&b| b == b'\r').next().unwrap_or_default()).into_owned();
     match finished.outcome {
         Outcome::Ok => {}
@@ -60,18 +79,23 @@ pub fn check(target: &Target, root: &Path) -> Result<usize> {
         ),
     }
     // In a network namespace of its own, each copy may keep a fixed port.
-    if finished.port != port && crate::runner::preload::netns() != "1" {
+    if finished.port != port && preload::netns() != "1" {
         let how = if target.args.contains("{port}") {
             format!("passed as {{port}} in the server arguments `{}`", target.args)
         } else {
             format!("the server arguments `{}` have no {{port}}", target.args)
         };
+        let no_netns = if preload::on_host_network() {
+            "the server could not start inside a network namespace of its own, where a fixed port would do"
+        } else {
+            "this machine does not let it give each copy a network namespace of its own, where a fixed port \
+             would do"
+        };
         bail!(
             "the server listened on port {}, not on the port the fuzzer chose ({port}; {how}). The fuzzer \
              runs several copies of the server at once (one per core, and one for CmpLog), each on its own \
-             port (this machine does not let it give each copy a network namespace of its own, where \
-             a fixed port would do): make the server take its port from its command line, and put \
-             {{port}} there in --server-args",
+             port ({no_netns}): make the server take its port from its command line, and put {{port}} \
+             there in --server-args",
             finished.port
         );
     }
@@ -88,4 +112,14 @@ pub fn check(target: &Target, root: &Path) -> Result<usize> {
     let status_line = String::from_utf8_lossy(&status_line[..status_line.len().min(80)]).into_owned();
     println!("[check] the server answered `{status_line}`; {} coverage map entries hit", map.len());
     Ok(map.len())
+}
+
+/// What a run that could not drive the server shows of why: the last line the server printed
+/// (its first 200 characters: a line can be long).
+fn what_it_said(error: &anyhow::Error) -> String {
+    let said = error.downcast_ref::<ServerSaid>().and_then(|said| said.0.lines().rev().find(|l| !l.trim().is_empty()));
+    match said {
+        Some(line) => format!("it said `{}`", line.trim().chars().take(200).collect::<String>()),
+        None => "it printed nothing".into(),
+    }
 }

@@ -246,8 +246,12 @@ fn campaign(args: &Args) -> Result<()> {
         "[fuzz] fuzzing on {} core(s){asan} for {duration} s (broker on port {broker_port}); press Ctrl-C to stop early",
         opts.cores.ids.len()
     );
-    let targets =
-        report::triage::Targets { plain: opts.target.clone(), asan: opts.asan.clone(), root: args.root.clone() };
+    let targets = report::triage::Targets {
+        plain: opts.target.clone(),
+        asan: opts.asan.clone(),
+        root: args.root.clone(),
+        host_network: preload::on_host_network(),
+    };
     targets.save(out)?;
     let started = std::time::Instant::now();
     let result = fuzz::run(&opts);

@@ -137,10 +137,15 @@ pub fn run(
             outcome.map(|outcome| (outcome, port))
         }
         Ok(None) => child.wait().map_err(Into::into).and_then(|status| {
-            Err(anyhow::anyhow!(
-                "the server {} before it listened on a TCP socket: check its arguments (e.g. `-p PORT` with a free port) and its messages",
-                describe(status)
-            ))
+            // In our namespace the cause may be ours, not the arguments': say both.
+            let why = if setup.in_netns() {
+                ", inside the private network namespace (loopback only) the fuzzer runs it in: if it needs \
+                 the host's network (an interface, a name to look up), run the fuzzer with SOCKFUZZ_NETNS=0; \
+                 else check its arguments (e.g. `-p PORT`) and its messages"
+            } else {
+                ": check its arguments (e.g. `-p PORT` with a free port) and its messages"
+            };
+            Err(anyhow::anyhow!("the server {} before it listened on a TCP socket{why}", describe(status)))
         }),
         Err(e) => Err(e),
     };
@@ -157,7 +162,18 @@ pub fn run(
         }
         Ok((outcome, port)) => Ok(Finished { outcome, port, reply, stderr, stacks }),
         Err(e) if stderr.is_empty() => Err(e),
-        Err(e) => Err(e.context(format!("the server said:\n{}", tail(&stderr, 15)))),
+        Err(e) => Err(e.context(ServerSaid(tail(&stderr, 15)))),
+    }
+}
+
+/// The last lines the server wrote on stderr, the context of the error of a run that could not
+/// drive it (the start-up check quotes them; `anyhow`'s `downcast_ref` finds them).
+#[derive(Debug)]
+pub struct ServerSaid(pub String);
+
+impl std::fmt::Display for ServerSaid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the server said:\n{}", self.0)
     }
 }
 
@@ -216,6 +232,12 @@ impl Setup {
         env.extend(preload::memory_env(limits.mem_mb, &asan).map(|(k, v)| (k.into(), v.into())));
         env.extend(envs.iter().map(|(k, v)| (OsString::from(k), v.to_os_string())));
         Ok((Setup { library, env, scratch, status_read, status_fd }, status_write))
+    }
+
+    /// Whether the server runs in a network namespace of its own (the caller's `envs` may
+    /// have said otherwise: the last `SOCKFUZZ_NETNS` counts).
+    pub fn in_netns(&self) -> bool {
+        self.env.iter().rev().find(|(k, _)| k == env::name(env::NETNS)).is_some_and(|(_, v)| v == "1")
     }
 
     /// Where the preload describes a path traversal (absent until it does).

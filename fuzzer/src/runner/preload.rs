@@ -6,6 +6,7 @@ use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use contract::verdicts::*;
 
@@ -46,10 +47,29 @@ pub fn library() -> Result<PathBuf> {
     }
 }
 
+/// Set when the start-up check found that the server cannot start in a network namespace of
+/// its own: every later run of this process (the campaign's fork servers, which are forked from
+/// it, and triage) is on the host's network.
+static HOST_NETWORK: AtomicBool = AtomicBool::new(false);
+
+/// From now on, servers run on the host's network (`SOCKFUZZ_NETNS=0`).
+pub fn use_host_network() {
+    HOST_NETWORK.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`use_host_network`] was called.
+pub fn on_host_network() -> bool {
+    HOST_NETWORK.load(Ordering::Relaxed)
+}
+
 /// `SOCKFUZZ_NETNS`: each copy of the server in a network namespace of its own (loopback only),
 /// where the kernel lets us make one (as root, or in a user namespace of our own), unless our
-/// own environment says `SOCKFUZZ_NETNS=0` (a server that must reach the host's network); else "0".
+/// own environment says `SOCKFUZZ_NETNS=0` (a server that must reach the host's network) or
+/// the start-up check moved the server to the host's network ([`use_host_network`]); else "0".
 pub fn netns() -> &'static str {
+    if on_host_network() {
+        return "0";
+    }
     static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let allowed = *ALLOWED.get_or_init(|| {
         if std::env::var_os(env::name(env::NETNS)).is_some_and(|v| v == "0") {

@@ -48,6 +48,9 @@ pub struct Targets {
     pub asan: Option<Target>,
     /// The web root given with `--root` (else the built-in one).
     pub root: Option<PathBuf>,
+    /// The start-up check moved the server to the host's network: triage replays it there too.
+    #[serde(default)]
+    pub host_network: bool,
 }
 
 impl Targets {
@@ -80,6 +83,9 @@ type Members<'a> = Vec<(&'a Finding, usize)>;
 /// Replay, group, minimize, and write the results. Progress goes to stdout.
 pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
     let targets = Targets::load(out)?;
+    if targets.host_network {
+        crate::runner::preload::use_host_network();
+    }
     let target = targets.triaged();
     let dir = out.join("triage");
     let _ = std::fs::remove_dir_all(&dir);
