@@ -22,8 +22,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
 }
 
 /// Build, then the start-up check of every built binary.
-pub fn build_and_check(build: &BuildArgs, server_args: &str, mem_limit_mb: u64) -> Result<Built> {
+pub fn build_and_check(build: &BuildArgs, server_args: &str, mem_limit_mb: u64) -> Result<(Built, check::Ending)> {
     let built = build::build(build)?;
-    check::check_builds(&built, &build.out_dir, server_args, mem_limit_mb)?;
-    Ok(built)
+    let ending = check::check_builds(&built, &build.out_dir, server_args, mem_limit_mb)?;
+    Ok((built, ending))
 }

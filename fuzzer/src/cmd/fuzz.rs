@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use crate::build;
 use crate::fuzz::{self, cores, grammar, server_dict};
 use crate::runner::{preload, target};
-use crate::{assets, check, port, report};
+use crate::{assets, check, comux, port, report};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -185,20 +185,26 @@ fn campaign(args: &Args) -> Result<()> {
     if let Some(root) = args.root.as_ref().filter(|r| !r.is_dir()) {
         bail!("--root {} is not a folder: give the web root your server should serve", root.display());
     }
-    let built = match &args.server {
+    let (built, ending) = match &args.server {
         Some(server) => {
             std::fs::create_dir_all(out)
                 .with_context(|| format!("cannot create the output folder {}", out.display()))?;
             let plain = std::path::absolute(server)?;
             let built =
                 build::Built { plain, asan: None, plain_cwd: None, asan_cwd: None }.in_working_copy(&args.build)?;
-            check::check_builds(&built, out, &args.server_args, args.mem_limit)?;
-            build::Built { plain: server.canonicalize()?, ..built }
+            let ending = check::check_builds(&built, out, &args.server_args, args.mem_limit)?;
+            (build::Built { plain: server.canonicalize()?, ..built }, ending)
         }
         None => super::build::build_and_check(&args.build, &args.server_args, args.mem_limit)?,
     };
     if !args.no_cmplog && !build::has_our_runtime(&built.plain)? {
         println!("[cmplog] {} has AFL++'s runtime, whose CmpLog map layout depends on the AFL++ version: only the string comparisons the preload sees are traced (build with fuzzer-cc, or use --src-dir, for integer comparisons too)", built.plain.display());
+    }
+    if ending == check::Ending::KeepOpen {
+        // Seeds of one connection keep it open; comux seeds say for themselves.
+        for (_, seed) in seeds.iter_mut().filter(|(_, s)| !contract::comux::is_comux(s)) {
+            *seed = comux::kept_open(seed);
+        }
     }
     let persistent = persistent_runs(args, &built)?;
     let mut dicts = args.dicts.clone();
