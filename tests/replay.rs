@@ -1,6 +1,7 @@
 //! End-to-end tests of `fuzzer send` and `fuzzer hex` against tiny in-process
-//! TCP servers on loopback.
-use crate::util::skip;
+//! TCP servers on loopback, and of a comux file against the sample server.
+use crate::util::{free_port, pserv, send_to, skip, www};
+use contract::comux;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
@@ -218,4 +219,64 @@ fn hex_missing_file_names_the_path() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: ") && err.contains("/nonexistent/crash-123"), "{err}");
+}
+
+/// A comux file of `(conn, sched, flags, data)` chunks, written with the contract's headers.
+fn comux_file(num_conns: u32, chunks: &[(u32, u32, u32, &[u8])]) -> Vec<u8> {
+    let mut file = comux::header(num_conns, chunks.len() as u32).to_vec();
+    for &(conn, sched, flags, data) in chunks {
+        file.extend_from_slice(&comux::chunk_header(conn, data.len() as u64, sched, flags));
+        file.extend_from_slice(data);
+    }
+    file
+}
+
+#[test]
+fn comux_file_replays_each_connection_and_prints_its_reply_under_its_number() {
+    // Connection 1 goes first (sched 0) and is awaited: its whole reply comes before
+    // connection 0 is even opened, so the order of the output is fixed.
+    let input = comux_file(
+        2,
+        &[(0, 1, 0, b"GET /index.html HTTP/1.0\r\n\r\n"), (1, 0, comux::AWAIT, b"GET /nope HTTP/1.0\r\n\r\n")],
+    );
+    let port = free_port();
+    let mut server = Command::new(pserv());
+    server.args(["-p", &port.to_string(), "-R"]).arg(www()).args(["-s", "-m", "thread"]);
+    let (send, _, _) = send_to(&mut server, port, &input, Duration::ZERO);
+    assert_eq!(send.code(), Some(0), "{send:?}");
+    let text = send.stdout_text();
+    let head = format!("{BANNER}comux file: 2 connections, 2 chunks\n--- connection 1 ---\nHTTP/1.0 404 Not Found\r\n");
+    assert!(text.starts_with(&head), "{text}");
+    let (replies, summary) = text.split_once("--- summary ---\n").expect("a summary");
+    let second = replies.find("--- connection 0 ---\nHTTP/1.0 200 OK\r\n").expect("connection 0's reply");
+    assert!(replies[second..].contains("<title>pserv sample</title>"), "{text}");
+    assert_eq!(replies.matches("--- connection ").count(), 2, "one section per connection: {text}");
+    let lines: Vec<&str> = summary.lines().collect();
+    assert_eq!(lines.len(), 2, "{summary}");
+    assert!(lines[0].starts_with("connection 0: sent 28 of 28 bytes, received "), "{summary}");
+    assert!(lines[1].starts_with("connection 1: sent 22 of 22 bytes, received "), "{summary}");
+    assert!(lines.iter().all(|l| l.ends_with(" bytes, closed by the server")), "{summary}");
+}
+
+#[test]
+fn hex_dump_of_a_comux_file_chunk_by_chunk() {
+    let path = format!("{}/replay-hex-comux-{}.bin", env!("CARGO_TARGET_TMPDIR"), std::process::id());
+    let flags = comux::KEEP_OPEN | comux::BYTEWISE;
+    std::fs::write(&path, comux_file(2, &[(1, 3, flags, b"GET / HTTP/1.0\r\n\r\n"), (0, 0, comux::RESET, b"\xff")]))
+        .unwrap();
+    let out = Command::new(BIN).args(["hex", &path]).output().unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "comux file: 2 connections, 2 chunks, played in the order 1 0\n\
+             chunk 0: connection 1, sched 3, flags keep-open,bytewise, 18 bytes\n\
+             00000000  47 45 54 20 2f 20 48 54 54 50 2f 31 2e 30 0d 0a 0d 0a{}  GET / HTTP/1.0....\n\
+             chunk 1: connection 0, sched 0, flags reset, 1 byte\n\
+             00000000  ff{}  .\n",
+            " ".repeat(18),
+            " ".repeat(69)
+        )
+    );
+    assert_eq!(out.status.code(), Some(0));
 }

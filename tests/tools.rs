@@ -195,17 +195,32 @@ fn fuzz_utils_sends_stdin_to_a_server_and_dumps_hex() {
         spawn(Command::new(pserv()).args(["-p", &port.to_string(), "-R"]).arg(www()).args(["-s", "-m", "thread"]));
     assert!(wait_listening(port, Duration::from_secs(10)), "the sample server did not listen on {port}");
     let request = b"GET /index.html HTTP/1.0\r\n\r\n";
-    let send = run_in(
-        &cwd,
-        Command::new(script("fuzz-utils")).args(["-t", "send", "127.0.0.1", &port.to_string()]),
-        request,
-        Duration::from_secs(20),
-    );
+    let send_file = |input: &[u8]| {
+        run_in(
+            &cwd,
+            Command::new(script("fuzz-utils")).args(["-t", "send", "127.0.0.1", &port.to_string()]),
+            input,
+            Duration::from_secs(20),
+        )
+    };
+    let send = send_file(request);
+    // The same request on two connections of a comux file.
+    let mut two = contract::comux::header(2, 2).to_vec();
+    for conn in 0..2 {
+        two.extend_from_slice(&contract::comux::chunk_header(conn, request.len() as u64, conn, 0));
+        two.extend_from_slice(request);
+    }
+    let send_two = send_file(&two);
     kill_group(&mut server);
     assert_ok(&send, "fuzz-utils -t send");
     let text = send.stdout_text();
     assert!(text.contains(&format!("Sent bytes: {}", request.len())), "{text}");
     assert!(text.contains("HTTP/1.0 200") || text.contains("HTTP/1.1 200"), "no HTTP reply:\n{text}");
+    assert_ok(&send_two, "fuzz-utils -t send of a comux file");
+    let text = send_two.stdout_text();
+    for conn in 0..2 {
+        assert!(text.contains(&format!("--- connection {conn} ---\nHTTP/1.0 200")), "{text}");
+    }
 
     let file = cwd.join("request");
     std::fs::write(&file, request).unwrap();
@@ -218,4 +233,11 @@ fn fuzz_utils_sends_stdin_to_a_server_and_dumps_hex() {
     assert_ok(&hex, "fuzz-utils --tool hex");
     let first = hex.stdout_text().lines().next().unwrap_or_default().to_string();
     assert!(first.starts_with("00000000") && first.contains("47 45 54 20 2f 69"), "{}", hex.stdout_text());
+    std::fs::write(&file, &two).unwrap();
+    let hex =
+        run_in(&cwd, Command::new(script("fuzz-utils")).args(["-t", "hex"]).arg(&file), b"", Duration::from_secs(30));
+    assert_ok(&hex, "fuzz-utils -t hex of a comux file");
+    let text = hex.stdout_text();
+    assert!(text.starts_with("comux file: 2 connections, 2 chunks, played in the order 0 1\n"), "{text}");
+    assert!(text.contains("chunk 1: connection 1, sched 1, flags none, 28 bytes\n00000000  47 45 54"), "{text}");
 }

@@ -1,5 +1,7 @@
-//! `fuzzer hex FILE`: hex dump with offsets and an ASCII column.
+//! `fuzzer hex FILE`: hex dump with offsets and an ASCII column; a comux file chunk by chunk.
 use std::fmt::Write as _;
+
+use contract::comux;
 
 const ROW: usize = 24;
 
@@ -35,6 +37,67 @@ pub fn dump(bytes: &[u8], color: bool) -> String {
         );
     }
     out
+}
+
+/// A test case as [`dump`] shows raw bytes; a comux file as a header line, then per chunk (in
+/// file order) a line with its position, connection, sched, flags and length, and its data's
+/// dump; bytes after the last chunk that can be played are dumped as such.
+pub fn dump_test_case(bytes: &[u8], color: bool) -> String {
+    let Some(file) = comux::parse(bytes) else { return dump(bytes, color) };
+    let order: Vec<String> = file.schedule().map(|i| i.to_string()).collect();
+    let mut out = match order.is_empty() {
+        true => format!("{}\n", describe(&file)),
+        false => format!("{}, played in the order {}\n", describe(&file), order.join(" ")),
+    };
+    let mut used = comux::HEADER_LEN;
+    for (i, c) in file.chunks().enumerate() {
+        let line = format!(
+            "chunk {i}: connection {}, sched {}, flags {}, {}",
+            c.conn,
+            c.sched,
+            flag_names(c.flags),
+            plural(c.data.len(), "byte")
+        );
+        let _ = writeln!(out, "{}", paint(&line, MAGENTA, color));
+        out += &dump(c.data, color);
+        used += comux::CHUNK_HEADER_LEN + c.data.len();
+    }
+    if let Some(rest) = bytes.get(used..).filter(|rest| !rest.is_empty()) {
+        let line = format!("{} after the last chunk (not played)", plural(rest.len(), "byte"));
+        let _ = writeln!(out, "{}", paint(&line, RED, color));
+        out += &dump(rest, color);
+    }
+    out
+}
+
+/// `comux file: 2 connections, 3 chunks`.
+pub fn describe(file: &comux::Comux) -> String {
+    format!("comux file: {}, {}", plural(file.num_conns as usize, "connection"), plural(file.len(), "chunk"))
+}
+
+/// `1 byte`, `2 bytes`.
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `await,keep-open`, `none`, unknown bits in hex.
+fn flag_names(flags: u32) -> String {
+    const NAMES: [(u32, &str); 4] = [
+        (comux::AWAIT, "await"),
+        (comux::KEEP_OPEN, "keep-open"),
+        (comux::BYTEWISE, "bytewise"),
+        (comux::RESET, "reset"),
+    ];
+    let mut names: Vec<String> =
+        NAMES.iter().filter(|(bit, _)| flags & bit != 0).map(|(_, name)| name.to_string()).collect();
+    if flags & !comux::FLAGS != 0 {
+        names.push(format!("{:#x}", flags & !comux::FLAGS));
+    }
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(",")
+    }
 }
 
 #[cfg(test)]
@@ -75,5 +138,40 @@ mod tests {
             dump(b"A\n", true),
             format!("\x1b[33m00000000\x1b[0m  41 0a{}  \x1b[34mA.\x1b[0m\n", " ".repeat(66))
         );
+    }
+
+    #[test]
+    fn comux_chunk_by_chunk_with_flags_by_name() {
+        let mut file = comux::header(2, 3).to_vec();
+        for (conn, sched, flags, data) in [
+            (1, 5, comux::AWAIT | comux::KEEP_OPEN, &b"GET /"[..]),
+            (0, 1, 0, b""),
+            (0, 2, comux::RESET | 0x40, b"\x00X"),
+        ] {
+            file.extend_from_slice(&comux::chunk_header(conn, data.len() as u64, sched, flags));
+            file.extend_from_slice(data);
+        }
+        file.extend_from_slice(b"zz");
+        assert_eq!(
+            dump_test_case(&file, false),
+            format!(
+                "comux file: 2 connections, 3 chunks, played in the order 1 2 0\n\
+                 chunk 0: connection 1, sched 5, flags await,keep-open, 5 bytes\n\
+                 00000000  47 45 54 20 2f{}  GET /\n\
+                 chunk 1: connection 0, sched 1, flags none, 0 bytes\n\
+                 chunk 2: connection 0, sched 2, flags reset,0x40, 2 bytes\n\
+                 00000000  00 58{}  .X\n\
+                 2 bytes after the last chunk (not played)\n\
+                 00000000  7a 7a{}  zz\n",
+                " ".repeat(57),
+                " ".repeat(66),
+                " ".repeat(66)
+            )
+        );
+    }
+
+    #[test]
+    fn raw_bytes_are_dumped_as_before() {
+        assert_eq!(dump_test_case(b"GET /", false), dump(b"GET /", false));
     }
 }

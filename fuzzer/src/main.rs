@@ -26,11 +26,12 @@ enum Command {
     Build(cmd::build::Args),
     /// Run the instrumented server once on stdin and print the covered map entries.
     Showmap(cmd::showmap::Args),
-    /// Send stdin to a listening server on one TCP connection and print the reply.
+    /// Send stdin to a listening server and print the reply: raw bytes on one TCP connection, a
+    /// comux file on its connections.
     Send(cmd::send::Args),
     /// Write seeds generated from the HTTP grammar into a folder (to look at, or to reuse).
     Grammar(cmd::grammar::Args),
-    /// Hex dump of a file: offsets, 24 bytes per row, ASCII column.
+    /// Hex dump of a file: offsets, 24 bytes per row, ASCII column; a comux file chunk by chunk.
     Hex(cmd::hex::Args),
     /// Run a server once under the sockfuzz preload with stdin as the client's bytes.
     Run(cmd::run::Args),

@@ -1,4 +1,5 @@
-//! `fuzzer hex FILE`: hex dump with offsets and an ASCII column (colours on a terminal).
+//! `fuzzer hex FILE`: hex dump with offsets and an ASCII column (colours on a terminal); a comux
+//! file chunk by chunk.
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,6 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let path = &args.file;
     let bytes = std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
     let color = io::stdout().is_terminal();
-    io::stdout().lock().write_all(crate::hex::dump(&bytes, color).as_bytes())?;
+    io::stdout().lock().write_all(crate::hex::dump_test_case(&bytes, color).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,11 +1,15 @@
 //! Cutting the shortest file of each group down (delta debugging, one run per try) while its
-//! run still fails the same way, within a budget of runs and time.
+//! run still fails the same way, within a budget of runs and time. A comux file loses whole
+//! connections first, then whole chunks, then flags, then bytes within each chunk; it is
+//! written as raw bytes once one chunk without flags is left.
 
 use super::pool::on_all_cores;
 use super::replay::Replayer;
 use super::signature::Signature;
 use super::Members;
-use std::cell::Cell;
+use crate::comux::case::Case;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Runs one minimization may take, at most, and how long.
@@ -39,21 +43,113 @@ impl Replayer<'_> {
             };
             failed.is_some_and(|s| s.key() == signature.key())
         };
-        shortest(input, budget, MINIMIZE_TIME, fails)
+        minimized(input, &Budget::new(budget, MINIMIZE_TIME), fails)
     }
 }
 
-/// The shortest input found for which `fails` holds, in at most `budget` tries and about `time`:
-/// removing whole lines first (the requests before the failing one, then single lines:
-/// headers), then chunks of halving size.
-fn shortest(input: &[u8], budget: usize, time: Duration, fails: impl Fn(&[u8]) -> bool) -> Vec<u8> {
-    let started = Instant::now();
-    let tries = Cell::new(0);
-    let more = || tries.get() < budget && started.elapsed() < time;
-    let fails = |candidate: &[u8]| {
-        tries.set(tries.get() + 1);
-        fails(candidate)
-    };
+/// The tries and the time one minimization may take, shared by its steps.
+struct Budget {
+    runs: usize,
+    time: Duration,
+    started: Instant,
+    tries: Cell<usize>,
+    /// Each candidate run once: two steps often propose the same one (dropping a connection of
+    /// one chunk, or that chunk).
+    tried: RefCell<HashMap<Vec<u8>, bool>>,
+}
+
+impl Budget {
+    fn new(runs: usize, time: Duration) -> Budget {
+        Budget { runs, time, started: Instant::now(), tries: Cell::new(0), tried: RefCell::default() }
+    }
+
+    fn more(&self) -> bool {
+        self.tries.get() < self.runs && self.started.elapsed() < self.time
+    }
+
+    /// `fails` on one candidate, counted; a candidate tried before is not run again.
+    fn try_one(&self, candidate: &[u8], fails: impl Fn(&[u8]) -> bool) -> bool {
+        if let Some(&failed) = self.tried.borrow().get(candidate) {
+            return failed;
+        }
+        self.tries.set(self.tries.get() + 1);
+        let failed = fails(candidate);
+        self.tried.borrow_mut().insert(candidate.to_vec(), failed);
+        failed
+    }
+}
+
+/// The smallest input found for which `fails` holds: a comux file by [`smallest_case`], raw
+/// bytes by [`shortest`].
+fn minimized(input: &[u8], budget: &Budget, fails: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    if contract::comux::parse(input).is_some() {
+        smallest_case(Case::from_bytes(input), budget, fails).unwrap_or_else(|| input.to_vec())
+    } else {
+        shortest(input, budget, |candidate| budget.try_one(candidate, &fails))
+    }
+}
+
+/// A comux file cut down: whole connections, then whole chunks, then single flags, then bytes
+/// within each chunk (by [`shortest`]); every candidate written as it would be saved, so what
+/// was tried is what is kept. None when nothing could be removed.
+fn smallest_case(case: Case, budget: &Budget, fails: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    // Numbering the connections by first appearance changes nothing in how it is played.
+    let first = case.compacted();
+    let mut best = first.clone();
+    let fails_as = |candidate: &Case| budget.try_one(&candidate.to_bytes(), &fails);
+    let mut conn = 0;
+    while conn < best.num_conns && best.conns().len() > 1 && budget.more() {
+        let mut candidate = best.clone();
+        candidate.chunks.retain(|c| c.conn != conn);
+        let candidate = candidate.compacted();
+        if fails_as(&candidate) {
+            best = candidate; // the later connections move down onto `conn`
+        } else {
+            conn += 1;
+        }
+    }
+    let mut at = 0;
+    while at < best.chunks.len() && best.chunks.len() > 1 && budget.more() {
+        let mut candidate = best.clone();
+        candidate.chunks.remove(at);
+        let candidate = candidate.compacted();
+        if fails_as(&candidate) {
+            best = candidate;
+        } else {
+            at += 1;
+        }
+    }
+    for at in 0..best.chunks.len() {
+        let flags = best.chunks[at].flags;
+        for bit in (0..32).map(|b| 1u32 << b).filter(|bit| flags & bit != 0) {
+            if !budget.more() {
+                break;
+            }
+            let mut candidate = best.clone();
+            candidate.chunks[at].flags &= !bit;
+            if fails_as(&candidate) {
+                best = candidate;
+            }
+        }
+    }
+    for at in 0..best.chunks.len() {
+        let with = |data: &[u8]| {
+            let mut candidate = best.clone();
+            candidate.chunks[at].data = data.to_vec();
+            candidate
+        };
+        let data = shortest(&best.chunks[at].data, budget, |data| fails_as(&with(data)));
+        best = with(&data);
+    }
+    (best != first).then(|| best.to_bytes())
+}
+
+/// The shortest input found for which `fails` holds, within `budget`: removing whole lines
+/// first (the requests before the failing one, then single lines: headers), then chunks of
+/// halving size. `fails` goes through [`Budget::try_one`] in the caller, which knows the whole
+/// file a candidate is part of.
+fn shortest(input: &[u8], budget: &Budget, fails: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let more = || budget.more();
     let mut best = input.to_vec();
     // The requests before the one that fails, all at once: the longest prefix of whole
     // lines without which it still fails (one line at a time, a request would not parse).
@@ -105,11 +201,89 @@ fn shortest(input: &[u8], budget: usize, time: Duration, fails: impl Fn(&[u8]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::comux::case::Chunk;
+    use contract::comux::{AWAIT, BYTEWISE, RESET};
+
+    fn budget(runs: usize) -> Budget {
+        Budget::new(runs, MINIMIZE_TIME)
+    }
 
     #[test]
     fn lines_then_bytes_are_cut_while_it_still_fails_within_the_budget() {
         let has_x = |c: &[u8]| c.contains(&b'X');
-        assert_eq!(shortest(b"ab\ncX\nd", 100, MINIMIZE_TIME, has_x), b"X");
-        assert_eq!(shortest(b"ab\ncX\nd", 0, MINIMIZE_TIME, has_x), b"ab\ncX\nd");
+        assert_eq!(minimized(b"ab\ncX\nd", &budget(100), has_x), b"X");
+        assert_eq!(minimized(b"ab\ncX\nd", &budget(0), has_x), b"ab\ncX\nd");
+    }
+
+    /// A comux file of `(conn, sched, flags, data)` chunks.
+    fn file(num_conns: u32, chunks: &[(u32, u32, u32, &str)]) -> Vec<u8> {
+        let chunks = chunks
+            .iter()
+            .map(|&(conn, sched, flags, data)| Chunk { conn, sched, flags, data: data.as_bytes().to_vec() })
+            .collect();
+        Case { num_conns, chunks }.to_bytes()
+    }
+
+    /// A candidate in short: `conn/flags:data` per chunk, or `raw:data`.
+    fn show(bytes: &[u8]) -> String {
+        if contract::comux::parse(bytes).is_none() {
+            return format!("raw:{}", String::from_utf8_lossy(bytes));
+        }
+        let case = Case::from_bytes(bytes);
+        let chunks: Vec<String> = case
+            .chunks
+            .iter()
+            .map(|c| format!("{}/{}:{}", c.conn, c.flags, String::from_utf8_lossy(&c.data)))
+            .collect();
+        chunks.join(" ")
+    }
+
+    #[test]
+    fn comux_reductions_are_proposed_connections_then_chunks_then_flags_then_bytes() {
+        let input = file(3, &[(2, 0, AWAIT, "a\nb"), (0, 1, 0, "c"), (2, 2, RESET | BYTEWISE, "d")]);
+        let tried = RefCell::new(Vec::new());
+        let never = |c: &[u8]| {
+            tried.borrow_mut().push(show(c));
+            false
+        };
+        assert_eq!(minimized(&input, &budget(1000), never), input);
+        let tried = tried.into_inner();
+        // Connection 2 comes first in the file: it is numbered 0.
+        assert_eq!(
+            tried,
+            [
+                // Without a whole connection.
+                "raw:c",
+                "0/1:a\nb 0/12:d",
+                // Without a chunk (without the second is without connection 1: tried already).
+                "0/0:c 1/12:d",
+                "0/1:a\nb 1/0:c",
+                // Without a flag.
+                "0/0:a\nb 1/0:c 0/12:d",
+                "0/1:a\nb 1/0:c 0/8:d",
+                "0/1:a\nb 1/0:c 0/4:d",
+                // Then bytes, chunk after chunk: the lines before the last, single lines (the
+                // same), halves (the first the same), single bytes.
+                "0/1:b 1/0:c 0/12:d",
+                "0/1:a\n 1/0:c 0/12:d",
+                "0/1:\nb 1/0:c 0/12:d",
+                "0/1:ab 1/0:c 0/12:d",
+                "0/1:a\nb 1/0: 0/12:d",
+                "0/1:a\nb 1/0:c 0/12:",
+            ]
+        );
+    }
+
+    #[test]
+    fn comux_keeps_what_the_failure_needs_and_is_raw_when_nothing_else_is_left() {
+        let input = file(2, &[(0, 0, 0, "GET /a\n"), (1, 1, AWAIT | RESET, "ab\ncX\nd"), (1, 2, 0, "zz")]);
+        let x_then_reset = |c: &[u8]| {
+            let case = Case::from_bytes(c);
+            case.chunks.iter().any(|c| c.data.contains(&b'X') && c.flags & RESET != 0)
+        };
+        assert_eq!(show(&minimized(&input, &budget(1000), x_then_reset)), "0/8:X");
+        let x = |c: &[u8]| c.contains(&b'X');
+        assert_eq!(minimized(&input, &budget(1000), x), b"X");
+        assert_eq!(minimized(&input, &budget(0), x), input, "no tries: the file as it was");
     }
 }

@@ -55,13 +55,19 @@ fn markdown(out: &Path, groups: &[Group], replayed: &Replayed) -> String {
     t
 }
 
-/// A group's shortest input (`min`, relative to OUT) as text (and hex when it is not all text),
-/// and the commands that replay it.
+/// A group's shortest input (`min`, relative to OUT) as text (and hex when it is not all text;
+/// a comux file chunk by chunk), and the commands that replay it.
 fn replay(out: &Path, min: &str, replayed: &Replayed) -> String {
     let bytes = std::fs::read(out.join(min)).unwrap_or_default();
-    let mut t = format!("\nShortest input found (`{min}`, {} bytes):\n\n```\n{}\n```\n", bytes.len(), escaped(&bytes));
-    if !bytes.iter().all(|&b| printable(b)) {
-        t += &format!("\n```\n{}```\n", crate::hex::dump(&bytes, false));
+    let mut t = format!("\nShortest input found (`{min}`, {} bytes):\n\n", bytes.len());
+    if contract::comux::is_comux(&bytes) {
+        // Several connections: chunk by chunk, as `fuzzer hex` shows it.
+        t += &format!("```\n{}```\n", crate::hex::dump_test_case(&bytes, false));
+    } else {
+        t += &format!("```\n{}\n```\n", escaped(&bytes));
+        if !bytes.iter().all(|&b| printable(b)) {
+            t += &format!("\n```\n{}```\n", crate::hex::dump(&bytes, false));
+        }
     }
     t += "\nReplay it:\n\n```\n";
     let target = replayed.target;
