@@ -9,6 +9,7 @@ mod fuzz;
 mod gdb;
 mod hangs;
 mod http;
+mod leaks;
 mod multicore;
 mod oracle;
 mod preload;

@@ -6,5 +6,8 @@
 pub const PATIENT: usize = 0;
 /// Byte set: fork mode: no persistent runs (one test case per process).
 pub const FORK_MODE: usize = 1;
+/// Byte set: the run confirms in a fresh process what a reused one found (persistent mode): the
+/// memory-leak check is made whatever its time budget says.
+pub const CONFIRM: usize = 2;
 /// Bytes of the page.
-pub const LEN: usize = 2;
+pub const LEN: usize = 3;

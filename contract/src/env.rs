@@ -35,12 +35,14 @@ pub const DEBUG: &CStr = c"SOCKFUZZ_DEBUG";
 pub const EOF_SPIN: &CStr = c"SOCKFUZZ_EOF_SPIN";
 /// A file that gets the message of a setup failure.
 pub const ERROR_FILE: &CStr = c"SOCKFUZZ_ERROR_FILE";
-/// A file that gets a path traversal finding.
+/// A file that gets what an oracle found: a path traversal, the descriptors a leak kept open.
 pub const FINDING_FILE: &CStr = c"SOCKFUZZ_FINDING_FILE";
 /// Milliseconds of idleness before the idle verdict (unset: no verdict).
 pub const IDLE: &CStr = c"SOCKFUZZ_IDLE";
 /// The test case's file (else shared memory or stdin).
 pub const INPUT_FILE: &CStr = c"SOCKFUZZ_INPUT_FILE";
+/// `0`: the descriptor-leak and memory-leak oracles are off.
+pub const LEAKS: &CStr = c"SOCKFUZZ_LEAKS";
 /// Where the fuzzer finds `libsockfuzz.so` (read by the fuzzer alone).
 pub const LIB: &CStr = c"SOCKFUZZ_LIB";
 /// Megabytes of address space the server may use.

@@ -1,5 +1,5 @@
 //! How a run under the preload ends when it is not a plain exit: the exit statuses and the
-//! signal the preload ends a run with.
+//! signals the preload ends a run with.
 
 /// Exit status of a run in which the server read EOF over and over without closing: a hang.
 pub const EXIT_EOF_SPIN: i32 = 86;
@@ -19,3 +19,12 @@ pub const SIG_TRAVERSAL: i32 = libc::SIGUSR2;
 /// Exit status of a test case that could not be driven in a process reused for it (persistent
 /// mode): the fuzzer re-runs it in a fresh process, where the reason shows if it is real.
 pub const EXIT_UNSERVED: i32 = 90;
+/// The signal a run dies by when the server kept descriptors open that the test case made it
+/// open (a file, a client's connection), each time the test case was played again in the same
+/// process (`SOCKFUZZ_FINDING_FILE` says what they are). Not a crash signal, and none a server
+/// uses (`SIGSTKFLT` is unused on Linux), so the finding is told apart from a crash.
+pub const SIG_FD_LEAK: i32 = libc::SIGSTKFLT;
+/// The signal a run dies by when LeakSanitizer (an ASan build) found heap memory that nothing
+/// points to any more, allocated since the server listened (its report is on the server's
+/// stderr). `SIGPWR`: no default meaning for a server, and not a crash signal.
+pub const SIG_MEM_LEAK: i32 = libc::SIGPWR;

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Group {
     pub kind: String,
-    /// Where: `function (file:line)` of the top frame in the server's sources, or how a traversal
-    /// got out.
+    /// Where: `function (file:line)` of the top frame in the server's sources, how a traversal
+    /// got out, or what a descriptor leak kept open.
     pub location: String,
     /// The top frames in the server's sources, innermost first.
     pub frames: Vec<String>,
@@ -64,12 +64,12 @@ pub fn list(groups: &[Group]) -> String {
     t
 }
 
-/// Where a group's bug is, as it follows its kind: ` in function (file:line)`, or how a traversal
-/// got out.
+/// Where a group's bug is, as it follows its kind: ` in function (file:line)`, how a traversal
+/// got out, or what a descriptor leak kept open (` of file www/a.html`).
 pub fn place(location: &str) -> String {
     match location {
         "" => String::new(),
-        how if how.starts_with("through ") => format!(" {how}"),
+        how if how.starts_with("through ") || how.starts_with("of ") => format!(" {how}"),
         at => format!(" in {at}"),
     }
 }

@@ -22,6 +22,7 @@ pub mod report;
 pub mod assets;
 pub mod bugs;
 pub mod comux;
+pub mod explain;
 pub mod gdb;
 pub mod hex;
 pub mod locate;

@@ -2,7 +2,7 @@
 
 use crate::log::debug;
 use crate::state::*;
-use crate::{end, fds, idle, play, real, settle, shared, sockets};
+use crate::{descriptor_leaks, end, fds, idle, lsan, memory_leaks, persist, play, real, settle, shared, sockets};
 use libc::c_int;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -88,29 +88,50 @@ pub extern "C" fn exited_early() {
     ));
 }
 
-/// Serve test cases: one, or in persistent mode one after another on new connections.
+/// Serve test cases: one, or in persistent mode one after another on new connections. After
+/// each that ends normally, the leak oracles look at what it left (`memory_leaks`, then
+/// `descriptor_leaks`, which may play it again).
 fn run(mut sock: c_int, addr: SocketAddr) -> ! {
+    lsan::hide_this_thread();
     // Kept from one test case to the next: fresh buffers would fault their pages in each time.
     let (mut input, mut reply) = (Vec::new(), vec![0u8; 64 * 1024]);
     loop {
-        crate::persist::begin();
+        persist::begin();
         read_input(&mut input);
-        play::play(sock, addr, &input, &mut reply);
-        if !shared::accepted_any() {
-            // The listener went away (the server is exiting, or closed it) without accepting:
-            // let the server's own exit, if it comes, be the run's.
-            std::thread::sleep(std::time::Duration::from_secs(1));
-            end::cannot_drive(format_args!(
-                "the connection ended, but the server never accepted it (it closed its listening socket, \
-                 or a process it started before listening accepted it, which sockfuzz cannot follow)"
-            ));
+        let opened = descriptor_leaks::Open::now();
+        let heap = memory_leaks::mark();
+        serve(sock, addr, &input, &mut reply);
+        // Before the leak check, which may open descriptors of its own for a while.
+        let left = descriptor_leaks::Open::now();
+        let heap_clean = memory_leaks::check(heap);
+        if ACCEPTED.load(SeqCst) {
+            descriptor_leaks::check(&opened, &left, || {
+                persist::again();
+                memory_leaks::unchecked();
+                serve(sockets::socket(addr), addr, &input, &mut reply);
+            });
         }
-        settle::end_run(); // returns on a normal end
-        if !crate::persist::next() {
+        if !heap_clean || !persist::next() {
             end::exit(0)
         }
         sock = sockets::socket(addr);
     }
+}
+
+/// One test case from our socket `sock`, until the server waits again after it (`settle`);
+/// returns on a normal end.
+fn serve(sock: c_int, addr: SocketAddr, input: &[u8], reply: &mut [u8]) {
+    play::play(sock, addr, input, reply);
+    if !shared::accepted_any() {
+        // The listener went away (the server is exiting, or closed it) without accepting:
+        // let the server's own exit, if it comes, be the run's.
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        end::cannot_drive(format_args!(
+            "the connection ended, but the server never accepted it (it closed its listening socket, \
+             or a process it started before listening accepted it, which sockfuzz cannot follow)"
+        ));
+    }
+    settle::end_run();
 }
 
 /// The test case, into `input`: from the fuzzer's shared memory when the target's runtime has

@@ -17,8 +17,8 @@
 //!
 //! Counters only, no locks: hooks run on any server thread, also inside signal handlers.
 
-use crate::shared;
 use crate::state::*;
+use crate::{lsan, shared};
 use std::sync::atomic::Ordering::SeqCst;
 
 /// Waits that time out sooner than this are not idleness.
@@ -39,6 +39,9 @@ impl Waiting {
     pub fn enter(ms: i64) -> Waiting {
         // Also before the trigger (pool threads wait for work before the server listens); not in
         // a child forked for the connection, whose counters are a stale copy.
+        if TRIGGERED.load(SeqCst) {
+            lsan::start_up_over();
+        }
         let counted = long(ms) && !IN_SERVER_CHILD.load(SeqCst);
         let forever = counted && ms < 0;
         if forever {

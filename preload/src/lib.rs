@@ -17,6 +17,8 @@
 //! | status [`EXIT_IDLE`]      | the server left the connection open and waits (`idle`)         |
 //! | status [`EXIT_STUCK`]     | ... and nothing could ever wake it: no timer, no timeout, no child |
 //! | signal [`SIG_TRAVERSAL`]  | the server opened a path outside its web root (`paths`)        |
+//! | signal [`SIG_FD_LEAK`]    | each play of the test case left descriptors open (`descriptor_leaks`) |
+//! | signal [`SIG_MEM_LEAK`]   | LeakSanitizer found memory the test case leaked (`memory_leaks`) |
 //! | status [`EXIT_UNSERVED`]  | as [`EXIT_SETUP`], in a process reused for many test cases     |
 //! | `DONE` on fd 197          | a normal end in persistent mode: the next test case follows   |
 //!
@@ -42,7 +44,12 @@
 //! Path traversal: `SOCKFUZZ_ROOT=/abs/dir` (the server's web root) turns on the check of every
 //! path the server opens or looks up (unset or empty: off). `SOCKFUZZ_FINDING_FILE=/path` gets
 //! one line `PATH_AS_OPENED\tRESOLVED_PATH\n` on a finding (`\\`, `\t`, `\n` and `\xNN` escape
-//! the bytes that would break a line of UTF-8).
+//! the bytes that would break a line of UTF-8; `finding`).
+//!
+//! Leaks, on unless `SOCKFUZZ_LEAKS=0`: descriptors a test case leaves open each time it is
+//! played (`descriptor_leaks`; the finding file gets what they are, one a line), and in an ASan
+//! build memory LeakSanitizer finds leaked (`memory_leaks`; it needs `detect_leaks=1`, and
+//! `leak_check_at_exit=0` keeps ASan's own check at exit from ending the server's children).
 //!
 //! CmpLog: with `SOCKFUZZ_CMPLOG_SHM_ID` set (only in the fuzzer's tracing fork server), the
 //! string and memory comparisons of the server are logged for input-to-state (`compare`).
@@ -55,9 +62,9 @@
 //! | entry policies | `trigger`, `connection` | the first `listen`; our accepted connection |
 //! | the client thread | `client`, `play` | reads each test case; plays its connections and watches the run |
 //! | persistent runs | `persist` | the next test case in the same process |
-//! | policies | `settle`, `children`, `threads`, `paths` | ending a run; forks and reaping; threads alive; path traversal |
+//! | policies | `settle`, `children`, `threads`, `paths`, `descriptor_leaks`, `memory_leaks` | ending a run; forks and reaping; threads alive; path traversal; leaks |
 //! | verdict machinery | `idle`, `end` | who waits and the idle verdict; how the process ends |
-//! | low layers | `sockets`, `shared`, `fds`, `log`, `limits`, `netns`, `compare` | the run's page across processes; our descriptors; ... |
+//! | low layers | `sockets`, `shared`, `fds`, `finding`, `lsan`, `log`, `limits`, `netns`, `compare` | the run's page across processes; our descriptors; the finding file; LeakSanitizer; ... |
 //! | bottom | `state`, `real` | every process-wide static and the configuration; the real libc functions |
 //!
 //! [`EXIT_EOF_SPIN`]: contract::verdicts::EXIT_EOF_SPIN
@@ -65,18 +72,24 @@
 //! [`EXIT_IDLE`]: contract::verdicts::EXIT_IDLE
 //! [`EXIT_STUCK`]: contract::verdicts::EXIT_STUCK
 //! [`SIG_TRAVERSAL`]: contract::verdicts::SIG_TRAVERSAL
+//! [`SIG_FD_LEAK`]: contract::verdicts::SIG_FD_LEAK
+//! [`SIG_MEM_LEAK`]: contract::verdicts::SIG_MEM_LEAK
 //! [`EXIT_UNSERVED`]: contract::verdicts::EXIT_UNSERVED
 
 mod children;
 mod client;
 mod compare;
 mod connection;
+mod descriptor_leaks;
 mod end;
 mod fds;
+mod finding;
 mod hooks;
 mod idle;
 mod limits;
 mod log;
+mod lsan;
+mod memory_leaks;
 mod netns;
 mod paths;
 mod persist;
@@ -93,6 +106,7 @@ mod trigger;
 /// network namespace of the server's own if asked (`netns`).
 extern "C" fn init() {
     fds::keep_inherited();
+    lsan::hide_start_up();
     netns::enter();
     limits::apply();
 }

@@ -13,7 +13,7 @@
 //! heap (fixed stack buffers), errno preserved.
 
 use crate::state::{config, TRIGGERED};
-use crate::{end, log, real};
+use crate::{end, finding, log, real};
 use contract::verdicts::SIG_TRAVERSAL;
 use libc::{c_char, c_int};
 use std::ffi::{CStr, OsStr};
@@ -120,18 +120,18 @@ unsafe fn check_slow(root: &Root, dirfd: c_int, raw: &[u8], follow: bool, access
     }
     if !root.contains(abs.as_slice()) {
         if realpath_escaped(abs.as_slice()) {
-            finding(access, raw, abs.as_slice(), root);
+            found(access, raw, abs.as_slice(), root);
         }
         return;
     }
     let mut out = Buf::new();
     normalize(abs.as_slice(), &mut out);
     if !root.contains(out.as_slice()) {
-        finding(access, raw, out.as_slice(), root); // climbed out through `..`
+        found(access, raw, out.as_slice(), root); // climbed out through `..`
     }
     // SAFETY: `abs` holds an absolute path.
     if unsafe { resolve(&mut abs, follow, &mut out) } && !under(out.as_slice(), &root.canonical) {
-        finding(access, raw, out.as_slice(), root); // reached out through a symlink
+        found(access, raw, out.as_slice(), root); // reached out through a symlink
     }
 }
 
@@ -342,7 +342,7 @@ unsafe fn realpath_into(path: *const c_char, out: &mut Buf) -> bool {
 }
 
 /// Reports the finding (stderr and `SOCKFUZZ_FINDING_FILE`) and dies by [`SIG_TRAVERSAL`].
-fn finding(access: Access, raw: &[u8], resolved: &[u8], root: &Root) -> ! {
+fn found(access: Access, raw: &[u8], resolved: &[u8], root: &Root) -> ! {
     let verb: &[u8] = match access {
         Access::Open => b"opened",
         Access::Lookup => b"looked up",
@@ -357,81 +357,14 @@ fn finding(access: Access, raw: &[u8], resolved: &[u8], root: &Root) -> ! {
         b"), outside its web root ",
         root.shown(),
     ]);
-    if let Some(file) = &config().finding_file {
-        write_finding(file, raw, resolved);
+    // One line `RAW\tRESOLVED\n`.
+    if let Some(mut file) = finding::Writer::create() {
+        file.escaped(raw);
+        file.put(b"\t");
+        file.escaped(resolved);
+        file.put(b"\n");
     }
     end::die_by(SIG_TRAVERSAL)
-}
-
-/// One line `RAW\tRESOLVED\n`, through raw syscalls (our hooks must not see this file).
-fn write_finding(file: &CStr, raw: &[u8], resolved: &[u8]) {
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC;
-    // SAFETY: a C string and plain integers.
-    let fd = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, file.as_ptr(), flags, 0o644) } as c_int;
-    if fd < 0 {
-        return;
-    }
-    let mut line = Line { fd, buf: [0; 256], len: 0 };
-    line.escaped(raw);
-    line.put(b"\t");
-    line.escaped(resolved);
-    line.put(b"\n");
-    line.flush();
-    // SAFETY: closing the descriptor we just opened.
-    unsafe { libc::syscall(libc::SYS_close, fd) };
-}
-
-/// Buffered writes of one line of text to `fd`.
-struct Line {
-    fd: c_int,
-    buf: [u8; 256],
-    len: usize,
-}
-
-impl Line {
-    fn put(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if self.len == self.buf.len() {
-                self.flush();
-            }
-            self.buf[self.len] = b;
-            self.len += 1;
-        }
-    }
-
-    /// `bytes` as one line of UTF-8: `\\`, `\t`, `\n`, and `\xNN` for other control characters
-    /// and bytes that are not UTF-8 (a fuzzed path may hold anything).
-    fn escaped(&mut self, bytes: &[u8]) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let hex = |line: &mut Line, b: u8| line.put(&[b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
-        for chunk in bytes.utf8_chunks() {
-            for &b in chunk.valid().as_bytes() {
-                match b {
-                    b'\\' => self.put(b"\\\\"),
-                    b'\t' => self.put(b"\\t"),
-                    b'\n' => self.put(b"\\n"),
-                    0..0x20 | 0x7f => hex(self, b),
-                    _ => self.put(&[b]),
-                }
-            }
-            for &b in chunk.invalid() {
-                hex(self, b);
-            }
-        }
-    }
-
-    fn flush(&mut self) {
-        let mut done = 0;
-        while done < self.len {
-            // SAFETY: writing initialised bytes of our buffer.
-            let n = unsafe { libc::syscall(libc::SYS_write, self.fd, self.buf[done..].as_ptr(), self.len - done) };
-            if n <= 0 {
-                break;
-            }
-            done += n as usize;
-        }
-        self.len = 0;
-    }
 }
 
 fn get_errno() -> c_int {

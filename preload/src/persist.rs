@@ -15,7 +15,7 @@
 //! often).
 
 use crate::state::*;
-use crate::{end, idle, real, settle, shared};
+use crate::{end, idle, memory_leaks, real, settle, shared};
 use contract::fds::{DONE, GO, PERSIST_FD};
 use std::sync::atomic::AtomicU32;
 use std::sync::atomic::Ordering::SeqCst;
@@ -35,12 +35,14 @@ const START_UP_LIMIT: std::time::Duration = std::time::Duration::from_millis(50)
 /// As a test case begins (client thread): clear the coverage map, so that the server's start-up
 /// since the fork (a fresh process's first test case) does not count, and arm the idle verdict.
 /// In a fresh process, once the server waits for connections: its start-up runs on beside us,
-/// and cutting it at a different place each time would tell crashes of one path apart.
+/// and cutting it at a different place each time would tell crashes of one path apart (and
+/// what it allocates or frees would count as the test case's, for `memory_leaks`).
 pub fn begin() {
+    REPLAYING.store(false, SeqCst);
+    if !reused() && (on() || memory_leaks::on()) {
+        settle::wait_idle(START_UP_LIMIT);
+    }
     if on() {
-        if !reused() {
-            settle::wait_idle(START_UP_LIMIT);
-        }
         clear_map();
     }
     idle::arm(config().idle.is_some());
@@ -68,6 +70,13 @@ pub fn next() -> bool {
         }
     }
     true
+}
+
+/// Before the finished test case is played once more in this process (`descriptor_leaks`
+/// confirms a leak): the run is reset as for the next test case, without the fork server.
+pub fn again() {
+    REPLAYING.store(true, SeqCst);
+    reset();
 }
 
 /// Forget the finished test case's connection, and let parked accepts take the next one.

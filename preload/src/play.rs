@@ -392,8 +392,12 @@ pub fn output_to(fd: c_int) {
 
 /// The reply goes to the status pipe (where `fuzzer run` reads it, whatever the server did with
 /// its stdout) and, with `SOCKFUZZ_OUTPUT` on, to stdout. A comux test case's replies come
-/// under a line naming their connection, whenever the connection that speaks changes.
+/// under a line naming their connection, whenever the connection that speaks changes. Not those
+/// of a replay.
 fn copy_reply(bytes: &[u8]) {
+    if REPLAYING.load(SeqCst) {
+        return; // a leak's check plays the test case again: its replies were shown once
+    }
     write_all(STATUS_FD.load(SeqCst), bytes);
     if config().output {
         write_all(1, bytes);

@@ -124,10 +124,13 @@ thread_local! {
 
 /// Test cases this process has served before the current one.
 pub static SERVED: AtomicU32 = AtomicU32::new(0);
+/// The test case is played once more in the same process (`descriptor_leaks` confirms a leak).
+pub static REPLAYING: AtomicBool = AtomicBool::new(false);
 
-/// Whether the current test case runs in a process that served earlier ones.
+/// Whether the current test case runs in a process that served earlier ones (or played it
+/// already: a replay).
 pub fn reused() -> bool {
-    SERVED.load(SeqCst) > 0
+    SERVED.load(SeqCst) > 0 || REPLAYING.load(SeqCst)
 }
 
 // The fuzzer's control page.
@@ -180,10 +183,12 @@ pub struct Config {
     /// `SOCKFUZZ_INPUT_FILE`: the test case, when it does not come from the fuzzer's shared
     /// memory; unset: stdin.
     pub input_file: Option<std::path::PathBuf>,
-    /// `SOCKFUZZ_FINDING_FILE`: where a path-traversal finding is described.
+    /// `SOCKFUZZ_FINDING_FILE`: where an oracle's finding is described.
     pub finding_file: Option<std::ffi::CString>,
     /// `SOCKFUZZ_ERROR_FILE`: where the reason is written when the server cannot be driven.
     pub error_file: Option<std::path::PathBuf>,
+    /// `SOCKFUZZ_LEAKS=0`: the descriptor-leak and memory-leak oracles are off.
+    pub leaks: bool,
 }
 
 /// Read from the environment on first use (at the first `listen()`, never before).
@@ -202,6 +207,7 @@ pub fn config() -> &'static Config {
             root: std::env::var_os(env::name(env::ROOT)).filter(|v| !v.is_empty()).map(absolute),
             input_file: std::env::var_os(env::name(env::INPUT_FILE)).filter(|v| !v.is_empty()).map(Into::into),
             error_file: std::env::var_os(env::name(env::ERROR_FILE)).filter(|v| !v.is_empty()).map(Into::into),
+            leaks: var(env::name(env::LEAKS)).is_none_or(|v| v != "0"),
             finding_file: std::env::var_os(env::name(env::FINDING_FILE))
                 .filter(|v| !v.is_empty())
                 .and_then(|v| std::ffi::CString::new(v.into_encoded_bytes()).ok()),

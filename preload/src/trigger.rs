@@ -3,7 +3,7 @@
 //! (processes that never listen, like `make` or a shell, must not notice us).
 
 use crate::state::{attach_control, config, IN_SERVER_CHILD, TRIGGERED};
-use crate::{client, paths, real};
+use crate::{client, descriptor_leaks, memory_leaks, paths, real};
 use libc::{c_int, socklen_t};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
@@ -57,6 +57,8 @@ pub fn start_forkserver() {
     // Before the fork server starts, so that every run inherits the mappings and addresses.
     real::prefetch_all();
     attach_control();
+    memory_leaks::init();
+    descriptor_leaks::init();
     if !contract::cmplog::attach(contract::env::CMPLOG_SHM_ID) {
         crate::log::error(format_args!(
             "SOCKFUZZ_CMPLOG_SHM_ID is not a usable CmpLog map: string compares are not logged"

@@ -7,14 +7,16 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use contract::env;
 
-use crate::runner::preload::{self, SIG_TRAVERSAL};
+use crate::runner::preload::{self, SIG_FD_LEAK, SIG_MEM_LEAK, SIG_TRAVERSAL};
 use crate::runner::{self, Limits, Outcome};
 
 #[derive(clap::Args)]
 #[command(after_help = "Exit status: 0 the server answered and closed the connection; \
 128+N it crashed with signal N; 124 it hung (kept the connection open, or read end-of-file \
-in a loop); 140 (128+SIGUSR2) it opened a path outside the --root folder; 1 it could not be \
-driven (never listened, exited early).")]
+in a loop); 140 (128+SIGUSR2) it opened a path outside the --root folder; 144 (128+SIGSTKFLT) \
+it kept descriptors open after each play of the input (a descriptor leak); 158 (128+SIGPWR) an \
+ASan build leaked memory (LeakSanitizer's report is on stderr); 1 it could not be driven (never \
+listened, exited early).")]
 pub struct Args {
     /// The web root the server was given: a path it opens outside that folder (through `..`, an
     /// encoded `%2e%2e`, or a symlink) ends the run as a path traversal.
@@ -81,9 +83,20 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Outcome::Ok => 0,
         Outcome::Crash(sig) => 128 + sig,
         Outcome::Traversal(_) => 128 + SIG_TRAVERSAL,
+        Outcome::DescriptorLeak(_) => 128 + SIG_FD_LEAK,
+        Outcome::MemoryLeak(_) => 128 + SIG_MEM_LEAK,
         Outcome::Hang | Outcome::LeftOpen => 124,
         Outcome::Exited(_) => 1,
     };
     eprintln!("[run] {}", finished.outcome);
+    let advice = match finished.outcome {
+        Outcome::DescriptorLeak(_) => Some(crate::explain::DESCRIPTOR_LEAK),
+        Outcome::MemoryLeak(_) => Some(crate::explain::MEMORY_LEAK),
+        Outcome::Crash(sig) => crate::explain::signal(sig),
+        _ => None,
+    };
+    if let Some(advice) = advice {
+        eprintln!("[run] {advice}");
+    }
     Ok(ExitCode::from(code as u8))
 }

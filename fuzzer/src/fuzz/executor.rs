@@ -9,6 +9,9 @@
 //! and so is one it found idle with nothing left that could wake the server (no timeout, no
 //! timer, no child: its "stuck" status);
 //! one it ended with the traversal signal is a crash whose path the preload left in `finding_file`.
+//! One it ended with a leak's signal (and its description in `finding_file`) served the test
+//! case all the same: the run counts as a normal one (its input may join the queue), with the
+//! leak noted for the objective, which saves it in `crashes/`.
 //!
 //! (LibAFL's `VerifyTimeoutsStage` re-runs every timeout, at twice the exec timeout: on a server
 //! that leaves many connections open that is a second, long run for most runs.)
@@ -20,12 +23,15 @@
 //! that result counts, unless it is a crash or hang candidate that adds nothing to those seen
 //! (which is dropped anyway). One seen only in the reused process is "persistent-only"; when
 //! those pass [`FALLBACK_AFTER`] and 1% of the reused runs, the instance goes back to one test
-//! case per process (control page byte 1).
+//! case per process (control page byte 1). The fresh re-run sets byte 2 (`CONFIRM`), so that the
+//! memory-leak check is made whatever its time budget.
 
-use super::findings::{LastRun, Wait, PERSISTENT};
+use super::findings::{read_leaks, LastRun, Leak, LeakKind, Wait, PERSISTENT};
 use super::seen::Seen;
 use super::Edges;
-use crate::runner::preload::{EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
+use crate::runner::preload::{self, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK};
+use crate::runner::preload::{SIG_FD_LEAK, SIG_MEM_LEAK, SIG_TRAVERSAL};
+use contract::control::{CONFIRM, FORK_MODE, PATIENT};
 use libafl::executors::forkserver::ForkserverExecutor;
 use libafl::executors::SetTimeout;
 use libafl::executors::{Executor, ExitKind, HasObservers};
@@ -34,6 +40,7 @@ use libafl::state::HasExecutions;
 use libafl::{Error, HasMetadata};
 use libafl_bolts::shmem::{ShMem, UnixShMem};
 use libafl_bolts::tuples::{Handle, MatchNameRef, RefIndexable};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -52,6 +59,12 @@ pub struct ServerExecutor<I, OT, S, SHM> {
     /// The objective's crash map, followed here: a crash of a reused process that it would not
     /// save needs no fresh re-run.
     crashes: Seen,
+    /// The same for leaks: the objective's map, and the kinds of leak seen.
+    leaks: Seen,
+    leak_kinds: HashSet<String>,
+    /// The last run's finding, if it ended by an oracle's signal: the signal and what the
+    /// preload wrote in `finding_file`.
+    finding: Option<(i32, String)>,
     /// The campaign's end: runs past it are refused, so a stage of slow runs cannot outlast it.
     deadline: Option<Instant>,
     /// The share of wall-clock time this instance may spend in runs (`pace`), if limited.
@@ -81,10 +94,6 @@ struct Persistent {
     written: Option<Instant>,
 }
 
-/// Bytes of the preload's control page (its `idle::control`): a patient run; fork mode.
-const PATIENT: usize = 0;
-const FORK_MODE: usize = 1;
-
 /// Persistent-only results past which (and past 1% of the reused runs) an instance falls back.
 const FALLBACK_AFTER: u64 = 20;
 
@@ -112,6 +121,9 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
             control,
             candidates: Seen::load(&dir.join(".seen-hangs")),
             crashes: Seen::mirror(&dir.join(super::objective::SEEN_CRASHES)),
+            leaks: Seen::mirror(&dir.join(super::objective::SEEN_LEAKS)),
+            leak_kinds: read_leaks(dir).into_values().map(|(kind, detail)| Leak { kind, detail }.key()).collect(),
+            finding: None,
             deadline,
             share: None,
             stopped: false,
@@ -185,7 +197,7 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
     }
 }
 
-/// Where the preload describes a path traversal before it ends the run
+/// Where the preload describes a path traversal or a leak before it ends the run
 /// (`SOCKFUZZ_FINDING_FILE`), in instance folder `dir`.
 pub fn finding_file(dir: &Path) -> PathBuf {
     dir.join(".finding")
@@ -248,13 +260,23 @@ where
             // A crash or hang candidate that adds nothing to what was seen is dropped anyway.
             let observers = self.inner.observers();
             let map = observers[&self.edges].as_ref();
-            let known = (kind == ExitKind::Crash && !self.crashes.is_new(map))
-                || (self.wait(kind).is_some() && !self.candidates.is_new(map));
+            let leak = self.leak();
+            let known = match &leak {
+                // Saved already, or it never will be (`objective`): a leak that served anyway.
+                Some(leak) => !self.leaks.is_new(map) && self.leak_kinds.contains(&leak.key()),
+                None => {
+                    (kind == ExitKind::Crash && !self.crashes.is_new(map))
+                        || (self.wait(kind).is_some() && !self.candidates.is_new(map))
+                }
+            };
             if !self.ended_normally(kind) && !known {
                 self.persistent.rerun += 1;
                 // Believed only if a fresh process gives it too (this one has ended).
                 self.inner.observers_mut().pre_exec_all(state, input)?;
-                kind = self.run_inner(fuzzer, state, mgr, input)?;
+                self.control[CONFIRM] = 1;
+                let rerun = self.run_inner(fuzzer, state, mgr, input);
+                self.control[CONFIRM] = 0;
+                kind = rerun?;
                 if self.ended_normally(kind) {
                     self.persistent_only();
                 }
@@ -291,19 +313,24 @@ where
         }
         let status = self.inner.forkserver().status();
         let signal = (kind == ExitKind::Crash && libc::WIFSIGNALED(status)).then(|| libc::WTERMSIG(status));
-        let traversal = match signal {
-            Some(SIG_TRAVERSAL) => {
-                let finding = std::fs::read_to_string(&self.finding_file).ok().map(|t| t.trim_end().to_string());
-                // So that a SIGUSR2 of the server's own is never taken for this traversal.
-                let _ = std::fs::remove_file(&self.finding_file);
-                finding
-            }
+        let leak = self.leak();
+        let traversal = match self.finding.take() {
+            Some((SIG_TRAVERSAL, text)) => Some(text.trim_end().to_string()),
             _ => None,
         };
-        if kind == ExitKind::Crash {
-            self.crashes.add(self.inner.observers()[&self.edges].as_ref());
+        let observers = self.inner.observers();
+        let map = observers[&self.edges].as_ref();
+        if let Some(leak) = &leak {
+            // The server served the test case: it may join the queue (the objective saves the
+            // leak itself), and a leak on every request does not stop fuzzing.
+            kind = ExitKind::Ok;
+            self.leaks.add(map);
+            self.leak_kinds.insert(leak.key());
         }
-        state.add_metadata(LastRun { signal, traversal, hang: wait });
+        if kind == ExitKind::Crash {
+            self.crashes.add(map);
+        }
+        state.add_metadata(LastRun { signal, traversal, leak, hang: wait });
         Ok(kind)
     }
 }
@@ -320,8 +347,28 @@ where
         ForkserverExecutor<I, OT, S, SHM>: Executor<EM, I, S, Z> + HasObservers<Observers = OT>,
     {
         let kind = self.inner.run_target(fuzzer, state, mgr, input);
-        self.stopped = kind.is_ok() && libc::WIFSTOPPED(self.inner.forkserver().status());
+        let status = self.inner.forkserver().status();
+        self.stopped = kind.is_ok() && libc::WIFSTOPPED(status);
+        self.finding = None;
+        if matches!(kind, Ok(ExitKind::Crash)) && libc::WIFSIGNALED(status) {
+            let signal = libc::WTERMSIG(status);
+            if [SIG_TRAVERSAL, SIG_FD_LEAK, SIG_MEM_LEAK].contains(&signal) {
+                self.finding = std::fs::read_to_string(&self.finding_file).ok().map(|text| (signal, text));
+                // So that a signal of the server's own is never taken for a finding.
+                let _ = std::fs::remove_file(&self.finding_file);
+            }
+        }
         kind
+    }
+
+    /// The leak the last run found, if it ended by a leak's signal with the preload's finding.
+    fn leak(&self) -> Option<Leak> {
+        let kind = match self.finding.as_ref()?.0 {
+            SIG_FD_LEAK => LeakKind::Descriptor,
+            SIG_MEM_LEAK => LeakKind::Memory,
+            _ => return None,
+        };
+        Some(Leak { kind, detail: preload::leak_detail(&self.finding.as_ref()?.1) })
     }
 
     /// Whether the last run ended as a normal one does: "stopped" to serve the next test case

@@ -21,6 +21,9 @@ pub struct Findings {
     pub edges: u64,
     /// The signal of every crash saved, for the summary line counts.
     pub signals: Vec<i32>,
+    /// Leaks saved (also counted in `crashes`), by kind: descriptor, memory.
+    #[serde(default)]
+    pub leaks: [u64; 2],
 }
 
 /// The stage that produced the inputs being evaluated now (`op:` in AFL file names).
@@ -41,8 +44,57 @@ pub struct LastRun {
     pub signal: Option<i32>,
     /// A path traversal: the path as the server opened it, a tab, where it resolves.
     pub traversal: Option<String>,
+    /// A leak the preload found after the test case (the run itself counts as a normal end).
+    pub leak: Option<Leak>,
     /// A hang to save (new, and confirmed by a patient re-run): how the first run ended.
     pub hang: Option<Wait>,
+}
+
+/// A leak the preload found after a test case the server served (`descriptor_leaks`,
+/// `memory_leaks`): a finding, saved in `crashes/` (`objective`), that need not keep the input
+/// out of the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leak {
+    pub kind: LeakKind,
+    /// What leaked (descriptor kinds, `; ` between them), or how much the heap grew.
+    pub detail: String,
+}
+
+impl Leak {
+    /// What tells leaks apart when their files are counted (`objective::LEAK_FILES`): the
+    /// descriptors' kinds; memory leaks are one kind (where they were allocated takes triage's
+    /// symbolizing).
+    pub fn key(&self) -> String {
+        match self.kind {
+            LeakKind::Descriptor => format!("descriptor\t{}", self.detail),
+            LeakKind::Memory => "memory".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeakKind {
+    Descriptor,
+    Memory,
+}
+
+impl LeakKind {
+    /// The word in `leaks.tsv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LeakKind::Descriptor => "descriptor",
+            LeakKind::Memory => "memory",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<LeakKind> {
+        [LeakKind::Descriptor, LeakKind::Memory].into_iter().find(|k| k.name() == name)
+    }
+
+    /// Its place in `Findings::leaks`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// How a run that did not end by itself was ended.
@@ -75,6 +127,22 @@ pub const HANGS: &str = "hangs.tsv";
 
 /// The list of path-traversal crashes in an instance folder: `CRASH_FILE_NAME\tPATH\tRESOLVED` lines.
 pub const TRAVERSALS: &str = "traversals.tsv";
+
+/// The list of leaks in an instance folder's `crashes/`: `CRASH_FILE_NAME\tKIND\tDETAIL` lines
+/// (`LeakKind::name`, `Leak::detail`).
+pub const LEAKS: &str = "leaks.tsv";
+
+/// The leaks listed in an instance folder (`leaks.tsv`), by crash file name.
+pub fn read_leaks(dir: &std::path::Path) -> std::collections::HashMap<String, (LeakKind, String)> {
+    let text = std::fs::read_to_string(dir.join(LEAKS)).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut cols = l.splitn(3, '\t');
+            let (name, kind) = (cols.next()?, LeakKind::from_name(cols.next()?)?);
+            Some((name.to_string(), (kind, cols.next().unwrap_or_default().to_string())))
+        })
+        .collect()
+}
 
 /// An instance's persistent-mode figures, laid out as `fuzzer_stats`: `runs`, `reused_runs`,
 /// `rerun_fresh`, `persistent_only`, `mode` (`executor`).

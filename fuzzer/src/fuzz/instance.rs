@@ -2,7 +2,7 @@
 
 use super::cmplog;
 use super::executor::{finding_file, sockfuzz_error_file, ServerExecutor};
-use super::findings::{CurrentOp, Findings, LastRun, Loading, Wait};
+use super::findings::{read_leaks, CurrentOp, Findings, LastRun, Loading, Wait};
 use super::mutators::http_mutations;
 use super::names::{QueueNames, Ran};
 use super::objective::{count_files, Solutions};
@@ -145,9 +145,14 @@ fn fuzz(
         )?,
     };
     if !state.has_metadata::<Findings>() {
+        let mut leaks = [0; 2];
+        for (kind, _) in read_leaks(&dir).into_values() {
+            leaks[kind.index()] += 1;
+        }
         state.add_metadata(Findings {
             crashes: count_files(&dir.join("crashes")),
             hangs: count_files(&dir.join("hangs")),
+            leaks,
             ..Findings::default()
         });
     }
@@ -162,7 +167,7 @@ fn fuzz(
 
     let library = preload::library().map_err(|e| Error::illegal_state(format!("{e:#}")))?;
     // The preload's control page: the executor marks the patient re-runs of hang candidates.
-    let control = shmem_provider.new_shmem(2)?;
+    let control = shmem_provider.new_shmem(contract::control::LEN)?;
     let control_id: i32 = control.id().into();
     let (builder, command) = server(opts, role, &root, &library, &dir.join(".cur_input"))?;
     let mut builder = builder.env(env::name(env::CONTROL_SHM), control_id.to_string());
@@ -230,7 +235,7 @@ fn fuzz(
         total_edges,
     };
     let mut stats = AflStats::new(&dir, info)?;
-    let mut reported = (u64::MAX, u64::MAX);
+    let mut reported = (u64::MAX, u64::MAX, [u64::MAX; 2]);
     let mut reported_cycles = u64::MAX;
 
     // The same stages with or without the HTTP mutators (two mutator types, hence a macro).
@@ -269,10 +274,13 @@ fn fuzz(
                 };
                 mgr.maybe_report_progress(&mut state, Duration::from_secs(1))?;
                 let findings = state.metadata::<Findings>()?.clone();
-                if (findings.crashes, findings.hangs) != reported {
-                    reported = (findings.crashes, findings.hangs);
+                if (findings.crashes, findings.hangs, findings.leaks) != reported {
+                    reported = (findings.crashes, findings.hangs, findings.leaks);
                     report(&mut state, mgr, "crashes", UserStatsValue::Number(findings.crashes))?;
                     report(&mut state, mgr, "hangs", UserStatsValue::Number(findings.hangs))?;
+                    let [descriptor, memory] = findings.leaks;
+                    report(&mut state, mgr, "descriptor leaks", UserStatsValue::Number(descriptor))?;
+                    report(&mut state, mgr, "memory leaks", UserStatsValue::Number(memory))?;
                     if opts.stop_on_crash && findings.crashes > 0 {
                         let _ = std::fs::write(opts.stop_file(), b"");
                     }

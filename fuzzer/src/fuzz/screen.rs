@@ -120,7 +120,7 @@ fn draw(f: &mut Frame, setup: &Setup, s: &Snapshot, bugs: &[String], messages: &
     let bug_rows = if bugs.is_empty() { 0 } else { bugs.len().min(8) as u16 + 2 };
     let [title, top, instances, bug_area, log] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Length(7),
+        Constraint::Length(8),
         Constraint::Length(rows + 3),
         Constraint::Length(bug_rows),
         Constraint::Min(3),
@@ -161,6 +161,8 @@ fn draw(f: &mut Frame, setup: &Setup, s: &Snapshot, bugs: &[String], messages: &
     f.render_widget(
         Paragraph::new(vec![
             Line::from(vec![label("crashes"), Span::styled(s.crashes().to_string(), red(s.crashes()))]),
+            // Counted among the crashes (their files are in crashes/).
+            Line::from(vec![label("  of them leaks"), Span::styled(s.leaks_text(), red(s.leaks().iter().sum()))]),
             Line::from(vec![label("hangs"), Span::styled(s.hangs().to_string(), red(s.hangs()))]),
             Line::from(vec![label("last new path"), Span::raw(ago(s.last_path()))]),
             Line::from(vec![label("last crash"), Span::raw(ago(s.last_crash()))]),

@@ -10,8 +10,11 @@ pub struct Row {
     pub speed: f64,
     pub corpus: u64,
     pub edges: u64,
+    /// Crash files, leaks included.
     pub crashes: u64,
     pub hangs: u64,
+    /// Leaks among the crash files: descriptor, memory.
+    pub leaks: [u64; 2],
     /// Queue cycles done (AFL++'s `cycles_done`).
     pub cycles: u64,
     /// Percent of the map entries that every run of the same input reaches.
@@ -50,6 +53,25 @@ impl Snapshot {
     pub fn hangs(&self) -> u64 {
         self.instances.iter().map(|c| c.hangs).sum()
     }
+    /// Descriptor and memory leaks.
+    pub fn leaks(&self) -> [u64; 2] {
+        let sum = |i: usize| self.instances.iter().map(|c| c.leaks[i]).sum();
+        [sum(0), sum(1)]
+    }
+    /// The leaks in words (`2 descriptor, 1 memory`), or `none`.
+    pub fn leaks_text(&self) -> String {
+        let [descriptor, memory] = self.leaks();
+        let parts: Vec<String> = [(descriptor, "descriptor"), (memory, "memory")]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
+    }
     /// The fewest cycles any instance has done.
     pub fn cycles(&self) -> u64 {
         self.instances.iter().map(|c| c.cycles).min().unwrap_or(0)
@@ -83,6 +105,10 @@ mod tests {
         let s = Snapshot { run_time: 60, instances: vec![row(5, 1, Some(3)), row(7, 2, Some(9)), row(1, 0, None)] };
         assert_eq!((s.execs(), s.crashes(), s.speed()), (13, 3, 30.0));
         assert_eq!(s.last_crash(), Some(9));
+        assert_eq!(s.leaks_text(), "none");
+        let leaky = |leaks| Row { leaks, ..Row::default() };
+        let s = Snapshot { run_time: 1, instances: vec![leaky([1, 0]), leaky([1, 2])] };
+        assert_eq!(s.leaks_text(), "2 descriptor, 2 memory");
         assert_eq!(s.last_hang(), None);
         assert_eq!(clock(3725), "1:02:05");
     }

@@ -67,6 +67,7 @@ impl Status {
                     edges: number(c.get_user_stats("edges").map(|s| s.value())),
                     crashes: number(c.get_user_stats("crashes").map(|s| s.value())),
                     hangs: number(c.get_user_stats("hangs").map(|s| s.value())),
+                    leaks: ["descriptor leaks", "memory leaks"].map(|k| number(c.get_user_stats(k).map(|s| s.value()))),
                     cycles: number(c.get_user_stats("cycles").map(|s| s.value())),
                     // LibAFL's calibration names it after the map feedback; its tag is fixed.
                     stability: c.user_stats_by_tag(TAG_CALIBRATE_STABILITY).find_map(|s| match s.value() {
@@ -96,8 +97,9 @@ impl Status {
         } else {
             String::new()
         };
+        let leaks = if s.leaks() == [0, 0] { String::new() } else { format!(" (leaks: {})", s.leaks_text()) };
         let line = format!(
-            "[fuzz] {} | {} execs, {:.0}/s{per_instance} | corpus {} | edges {} | crashes {} | hangs {}",
+            "[fuzz] {} | {} execs, {:.0}/s{per_instance} | corpus {} | edges {} | crashes {}{leaks} | hangs {}",
             clock(s.run_time),
             s.execs(),
             s.speed(),

@@ -2,8 +2,8 @@
 //! folders written by AFL++ (any `*/crashes` and `*/hangs` under OUT).
 
 use super::findings::names_in;
-use crate::bugs;
-use crate::fuzz::findings::{HANGS, TRAVERSALS};
+use crate::fuzz::findings::{read_leaks, LeakKind, HANGS, TRAVERSALS};
+use crate::{bugs, explain};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -13,10 +13,12 @@ use std::path::{Path, PathBuf};
 struct Found {
     crash_dirs: Vec<(PathBuf, usize)>,
     hang_dirs: Vec<(PathBuf, usize)>,
-    /// Crash count by signal number (path traversals left out).
+    /// Crash count by signal number (path traversals and leaks left out).
     signals: BTreeMap<u32, usize>,
     /// Path traversals: (crash file, path as opened, where it leads).
     traversals: Vec<(PathBuf, String, String)>,
+    /// Leaks by kind (descriptor, memory): (crash file, what leaked).
+    leaks: [Vec<(PathBuf, String)>; 2],
     /// Hangs in which the server left the connection open and waited (the idle verdict).
     left_open: usize,
 }
@@ -56,6 +58,7 @@ fn scan(out: &Path) -> Result<Found> {
         hang_dirs: Vec::new(),
         signals: BTreeMap::new(),
         traversals: Vec::new(),
+        leaks: [Vec::new(), Vec::new()],
         left_open: 0,
     };
     for instance in instances {
@@ -68,12 +71,15 @@ fn scan(out: &Path) -> Result<Found> {
                 Some((cols.next()?, (cols.next()?, cols.next()?)))
             })
             .collect();
+        let leaks = read_leaks(&instance);
         for name in &crashes {
-            match traversals.get(name.as_str()) {
-                Some((path, resolved)) => {
-                    found.traversals.push((instance.join("crashes").join(name), path.to_string(), resolved.to_string()))
-                }
-                None => *found.signals.entry(signal_of(name).unwrap_or(0)).or_default() += 1,
+            let file = instance.join("crashes").join(name);
+            if let Some((path, resolved)) = traversals.get(name.as_str()) {
+                found.traversals.push((file, path.to_string(), resolved.to_string()));
+            } else if let Some((kind, what)) = leaks.get(name.as_str()) {
+                found.leaks[kind.index()].push((file, what.clone()));
+            } else {
+                *found.signals.entry(signal_of(name).unwrap_or(0)).or_default() += 1;
             }
         }
         if !crashes.is_empty() {
@@ -106,6 +112,37 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
                 count(n.to_string()),
                 if *n == 1 { "was" } else { "were" }
             );
+            if let Some(means) = explain::signal(*sig as i32) {
+                t += &indented(means);
+            }
+        }
+        for kind in [LeakKind::Descriptor, LeakKind::Memory] {
+            let leaks = &found.leaks[kind.index()];
+            if leaks.is_empty() {
+                continue;
+            }
+            let (name, means) = match kind {
+                LeakKind::Descriptor => (explain::DESCRIPTOR_LEAK_NAME, explain::DESCRIPTOR_LEAK),
+                LeakKind::Memory => (explain::MEMORY_LEAK_NAME, explain::MEMORY_LEAK),
+            };
+            let n = leaks.len();
+            t += &format!(
+                "   - Of these crashes, {} {} {name}{}:\n",
+                count(n.to_string()),
+                if n == 1 { "was a" } else { "were" },
+                if n == 1 { "" } else { "s" }
+            );
+            let mut shown = std::collections::BTreeSet::new();
+            for (file, what) in leaks {
+                // Descriptor leaks by what leaked; memory leaks are told apart by triage.
+                let what = if kind == LeakKind::Descriptor { what.as_str() } else { "" };
+                if shown.len() < 5 && shown.insert(what) {
+                    let name = file.file_name().unwrap_or_default().to_string_lossy();
+                    let what = if what.is_empty() { String::new() } else { format!("{what}, ") };
+                    t += &format!("        - {what}e.g. {name}\n");
+                }
+            }
+            t += &indented(means);
         }
         if !found.traversals.is_empty() {
             let n = found.traversals.len();
@@ -166,6 +203,22 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
     }
     t += &format!("Want to see this again? Run fuzzer --summary {}\n", out.display());
     Ok(t)
+}
+
+/// `text` as the lines under a summary item, wrapped at about 100 columns.
+fn indented(text: &str) -> String {
+    let mut t = String::new();
+    let mut line = String::from("     ");
+    for word in text.split_whitespace() {
+        if line.len() + word.len() > 100 {
+            t += line.trim_end();
+            t += "\n";
+            line = String::from("     ");
+        }
+        line += word;
+        line += " ";
+    }
+    t + line.trim_end() + "\n"
 }
 
 /// What persistent mode did (`fuzzK/persistent_stats`), if it ran: runs in reused servers,
@@ -280,6 +333,40 @@ mod tests {
         assert!(text.contains("1 was a path traversal: the server reached a file outside its web root:\n"), "{text}");
         assert!(text.contains(&format!("        - \"/r/../etc/passwd\" (leads to /etc/passwd), e.g. {traversal}\n")));
         assert!(text.contains("memory errors AddressSanitizer caught"), "{text}");
+    }
+
+    #[test]
+    fn leaks_are_counted_apart_by_kind_with_what_leaked_and_sigpipe_is_explained() {
+        let scratch = tempfile::tempdir().unwrap();
+        let out = scratch.path().to_path_buf();
+        let fd = "id:000000,sig:16,src:000001,time:5,execs:9,op:havoc";
+        let fd2 = "id:000001,sig:16,src:000002,time:6,execs:10,op:havoc";
+        let mem = "id:000002,sig:30,src:000001,time:7,execs:11,op:havoc";
+        let pipe = "id:000003,sig:13,src:000001,time:8,execs:12,op:havoc";
+        std::fs::create_dir_all(out.join("fuzz0/crashes")).unwrap();
+        for file in [fd, fd2, mem, pipe] {
+            std::fs::write(out.join("fuzz0/crashes").join(file), b"x").unwrap();
+        }
+        let leaks = format!(
+            "{fd}\tdescriptor\tfile /r/index.html\n{fd2}\tdescriptor\ta client's connection (TCP socket)\n\
+             {mem}\tmemory\tthe heap grew by 5 bytes\n"
+        );
+        std::fs::write(out.join("fuzz0").join(crate::fuzz::findings::LEAKS), leaks).unwrap();
+        let text = text(&out, false).unwrap();
+        assert!(text.contains("Found 4 crashes."), "{text}");
+        assert!(!text.contains("signal 16") && !text.contains("signal 30"), "{text}");
+        assert!(text.contains("   - Of these crashes, 2 were descriptor leaks:\n"), "{text}");
+        assert!(text.contains(&format!("        - file /r/index.html, e.g. {fd}\n")), "{text}");
+        assert!(text.contains(&format!("        - a client's connection (TCP socket), e.g. {fd2}\n")), "{text}");
+        // The explanations, wrapped: compared word by word.
+        let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains("Fix: close every descriptor on every path"), "{text}");
+        assert!(text.contains("   - Of these crashes, 1 was a memory leak:\n"), "{text}");
+        assert!(text.contains(&format!("        - e.g. {mem}\n")), "{text}");
+        assert!(words.contains("Fix: free what is allocated per request"), "{text}");
+        assert!(text.contains("   - Of these crashes, 1 was from receiving signal 13.\n     SIGPIPE: the server wrote"));
+        assert!(words.contains("signal(SIGPIPE, SIG_IGN);") && words.contains("MSG_NOSIGNAL"), "{text}");
+        assert!(text.lines().all(|l| l.len() <= 110), "{text}");
     }
 
     #[test]

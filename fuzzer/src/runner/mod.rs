@@ -16,7 +16,7 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpgid, getpgrp, Pid};
 use pipes::{collect, drain, pipe};
-use preload::{EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
+use preload::{EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_FD_LEAK, SIG_MEM_LEAK, SIG_TRAVERSAL};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
@@ -34,6 +34,11 @@ pub enum Outcome {
     Crash(i32),
     /// The server opened a path outside its web root: the path as opened, a tab, where it leads.
     Traversal(String),
+    /// Each play of the test case left descriptors open: what they are (`; ` between kinds).
+    DescriptorLeak(String),
+    /// LeakSanitizer found memory the test case leaked (its report is on the server's stderr):
+    /// how much the heap grew.
+    MemoryLeak(String),
     /// EOF spin, or the connection not closed within the timeout.
     Hang,
     /// Every server thread waits for something that cannot come, with the connection open.
@@ -54,6 +59,16 @@ impl std::fmt::Display for Outcome {
                     "path traversal: the server reached {path:?}, which leads to {resolved}, outside its web root"
                 )
             }
+            Outcome::DescriptorLeak(what) => write!(
+                f,
+                "descriptor leak: each time the test case was played, the server kept more descriptors open after it: \
+                 {what}"
+            ),
+            Outcome::MemoryLeak(_) => write!(
+                f,
+                "memory leak: LeakSanitizer found memory the server allocated for the test case and never freed \
+                 (its report is above)"
+            ),
             Outcome::Hang => {
                 write!(f, "the server hung: it kept the connection open, or kept reading end-of-file without closing")
             }
@@ -155,14 +170,20 @@ pub fn run(
         let _ = std::io::stdout().write_all(&reply);
     }
     let stderr = stderr.map(|t| t.join().unwrap_or_default()).unwrap_or_default();
-    match result {
-        Ok((Outcome::Crash(SIG_TRAVERSAL), port)) if setup.finding().is_file() => {
-            let text = std::fs::read_to_string(setup.finding()).unwrap_or_default().trim_end().to_string();
-            Ok(Finished { outcome: Outcome::Traversal(text), port, reply, stderr, stacks })
+    // The oracles' signals are findings only with the preload's description (not a server's own).
+    let finding = std::fs::read_to_string(setup.finding()).ok();
+    match (result, finding) {
+        (Ok((Outcome::Crash(sig @ (SIG_TRAVERSAL | SIG_FD_LEAK | SIG_MEM_LEAK)), port)), Some(text)) => {
+            let outcome = match sig {
+                SIG_TRAVERSAL => Outcome::Traversal(text.trim_end().to_string()),
+                SIG_FD_LEAK => Outcome::DescriptorLeak(preload::leak_detail(&text)),
+                _ => Outcome::MemoryLeak(preload::leak_detail(&text)),
+            };
+            Ok(Finished { outcome, port, reply, stderr, stacks })
         }
-        Ok((outcome, port)) => Ok(Finished { outcome, port, reply, stderr, stacks }),
-        Err(e) if stderr.is_empty() => Err(e),
-        Err(e) => Err(e.context(ServerSaid(tail(&stderr, 15)))),
+        (Ok((outcome, port)), _) => Ok(Finished { outcome, port, reply, stderr, stacks }),
+        (Err(e), _) if stderr.is_empty() => Err(e),
+        (Err(e), _) => Err(e.context(ServerSaid(tail(&stderr, 15)))),
     }
 }
 
@@ -183,7 +204,7 @@ pub struct Setup {
     pub library: PathBuf,
     /// What the preload reads, then the caller's own `envs` (which may override it).
     env: Vec<(OsString, OsString)>,
-    /// The input and, after a path traversal, the preload's description of it: removed with it.
+    /// The input and, after an oracle's finding, the preload's description of it: removed with it.
     scratch: tempfile::TempDir,
     /// Where the preload reports the port and pid of the listening process, then the reply.
     pub status_read: OwnedFd,
@@ -240,7 +261,7 @@ impl Setup {
         self.env.iter().rev().find(|(k, _)| k == env::name(env::NETNS)).is_some_and(|(_, v)| v == "1")
     }
 
-    /// Where the preload describes a path traversal (absent until it does).
+    /// Where the preload describes an oracle's finding (absent until there is one).
     fn finding(&self) -> PathBuf {
         self.scratch.path().join("finding")
     }

@@ -67,7 +67,7 @@ impl Replayer<'_> {
     pub fn signature_of(&self, input: &[u8], placed: bool) -> Option<Signature> {
         let placed = placed && self.gdb;
         let finished = self.run(input, placed).ok()?;
-        let signature = signature::of_run(&finished, input, &self.sources, &self.symbolizer)?;
+        let signature = signature::of_run(&finished, input, &self.sources, &self.root, &self.symbolizer)?;
         if placed && signature.is_hang() {
             let (frames, callee) = signature::hang_place(&finished.stacks, &self.sources);
             return Some(Signature { frames, callee, ..signature });
@@ -106,10 +106,11 @@ impl Replayer<'_> {
         let target = self.target;
         let command = target.command(crate::port::free_port()?, &self.root);
         // ASan's handlers on: a SEGV or an abort gets a report with the call stack too. Not
-        // symbolized (see `symbolize`), no allocation stacks: only the first stack is read.
+        // symbolized (see `symbolize`). Only the first stack is read, but a leak's is where it
+        // was allocated: deep enough to reach the server's code through a library's.
         let asan = format!(
             "{}:handle_segv=1:handle_sigbus=1:handle_sigfpe=1:handle_sigill=1:handle_abort=1:symbolize=0:\
-             malloc_context_size=0:max_allocation_size_mb={}",
+             malloc_context_size=16:max_allocation_size_mb={}",
             preload::ASAN_OPTIONS,
             target.mem_limit_mb
         );

@@ -2,6 +2,7 @@
 //! section per bug with its source, shortest input and replay.
 
 use crate::bugs::{self, Group};
+use crate::explain::{DESCRIPTOR_LEAK_NAME, MEMORY_LEAK_NAME};
 use crate::runner::target::Target;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -42,6 +43,9 @@ fn markdown(out: &Path, groups: &[Group], replayed: &Replayed) -> String {
             if g.files.len() == 1 { "" } else { "s" },
             g.files[0]
         );
+        if let Some(means) = crate::explain::kind(&g.kind) {
+            t += &format!("\n{means}\n");
+        }
         if g.frames.len() > 1 {
             t += &format!("\nCall stack in your code: {}\n", g.frames.join(" <- "));
         }
@@ -49,7 +53,9 @@ fn markdown(out: &Path, groups: &[Group], replayed: &Replayed) -> String {
             t += &format!("\n```c\n{excerpt}```\n");
         }
         if let Some(min) = &g.minimized {
-            t += &replay(out, min, replayed);
+            // gdb has nothing to show of a leak: the run ends in the preload's check.
+            let gdb = ![DESCRIPTOR_LEAK_NAME, MEMORY_LEAK_NAME].contains(&g.kind.as_str());
+            t += &replay(out, min, replayed, gdb);
         }
     }
     t
@@ -57,7 +63,7 @@ fn markdown(out: &Path, groups: &[Group], replayed: &Replayed) -> String {
 
 /// A group's shortest input (`min`, relative to OUT) as text (and hex when it is not all text;
 /// a comux file chunk by chunk), and the commands that replay it.
-fn replay(out: &Path, min: &str, replayed: &Replayed) -> String {
+fn replay(out: &Path, min: &str, replayed: &Replayed, gdb: bool) -> String {
     let bytes = std::fs::read(out.join(min)).unwrap_or_default();
     let mut t = format!("\nShortest input found (`{min}`, {} bytes):\n\n", bytes.len());
     if contract::comux::is_comux(&bytes) {
@@ -79,7 +85,9 @@ fn replay(out: &Path, min: &str, replayed: &Replayed) -> String {
     let (binary, input) = (target.binary.display(), input.canonicalize().unwrap_or(input));
     let input = input.display();
     t += &format!("fuzzer run {oracle}-- {binary} {args} < {input}\n");
-    t += &format!("fuzzer run --gdb {oracle}-- {binary} {args} < {input}    # stops where it fails\n");
+    if gdb {
+        t += &format!("fuzzer run --gdb {oracle}-- {binary} {args} < {input}    # stops where it fails\n");
+    }
     t += &format!("fuzzer send 127.0.0.1 PORT < {input}    # against your server, started normally\n```\n");
     t
 }
@@ -127,6 +135,42 @@ fn excerpt(sources: &Path, location: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leaks_and_sigpipe_are_explained_and_leaks_get_no_gdb_replay() {
+        let scratch = tempfile::tempdir().unwrap();
+        let out = scratch.path();
+        std::fs::create_dir_all(out.join("triage")).unwrap();
+        std::fs::write(out.join("triage/1.min"), b"GET /a HTTP/1.0\r\n\r\n").unwrap();
+        let group = |kind: &str, location: &str| Group {
+            kind: kind.into(),
+            location: location.into(),
+            frames: vec![location.into()],
+            calls: None,
+            files: vec!["fuzz0/crashes/id:000000".into()],
+            reproduced: 5,
+            runs: 5,
+            minimized: Some("triage/1.min".into()),
+        };
+        let target = Target::new("/bin/server".into(), None);
+        let replayed = Replayed { target: &target, root: Path::new("/r"), sources: out };
+        let text = markdown(
+            out,
+            &[
+                group(DESCRIPTOR_LEAK_NAME, "of a file in the web root"),
+                group(MEMORY_LEAK_NAME, "note_cookie (server.c:52)"),
+                group("SIGPIPE", "send_all (server.c:30)"),
+            ],
+            &replayed,
+        );
+        let section = |n: usize| text.split("\n## ").nth(n).unwrap().to_string();
+        let (fd, memory, pipe) = (section(1), section(2), section(3));
+        assert!(fd.starts_with("1. descriptor leak of a file in the web root\n"), "{fd}");
+        assert!(fd.contains(crate::explain::DESCRIPTOR_LEAK) && !fd.contains("--gdb"), "{fd}");
+        assert!(memory.starts_with("2. memory leak in note_cookie (server.c:52)\n"), "{memory}");
+        assert!(memory.contains(crate::explain::MEMORY_LEAK) && !memory.contains("--gdb"), "{memory}");
+        assert!(pipe.contains(crate::explain::SIGPIPE) && pipe.contains("--gdb"), "{pipe}");
+    }
 
     #[test]
     fn escaped_inputs_keep_lines_and_show_other_bytes() {

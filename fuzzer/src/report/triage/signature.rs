@@ -1,7 +1,9 @@
-//! How a run failed, read from what it left: the outcome, ASan's report, gdb's backtrace of a
-//! crash or stacks of a hang, or the request of a path traversal. Pure functions of their text
-//! (but for the symbolizer they may call), so that they can be tested on samples.
+//! How a run failed, read from what it left: the outcome, ASan's report (LeakSanitizer's for a
+//! memory leak), gdb's backtrace of a crash or stacks of a hang, the request of a path
+//! traversal, the descriptors a leak kept open. Pure functions of their text (but for the
+//! symbolizer they may call), so that they can be tested on samples.
 
+use crate::explain::{DESCRIPTOR_LEAK_NAME, MEMORY_LEAK_NAME};
 use crate::report::symbolize::{self, Frame, Symbolizer};
 use crate::runner::preload;
 use crate::runner::{Finished, Outcome};
@@ -11,7 +13,8 @@ use std::path::Path;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Signature {
     pub kind: String,
-    /// Frames in the server's sources, innermost first; for a traversal, how it got out.
+    /// Frames in the server's sources, innermost first; for a traversal, how it got out; for a
+    /// descriptor leak, what leaked.
     pub frames: Vec<Frame>,
     /// The function outside the server's sources that its innermost frame was calling when it
     /// failed (`strlen`, `atoi`), if it was.
@@ -50,11 +53,13 @@ impl Signature {
     /// pointer (SEGV) also by the library function it was passed to: `atoi(NULL)` and
     /// `strlen(NULL)` in one function are two unchecked values. Out-of-bounds accesses are one
     /// kind whatever ASan calls them (`heap-buffer-overflow`, `unknown-crash` for a huge
-    /// length): one wrong length overruns first in a `memset` or at an index, as it happens.
+    /// length): one wrong length overruns first in a `memset` or at an index, as it happens. A
+    /// memory leak by the function that allocated it alone: one forgotten `free` whoever called.
     pub fn key(&self) -> (String, Vec<String>, Option<String>) {
         let wild = self.kind == "SEGV" || self.is_signal();
         let kind = if OUT_OF_BOUNDS.contains(&self.kind.as_str()) { "out-of-bounds" } else { &self.kind };
-        let functions = self.frames.iter().take(2).map(|f| f.function.clone()).collect();
+        let frames = if self.kind == MEMORY_LEAK_NAME { 1 } else { 2 };
+        let functions = self.frames.iter().take(frames).map(|f| f.function.clone()).collect();
         (kind.to_string(), functions, self.callee.clone().filter(|_| wild))
     }
 }
@@ -76,8 +81,15 @@ const FRAMES: usize = 3;
 const HANG: &str = "hang";
 const LEFT_OPEN: &str = "left open";
 
-/// How a finished run failed, if it did; frames are the server's when in a file under `sources`.
-pub fn of_run(finished: &Finished, input: &[u8], sources: &Path, symbolizer: &Symbolizer) -> Option<Signature> {
+/// How a finished run failed, if it did; frames are the server's when in a file under `sources`,
+/// and `root` is the web root it was given.
+pub fn of_run(
+    finished: &Finished,
+    input: &[u8],
+    sources: &Path,
+    root: &Path,
+    symbolizer: &Symbolizer,
+) -> Option<Signature> {
     let plain = |kind: &str| Some(Signature::new(kind));
     match &finished.outcome {
         Outcome::Ok | Outcome::Exited(_) => None,
@@ -89,6 +101,13 @@ pub fn of_run(finished: &Finished, input: &[u8], sources: &Path, symbolizer: &Sy
                 frames: vec![Frame { function: how.into(), file: String::new(), line: 0 }],
                 ..Signature::new("path traversal")
             })
+        }
+        Outcome::DescriptorLeak(what) => Some(Signature {
+            frames: vec![Frame { function: format!("of {}", leaked(what, root)), file: String::new(), line: 0 }],
+            ..Signature::new(DESCRIPTOR_LEAK_NAME)
+        }),
+        Outcome::MemoryLeak(_) => {
+            Some(leak_report(&finished.stderr, sources, symbolizer).unwrap_or_else(|| Signature::new(MEMORY_LEAK_NAME)))
         }
         Outcome::Crash(sig) => {
             let name = preload::short_signal_name(*sig).map_or_else(|| format!("signal {sig}"), str::to_string);
@@ -151,6 +170,24 @@ pub fn hang_place(stacks: &str, sources: &Path) -> (Vec<Frame>, Option<String>) 
     threads.min_by_key(|(idle, ..)| *idle).map_or((Vec::new(), None), |(_, frames, callee)| (frames, callee))
 }
 
+/// What a descriptor leak kept open, as its group says it: the preload's kinds (`; ` between
+/// them), with the files of the web root as one, since one missing `close` leaks whichever
+/// file a request names.
+fn leaked(what: &str, root: &Path) -> String {
+    let mut kinds: Vec<String> = Vec::new();
+    for kind in what.split("; ") {
+        let served = ["file ", "directory "].iter().find_map(|k| kind.strip_prefix(k).map(|path| (k, path)));
+        let kind = match served {
+            Some((k, path)) if Path::new(path).starts_with(root) => format!("a {}in the web root", k),
+            _ => kind.to_string(),
+        };
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    kinds.join(" and ")
+}
+
 /// How a path-traversal request got out of the web root, from the request's bytes: a literal
 /// `..` first, then encoded dots or slashes; in the path of the first request line's target if
 /// it shows either (a query or a header may hold dots of their own), else anywhere (a later
@@ -183,9 +220,27 @@ fn asan_report(stderr: &[u8], sources: &Path, symbolizer: &Symbolizer) -> Option
     let first = words.next()?.trim_end_matches(':');
     // "attempting double-free on 0x...", "attempting free on address which was not malloc()-ed"
     let kind = if first == "attempting" { words.next()?.trim_end_matches(':') } else { first };
+    // The first stack only: the others say where the memory was allocated or freed.
+    let (frames, callee) = in_server(&first_stack(&text[start..], symbolizer), sources);
+    Some(Signature { kind: kind.to_string(), frames, callee })
+}
+
+/// A memory leak's place, from LeakSanitizer's report: the frames in the server's sources of
+/// the allocation stack of its first direct leak (else of its first leak: a cycle of blocks is
+/// all indirect), and the allocator they called (`malloc`, `strdup`).
+fn leak_report(stderr: &[u8], sources: &Path, symbolizer: &Symbolizer) -> Option<Signature> {
+    let text = String::from_utf8_lossy(stderr);
+    let report = &text[text.find("ERROR: LeakSanitizer:")?..];
+    let start = report.find("Direct leak of").or_else(|| report.find("Indirect leak of"))?;
+    let (frames, callee) = in_server(&first_stack(&report[start..], symbolizer), sources);
+    Some(Signature { kind: MEMORY_LEAK_NAME.to_string(), frames, callee })
+}
+
+/// The first call stack (`#N ...` lines) in `text`, symbolized if it is not.
+fn first_stack(text: &str, symbolizer: &Symbolizer) -> Vec<Frame> {
     let mut stack = Vec::new();
     let mut in_stack = false;
-    for line in text[start..].lines().map(str::trim) {
+    for line in text.lines().map(str::trim) {
         if line.starts_with('#') {
             in_stack = true;
             match symbolize::module_offset(line) {
@@ -193,11 +248,10 @@ fn asan_report(stderr: &[u8], sources: &Path, symbolizer: &Symbolizer) -> Option
                 None => stack.extend(parse_frame(line)),
             }
         } else if in_stack {
-            break; // the first stack only: the others say where the memory was allocated or freed
+            break;
         }
     }
-    let (frames, callee) = in_server(&stack, sources);
-    Some(Signature { kind: kind.to_string(), frames, callee })
+    stack
 }
 
 /// The frames of a stack (innermost first) in the server's sources, at most [`FRAMES`], and
@@ -280,6 +334,73 @@ allocated by thread T1 here:
         let s = asan_report(double_free.as_bytes(), &sources, &symbolizer).unwrap();
         assert_eq!((s.kind.as_str(), s.frames[0].function.as_str()), ("double-free", "logout"));
         assert!(asan_report(b"Segmentation fault", &sources, &symbolizer).is_none());
+    }
+
+    /// A report as LeakSanitizer prints it with `symbolize=1` (triage reads it unsymbolized).
+    const LEAK_REPORT: &str = "[run] ...
+=================================================================
+==26021==ERROR: LeakSanitizer: detected memory leaks
+
+Indirect leak of 64 byte(s) in 1 object(s) allocated from:
+    #0 0x55 in __interceptor_malloc /src/compiler-rt/lib/asan/asan_malloc_linux.cpp:69:3
+    #1 0x56 in parse_headers /tmp/out/build/http.c:80:9
+
+Direct leak of 5 byte(s) in 1 object(s) allocated from:
+    #0 0x55 in __interceptor_malloc /src/compiler-rt/lib/asan/asan_malloc_linux.cpp:69:3
+    #1 0x57 in __interceptor_strndup /src/compiler-rt/lib/sanitizer_common/sanitizer_common_interceptors.inc:449:3
+    #2 0x58 in note_cookie /tmp/out/build/server.c:52:18
+    #3 0x59 in handle /tmp/out/build/server.c:110:5
+
+SUMMARY: AddressSanitizer: 69 byte(s) leaked in 2 allocation(s).
+";
+
+    #[test]
+    fn a_memory_leak_is_placed_by_its_first_direct_leak_and_grouped_by_the_allocating_function() {
+        let scratch = tempfile::tempdir().unwrap();
+        let sources = scratch.path().to_path_buf();
+        for f in ["http.c", "server.c"] {
+            std::fs::write(sources.join(f), "").unwrap();
+        }
+        let report = LEAK_REPORT.replace("/tmp/out/build", &sources.display().to_string());
+        let symbolizer = Symbolizer::default();
+        let s = leak_report(report.as_bytes(), &sources, &symbolizer).unwrap();
+        assert_eq!((s.kind.as_str(), s.callee.as_deref()), ("memory leak", Some("strndup")));
+        let shown: Vec<String> = s.frames.iter().map(|f| f.show(&sources)).collect();
+        assert_eq!(shown, ["note_cookie (server.c:52)", "handle (server.c:110)"]);
+        // The same allocation reached from another caller is the same bug.
+        let elsewhere = report.replace("in handle ", "in serve_other ");
+        assert_eq!(leak_report(elsewhere.as_bytes(), &sources, &symbolizer).unwrap().key(), s.key());
+        // A cycle of blocks (indirect leaks only) is placed too.
+        let start = report.find("Direct leak").unwrap();
+        let indirect = &report[..start];
+        let s = leak_report(indirect.as_bytes(), &sources, &symbolizer).unwrap();
+        assert_eq!(s.frames[0].function, "parse_headers");
+        assert!(leak_report(b"ERROR: AddressSanitizer: SEGV", &sources, &symbolizer).is_none());
+    }
+
+    #[test]
+    fn descriptor_leaks_are_told_apart_by_what_leaked() {
+        let finished = |what: &str| Finished {
+            outcome: Outcome::DescriptorLeak(what.into()),
+            port: 0,
+            reply: Vec::new(),
+            stderr: Vec::new(),
+            stacks: String::new(),
+        };
+        let (sources, symbolizer) = (Path::new("/nonexistent"), Symbolizer::default());
+        let of = |what: &str| of_run(&finished(what), b"", sources, Path::new("/r"), &symbolizer).unwrap();
+        let socket = of("a client's connection (TCP socket)");
+        assert_eq!(socket.kind, "descriptor leak");
+        assert_eq!(socket.frames[0].show(sources), "of a client's connection (TCP socket)");
+        assert_eq!(crate::bugs::place(&socket.frames[0].show(sources)), " of a client's connection (TCP socket)");
+        // Files the server serves are one bug, whichever a request names; others by their path.
+        let both = of("file /r/a.html; a pipe; file /r/sub/b.html");
+        assert_eq!(both.frames[0].function, "of a file in the web root and a pipe");
+        assert_eq!(of("file /r/a.html").key(), of("file /r/sub/b.html").key());
+        assert_eq!(of("directory /r/sub").frames[0].function, "of a directory in the web root");
+        assert_eq!(of("file /rr/log").frames[0].function, "of file /rr/log");
+        assert_ne!(of("file /var/log/a").key(), of("file /var/log/b").key());
+        assert_ne!(of("file /r/a.html").key(), socket.key());
     }
 
     #[test]
