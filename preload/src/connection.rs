@@ -48,6 +48,7 @@ pub fn accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int 
         if let Some(index) = sockets::is_ours(conn) {
             EOF_READS.store(0, Relaxed);
             CONN_FDS.insert(conn);
+            FD_OF_CONN[index].store(conn, SeqCst);
             ACCEPTED.store(true, SeqCst);
             shared.open.fetch_add(1, SeqCst);
             // SAFETY: getpid has no preconditions.

@@ -21,7 +21,7 @@ use crate::log::debug;
 use crate::state::*;
 use crate::{end, fds, idle, real, settle, shared, sockets};
 use contract::comux::{self, AWAIT, BYTEWISE, KEEP_OPEN, RESET};
-use contract::verdicts::{EXIT_IDLE, EXIT_STUCK};
+use contract::verdicts::{EXIT_BLOCKED, EXIT_IDLE, EXIT_STUCK};
 use libc::c_int;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::SeqCst;
@@ -61,6 +61,10 @@ struct Conn {
     kept: bool,
     /// A send failed: the server stopped reading, its later chunks are skipped.
     broken: bool,
+    /// Its last chunk is sent.
+    finished: bool,
+    /// The server has answered on it (a byte at least).
+    replied: bool,
 }
 
 /// What the next chunk waits for.
@@ -81,7 +85,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
     let several = comux::is_comux(input);
     let count = steps.iter().map(|s| s.conn + 1).max().unwrap_or(1);
     let mut conns: Vec<Conn> =
-        (0..count).map(|_| Conn { fd: -1, done: false, kept: false, broken: false }).collect();
+        (0..count).map(|_| Conn { fd: -1, done: false, kept: false, broken: false, finished: false, replied: false }).collect();
     let opened = (0..count).filter(|&c| steps.iter().any(|s| s.conn == c)).count();
     shared::get().conns.store(opened as u32, SeqCst);
     let mut first = Some(first);
@@ -142,6 +146,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
                     continue;
                 }
             }
+            conn.finished |= step.last;
             if step.flags & RESET != 0 {
                 reset(conn);
             } else if step.last && step.flags & KEEP_OPEN != 0 {
@@ -215,6 +220,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
             match n {
                 0 => close(&mut conns[index]),
                 n if n > 0 => {
+                    conns[index].replied = true;
                     if several && speaker != index {
                         speaker = index;
                         copy_reply(format!("--- connection {index} ---\n").as_bytes());
@@ -232,6 +238,14 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
             _ => {}
         }
         if kept && settle::others_sleep() && !children.running() {
+            if blocked(&conns) {
+                if ON.load(SeqCst) {
+                    debug!("a connection stalls mid-request and another's request is left unread: blocked");
+                    end::exit(EXIT_BLOCKED);
+                }
+                // A patient run waits on, as the slow client would: the timeout decides.
+                continue;
+            }
             // Everything is sent and the server waits for more: it gets the end of the requests.
             for c in conns.iter_mut().filter(|c| c.kept && !c.done) {
                 debug!("the server waits: half-closing a connection kept open");
@@ -259,6 +273,25 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
             idle_since = None;
         }
     }
+}
+
+/// One slow client blocks the others: a connection kept open that got no reply (stalled
+/// mid-request), and another whose request is all sent and half-closed, unanswered and unread
+/// by the server: never accepted, or data still in the server's socket (seen where it was
+/// accepted in this process). One the server has read and left unanswered is not counted: that
+/// is the idle verdict's.
+fn blocked(conns: &[Conn]) -> bool {
+    let stalled = conns.iter().any(|c| c.kept && !c.done && !c.replied);
+    let claimed = shared::get().claimed.load(SeqCst);
+    let unread = |i: usize| {
+        let fd = FD_OF_CONN[i].load(SeqCst);
+        let mut pending: c_int = 0;
+        // SAFETY: FIONREAD writes one int; a closed or foreign fd only makes it fail.
+        let read_all = fd >= 0 && unsafe { libc::ioctl(fd, libc::FIONREAD, &mut pending) } == 0 && pending == 0;
+        claimed & (1 << i) == 0 || (fd >= 0 && !read_all)
+    };
+    stalled
+        && conns.iter().enumerate().any(|(i, c)| c.finished && !c.kept && !c.done && !c.broken && !c.replied && unread(i))
 }
 
 /// A poll timeout in milliseconds: forever until something asks for a look.

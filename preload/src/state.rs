@@ -23,6 +23,9 @@ pub static LISTEN_FD: AtomicI32 = AtomicI32::new(-1);
 pub static ACCEPTED: AtomicBool = AtomicBool::new(false);
 /// The server's fds of our connections in this process (taken out as the server closes them).
 pub static CONN_FDS: Slots = Slots::new(-1);
+/// The server's fd of connection i of the test case, in the process that accepted it (-1: not
+/// here), for the blocked-client verdict (`play`).
+pub static FD_OF_CONN: [AtomicI32; MAX_CONNS] = [const { AtomicI32::new(-1) }; MAX_CONNS];
 /// Consecutive zero-byte reads of our connections.
 pub static EOF_READS: AtomicU32 = AtomicU32::new(0);
 /// `fork()` calls in progress after accept (closes the race "EOF before fork returned").
