@@ -20,6 +20,7 @@ pub mod report;
 // Services.
 pub mod assets;
 pub mod bugs;
+pub mod comux;
 pub mod gdb;
 pub mod hex;
 pub mod locate;
