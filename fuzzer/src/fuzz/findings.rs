@@ -23,9 +23,24 @@ pub struct Findings {
     pub signals: Vec<i32>,
 }
 
-/// The stage that produced the inputs being evaluated now (`op:` in AFL file names).
+/// What produced the inputs being evaluated now (`op:` in AFL file names): the stage, and the
+/// named mutators that changed this round's input (`names::note_op`).
 #[derive(Debug, Clone, Serialize, Deserialize, SerdeAny)]
-pub struct CurrentOp(pub String);
+pub struct CurrentOp {
+    pub stage: String,
+    pub mutators: Vec<String>,
+}
+
+impl CurrentOp {
+    pub fn new(stage: &str) -> Self {
+        CurrentOp { stage: stage.to_string(), mutators: Vec::new() }
+    }
+
+    /// `STAGE` or `STAGE+MUTATOR+...` (each mutator once, in the order they applied).
+    pub fn name(&self) -> String {
+        std::iter::once(&self.stage).chain(&self.mutators).map(String::as_str).collect::<Vec<_>>().join("+")
+    }
+}
 
 /// The original file name of the seed being loaded now (`orig:` in AFL file names), or the
 /// full name of a queue entry being reloaded by `--resume`.

@@ -5,6 +5,8 @@
 //! preload's HTTP client inside the server.)
 
 mod cmplog;
+mod comux_mutators;
+mod comux_share;
 pub mod cores;
 mod executor;
 pub mod findings;
