@@ -4,6 +4,7 @@
 //! [`kept_open`] turns a request into a connection kept open after it.
 
 pub mod case;
+pub mod form;
 pub mod play;
 
 use contract::comux::{chunk_header, header, KEEP_OPEN};
