@@ -88,7 +88,7 @@ pub fn check(target: &Target, root: &Path) -> Result<Checked> {
         result => result.with_context(cannot_drive)?,
     };
     let mut ending = Ending::HalfClose;
-    let dropped = |f: &runner::Finished| f.reply.is_empty() && matches!(f.outcome, Outcome::Ok | Outcome::Hang | Outcome::LeftOpen);
+    let dropped = |f: &runner::Finished| f.reply.is_empty() && matches!(f.outcome, Outcome::Ok | Outcome::Hang | Outcome::LeftOpen | Outcome::Blocked);
     if dropped(&finished) {
         // Maybe only a client that keeps its side open until the reply is served.
         let kept = comux::kept_open(CHECK_REQUEST);
@@ -106,7 +106,7 @@ pub fn check(target: &Target, root: &Path) -> Result<Checked> {
     let request = String::from_utf8_lossy(CHECK_REQUEST.split(|&b| b == b'\r').next().unwrap_or_default()).into_owned();
     match finished.outcome {
         Outcome::Ok => {}
-        Outcome::Hang | Outcome::LeftOpen => bail!(
+        Outcome::Hang | Outcome::LeftOpen | Outcome::Blocked => bail!(
             "the test run did not end: {} (the request was `{request}`). An HTTP/1.0 connection must be \
              closed after the response.",
             finished.outcome

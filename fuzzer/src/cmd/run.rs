@@ -81,7 +81,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Outcome::Ok => 0,
         Outcome::Crash(sig) => 128 + sig,
         Outcome::Traversal(_) => 128 + SIG_TRAVERSAL,
-        Outcome::Hang | Outcome::LeftOpen => 124,
+        Outcome::Hang | Outcome::LeftOpen | Outcome::Blocked => 124,
         Outcome::Exited(_) => 1,
     };
     eprintln!("[run] {}", finished.outcome);

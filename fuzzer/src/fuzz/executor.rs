@@ -25,7 +25,7 @@
 use super::findings::{LastRun, Wait, PERSISTENT};
 use super::seen::Seen;
 use super::Edges;
-use crate::runner::preload::{EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
+use crate::runner::preload::{EXIT_BLOCKED, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_TRAVERSAL};
 use libafl::executors::forkserver::ForkserverExecutor;
 use libafl::executors::SetTimeout;
 use libafl::executors::{Executor, ExitKind, HasObservers};
@@ -370,6 +370,7 @@ where
             _ if exited(EXIT_EOF_SPIN) => Some(Wait::EofSpin),
             _ if exited(EXIT_IDLE) => Some(Wait::Idle),
             _ if exited(EXIT_STUCK) => Some(Wait::Stuck),
+            _ if exited(EXIT_BLOCKED) => Some(Wait::Blocked),
             _ => None,
         }
     }

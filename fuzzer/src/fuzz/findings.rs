@@ -72,6 +72,9 @@ pub enum Wait {
     Idle,
     /// The same, and nothing could ever wake the server (no timeout, no timer, no child).
     Stuck,
+    /// One connection stalled mid-request, another's request left unread, the server asleep
+    /// (the preload's blocked-client verdict): one slow client blocks the others.
+    Blocked,
 }
 
 impl Wait {
@@ -81,6 +84,7 @@ impl Wait {
             Wait::Timeout => "timeout",
             Wait::EofSpin => "eof-spin",
             Wait::Idle | Wait::Stuck => "left-open",
+            Wait::Blocked => "blocked-client",
         }
     }
 }

@@ -19,6 +19,7 @@ struct Found {
     traversals: Vec<(PathBuf, String, String)>,
     /// Hangs in which the server left the connection open and waited (the idle verdict).
     left_open: usize,
+    blocked: usize,
 }
 
 /// A folder of instances fuzzing the AddressSanitizer build (`fuzzK-asan`).
@@ -57,6 +58,7 @@ fn scan(out: &Path) -> Result<Found> {
         signals: BTreeMap::new(),
         traversals: Vec::new(),
         left_open: 0,
+        blocked: 0,
     };
     for instance in instances {
         let crashes = names_in(&instance.join("crashes"));
@@ -83,6 +85,7 @@ fn scan(out: &Path) -> Result<Found> {
         let kinds = std::fs::read_to_string(instance.join(HANGS)).unwrap_or_default();
         let kinds: BTreeMap<&str, &str> = kinds.lines().filter_map(|l| l.split_once('\t')).collect();
         found.left_open += hangs.iter().filter(|h| kinds.get(h.as_str()) == Some(&"left-open")).count();
+        found.blocked += hangs.iter().filter(|h| kinds.get(h.as_str()) == Some(&"blocked-client")).count();
         if !hangs.is_empty() {
             found.hang_dirs.push((instance.join("hangs"), hangs.len()));
         }
@@ -143,6 +146,15 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
                 "   - In {} of these hangs the server left the connection open: it answered (or not) and then \
                  waited, with nothing left that would close it.\n",
                 count(n.to_string())
+            );
+        }
+        if found.blocked > 0 {
+            t += &format!(
+                "   - In {} of these hangs one slow client blocked the others: while one connection sat \
+                 mid-request, another's whole request was left unread. A server that reads a request while it \
+                 holds a lock, or serves one connection at a time, does this: read without the lock, or serve \
+                 each connection on its own thread or event.\n",
+                count(found.blocked.to_string())
             );
         }
         t += "   - Hang files can be found in the following directories:\n";
