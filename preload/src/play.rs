@@ -131,7 +131,12 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
             }
             if sent < step.data.len() {
                 let end = if step.flags & BYTEWISE != 0 { sent + 1 } else { step.data.len() };
-                match send(conn.fd, &step.data[sent..end]) {
+                // A connection's last chunk and its half-close go in one segment (the data is
+                // held back until the shutdown), so a server always sees the end of the request
+                // and the end-of-file in one read burst, as from a client that sends and closes
+                // at once: never one time so and the next not, by the scheduler's whim.
+                let half_close = step.last && step.flags & (KEEP_OPEN | RESET | BYTEWISE) == 0;
+                match send(conn.fd, &step.data[sent..end], if half_close { libc::MSG_MORE } else { 0 }) {
                     Ok(n) => sent += n,
                     Err(e) if e.raw_os_error() == Some(libc::EAGAIN) || e.raw_os_error() == Some(libc::EINTR) => break,
                     Err(_) => {
@@ -148,6 +153,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
             }
             conn.finished |= step.last;
             if step.flags & RESET != 0 {
+                sockets::note_reset(step.conn);
                 reset(conn);
             } else if step.last && step.flags & KEEP_OPEN != 0 {
                 conn.kept = true;
@@ -237,7 +243,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
             Wait::Server if settle::others_sleep() => wait = Wait::Nothing,
             _ => {}
         }
-        if kept && settle::others_sleep() && !children.running() {
+        if kept && settle::others_sleep() {
             if blocked(&conns) {
                 if ON.load(SeqCst) {
                     debug!("a connection stalls mid-request and another's request is left unread: blocked");
@@ -314,10 +320,10 @@ impl Tick {
 const UNSERVED_LOOK_MS: i32 = 5;
 const UNSERVED_GRACE: Duration = Duration::from_millis(20);
 
-/// `send` without SIGPIPE and without blocking.
-fn send(fd: c_int, bytes: &[u8]) -> std::io::Result<usize> {
+/// `send` without SIGPIPE and without blocking, with `flags` besides.
+fn send(fd: c_int, bytes: &[u8], flags: c_int) -> std::io::Result<usize> {
     // SAFETY: sending from a valid buffer on our own socket.
-    let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+    let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT | flags) };
     if n < 0 {
         Err(std::io::Error::last_os_error())
     } else {

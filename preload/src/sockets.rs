@@ -61,11 +61,23 @@ pub fn is_ours(conn: c_int) -> Option<usize> {
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: as in `connect_addr`.
+    let shared = shared::get();
+    // SAFETY: as in `connect_addr`.
     if unsafe { libc::getpeername(conn, (&raw mut ss).cast(), &mut len) } != 0 {
-        return None;
+        // Reset before it was accepted: one of ours if we reset one that is not claimed yet.
+        loop {
+            let (reset, claimed) = (shared.reset.load(SeqCst), shared.claimed.load(SeqCst));
+            let unclaimed = reset & !claimed;
+            if unclaimed == 0 {
+                return None;
+            }
+            let bit = unclaimed & unclaimed.wrapping_neg();
+            if shared.claimed.fetch_or(bit, SeqCst) & bit == 0 {
+                return Some(bit.trailing_zeros() as usize);
+            }
+        }
     }
     let port = i32::from(sockaddr_to_std(&ss)?.port());
-    let shared = shared::get();
     loop {
         // Read before looking: a connect that was accepted has started, so either it is still
         // counted here or its port is published (`publish_port` stores it before uncounting).
@@ -90,8 +102,14 @@ pub fn is_ours(conn: c_int) -> Option<usize> {
     }
 }
 
+/// Connection `index` is reset by the client: recognize it without its peer address.
+pub fn note_reset(index: usize) {
+    shared::get().reset.fetch_or(1 << index, SeqCst);
+}
+
 /// Connect our socket `fd` for connection `index` without blocking (the connect completes in
 /// the background; writes wait for it), and publish its port for `is_ours`.
+
 pub fn open(index: usize, fd: c_int, addr: SocketAddr) -> std::io::Result<()> {
     let shared = shared::get();
     shared.connecting.fetch_add(1, SeqCst);
