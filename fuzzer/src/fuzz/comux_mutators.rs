@@ -9,7 +9,7 @@
 //! Every mutator that changes an input names itself in `op:` (`names::note_op`).
 
 use super::names::note_op;
-use crate::comux::form::{Chunk, Comux};
+use crate::comux::{Chunk, Comux};
 use contract::comux::{AWAIT, BYTEWISE, KEEP_OPEN, RESET};
 use libafl::corpus::Corpus;
 use libafl::inputs::{BytesInput, HasMutatorBytes, ResizableMutator};
