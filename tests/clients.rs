@@ -84,7 +84,8 @@ fn one_slow_client_blocking_the_others_is_a_hang_named_so() {
     // The sample server's models: those that read each connection on its own thread or process
     // are not blocked; the iterative one is, and so is its event loop, which switches a readable
     // connection to blocking reads until its request is whole (tests/pserv/README.md).
-    for (model, blocked) in [("thread", false), ("pool", false), ("fork", false), ("iterative", true), ("epoll", true)] {
+    for (model, blocked) in [("thread", false), ("pool", false), ("fork", false), ("iterative", true), ("epoll", true)]
+    {
         let port = free_port().to_string();
         let (server, www) = (pserv().to_str().unwrap(), www());
         let args = ["--", server, "-p", &port, "-R", www.to_str().unwrap(), "-s", "-m", model];

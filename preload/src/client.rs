@@ -163,4 +163,3 @@ fn shm_input(input: &mut Vec<u8>) -> bool {
     }
     true
 }
-

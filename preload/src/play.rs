@@ -84,8 +84,9 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
     let steps = steps(input);
     let several = comux::is_comux(input);
     let count = steps.iter().map(|s| s.conn + 1).max().unwrap_or(1);
-    let mut conns: Vec<Conn> =
-        (0..count).map(|_| Conn { fd: -1, done: false, kept: false, broken: false, finished: false, replied: false }).collect();
+    let mut conns: Vec<Conn> = (0..count)
+        .map(|_| Conn { fd: -1, done: false, kept: false, broken: false, finished: false, replied: false })
+        .collect();
     let opened = (0..count).filter(|&c| steps.iter().any(|s| s.conn == c)).count();
     shared::get().conns.store(opened as u32, SeqCst);
     let mut first = Some(first);
@@ -297,7 +298,10 @@ fn blocked(conns: &[Conn]) -> bool {
         claimed & (1 << i) == 0 || (fd >= 0 && !read_all)
     };
     stalled
-        && conns.iter().enumerate().any(|(i, c)| c.finished && !c.kept && !c.done && !c.broken && !c.replied && unread(i))
+        && conns
+            .iter()
+            .enumerate()
+            .any(|(i, c)| c.finished && !c.kept && !c.done && !c.broken && !c.replied && unread(i))
 }
 
 /// A poll timeout in milliseconds: forever until something asks for a look.
@@ -323,7 +327,8 @@ const UNSERVED_GRACE: Duration = Duration::from_millis(20);
 /// `send` without SIGPIPE and without blocking, with `flags` besides.
 fn send(fd: c_int, bytes: &[u8], flags: c_int) -> std::io::Result<usize> {
     // SAFETY: sending from a valid buffer on our own socket.
-    let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT | flags) };
+    let n =
+        unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT | flags) };
     if n < 0 {
         Err(std::io::Error::last_os_error())
     } else {

@@ -16,8 +16,8 @@
 //! next `fork` fails with EAGAIN, as under `ulimit -u`). The run's process also leads a process
 //! group of its own, which our fork server kills when the run is over, however it ended.
 
-use std::sync::atomic::Ordering::SeqCst;
 use crate::state::MAX_CONNS;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 
 /// Processes one run may fork, all of them listed.

@@ -97,7 +97,13 @@ pub fn is_ours(conn: c_int) -> Option<usize> {
         // and sleeps while it holds `connecting`, at most the timeout; its result is not needed.
         unsafe {
             let timeout = libc::timespec { tv_sec: 0, tv_nsec: 1_000_000 };
-            libc::syscall(libc::SYS_futex, shared.connecting.as_ptr(), libc::FUTEX_WAIT, connecting, &raw const timeout);
+            libc::syscall(
+                libc::SYS_futex,
+                shared.connecting.as_ptr(),
+                libc::FUTEX_WAIT,
+                connecting,
+                &raw const timeout,
+            );
         }
     }
 }
@@ -109,7 +115,6 @@ pub fn note_reset(index: usize) {
 
 /// Connect our socket `fd` for connection `index` without blocking (the connect completes in
 /// the background; writes wait for it), and publish its port for `is_ours`.
-
 pub fn open(index: usize, fd: c_int, addr: SocketAddr) -> std::io::Result<()> {
     let shared = shared::get();
     shared.connecting.fetch_add(1, SeqCst);
@@ -178,4 +183,3 @@ fn connect(fd: c_int, addr: SocketAddr) -> std::io::Result<()> {
         _ => Err(std::io::Error::last_os_error()),
     }
 }
-

@@ -462,7 +462,9 @@ where
                 (_, Some(LastRun { hang: Some(Wait::Idle | Wait::Stuck), .. })) => {
                     "hang: left the connection open".to_string()
                 }
-                (_, Some(LastRun { hang: Some(Wait::Blocked), .. })) => "hang: one slow client blocks the others".to_string(),
+                (_, Some(LastRun { hang: Some(Wait::Blocked), .. })) => {
+                    "hang: one slow client blocks the others".to_string()
+                }
                 _ => "hang".to_string(),
             };
             left_out.push(format!("{name} ({why})"));
