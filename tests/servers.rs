@@ -733,15 +733,19 @@ fn persistent_stat(out: &Path, key: &str) -> Option<u64> {
 }
 
 /// Persistent mode (the default): the hostile server's `-x third` crashes on the third request
-/// one process reads, which happens only in a server reused for many test cases. No such crash
-/// is saved: each was run again in a fresh server, where it did not happen.
+/// one process reads, which a test case of one connection reaches only in a server reused for
+/// many test cases. No such crash is saved: each was run again in a fresh server, where it did
+/// not happen. (A test case of three connections or more crashes it in a fresh server too, and
+/// is rightly saved.)
 #[test]
 fn a_crash_that_needs_two_earlier_requests_is_not_saved() {
     let _guard = exclusive();
     let out = scratch_dir("persistent-third").join("out");
     crash_campaign(&out, "third", "5", &[]);
     let crashes = findings(&out.join("fuzz0/crashes"));
-    assert!(crashes.is_empty(), "a crash that needs two earlier requests was saved: {crashes:?}");
+    let one_connection: Vec<_> =
+        crashes.iter().filter(|c| !contract::comux::is_comux(&std::fs::read(c).unwrap())).collect();
+    assert!(one_connection.is_empty(), "a crash that needs two earlier requests was saved: {one_connection:?}");
     let only = persistent_stat(&out, "persistent_only").unwrap_or(0);
     assert!(only >= 3, "the reused servers' crashes were not seen and set aside ({only})");
 }

@@ -95,8 +95,8 @@ fn run(mut sock: c_int, addr: SocketAddr) -> ! {
     loop {
         crate::persist::begin();
         read_input(&mut input);
-        play::play(sock, addr, &input, &mut reply);
-        if !shared::accepted_any() {
+        let expects_accept = play::play(sock, addr, &input, &mut reply);
+        if expects_accept && !shared::accepted_any() {
             // The listener went away (the server is exiting, or closed it) without accepting:
             // let the server's own exit, if it comes, be the run's.
             std::thread::sleep(std::time::Duration::from_secs(1));

@@ -79,8 +79,9 @@ enum Wait {
 
 /// Play one test case from our socket `first` (made for its first connection) to `addr`.
 /// Returns when every connection is done, or a connection's child died of a signal or spun on
-/// EOF; ends the process itself on the idle verdict.
-pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
+/// EOF; ends the process itself on the idle verdict. False when every connection was reset by
+/// us (the server need not have accepted any).
+pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> bool {
     let steps = steps(input);
     let several = comux::is_comux(input);
     let count = steps.iter().map(|s| s.conn + 1).max().unwrap_or(1);
@@ -146,7 +147,16 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
                     }
                 }
                 if step.flags & BYTEWISE != 0 {
-                    wait = Wait::Byte(Instant::now() + BYTE_PAUSE);
+                    // Until the server has read the byte (seen where it accepted the
+                    // connection), at most the pause.
+                    let until = Instant::now() + BYTE_PAUSE;
+                    let server_fd = FD_OF_CONN[step.conn].load(SeqCst);
+                    while unread(server_fd) && Instant::now() < until {
+                        std::thread::sleep(Duration::from_micros(20));
+                    }
+                    if server_fd < 0 {
+                        wait = Wait::Byte(until);
+                    }
                 }
                 if sent < step.data.len() {
                     continue;
@@ -171,7 +181,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
             SENT.store(true, SeqCst);
         }
         if next == steps.len() && conns.iter().all(|c| c.done || c.fd < 0) {
-            return;
+            return !all_reset(&steps);
         }
 
         pfds.clear();
@@ -216,7 +226,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
             unsafe { real::read(wake, (&raw mut count).cast(), 8) };
         }
         if children.watch() {
-            return; // it died of a signal or spun on EOF: `settle` re-raises it
+            return true; // it died of a signal or spun on EOF: `settle` re-raises it
         }
         for (pfd, &index) in pfds[..socks].iter().zip(&polled) {
             if pfd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) == 0 {
@@ -283,25 +293,30 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
 }
 
 /// One slow client blocks the others: a connection kept open that got no reply (stalled
-/// mid-request), and another whose request is all sent and half-closed, unanswered and unread
-/// by the server: never accepted, or data still in the server's socket (seen where it was
-/// accepted in this process). One the server has read and left unanswered is not counted: that
-/// is the idle verdict's.
+/// mid-request), and another whose request is all sent and half-closed, unanswered, accepted
+/// by the server (in this process) and still unread in its socket: the server took it and then
+/// sleeps without reading it (a lock held across another connection's read, an event loop that
+/// reads one connection until its request is whole). A connection not accepted at all is a
+/// server that serves one at a time, by design; one read and left unanswered is the idle
+/// verdict's.
 fn blocked(conns: &[Conn]) -> bool {
     let stalled = conns.iter().any(|c| c.kept && !c.done && !c.replied);
-    let claimed = shared::get().claimed.load(SeqCst);
-    let unread = |i: usize| {
-        let fd = FD_OF_CONN[i].load(SeqCst);
-        let mut pending: c_int = 0;
-        // SAFETY: FIONREAD writes one int; a closed or foreign fd only makes it fail.
-        let read_all = fd >= 0 && unsafe { libc::ioctl(fd, libc::FIONREAD, &mut pending) } == 0 && pending == 0;
-        claimed & (1 << i) == 0 || (fd >= 0 && !read_all)
+    let waiting = |(i, c): (usize, &Conn)| {
+        c.finished && !c.kept && !c.done && !c.broken && !c.replied && unread(FD_OF_CONN[i].load(SeqCst))
     };
-    stalled
-        && conns
-            .iter()
-            .enumerate()
-            .any(|(i, c)| c.finished && !c.kept && !c.done && !c.broken && !c.replied && unread(i))
+    stalled && conns.iter().enumerate().any(waiting)
+}
+
+/// Whether the server's socket `fd` (in this process) holds bytes it has not read.
+fn unread(fd: c_int) -> bool {
+    let mut pending: c_int = 0;
+    // SAFETY: FIONREAD writes one int; a closed or foreign fd only makes it fail.
+    fd >= 0 && unsafe { libc::ioctl(fd, libc::FIONREAD, &mut pending) } == 0 && pending > 0
+}
+
+/// Every connection of the test case is reset by one of its chunks.
+fn all_reset(steps: &[Step]) -> bool {
+    steps.iter().all(|s| steps.iter().any(|r| r.conn == s.conn && r.flags & RESET != 0))
 }
 
 /// A poll timeout in milliseconds: forever until something asks for a look.

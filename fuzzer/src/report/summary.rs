@@ -151,9 +151,9 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
         if found.blocked > 0 {
             t += &format!(
                 "   - In {} of these hangs one slow client blocked the others: while one connection sat \
-                 mid-request, another's whole request was left unread. A server that reads a request while it \
-                 holds a lock, or serves one connection at a time, does this: read without the lock, or serve \
-                 each connection on its own thread or event.\n",
+                 mid-request, another's whole request, accepted, was left unread. A server that reads a request \
+                 while it holds a lock, or reads one connection until its request is whole before it reads \
+                 another, does this: read without the lock, or read each connection as its bytes come.\n",
                 count(found.blocked.to_string())
             );
         }
