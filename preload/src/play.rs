@@ -132,7 +132,8 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
                 }
             }
             if sent < step.data.len() {
-                let end = if step.flags & BYTEWISE != 0 { sent + 1 } else { step.data.len() };
+                let bytewise = step.flags & BYTEWISE != 0 && sent < comux::BYTEWISE_MAX;
+                let end = if bytewise { sent + 1 } else { step.data.len() };
                 // A connection's last chunk and its half-close go in one segment (the data is
                 // held back until the shutdown), so a server always sees the end of the request
                 // and the end-of-file in one read burst, as from a client that sends and closes
@@ -146,7 +147,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
                         continue;
                     }
                 }
-                if step.flags & BYTEWISE != 0 {
+                if bytewise {
                     // Until the server has read the byte (seen where it accepted the
                     // connection), at most the pause.
                     let until = Instant::now() + BYTE_PAUSE;

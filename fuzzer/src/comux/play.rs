@@ -313,13 +313,14 @@ impl Player<'_> {
             let c = step.conn;
             let sock = self.socks[c].as_mut().expect("a chunk is sent on an open connection");
             while w.at < step.data.len() {
-                let end = if step.flags & BYTEWISE != 0 { w.at + 1 } else { step.data.len() };
+                let bytewise = step.flags & BYTEWISE != 0 && w.at < comux::BYTEWISE_MAX;
+                let end = if bytewise { w.at + 1 } else { step.data.len() };
                 match sock.write(&step.data[w.at..end]) {
                     Ok(n) => {
                         w.at += n;
                         self.conns[c].sent += n;
                         self.last_event = Instant::now();
-                        if step.flags & BYTEWISE != 0 && w.at < step.data.len() {
+                        if bytewise && w.at < step.data.len() {
                             self.send_at = self.last_event + self.pacing.byte_pause;
                             return Ok(());
                         }
