@@ -63,6 +63,8 @@ struct Conn {
     broken: bool,
     /// Its last chunk is sent.
     finished: bool,
+    /// The connect has completed (the socket was writable once).
+    connected: bool,
     /// The server has answered on it (a byte at least).
     replied: bool,
 }
@@ -86,7 +88,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
     let several = comux::is_comux(input);
     let count = steps.iter().map(|s| s.conn + 1).max().unwrap_or(1);
     let mut conns: Vec<Conn> = (0..count)
-        .map(|_| Conn { fd: -1, done: false, kept: false, broken: false, finished: false, replied: false })
+        .map(|_| Conn { fd: -1, done: false, kept: false, broken: false, finished: false, replied: false, connected: false })
         .collect();
     let opened = (0..count).filter(|&c| steps.iter().any(|s| s.conn == c)).count();
     shared::get().conns.store(opened as u32, SeqCst);
@@ -130,6 +132,14 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
                     close(conn);
                     continue;
                 }
+            }
+            if !conn.connected {
+                // A half-close or a reset before the handshake is done would abort the connect,
+                // and the server would never see the connection (an empty test case did so).
+                if !writable(conn.fd) {
+                    break; // POLLOUT says when
+                }
+                conn.connected = true;
             }
             if sent < step.data.len() {
                 let bytewise = step.flags & BYTEWISE != 0 && sent < comux::BYTEWISE_MAX;
@@ -306,6 +316,14 @@ fn blocked(conns: &[Conn]) -> bool {
         c.finished && !c.kept && !c.done && !c.broken && !c.replied && unread(FD_OF_CONN[i].load(SeqCst))
     };
     stalled && conns.iter().enumerate().any(waiting)
+}
+
+/// Whether our socket `fd` is writable now: its connect has completed (or failed, which the
+/// next send or read tells).
+fn writable(fd: c_int) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: one valid pollfd, no waiting; our own poll, not the hook.
+    (unsafe { real::poll(&mut pfd, 1, 0) }) > 0
 }
 
 /// Whether the server's socket `fd` (in this process) holds bytes it has not read.
