@@ -681,18 +681,19 @@ fn triage(out: &Path) -> Vec<serde_json::Value> {
 
 /// A crash with one path (`-x crash`: a DEL byte in the request): a resumed campaign that hits
 /// it again does not save it again, as the crashes' map is kept on disk (without that file, the
-/// same resumed campaign saves it again); triage of the plain build places it with gdb.
+/// same resumed campaign saves it again); triage of the plain build places it with gdb. One
+/// connection per test case, as above.
 #[test]
 fn a_resumed_campaign_does_not_save_a_known_crash_again() {
     let _guard = exclusive();
     let out = scratch_dir("known-crash").join("out");
-    crash_campaign(&out, "crash", "8", &[]);
+    crash_campaign(&out, "crash", "8", &["--single-connection"]);
     let crashes = findings(&out.join("fuzz0/crashes"));
     assert!(!crashes.is_empty(), "the DEL-byte crash was not found");
-    crash_campaign(&out, "crash", "8", &["--resume"]);
+    crash_campaign(&out, "crash", "8", &["--resume", "--single-connection"]);
     assert_eq!(findings(&out.join("fuzz0/crashes")), crashes, "a resumed campaign saved a known crash again");
     std::fs::remove_file(out.join("fuzz0/.seen-crashes")).unwrap();
-    crash_campaign(&out, "crash", "8", &["--resume"]);
+    crash_campaign(&out, "crash", "8", &["--resume", "--single-connection"]);
     assert!(findings(&out.join("fuzz0/crashes")).len() > crashes.len(), "the control run did not hit the crash again");
 
     let groups = triage(&out);
@@ -751,12 +752,14 @@ fn a_crash_that_needs_two_earlier_requests_is_not_saved() {
 }
 
 /// A planted crash (`-x crash`: a DEL byte) found in persistent mode is saved once, and its file
-/// crashes the server started as a student would, through `fuzzer send`.
+/// crashes the server started as a student would, through `fuzzer send`. One connection per test
+/// case: after another connection's request the same crash has more coverage, a new one by
+/// AFL++'s rule.
 #[test]
 fn a_crash_found_in_persistent_mode_is_saved_once_and_replays() {
     let _guard = exclusive();
     let out = scratch_dir("persistent-crash").join("out");
-    crash_campaign(&out, "crash", "8", &[]);
+    crash_campaign(&out, "crash", "8", &["--single-connection"]);
     let reused = persistent_stat(&out, "reused_runs").unwrap_or(0);
     assert!(reused >= 100, "the campaign did not run persistently ({reused} runs in a reused server)");
     let crashes = findings(&out.join("fuzz0/crashes"));

@@ -19,7 +19,7 @@
 
 use crate::log::debug;
 use crate::state::*;
-use crate::{end, fds, idle, real, settle, shared, sockets};
+use crate::{connection, end, fds, idle, real, settle, shared, sockets};
 use contract::comux::{self, AWAIT, BYTEWISE, KEEP_OPEN, RESET};
 use contract::verdicts::{EXIT_BLOCKED, EXIT_IDLE, EXIT_STUCK};
 use libc::c_int;
@@ -63,6 +63,8 @@ struct Conn {
     broken: bool,
     /// Its last chunk is sent.
     finished: bool,
+    /// The connect was started.
+    opened: bool,
     /// The connect has completed (the socket was writable once).
     connected: bool,
     /// The server has answered on it (a byte at least).
@@ -88,7 +90,16 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
     let several = comux::is_comux(input);
     let count = steps.iter().map(|s| s.conn + 1).max().unwrap_or(1);
     let mut conns: Vec<Conn> = (0..count)
-        .map(|_| Conn { fd: -1, done: false, kept: false, broken: false, finished: false, replied: false, connected: false })
+        .map(|_| Conn {
+            fd: -1,
+            done: false,
+            kept: false,
+            broken: false,
+            finished: false,
+            replied: false,
+            opened: false,
+            connected: false,
+        })
         .collect();
     let opened = (0..count).filter(|&c| steps.iter().any(|s| s.conn == c)).count();
     shared::get().conns.store(opened as u32, SeqCst);
@@ -124,7 +135,24 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
                     Some(fd) => fd,
                     None => sockets::socket(addr),
                 };
-                if let Err(e) = sockets::open(step.conn, conn.fd, addr) {
+            }
+            // Nothing is sent before the handshake is done: a half-close or a reset would abort
+            // the connect, and the server would never see the connection.
+            let connected = if conn.connected {
+                Ok(true)
+            } else if !conn.opened && connection::listener_gone() {
+                Err(std::io::Error::from_raw_os_error(libc::ECONNREFUSED))
+            } else {
+                let started = if conn.opened { Ok(()) } else { sockets::open(step.conn, conn.fd, addr) };
+                conn.opened = true;
+                started.and_then(|()| connect_result(conn.fd))
+            };
+            match connected {
+                Ok(true) => conn.connected = true,
+                Ok(false) => break, // POLLOUT says when
+                Err(e) => {
+                    // Refused: the listener is gone. Before the first connection, the test
+                    // case cannot be played at all; later, it is part of what the server did.
                     if step.conn == steps[0].conn {
                         end::cannot_drive(format_args!("cannot connect to the server's listening socket {addr}: {e}"));
                     }
@@ -132,14 +160,6 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
                     close(conn);
                     continue;
                 }
-            }
-            if !conn.connected {
-                // A half-close or a reset before the handshake is done would abort the connect,
-                // and the server would never see the connection (an empty test case did so).
-                if !writable(conn.fd) {
-                    break; // POLLOUT says when
-                }
-                conn.connected = true;
             }
             if sent < step.data.len() {
                 let bytewise = step.flags & BYTEWISE != 0 && sent < comux::BYTEWISE_MAX;
@@ -260,6 +280,14 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
             }
         }
 
+        if connection::listener_gone() {
+            // What the kernel does to the connections queued on a listener that is closed.
+            let claimed = shared::get().claimed.load(SeqCst);
+            for (i, c) in conns.iter_mut().enumerate().filter(|(i, c)| c.opened && !c.done && claimed & (1 << i) == 0) {
+                debug!("the server closed its listening socket: resetting connection {i}, never accepted");
+                reset(c);
+            }
+        }
         match wait {
             Wait::Byte(until) if Instant::now() >= until => wait = Wait::Nothing,
             Wait::Server if settle::others_sleep() => wait = Wait::Nothing,
@@ -318,12 +346,22 @@ fn blocked(conns: &[Conn]) -> bool {
     stalled && conns.iter().enumerate().any(waiting)
 }
 
-/// Whether our socket `fd` is writable now: its connect has completed (or failed, which the
-/// next send or read tells).
-fn writable(fd: c_int) -> bool {
+/// Whether the connect of our socket `fd` has completed (true), is still under way (false),
+/// or failed.
+fn connect_result(fd: c_int) -> std::io::Result<bool> {
     let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
     // SAFETY: one valid pollfd, no waiting; our own poll, not the hook.
-    (unsafe { real::poll(&mut pfd, 1, 0) }) > 0
+    if unsafe { real::poll(&mut pfd, 1, 0) } <= 0 {
+        return Ok(false);
+    }
+    let mut error: c_int = 0;
+    let mut len = size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: SO_ERROR writes one int into a local; `len` says its size.
+    unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut error).cast(), &mut len) };
+    match error {
+        0 => Ok(true),
+        e => Err(std::io::Error::from_raw_os_error(e)),
+    }
 }
 
 /// Whether the server's socket `fd` (in this process) holds bytes it has not read.

@@ -18,6 +18,9 @@ use std::sync::OnceLock;
 pub static TRIGGERED: AtomicBool = AtomicBool::new(false);
 /// The listening socket the client connects to.
 pub static LISTEN_FD: AtomicI32 = AtomicI32::new(-1);
+/// The run's process closed its listening socket (the fork server's copy keeps it open, so the
+/// kernel cannot refuse or reset what comes later: `play` does, as the kernel would have).
+pub static LISTENER_CLOSED: AtomicBool = AtomicBool::new(false);
 /// This process accepted one of our connections (what every process of the server sees is in
 /// `shared`).
 pub static ACCEPTED: AtomicBool = AtomicBool::new(false);

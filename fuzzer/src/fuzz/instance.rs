@@ -275,16 +275,18 @@ fn fuzz(
                 })),
                 // The multi-connection mutators, when it is their turn: a tenth of the time
                 // unless they find more than the rest (`comux_share`).
-                IfStage::new(
-                    comux_share::due,
-                    tuple_list!(
-                        SetOp("comux"),
-                        Measured(StdMutationalStage::with_max_iterations(
-                            OpsNamed(HavocScheduledMutator::with_max_stack_pow(comux_mutations(), COMUX_STACK_POW)),
-                            COMUX_ITERATIONS
-                        ))
-                    )
-                ),
+                OptionalStage::new(opts.several_connections.then(|| {
+                    tuple_list!(IfStage::new(
+                        comux_share::due,
+                        tuple_list!(
+                            SetOp("comux"),
+                            Measured(StdMutationalStage::with_max_iterations(
+                                OpsNamed(HavocScheduledMutator::with_max_stack_pow(comux_mutations(), COMUX_STACK_POW)),
+                                COMUX_ITERATIONS
+                            ))
+                        )
+                    ))
+                })),
                 SetOp("havoc"),
                 StdPowerMutationalStage::new(OpsNamed(OnChunk::new(HavocScheduledMutator::new($mutations)))),
                 SetOp("sync"),
@@ -413,7 +415,7 @@ fn watchdog(started: Arc<AtomicBool>) {
 
 /// Load the seeds (or, with --resume, this instance's old queue) into the corpus, AFL-named.
 /// Seeds that crash or hang the server are left out of the corpus (as AFL++'s dry run does; a
-/// new finding among them is saved) and named in the result: "NAME (hang: ...)".
+/// new crash or named hang among them is saved) and named in the result: "NAME (hang: ...)".
 fn load_seeds<Z>(
     opts: &Options,
     reload: bool,
@@ -465,11 +467,18 @@ where
                 (_, Some(LastRun { hang: Some(Wait::Blocked), .. })) => {
                     "hang: one slow client blocks the others".to_string()
                 }
-                _ => "hang".to_string(),
+                _ => "hang: timed out".to_string(),
             };
             left_out.push(format!("{name} ({why})"));
-            let observers = executor.observers();
-            fuzzer.evaluate_execution(state, mgr, &input, &*observers, &kind, true).map(drop)
+            // A seed that is only too slow for the timeout (eight connections to a slow server)
+            // is no finding, as in AFL++'s dry run; one that crashes or that the verdicts name is.
+            let slow = matches!(state.metadata::<LastRun>(), Ok(LastRun { hang: Some(Wait::Timeout), .. }));
+            if slow {
+                Ok(())
+            } else {
+                let observers = executor.observers();
+                fuzzer.evaluate_execution(state, mgr, &input, &*observers, &kind, true).map(drop)
+            }
         };
         let _ = state.metadata_map_mut().remove::<Loading>();
         added?;
