@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Generate the pserv-fuzz seed corpus (seeds/requests/*.req) and dictionary (seeds/http.dict).
+"""Generate the pserv-fuzz seed corpus (seeds/requests/*.req, *.comux) and dictionary (seeds/http.dict).
 
 Every .req file holds exactly the bytes a client sends on one TCP connection:
 one or more HTTP requests with CRLF line endings, each with a Content-Length
 that matches its body.  The last request in every file is either HTTP/1.0 or
 carries "Connection: close", so a correct server closes the connection after
 answering it; every earlier request carries "Connection: keep-alive".
+
+Every .comux file holds several connections (the comux format of
+contract/src/comux.rs): the grading tests' multi-connection scenarios.
 
 Output is deterministic (no clocks, no randomness).  Usage:
 
@@ -18,6 +21,7 @@ import hashlib
 import hmac
 import json
 import os
+import struct
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -215,6 +219,73 @@ def render_seq(reqs, order=None):
                     for i, r in enumerate(reqs))
 
 
+# --------------------------------------------------------------------------
+# Multi-connection seeds: comux files (contract/src/comux.rs).  Little-endian
+# header "comux!!!", u32 version 0, u32 num_conns, u32 num_chunks; then per
+# chunk u32 conn, u64 length, u32 sched, u32 flags and the data.  Chunks are
+# written in play order with sched = their position.
+# --------------------------------------------------------------------------
+
+AWAIT, KEEP_OPEN, BYTEWISE, RESET = 0x1, 0x2, 0x4, 0x8
+
+
+def comux(num_conns, chunks):
+    """chunks: (conn, flags, data) in the order they are played."""
+    out = struct.pack("<8sIII", b"comux!!!", 0, num_conns, len(chunks))
+    for sched, (conn, flags, data) in enumerate(chunks):
+        out += struct.pack("<IQII", conn, len(data), sched, flags) + data
+    return out
+
+
+def comux_corpus():
+    files = {}
+    # Two, four, eight clients at once: every request line is sent before any
+    # request is complete, so a server that serves one client at a time stalls.
+    get_root = Req("GET", "/", "HTTP/1.1", [HOST, ACCEPT]).render(last=True)
+    line, rest = get_root.split(b"\r\n", 1)
+    for n in (2, 4, 8):
+        chunks = [(c, 0, line + b"\r\n") for c in range(n)] + [(c, 0, rest) for c in range(n)]
+        files["conc_get_root_%d.comux" % n] = comux(n, chunks)
+
+    # Login on A, login on B, logout on A, a private page on B (each waits for
+    # its reply): logging A out must not end B's session.  The cookie is the
+    # seeds' made-up token; the server's own depends on its key and clock.
+    login = Req("POST", "/api/login", "HTTP/1.1", [HOST, JSON_CT],
+                login_body(username="user0", password="thepassword")).render(last=False)
+    cookie = ("Cookie", "auth_token=" + GOOD_TOKEN)
+    logout = Req("POST", "/api/logout", "HTTP/1.1", [HOST, cookie]).render(last=True)
+    private = Req("GET", "/private/secret.html", "HTTP/1.1", [HOST, cookie]).render(last=True)
+    files["sessions_two_clients.comux"] = comux(2, [
+        (0, AWAIT, login), (1, AWAIT, login), (0, AWAIT, logout), (1, 0, private)])
+
+    # Early disconnects (closed after one CRLF, and before any), then a
+    # normal client that must still be served.
+    normal = Req("GET", "/api/login", "HTTP/1.1", [HOST]).render(last=True)
+    files["early_disco_one_crlf.comux"] = comux(2, [
+        (0, 0, b"GET /api/login HTTP/1.1\r\nHost: localhost\r\n"), (1, 0, normal)])
+    files["early_disco_no_crlf.comux"] = comux(2, [
+        (0, 0, b"GET /api/login HTTP/1.1"), (1, 0, normal)])
+
+    # One request sent one byte per send.
+    files["bytewise_get_login.comux"] = comux(1, [(0, BYTEWISE, normal)])
+
+    # An 80 KB request target, then another client.
+    uri_80kb = Req("GET", "/" + "a" * (80 * 1024 - 1), "HTTP/1.0", [HOST]).render(last=True)
+    get_root_10 = Req("GET", "/", "HTTP/1.0", [HOST]).render(last=True)
+    files["uri_80kb_then_get.comux"] = comux(2, [(0, AWAIT, uri_80kb), (1, 0, get_root_10)])
+
+    # A client that stalls mid-request, keeping its side open, while another
+    # is served.
+    files["stall_while_served.comux"] = comux(2, [
+        (0, KEEP_OPEN, b"GET / HTTP/1.1\r\nHost: loc"), (1, 0, get_root_10)])
+
+    # A curl-like client: HTTP/1.1 without "Connection: close", kept open.
+    curl = Req("GET", "/", "HTTP/1.1", [HOST, ("User-Agent", "curl/8.5.0"), ACCEPT]).render(last=False)
+    curl = curl.replace(b"Connection: keep-alive\r\n", b"")
+    files["keep_open_get.comux"] = comux(1, [(0, KEEP_OPEN, curl)])
+    return files
+
+
 def build_corpus():
     files = {}
     for name, req, multi, swaps in families():
@@ -229,6 +300,7 @@ def build_corpus():
             for k, perm in enumerate(swap_orders(nh, swaps), 1):
                 files["%s_swapheader%d.req" % (name, k)] = render_seq(
                     reqs, order=lambda n, p=perm: p if len(p) == n else range(n))
+    files.update(comux_corpus())
     return files
 
 
@@ -339,7 +411,7 @@ def main(argv):
 
     existing = set()
     if os.path.isdir(REQ_DIR):
-        existing = {f for f in os.listdir(REQ_DIR) if f.endswith(".req")}
+        existing = {f for f in os.listdir(REQ_DIR) if f.endswith((".req", ".comux"))}
     elif not check:
         os.makedirs(REQ_DIR)
 
@@ -369,7 +441,7 @@ def main(argv):
             print(b)
         print("OK" if not bad else "MISMATCH: %d file(s)" % len(bad))
         return 1 if bad else 0
-    print("wrote %d request files to %s and %d dictionary entries to %s"
+    print("wrote %d seed files to %s and %d dictionary entries to %s"
           % (len(files), os.path.relpath(REQ_DIR, HERE), len(DICT_ENTRIES),
              os.path.relpath(DICT_PATH, HERE)))
     return 0

@@ -169,7 +169,7 @@ fn the_duration_is_a_deadline_even_when_every_run_hangs() {
     let seeds = seeds("spin-seeds", &[("get.txt", GET), ("root.txt", b"GET / HTTP/1.0\r\n\r\n")]);
     let c = campaign("spin", 20, "-m thread -x spin", &["--no-grammar", "--seeds", seeds.to_str().unwrap()]);
     assert!(c.took < Duration::from_secs(30), "-d 20 took {:?}", c.took);
-    assert!(c.run.stdout_text().contains("root.txt (hang)"), "{}", c.run.stdout_text());
+    assert!(c.run.stdout_text().contains("root.txt (hang: timed out)"), "{}", c.run.stdout_text());
 }
 
 #[test]

@@ -289,7 +289,10 @@ fn campaigns_on_servers_that_fork_without_bound_or_from_threads_leave_nothing_be
         let execs = stat(&out.join("fuzz0"), "execs_done").unwrap_or(0);
         assert!(execs > 20, "-x {switch}: {execs} execs\n{}\n{}", run.stdout_text(), run.stderr);
         assert_eq!(findings(&out.join("fuzz0/crashes")), Vec::<PathBuf>::new(), "-x {switch}");
-        assert_eq!(!findings(&out.join("fuzz0/hangs")).is_empty(), hangs, "-x {switch}");
+        // The HANG seed times out (and is left out, as AFL++ leaves it out); so do its mutants.
+        let timed_out =
+            run.stdout_text().contains("hang (hang: timed out)") || !findings(&out.join("fuzz0/hangs")).is_empty();
+        assert_eq!(timed_out, hangs, "-x {switch}: {}", run.stdout_text());
         assert_eq!(processes_under(&out), Vec::<i32>::new(), "-x {switch}: left running");
     }
 }
@@ -641,10 +644,12 @@ fn a_server_that_cannot_start_in_its_netns_is_fuzzed_on_the_hosts_network_with_a
     assert!(stat(&out.join("fuzz0"), "execs_done").unwrap_or(0) > 100, "{}", run.stdout_text());
     assert!(!findings(&out.join("fuzz0/crashes")).is_empty(), "no crash found:\n{}", run.stdout_text());
     assert_eq!(processes_under(&out), Vec::<i32>::new(), "left running");
-    // A later `fuzzer triage` replays on the host's network too (targets.json keeps it).
+    // A later `fuzzer triage` replays on the host's network too (targets.json keeps it) and
+    // places the bug. (A value of many kilobytes smashes the stack past every frame: such a
+    // crash of the same bug has no place, and a group of its own.)
     let groups = triage(&out);
-    assert_eq!(groups.len(), 1, "{groups:?}");
-    assert_eq!(groups[0]["kind"], "SIGSEGV", "{groups:?}");
+    assert!(groups.iter().all(|g| g["kind"] == "SIGSEGV"), "{groups:?}");
+    assert!(groups.iter().any(|g| g["location"].as_str().is_some_and(|l| l.starts_with("keeps_alive"))), "{groups:?}");
 }
 
 /// A campaign on the hostile server with `switch`, for `seconds`, without ASan (so that triage
@@ -681,18 +686,19 @@ fn triage(out: &Path) -> Vec<serde_json::Value> {
 
 /// A crash with one path (`-x crash`: a DEL byte in the request): a resumed campaign that hits
 /// it again does not save it again, as the crashes' map is kept on disk (without that file, the
-/// same resumed campaign saves it again); triage of the plain build places it with gdb.
+/// same resumed campaign saves it again); triage of the plain build places it with gdb. One
+/// connection per test case, as above.
 #[test]
 fn a_resumed_campaign_does_not_save_a_known_crash_again() {
     let _guard = exclusive();
     let out = scratch_dir("known-crash").join("out");
-    crash_campaign(&out, "crash", "8", &[]);
+    crash_campaign(&out, "crash", "8", &["--single-connection"]);
     let crashes = findings(&out.join("fuzz0/crashes"));
     assert!(!crashes.is_empty(), "the DEL-byte crash was not found");
-    crash_campaign(&out, "crash", "8", &["--resume"]);
+    crash_campaign(&out, "crash", "8", &["--resume", "--single-connection"]);
     assert_eq!(findings(&out.join("fuzz0/crashes")), crashes, "a resumed campaign saved a known crash again");
     std::fs::remove_file(out.join("fuzz0/.seen-crashes")).unwrap();
-    crash_campaign(&out, "crash", "8", &["--resume"]);
+    crash_campaign(&out, "crash", "8", &["--resume", "--single-connection"]);
     assert!(findings(&out.join("fuzz0/crashes")).len() > crashes.len(), "the control run did not hit the crash again");
 
     let groups = triage(&out);
@@ -733,26 +739,32 @@ fn persistent_stat(out: &Path, key: &str) -> Option<u64> {
 }
 
 /// Persistent mode (the default): the hostile server's `-x third` crashes on the third request
-/// one process reads, which happens only in a server reused for many test cases. No such crash
-/// is saved: each was run again in a fresh server, where it did not happen.
+/// one process reads, which a test case of one connection reaches only in a server reused for
+/// many test cases. No such crash is saved: each was run again in a fresh server, where it did
+/// not happen. (A test case of three connections or more crashes it in a fresh server too, and
+/// is rightly saved.)
 #[test]
 fn a_crash_that_needs_two_earlier_requests_is_not_saved() {
     let _guard = exclusive();
     let out = scratch_dir("persistent-third").join("out");
     crash_campaign(&out, "third", "5", &[]);
     let crashes = findings(&out.join("fuzz0/crashes"));
-    assert!(crashes.is_empty(), "a crash that needs two earlier requests was saved: {crashes:?}");
+    let one_connection: Vec<_> =
+        crashes.iter().filter(|c| !contract::comux::is_comux(&std::fs::read(c).unwrap())).collect();
+    assert!(one_connection.is_empty(), "a crash that needs two earlier requests was saved: {one_connection:?}");
     let only = persistent_stat(&out, "persistent_only").unwrap_or(0);
     assert!(only >= 3, "the reused servers' crashes were not seen and set aside ({only})");
 }
 
 /// A planted crash (`-x crash`: a DEL byte) found in persistent mode is saved once, and its file
-/// crashes the server started as a student would, through `fuzzer send`.
+/// crashes the server started as a student would, through `fuzzer send`. One connection per test
+/// case: after another connection's request the same crash has more coverage, a new one by
+/// AFL++'s rule.
 #[test]
 fn a_crash_found_in_persistent_mode_is_saved_once_and_replays() {
     let _guard = exclusive();
     let out = scratch_dir("persistent-crash").join("out");
-    crash_campaign(&out, "crash", "8", &[]);
+    crash_campaign(&out, "crash", "8", &["--single-connection"]);
     let reused = persistent_stat(&out, "reused_runs").unwrap_or(0);
     assert!(reused >= 100, "the campaign did not run persistently ({reused} runs in a reused server)");
     let crashes = findings(&out.join("fuzz0/crashes"));

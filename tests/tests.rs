@@ -5,6 +5,7 @@
 mod util;
 
 mod build;
+mod clients;
 mod fuzz;
 mod gdb;
 mod hangs;

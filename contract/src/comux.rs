@@ -27,8 +27,12 @@ pub const AWAIT: u32 = 0x1;
 /// behaves as `curl` and browsers do: it is half-closed only once the server, having received
 /// everything, waits for more.
 pub const KEEP_OPEN: u32 = 0x2;
-/// Ours: send this chunk one byte per `send`, letting the server read each before the next.
+/// Ours: send this chunk one byte per `send`, letting the server read each before the next;
+/// its first [`BYTEWISE_MAX`] bytes, the rest at once (a long field grown on a byte-wise chunk
+/// would otherwise cost seconds a run).
 pub const BYTEWISE: u32 = 0x4;
+/// The bytes of a `BYTEWISE` chunk sent one by one.
+pub const BYTEWISE_MAX: usize = 1024;
 /// Ours: after this chunk, close abortively (`SO_LINGER {1, 0}`: a RST) without reading what
 /// is pending; the connection's later chunks are not sent.
 pub const RESET: u32 = 0x8;

@@ -19,6 +19,10 @@ pub const SIG_TRAVERSAL: i32 = libc::SIGUSR2;
 /// Exit status of a test case that could not be driven in a process reused for it (persistent
 /// mode): the fuzzer re-runs it in a fresh process, where the reason shows if it is real.
 pub const EXIT_UNSERVED: i32 = 90;
+/// Exit status when one slow client blocks the others: a connection kept open mid-request (no
+/// reply yet) and another's whole request still unread by the server (not accepted, or unread
+/// in its socket), while every server thread sleeps (`play`). A hang candidate, re-run patiently.
+pub const EXIT_BLOCKED: i32 = 91;
 /// The signal a run dies by when the server kept descriptors open that the test case made it
 /// open (a file, a client's connection), each time the test case was played again in the same
 /// process (`SOCKFUZZ_FINDING_FILE` says what they are). Not a crash signal, and none a server

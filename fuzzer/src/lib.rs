@@ -6,9 +6,10 @@
 //! Reading order: the campaign's four stages, one folder each, in the order its data flows
 //! ([`cmd::fuzz`] walks them): [`build`] -> [`check`] -> [`fuzz`] -> [`report`]. Below them the
 //! services they share: the [`runner`] (one run of a server under the preload), [`gdb`],
-//! [`comux`] (a test case of several connections in an editable form, and played over real TCP
-//! as `fuzzer send` does), and small pieces named for what they do. Nothing below a stage
-//! imports a stage, and no stage imports a later one.
+//! [`comux`] (a test case of several connections: [`comux::Comux`], the one form the mutators
+//! and the minimizer edit, and played over real TCP as `fuzzer send` does), and small pieces
+//! named for what they do. Nothing below a stage imports a stage, and no stage imports a later
+//! one.
 
 pub mod cmd;
 

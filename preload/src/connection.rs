@@ -48,6 +48,7 @@ pub fn accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int 
         if let Some(index) = sockets::is_ours(conn) {
             EOF_READS.store(0, Relaxed);
             CONN_FDS.insert(conn);
+            FD_OF_CONN[index].store(conn, SeqCst);
             ACCEPTED.store(true, SeqCst);
             shared.open.fetch_add(1, SeqCst);
             // SAFETY: getpid has no preconditions.
@@ -86,4 +87,15 @@ pub fn closed(fd: c_int) {
     if fd >= 0 && CONN_FDS.remove(fd) && !IN_SERVER_CHILD.load(Relaxed) {
         shared::get().open.fetch_sub(1, SeqCst);
     }
+    if fd >= 0 && fd == LISTEN_FD.load(Relaxed) && shared::is_run_process() {
+        debug!("the server closed its listening socket");
+        LISTENER_CLOSED.store(true, SeqCst);
+        idle::wake();
+    }
+}
+
+/// The server no longer listens: its process closed the listening socket, and nothing it forked
+/// (a pre-forked worker with its own copy) is left to accept.
+pub fn listener_gone() -> bool {
+    LISTENER_CLOSED.load(SeqCst) && !shared::forked_alive()
 }

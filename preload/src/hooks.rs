@@ -10,7 +10,7 @@
 
 use crate::idle::{self, Waiting};
 use crate::paths::{self, follows, follows_at, Access::*};
-use crate::state::TRIGGERED;
+use crate::state::{LISTEN_FD, TRIGGERED};
 use crate::{children, client, connection, fds, netns, real, threads, trigger};
 use libc::{c_char, c_int, c_uint, c_void, pid_t, size_t, sockaddr, socklen_t, ssize_t, AT_FDCWD, FILE};
 use std::sync::atomic::Ordering::Relaxed;
@@ -308,6 +308,13 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 /// None beyond `close_range`'s (integers only).
 #[no_mangle]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    let listener = LISTEN_FD.load(Relaxed);
+    if listener >= 0
+        && (first..=last).contains(&(listener as c_uint))
+        && flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0
+    {
+        connection::closed(listener);
+    }
     fds::close_range_around(first, last, flags)
 }
 
@@ -316,7 +323,8 @@ pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) 
 /// None beyond `closefrom`'s (an integer only).
 #[no_mangle]
 pub unsafe extern "C" fn closefrom(low: c_int) {
-    fds::close_range_around(low.max(0) as c_uint, c_uint::MAX, 0);
+    // SAFETY: our own hook, with closefrom's meaning.
+    unsafe { close_range(low.max(0) as c_uint, c_uint::MAX, 0) };
 }
 
 /// A descriptor of ours cannot be replaced (`fds`).

@@ -83,6 +83,7 @@ pub fn again() {
 fn reset() {
     ACCEPTED.store(false, SeqCst);
     CONN_FDS.clear();
+    FD_OF_CONN.iter().for_each(|fd| fd.store(-1, SeqCst));
     EOF_READS.store(0, SeqCst);
     CHILD_PIDS.clear();
     REAPED_PIDS.clear();

@@ -19,9 +19,9 @@
 
 use crate::log::debug;
 use crate::state::*;
-use crate::{end, fds, idle, real, settle, shared, sockets};
+use crate::{connection, end, fds, idle, real, settle, shared, sockets};
 use contract::comux::{self, AWAIT, BYTEWISE, KEEP_OPEN, RESET};
-use contract::verdicts::{EXIT_IDLE, EXIT_STUCK};
+use contract::verdicts::{EXIT_BLOCKED, EXIT_IDLE, EXIT_STUCK};
 use libc::c_int;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::SeqCst;
@@ -61,6 +61,14 @@ struct Conn {
     kept: bool,
     /// A send failed: the server stopped reading, its later chunks are skipped.
     broken: bool,
+    /// Its last chunk is sent.
+    finished: bool,
+    /// The connect was started.
+    opened: bool,
+    /// The connect has completed (the socket was writable once).
+    connected: bool,
+    /// The server has answered on it (a byte at least).
+    replied: bool,
 }
 
 /// What the next chunk waits for.
@@ -75,13 +83,24 @@ enum Wait {
 
 /// Play one test case from our socket `first` (made for its first connection) to `addr`.
 /// Returns when every connection is done, or a connection's child died of a signal or spun on
-/// EOF; ends the process itself on the idle verdict.
-pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
+/// EOF; ends the process itself on the idle verdict. False when every connection was reset by
+/// us (the server need not have accepted any).
+pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> bool {
     let steps = steps(input);
     let several = comux::is_comux(input);
     let count = steps.iter().map(|s| s.conn + 1).max().unwrap_or(1);
-    let mut conns: Vec<Conn> =
-        (0..count).map(|_| Conn { fd: -1, done: false, kept: false, broken: false }).collect();
+    let mut conns: Vec<Conn> = (0..count)
+        .map(|_| Conn {
+            fd: -1,
+            done: false,
+            kept: false,
+            broken: false,
+            finished: false,
+            replied: false,
+            opened: false,
+            connected: false,
+        })
+        .collect();
     let opened = (0..count).filter(|&c| steps.iter().any(|s| s.conn == c)).count();
     shared::get().conns.store(opened as u32, SeqCst);
     let mut first = Some(first);
@@ -116,7 +135,24 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
                     Some(fd) => fd,
                     None => sockets::socket(addr),
                 };
-                if let Err(e) = sockets::open(step.conn, conn.fd, addr) {
+            }
+            // Nothing is sent before the handshake is done: a half-close or a reset would abort
+            // the connect, and the server would never see the connection.
+            let connected = if conn.connected {
+                Ok(true)
+            } else if !conn.opened && connection::listener_gone() {
+                Err(std::io::Error::from_raw_os_error(libc::ECONNREFUSED))
+            } else {
+                let started = if conn.opened { Ok(()) } else { sockets::open(step.conn, conn.fd, addr) };
+                conn.opened = true;
+                started.and_then(|()| connect_result(conn.fd))
+            };
+            match connected {
+                Ok(true) => conn.connected = true,
+                Ok(false) => break, // POLLOUT says when
+                Err(e) => {
+                    // Refused: the listener is gone. Before the first connection, the test
+                    // case cannot be played at all; later, it is part of what the server did.
                     if step.conn == steps[0].conn {
                         end::cannot_drive(format_args!("cannot connect to the server's listening socket {addr}: {e}"));
                     }
@@ -126,8 +162,14 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
                 }
             }
             if sent < step.data.len() {
-                let end = if step.flags & BYTEWISE != 0 { sent + 1 } else { step.data.len() };
-                match send(conn.fd, &step.data[sent..end]) {
+                let bytewise = step.flags & BYTEWISE != 0 && sent < comux::BYTEWISE_MAX;
+                let end = if bytewise { sent + 1 } else { step.data.len() };
+                // A connection's last chunk and its half-close go in one segment (the data is
+                // held back until the shutdown), so a server always sees the end of the request
+                // and the end-of-file in one read burst, as from a client that sends and closes
+                // at once: never one time so and the next not, by the scheduler's whim.
+                let half_close = step.last && step.flags & (KEEP_OPEN | RESET | BYTEWISE) == 0;
+                match send(conn.fd, &step.data[sent..end], if half_close { libc::MSG_MORE } else { 0 }) {
                     Ok(n) => sent += n,
                     Err(e) if e.raw_os_error() == Some(libc::EAGAIN) || e.raw_os_error() == Some(libc::EINTR) => break,
                     Err(_) => {
@@ -135,14 +177,25 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
                         continue;
                     }
                 }
-                if step.flags & BYTEWISE != 0 {
-                    wait = Wait::Byte(Instant::now() + BYTE_PAUSE);
+                if bytewise {
+                    // Until the server has read the byte (seen where it accepted the
+                    // connection), at most the pause.
+                    let until = Instant::now() + BYTE_PAUSE;
+                    let server_fd = FD_OF_CONN[step.conn].load(SeqCst);
+                    while unread(server_fd) && Instant::now() < until {
+                        std::thread::sleep(Duration::from_micros(20));
+                    }
+                    if server_fd < 0 {
+                        wait = Wait::Byte(until);
+                    }
                 }
                 if sent < step.data.len() {
                     continue;
                 }
             }
+            conn.finished |= step.last;
             if step.flags & RESET != 0 {
+                sockets::note_reset(step.conn);
                 reset(conn);
             } else if step.last && step.flags & KEEP_OPEN != 0 {
                 conn.kept = true;
@@ -159,7 +212,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
             SENT.store(true, SeqCst);
         }
         if next == steps.len() && conns.iter().all(|c| c.done || c.fd < 0) {
-            return;
+            return !all_reset(&steps);
         }
 
         pfds.clear();
@@ -204,7 +257,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
             unsafe { real::read(wake, (&raw mut count).cast(), 8) };
         }
         if children.watch() {
-            return; // it died of a signal or spun on EOF: `settle` re-raises it
+            return true; // it died of a signal or spun on EOF: `settle` re-raises it
         }
         for (pfd, &index) in pfds[..socks].iter().zip(&polled) {
             if pfd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) == 0 {
@@ -215,6 +268,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
             match n {
                 0 => close(&mut conns[index]),
                 n if n > 0 => {
+                    conns[index].replied = true;
                     if several && speaker != index {
                         speaker = index;
                         copy_reply(format!("--- connection {index} ---\n").as_bytes());
@@ -226,12 +280,28 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
             }
         }
 
+        if connection::listener_gone() {
+            // What the kernel does to the connections queued on a listener that is closed.
+            let claimed = shared::get().claimed.load(SeqCst);
+            for (i, c) in conns.iter_mut().enumerate().filter(|(i, c)| c.opened && !c.done && claimed & (1 << i) == 0) {
+                debug!("the server closed its listening socket: resetting connection {i}, never accepted");
+                reset(c);
+            }
+        }
         match wait {
             Wait::Byte(until) if Instant::now() >= until => wait = Wait::Nothing,
             Wait::Server if settle::others_sleep() => wait = Wait::Nothing,
             _ => {}
         }
-        if kept && settle::others_sleep() && !children.running() {
+        if kept && settle::others_sleep() {
+            if blocked(&conns) {
+                if ON.load(SeqCst) {
+                    debug!("a connection stalls mid-request and another's request is left unread: blocked");
+                    end::exit(EXIT_BLOCKED);
+                }
+                // A patient run waits on, as the slow client would: the timeout decides.
+                continue;
+            }
             // Everything is sent and the server waits for more: it gets the end of the requests.
             for c in conns.iter_mut().filter(|c| c.kept && !c.done) {
                 debug!("the server waits: half-closing a connection kept open");
@@ -261,6 +331,51 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) {
     }
 }
 
+/// One slow client blocks the others: a connection kept open that got no reply (stalled
+/// mid-request), and another whose request is all sent and half-closed, unanswered, accepted
+/// by the server (in this process) and still unread in its socket: the server took it and then
+/// sleeps without reading it (a lock held across another connection's read, an event loop that
+/// reads one connection until its request is whole). A connection not accepted at all is a
+/// server that serves one at a time, by design; one read and left unanswered is the idle
+/// verdict's.
+fn blocked(conns: &[Conn]) -> bool {
+    let stalled = conns.iter().any(|c| c.kept && !c.done && !c.replied);
+    let waiting = |(i, c): (usize, &Conn)| {
+        c.finished && !c.kept && !c.done && !c.broken && !c.replied && unread(FD_OF_CONN[i].load(SeqCst))
+    };
+    stalled && conns.iter().enumerate().any(waiting)
+}
+
+/// Whether the connect of our socket `fd` has completed (true), is still under way (false),
+/// or failed.
+fn connect_result(fd: c_int) -> std::io::Result<bool> {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: one valid pollfd, no waiting; our own poll, not the hook.
+    if unsafe { real::poll(&mut pfd, 1, 0) } <= 0 {
+        return Ok(false);
+    }
+    let mut error: c_int = 0;
+    let mut len = size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: SO_ERROR writes one int into a local; `len` says its size.
+    unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, (&raw mut error).cast(), &mut len) };
+    match error {
+        0 => Ok(true),
+        e => Err(std::io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Whether the server's socket `fd` (in this process) holds bytes it has not read.
+fn unread(fd: c_int) -> bool {
+    let mut pending: c_int = 0;
+    // SAFETY: FIONREAD writes one int; a closed or foreign fd only makes it fail.
+    fd >= 0 && unsafe { libc::ioctl(fd, libc::FIONREAD, &mut pending) } == 0 && pending > 0
+}
+
+/// Every connection of the test case is reset by one of its chunks.
+fn all_reset(steps: &[Step]) -> bool {
+    steps.iter().all(|s| steps.iter().any(|r| r.conn == s.conn && r.flags & RESET != 0))
+}
+
 /// A poll timeout in milliseconds: forever until something asks for a look.
 struct Tick(i32);
 
@@ -281,10 +396,11 @@ impl Tick {
 const UNSERVED_LOOK_MS: i32 = 5;
 const UNSERVED_GRACE: Duration = Duration::from_millis(20);
 
-/// `send` without SIGPIPE and without blocking.
-fn send(fd: c_int, bytes: &[u8]) -> std::io::Result<usize> {
+/// `send` without SIGPIPE and without blocking, with `flags` besides.
+fn send(fd: c_int, bytes: &[u8], flags: c_int) -> std::io::Result<usize> {
     // SAFETY: sending from a valid buffer on our own socket.
-    let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+    let n =
+        unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT | flags) };
     if n < 0 {
         Err(std::io::Error::last_os_error())
     } else {

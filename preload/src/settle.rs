@@ -226,9 +226,8 @@ fn sleep_on(wake: libc::c_int) {
 pub fn others_sleep() -> bool {
     // SAFETY: gettid has no preconditions.
     let me = unsafe { libc::gettid() };
-    let all_asleep = || {
-        others_asleep("self", me) && connection_processes().all(|pid| others_asleep(&pid.to_string(), me))
-    };
+    let all_asleep =
+        || others_asleep("self", me) && connection_processes().all(|pid| others_asleep(&pid.to_string(), me));
     all_asleep() && {
         std::thread::yield_now();
         all_asleep()

@@ -16,8 +16,8 @@
 //! next `fork` fails with EAGAIN, as under `ulimit -u`). The run's process also leads a process
 //! group of its own, which our fork server kills when the run is over, however it ended.
 
-use std::sync::atomic::Ordering::SeqCst;
 use crate::state::MAX_CONNS;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
 
 /// Processes one run may fork, all of them listed.
@@ -33,6 +33,9 @@ pub struct Shared {
     pub connecting: AtomicU32,
     /// Bit i: connection i was accepted (by some process of the server).
     pub claimed: AtomicU64,
+    /// Bit i: connection i was reset by the client (a RST): accepted later, it has no peer
+    /// address any more, and is recognized by this instead.
+    pub reset: AtomicU64,
     /// How many of our connections were accepted.
     pub accepted: AtomicU32,
     /// Every connection of the test case was accepted: further accepts park (or say EAGAIN).
@@ -57,6 +60,7 @@ impl Shared {
             ports: [const { AtomicI32::new(0) }; MAX_CONNS],
             connecting: AtomicU32::new(0),
             claimed: AtomicU64::new(0),
+            reset: AtomicU64::new(0),
             accepted: AtomicU32::new(0),
             taken: AtomicBool::new(false),
             acceptor: AtomicI32::new(0),
@@ -128,6 +132,7 @@ pub fn reset() {
     shared.conns.store(0, SeqCst);
     shared.ports.iter().for_each(|p| p.store(0, SeqCst));
     shared.claimed.store(0, SeqCst);
+    shared.reset.store(0, SeqCst);
     shared.accepted.store(0, SeqCst);
     shared.acceptor.store(0, SeqCst);
     shared.open.store(0, SeqCst);

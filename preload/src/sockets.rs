@@ -61,11 +61,23 @@ pub fn is_ours(conn: c_int) -> Option<usize> {
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: as in `connect_addr`.
+    let shared = shared::get();
+    // SAFETY: as in `connect_addr`.
     if unsafe { libc::getpeername(conn, (&raw mut ss).cast(), &mut len) } != 0 {
-        return None;
+        // Reset before it was accepted: one of ours if we reset one that is not claimed yet.
+        loop {
+            let (reset, claimed) = (shared.reset.load(SeqCst), shared.claimed.load(SeqCst));
+            let unclaimed = reset & !claimed;
+            if unclaimed == 0 {
+                return None;
+            }
+            let bit = unclaimed & unclaimed.wrapping_neg();
+            if shared.claimed.fetch_or(bit, SeqCst) & bit == 0 {
+                return Some(bit.trailing_zeros() as usize);
+            }
+        }
     }
     let port = i32::from(sockaddr_to_std(&ss)?.port());
-    let shared = shared::get();
     loop {
         // Read before looking: a connect that was accepted has started, so either it is still
         // counted here or its port is published (`publish_port` stores it before uncounting).
@@ -85,9 +97,20 @@ pub fn is_ours(conn: c_int) -> Option<usize> {
         // and sleeps while it holds `connecting`, at most the timeout; its result is not needed.
         unsafe {
             let timeout = libc::timespec { tv_sec: 0, tv_nsec: 1_000_000 };
-            libc::syscall(libc::SYS_futex, shared.connecting.as_ptr(), libc::FUTEX_WAIT, connecting, &raw const timeout);
+            libc::syscall(
+                libc::SYS_futex,
+                shared.connecting.as_ptr(),
+                libc::FUTEX_WAIT,
+                connecting,
+                &raw const timeout,
+            );
         }
     }
+}
+
+/// Connection `index` is reset by the client: recognize it without its peer address.
+pub fn note_reset(index: usize) {
+    shared::get().reset.fetch_or(1 << index, SeqCst);
 }
 
 /// Connect our socket `fd` for connection `index` without blocking (the connect completes in
@@ -160,4 +183,3 @@ fn connect(fd: c_int, addr: SocketAddr) -> std::io::Result<()> {
         _ => Err(std::io::Error::last_os_error()),
     }
 }
-

@@ -18,11 +18,17 @@ use std::sync::OnceLock;
 pub static TRIGGERED: AtomicBool = AtomicBool::new(false);
 /// The listening socket the client connects to.
 pub static LISTEN_FD: AtomicI32 = AtomicI32::new(-1);
+/// The run's process closed its listening socket (the fork server's copy keeps it open, so the
+/// kernel cannot refuse or reset what comes later: `play` does, as the kernel would have).
+pub static LISTENER_CLOSED: AtomicBool = AtomicBool::new(false);
 /// This process accepted one of our connections (what every process of the server sees is in
 /// `shared`).
 pub static ACCEPTED: AtomicBool = AtomicBool::new(false);
 /// The server's fds of our connections in this process (taken out as the server closes them).
 pub static CONN_FDS: Slots = Slots::new(-1);
+/// The server's fd of connection i of the test case, in the process that accepted it (-1: not
+/// here), for the blocked-client verdict (`play`).
+pub static FD_OF_CONN: [AtomicI32; MAX_CONNS] = [const { AtomicI32::new(-1) }; MAX_CONNS];
 /// Consecutive zero-byte reads of our connections.
 pub static EOF_READS: AtomicU32 = AtomicU32::new(0);
 /// `fork()` calls in progress after accept (closes the race "EOF before fork returned").
@@ -71,7 +77,15 @@ impl Slots {
 
     /// Take `value` out: whether it was there.
     pub fn remove(&self, value: i32) -> bool {
-        value != self.empty && self.cells.iter().any(|c| c.compare_exchange(value, self.empty, SeqCst, SeqCst).is_ok())
+        // Loads first: a `close` of any descriptor comes here, and a compare-exchange per slot
+        // would cost each of them a microsecond.
+        let holds = |c: &AtomicI32| c.load(SeqCst) == value;
+        value != self.empty
+            && self
+                .cells
+                .iter()
+                .filter(|c| holds(c))
+                .any(|c| c.compare_exchange(value, self.empty, SeqCst, SeqCst).is_ok())
     }
 
     /// The slot holding `value`.

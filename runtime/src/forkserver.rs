@@ -123,13 +123,18 @@ fn start_forkserver() {
 
 /// Clear the coverage map: the preload calls it as a persistent run begins, so that every test
 /// case's trace starts alike, in a fresh process (which ran the server's start-up since the
-/// fork) as in a reused one.
+/// fork) as in a reused one. Entry 0 (no guard has it) is set, as AFL++'s persistent loop does:
+/// a test case the server never gets to (every connection reset before it accepted one) leaves
+/// a map that is not empty, which LibAFL's calibration refuses as broken instrumentation.
 #[no_mangle]
 pub extern "C" fn sockfuzz_clear_map() {
     let map = crate::coverage::__afl_area_ptr.load(Ordering::Relaxed);
     // SAFETY: the live map holds at least `map_size()` bytes (the fuzzer's map, attached with
-    // that size, or the start-up map, which the guards were numbered within).
-    unsafe { std::ptr::write_bytes(map, 0, coverage::map_size().min(coverage::capacity())) };
+    // that size, or the start-up map, which the guards were numbered within), and one at least.
+    unsafe {
+        std::ptr::write_bytes(map, 0, coverage::map_size().min(coverage::capacity()));
+        map.write(1);
+    }
 }
 
 /// The fork-server loop. Returns only in a freshly forked child.

@@ -15,6 +15,7 @@ void bufio_init(struct bufio *b, int fd)
     b->cap = BUFIO_INITIAL;
     b->buf = malloc(b->cap);
     b->start = b->end = 0;
+    b->moves = 0;
     if (b->buf == NULL)
         b->cap = 0;
 }
@@ -52,6 +53,7 @@ ssize_t bufio_fill(struct bufio *b)
             memmove(b->buf, b->buf + b->start, b->end - b->start);
             b->end -= b->start;
             b->start = 0;
+            b->moves++;
         } else {
             size_t ncap = b->cap * 2;
             char *nb;
@@ -62,6 +64,7 @@ ssize_t bufio_fill(struct bufio *b)
                 return -1;
             b->buf = nb;
             b->cap = ncap;
+            b->moves++;
         }
     }
     do {

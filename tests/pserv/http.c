@@ -330,7 +330,7 @@ static void parse_header(struct conn *c, struct request *r, char *line)
         /* Only needed for the log line, so no copy: keep a pointer into
          * the line, i.e. into c->in's buffer (see asan-realloc-uaf). */
         r->host = value;
-        r->host_cap = c->in.cap;
+        r->host_moves = c->in.moves;
     } else if (strcasecmp(name, "Connection") == 0) {
         size_t vn = strlen(value), i;
         char *lc;
@@ -646,8 +646,11 @@ int serve_one(struct conn *c)
         /* BUG (asan-realloc-uaf): r.host points into c->in's buffer as it
          * was when the Host line was read.  A later header line longer
          * than the buffer (8 KiB) made bufio_fill() grow it with
-         * realloc(), which freed the old block: this reads freed memory. */
-        if (c->in.cap != r.host_cap)
+         * realloc(), which freed the old block: this reads freed memory.
+         * Or a later line did not fit after the unread bytes, and
+         * bufio_fill() moved them to the buffer's start: r.host points at
+         * other bytes, and the copy may run past the buffer's end. */
+        if (c->in.moves != r.host_moves)
             BUG_HIT("asan-realloc-uaf");
         for (i = 0; i + 1 < sizeof vhost && r.host[i] != '\0' &&
              r.host[i] != ':'; i++)

@@ -55,6 +55,7 @@ struct bufio {
     size_t cap;
     size_t start;           /* first unread byte */
     size_t end;             /* one past last valid byte */
+    unsigned moves;         /* times the bytes moved (memmove or realloc) */
 };
 
 enum {
@@ -119,7 +120,7 @@ struct request {
     char *cookie;
     char *range;
     const char *host;       /* Host value, points into the conn's bufio buffer */
-    size_t host_cap;        /* that buffer's capacity when Host was parsed */
+    unsigned host_moves;    /* that buffer's moves when Host was parsed */
     char *body;
     int body_len;
     int status;             /* for the log line */

@@ -8,8 +8,8 @@
 //! reply, as `curl` and browsers keep it, and the campaign's seeds are then sent that way.
 
 use crate::assets::{self, CHECK_REQUEST};
-use crate::comux;
 use crate::build::{self, Built};
+use crate::comux;
 use crate::port;
 use crate::runner::map::run_with_map;
 use crate::runner::target::Target;
@@ -88,7 +88,9 @@ pub fn check(target: &Target, root: &Path) -> Result<Checked> {
         result => result.with_context(cannot_drive)?,
     };
     let mut ending = Ending::HalfClose;
-    let dropped = |f: &runner::Finished| f.reply.is_empty() && matches!(f.outcome, Outcome::Ok | Outcome::Hang | Outcome::LeftOpen);
+    let dropped = |f: &runner::Finished| {
+        f.reply.is_empty() && matches!(f.outcome, Outcome::Ok | Outcome::Hang | Outcome::LeftOpen | Outcome::Blocked)
+    };
     if dropped(&finished) {
         // Maybe only a client that keeps its side open until the reply is served.
         let kept = comux::kept_open(CHECK_REQUEST);
@@ -108,7 +110,7 @@ pub fn check(target: &Target, root: &Path) -> Result<Checked> {
         Outcome::Ok => {}
         // A finding, but the server serves: fuzzing goes on, and will save it.
         Outcome::DescriptorLeak(_) | Outcome::MemoryLeak(_) => println!("[check] {}", finished.outcome),
-        Outcome::Hang | Outcome::LeftOpen => bail!(
+        Outcome::Hang | Outcome::LeftOpen | Outcome::Blocked => bail!(
             "the test run did not end: {} (the request was `{request}`). An HTTP/1.0 connection must be \
              closed after the response.",
             finished.outcome

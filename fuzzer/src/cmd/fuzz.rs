@@ -82,6 +82,10 @@ pub struct Args {
     /// Only LibAFL's havoc and dictionary mutators, without the HTTP-aware ones.
     #[arg(long)]
     no_http_mutators: bool,
+    /// Every test case is one connection: no seeds or mutations of several connections (comux
+    /// files), as with AFL++ and a desocketing preload.
+    #[arg(long)]
+    single_connection: bool,
     /// Test cases per forked server, each on a new connection (default 100; crashes and hangs
     /// are kept only if a fresh server repeats them, and a server that keeps state between
     /// connections falls back to one test case per server on its own).
@@ -143,6 +147,9 @@ fn campaign(args: &Args) -> Result<()> {
     };
     if !args.no_grammar {
         seeds.extend(grammar::seeds(args.grammar.as_deref(), args.grammar_seeds)?);
+    }
+    if args.single_connection {
+        seeds.retain(|(_, seed)| !contract::comux::is_comux(seed));
     }
     for dict in &args.dicts {
         if !dict.is_file() {
@@ -237,6 +244,7 @@ fn campaign(args: &Args) -> Result<()> {
         seeds,
         dicts,
         http_mutators: !args.no_http_mutators,
+        several_connections: !args.single_connection,
         cmplog: !args.no_cmplog,
         persistent,
         resume: args.resume,

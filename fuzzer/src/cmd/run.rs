@@ -85,7 +85,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Outcome::Traversal(_) => 128 + SIG_TRAVERSAL,
         Outcome::DescriptorLeak(_) => 128 + SIG_FD_LEAK,
         Outcome::MemoryLeak(_) => 128 + SIG_MEM_LEAK,
-        Outcome::Hang | Outcome::LeftOpen => 124,
+        Outcome::Hang | Outcome::LeftOpen | Outcome::Blocked => 124,
         Outcome::Exited(_) => 1,
     };
     eprintln!("[run] {}", finished.outcome);

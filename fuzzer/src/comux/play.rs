@@ -313,13 +313,14 @@ impl Player<'_> {
             let c = step.conn;
             let sock = self.socks[c].as_mut().expect("a chunk is sent on an open connection");
             while w.at < step.data.len() {
-                let end = if step.flags & BYTEWISE != 0 { w.at + 1 } else { step.data.len() };
+                let bytewise = step.flags & BYTEWISE != 0 && w.at < comux::BYTEWISE_MAX;
+                let end = if bytewise { w.at + 1 } else { step.data.len() };
                 match sock.write(&step.data[w.at..end]) {
                     Ok(n) => {
                         w.at += n;
                         self.conns[c].sent += n;
                         self.last_event = Instant::now();
-                        if step.flags & BYTEWISE != 0 && w.at < step.data.len() {
+                        if bytewise && w.at < step.data.len() {
                             self.send_at = self.last_event + self.pacing.byte_pause;
                             return Ok(());
                         }
@@ -492,18 +493,16 @@ impl Player<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::comux::case::{Case, Chunk};
+    use crate::comux::{Chunk, Comux};
     use std::net::TcpListener;
     use std::thread::{self, JoinHandle};
 
-    /// A comux file of `(conn, sched, flags, data)` chunks.
-    fn file(chunks: &[(u32, u32, u32, &[u8])]) -> Vec<u8> {
-        let chunks: Vec<Chunk> = chunks
-            .iter()
-            .map(|&(conn, sched, flags, data)| Chunk { conn, sched, flags, data: data.to_vec() })
-            .collect();
-        let num_conns = chunks.iter().map(|c| c.conn + 1).max().unwrap_or(1);
-        let bytes = Case { num_conns, chunks }.to_bytes();
+    /// A comux file of `(conn, flags, data)` chunks, in play order.
+    fn file(chunks: &[(u32, u32, &[u8])]) -> Vec<u8> {
+        let chunks: Vec<Chunk> =
+            chunks.iter().map(|&(conn, flags, data)| Chunk { conn, flags, data: data.to_vec() }).collect();
+        let conns = chunks.iter().map(|c| c.conn + 1).max().unwrap_or(1);
+        let bytes = Comux { conns, chunks }.to_bytes();
         assert!(comux::is_comux(&bytes), "a test of the player plays comux files");
         bytes
     }
@@ -545,7 +544,7 @@ mod tests {
                 .collect();
             handlers.into_iter().for_each(|h| h.join().unwrap());
         });
-        let played = play(&srv, &file(&[(0, 0, 0, b"A"), (1, 1, 0, b"B")]), pacing()).unwrap();
+        let played = play(&srv, &file(&[(0, 0, b"A"), (1, 0, b"B")]), pacing()).unwrap();
         handle.join().unwrap();
         assert!(!played.timed_out);
         assert_eq!(played.conns[0].reply, b"reply to A");
@@ -572,7 +571,7 @@ mod tests {
             }
         });
         let request = b"GET / HTTP/1.0\r\n\r\n";
-        let played = play(&srv, &file(&[(0, 0, BYTEWISE, request)]), pacing()).unwrap();
+        let played = play(&srv, &file(&[(0, BYTEWISE, request)]), pacing()).unwrap();
         let (got, reads) = handle.join().unwrap();
         assert_eq!(got, request);
         assert!(reads > 1, "the server read the request in {reads} read(s)");
@@ -582,7 +581,7 @@ mod tests {
     #[test]
     fn reset_closes_abortively() {
         let (srv, handle) = server(|l| read_until_end(&mut l.accept().unwrap().0).1);
-        let played = play(&srv, &file(&[(0, 0, RESET, b"GET /")]), pacing()).unwrap();
+        let played = play(&srv, &file(&[(0, RESET, b"GET /")]), pacing()).unwrap();
         // A graceful close would be an end of file (None) here.
         assert_eq!(handle.join().unwrap(), Some(ErrorKind::ConnectionReset));
         assert!(matches!(played.conns[0].end, End::ResetByUs));
@@ -596,7 +595,7 @@ mod tests {
             let _ = s.write_all(b"hello first");
             read_until_end(&mut s)
         });
-        let played = play(&srv, &file(&[(0, 0, RESET, b"GET /"), (0, 1, 0, b"never")]), pacing()).unwrap();
+        let played = play(&srv, &file(&[(0, RESET, b"GET /"), (0, 0, b"never")]), pacing()).unwrap();
         let (got, end) = handle.join().unwrap();
         assert!(end.is_none() || end == Some(ErrorKind::ConnectionReset), "{end:?}");
         assert!(!got.ends_with(b"never"), "{got:?}");
@@ -625,7 +624,7 @@ mod tests {
             let (_, end) = read_until_end(&mut s);
             (eof_before_reply, end)
         });
-        let played = play(&srv, &file(&[(0, 0, KEEP_OPEN, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")]), pacing()).unwrap();
+        let played = play(&srv, &file(&[(0, KEEP_OPEN, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")]), pacing()).unwrap();
         let (eof_before_reply, end) = handle.join().unwrap();
         assert!(!eof_before_reply, "the server saw the end of the request before it answered");
         assert_eq!(end, None, "the half-close came once the reply was there");
@@ -648,7 +647,7 @@ mod tests {
             let replied = Instant::now();
             (replied, second.join().unwrap())
         });
-        let played = play(&srv, &file(&[(0, 0, AWAIT, b"A"), (1, 1, 0, b"B")]), pacing()).unwrap();
+        let played = play(&srv, &file(&[(0, AWAIT, b"A"), (1, 0, b"B")]), pacing()).unwrap();
         let (replied, second_arrived) = handle.join().unwrap();
         assert!(
             second_arrived >= replied + Duration::from_millis(90),
@@ -666,7 +665,7 @@ mod tests {
             drop(l); // the server stops listening (as if it had crashed)
             s.write_all(b"bye").unwrap();
         });
-        let played = play(&srv, &file(&[(0, 0, AWAIT, b"A"), (1, 1, 0, b"B")]), pacing()).unwrap();
+        let played = play(&srv, &file(&[(0, AWAIT, b"A"), (1, 0, b"B")]), pacing()).unwrap();
         handle.join().unwrap();
         assert_eq!(played.conns[0].reply, b"bye");
         assert!(matches!(&played.conns[1].end, End::Unreached(e) if e.kind() == ErrorKind::ConnectionRefused));
@@ -697,7 +696,7 @@ mod tests {
         });
         let started = Instant::now();
         let pacing = Pacing { timeout: Duration::from_millis(300), ..pacing() };
-        let played = play(&srv, &file(&[(0, 0, 0, b"A"), (1, 1, KEEP_OPEN, b"B")]), pacing).unwrap();
+        let played = play(&srv, &file(&[(0, 0, b"A"), (1, KEEP_OPEN, b"B")]), pacing).unwrap();
         assert!(started.elapsed() < Duration::from_millis(550), "{:?}", started.elapsed());
         assert!(played.timed_out);
         assert!(matches!(played.conns[0].end, End::Open), "{:?}", played.conns[0].end);

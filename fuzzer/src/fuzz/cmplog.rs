@@ -63,11 +63,13 @@ pub fn tracing_stage<EM, Z>(
 }
 
 /// Whether the current entry gets colorized and traced: once, the first time it is scheduled
-/// (as AFL++ does), and only if it is short enough.
+/// (as AFL++ does), and only if it is short enough and one connection's raw bytes (colorizing
+/// and RedQueen write anywhere in the file, a comux header too).
 pub fn worth_tracing<E, EM, Z>(_: &mut Z, _: &mut E, state: &mut State, _: &mut EM) -> Result<bool, Error> {
     let testcase: std::cell::Ref<'_, Testcase<BytesInput>> = state.current_testcase()?;
-    let len = testcase.input().as_ref().map_or(usize::MAX, |input| input.as_ref().len());
-    Ok(testcase.scheduled_count() == 0 && len <= MAX_TRACED_LEN)
+    let bytes = testcase.input().as_ref().map(|input| input.as_ref().as_slice());
+    let traceable = bytes.is_some_and(|b| b.len() <= MAX_TRACED_LEN && !contract::comux::is_comux(b));
+    Ok(testcase.scheduled_count() == 0 && traceable)
 }
 
 /// Replacement inputs made per traced entry, at most.

@@ -29,7 +29,7 @@
 use super::findings::{read_leaks, LastRun, Leak, LeakKind, Wait, PERSISTENT};
 use super::seen::Seen;
 use super::Edges;
-use crate::runner::preload::{self, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK};
+use crate::runner::preload::{self, EXIT_BLOCKED, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK};
 use crate::runner::preload::{SIG_FD_LEAK, SIG_MEM_LEAK, SIG_TRAVERSAL};
 use contract::control::{CONFIRM, FORK_MODE, PATIENT};
 use libafl::executors::forkserver::ForkserverExecutor;
@@ -417,6 +417,7 @@ where
             _ if exited(EXIT_EOF_SPIN) => Some(Wait::EofSpin),
             _ if exited(EXIT_IDLE) => Some(Wait::Idle),
             _ if exited(EXIT_STUCK) => Some(Wait::Stuck),
+            _ if exited(EXIT_BLOCKED) => Some(Wait::Blocked),
             _ => None,
         }
     }

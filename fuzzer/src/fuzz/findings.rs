@@ -26,9 +26,24 @@ pub struct Findings {
     pub leaks: [u64; 2],
 }
 
-/// The stage that produced the inputs being evaluated now (`op:` in AFL file names).
+/// What produced the inputs being evaluated now (`op:` in AFL file names): the stage, and the
+/// named mutators that changed this round's input (`names::note_op`).
 #[derive(Debug, Clone, Serialize, Deserialize, SerdeAny)]
-pub struct CurrentOp(pub String);
+pub struct CurrentOp {
+    pub stage: String,
+    pub mutators: Vec<String>,
+}
+
+impl CurrentOp {
+    pub fn new(stage: &str) -> Self {
+        CurrentOp { stage: stage.to_string(), mutators: Vec::new() }
+    }
+
+    /// `STAGE` or `STAGE+MUTATOR+...` (each mutator once, in the order they applied).
+    pub fn name(&self) -> String {
+        std::iter::once(&self.stage).chain(&self.mutators).map(String::as_str).collect::<Vec<_>>().join("+")
+    }
+}
 
 /// The original file name of the seed being loaded now (`orig:` in AFL file names), or the
 /// full name of a queue entry being reloaded by `--resume`.
@@ -109,6 +124,9 @@ pub enum Wait {
     Idle,
     /// The same, and nothing could ever wake the server (no timeout, no timer, no child).
     Stuck,
+    /// One connection stalled mid-request, another's request left unread, the server asleep
+    /// (the preload's blocked-client verdict): one slow client blocks the others.
+    Blocked,
 }
 
 impl Wait {
@@ -118,6 +136,7 @@ impl Wait {
             Wait::Timeout => "timeout",
             Wait::EofSpin => "eof-spin",
             Wait::Idle | Wait::Stuck => "left-open",
+            Wait::Blocked => "blocked-client",
         }
     }
 }

@@ -5,6 +5,8 @@
 //! preload's HTTP client inside the server.)
 
 mod cmplog;
+mod comux_mutators;
+mod comux_share;
 pub mod cores;
 mod executor;
 pub mod findings;
@@ -72,6 +74,8 @@ pub struct Options {
     pub dicts: Vec<PathBuf>,
     /// Schedule the HTTP-aware mutators beside havoc.
     pub http_mutators: bool,
+    /// Test cases of several connections (comux mutators).
+    pub several_connections: bool,
     /// Trace comparisons of new entries and copy the values the server compared against into
     /// the input (LibAFL's colorization + AFL++-style RedQueen).
     pub cmplog: bool,

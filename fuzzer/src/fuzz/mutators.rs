@@ -3,6 +3,7 @@
 //! still replay as they are). Scheduled among LibAFL's havoc and token mutators.
 
 use super::http::{Conversation, Request};
+use super::names::note_op;
 use libafl::inputs::{BytesInput, HasMutatorBytes};
 use libafl::mutators::{MutationResult, Mutator, Tokens};
 use libafl::state::HasRand;
@@ -373,6 +374,77 @@ http_mutator!(
     }
 );
 
+/// The lengths [`LongField`] grows a field to: both sides of the buffer sizes students pick
+/// (256 .. 64 Ki), and the grading test's 80 KiB request target.
+pub const LONG_LENGTHS: &[usize] =
+    &[255, 256, 257, 511, 512, 513, 1023, 1024, 1025, 4095, 4096, 4097, 8191, 8192, 8193, 65535, 65536, 65537, 81920];
+
+/// Grow `field` to one of [`LONG_LENGTHS`] longer than it, with its own bytes repeated or
+/// with `A`s; false when it is longer than all.
+fn grow<S: HasRand>(state: &mut S, field: &mut Vec<u8>) -> bool {
+    let longer: Vec<usize> = LONG_LENGTHS.iter().copied().filter(|&l| l > field.len()).collect();
+    if longer.is_empty() {
+        return false;
+    }
+    let len = pick(state, &longer);
+    let unit = if field.is_empty() || below(state, 2) == 0 { b"A".to_vec() } else { field.clone() };
+    *field = unit.iter().cycle().take(len).copied().collect();
+    true
+}
+
+http_mutator!(
+    /// Grow the request target, a header value, a cookie's value or the body to a boundary
+    /// length (`LONG_LENGTHS`), exactly: fixed-size buffers overflow at one of them.
+    LongField, |state, req| {
+        let grown = match below(state, 4) {
+            0 => {
+                if req.line.len() < 2 {
+                    req.line.insert(req.line.len().min(1), b"/".to_vec());
+                }
+                grow(state, &mut req.line[1])
+            }
+            1 => {
+                // Not the cookie (its values are the next case).
+                let mut others: Vec<usize> =
+                    (0..req.headers.len()).filter(|&i| !req.headers[i].0.eq_ignore_ascii_case(b"Cookie")).collect();
+                if others.is_empty() {
+                    req.headers.push((b"User-Agent".to_vec(), b": ".to_vec()));
+                    others.push(req.headers.len() - 1);
+                }
+                let i = pick(state, &others);
+                let rest = &mut req.headers[i].1;
+                // The value starts after the `:` and the spaces that follow it.
+                let colon = usize::from(rest.first() == Some(&b':'));
+                let start = colon + rest[colon..].iter().take_while(|&&b| b == b' ').count();
+                let mut value = rest.split_off(start);
+                let grown = grow(state, &mut value);
+                rest.extend_from_slice(&value);
+                grown
+            }
+            2 => {
+                let cookie = req.header("Cookie").map_or_else(|| b"auth_token=".to_vec(), <[u8]>::to_vec);
+                let mut pairs: Vec<Vec<u8>> = cookie.split(|&b| b == b';').map(<[u8]>::to_vec).collect();
+                let i = below(state, pairs.len());
+                let value = pairs[i].iter().position(|&b| b == b'=').map_or(0, |e| e + 1);
+                let mut grown_value = pairs[i].split_off(value);
+                let grown = grow(state, &mut grown_value);
+                pairs[i].extend_from_slice(&grown_value);
+                req.set_header("Cookie", &pairs.join(&b';'));
+                grown
+            }
+            _ => {
+                let grown = grow(state, &mut req.body);
+                req.fix_content_length();
+                grown
+            }
+        };
+        if grown {
+            note_op(state, "long-field");
+        }
+        grown
+    }
+);
+
 /// Duplicate, drop or cut requests of a pipelined connection.
 #[derive(Debug, Default)]
 pub struct Pipeline;
@@ -430,7 +502,8 @@ pub type HttpMutations = tuple_list_type!(
     CookieMangle,
     JsonEdit,
     LineEndings,
-    Pipeline
+    Pipeline,
+    LongField
 );
 
 /// All HTTP mutators, to merge with `havoc_mutations()`.

@@ -3,12 +3,18 @@
 //!
 //! Two feedbacks that are never "interesting" on their own for the queue (`QueueNames`, used
 //! with OR); the objective (`objective::Solutions`) decides and names crashes and hangs.
+//!
+//! `op:` is the stage (`instance::SetOp`), followed by the named mutators that changed the
+//! input (`op:comux+conn-add+flag-reset`, `op:http+long-field`): such a mutator calls
+//! [`note_op`], and the stage's mutator is wrapped in [`OpsNamed`], which starts each round
+//! with no names.
 
 use super::findings::{now_secs, CurrentOp, Findings, Loading};
 use super::Edges;
 use libafl::corpus::{Corpus, Testcase};
 use libafl::executors::ExitKind;
 use libafl::feedbacks::{ExitKindLogic, Feedback, StateInitializer};
+use libafl::mutators::{MutationResult, Mutator};
 use libafl::state::{HasCorpus, HasExecutions, HasStartTime};
 use libafl::{Error, HasMetadata};
 use libafl_bolts::tuples::{Handle, MatchName, MatchNameRef};
@@ -27,7 +33,7 @@ where
     S: HasCorpus<I> + HasExecutions + HasStartTime + HasMetadata,
 {
     let src = state.corpus().current().map_or(0, |id| id.0);
-    let op = state.metadata::<CurrentOp>().map_or("havoc", |op| op.0.as_str());
+    let op = state.metadata::<CurrentOp>().map_or_else(|_| "havoc".to_string(), CurrentOp::name);
     format!("src:{src:06},{},op:{op}", time_execs(state))
 }
 
@@ -35,6 +41,44 @@ where
 fn time_execs<S: HasExecutions + HasStartTime>(state: &S) -> String {
     let time = libafl_bolts::current_time().saturating_sub(*state.start_time()).as_millis();
     format!("time:{time},execs:{}", state.executions())
+}
+
+/// Record that the mutator called `name` changed this round's input (named once per round).
+pub fn note_op<S: HasMetadata>(state: &mut S, name: &str) {
+    let op = state.metadata_or_insert_with(|| CurrentOp::new("havoc"));
+    if !op.mutators.iter().any(|m| m == name) {
+        op.mutators.push(name.to_string());
+    }
+}
+
+/// A stage's mutator whose rounds each start with no mutator names (see the module).
+#[derive(Debug)]
+pub struct OpsNamed<M>(pub M);
+
+impl<M: Named> Named for OpsNamed<M> {
+    fn name(&self) -> &Cow<'static, str> {
+        self.0.name()
+    }
+}
+
+impl<I, S: HasMetadata, M: Mutator<I, S>> Mutator<I, S> for OpsNamed<M> {
+    fn mutate(&mut self, state: &mut S, input: &mut I) -> Result<MutationResult, Error> {
+        let forget = |state: &mut S| {
+            if let Ok(op) = state.metadata_mut::<CurrentOp>() {
+                op.mutators.clear();
+            }
+        };
+        forget(state);
+        let result = self.0.mutate(state, input)?;
+        if result == MutationResult::Skipped {
+            forget(state); // a round given up after a named edit (too long, say)
+        }
+        Ok(result)
+    }
+
+    fn post_exec(&mut self, state: &mut S, id: Option<libafl::corpus::CorpusId>) -> Result<(), Error> {
+        self.0.post_exec(state, id)
+    }
 }
 
 /// Names queue entries like AFL++ and tracks which map entries the queue covers (`+cov`).
@@ -85,7 +129,7 @@ where
         let name = match state.metadata::<Loading>().ok() {
             Some(Loading::Resumed(name)) => name.clone(),
             Some(Loading::Seed(orig)) => format!("id:{id:06},time:0,execs:0,orig:{orig}"),
-            None if state.metadata::<CurrentOp>().is_ok_and(|op| op.0 == "sync") => {
+            None if state.metadata::<CurrentOp>().is_ok_and(|op| op.stage == "sync") => {
                 format!("id:{id:06},sync:peer,{}", time_execs(state))
             }
             None => format!("id:{id:06},{}{}", origin(state), if new_edges > 0 { ",+cov" } else { "" }),

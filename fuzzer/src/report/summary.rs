@@ -21,6 +21,7 @@ struct Found {
     leaks: [Vec<(PathBuf, String)>; 2],
     /// Hangs in which the server left the connection open and waited (the idle verdict).
     left_open: usize,
+    blocked: usize,
 }
 
 /// A folder of instances fuzzing the AddressSanitizer build (`fuzzK-asan`).
@@ -60,6 +61,7 @@ fn scan(out: &Path) -> Result<Found> {
         traversals: Vec::new(),
         leaks: [Vec::new(), Vec::new()],
         left_open: 0,
+        blocked: 0,
     };
     for instance in instances {
         let crashes = names_in(&instance.join("crashes"));
@@ -89,6 +91,7 @@ fn scan(out: &Path) -> Result<Found> {
         let kinds = std::fs::read_to_string(instance.join(HANGS)).unwrap_or_default();
         let kinds: BTreeMap<&str, &str> = kinds.lines().filter_map(|l| l.split_once('\t')).collect();
         found.left_open += hangs.iter().filter(|h| kinds.get(h.as_str()) == Some(&"left-open")).count();
+        found.blocked += hangs.iter().filter(|h| kinds.get(h.as_str()) == Some(&"blocked-client")).count();
         if !hangs.is_empty() {
             found.hang_dirs.push((instance.join("hangs"), hangs.len()));
         }
@@ -180,6 +183,15 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
                 "   - In {} of these hangs the server left the connection open: it answered (or not) and then \
                  waited, with nothing left that would close it.\n",
                 count(n.to_string())
+            );
+        }
+        if found.blocked > 0 {
+            t += &format!(
+                "   - In {} of these hangs one slow client blocked the others: while one connection sat \
+                 mid-request, another's whole request, accepted, was left unread. A server that reads a request \
+                 while it holds a lock, or reads one connection until its request is whole before it reads \
+                 another, does this: read without the lock, or read each connection as its bytes come.\n",
+                count(found.blocked.to_string())
             );
         }
         t += "   - Hang files can be found in the following directories:\n";

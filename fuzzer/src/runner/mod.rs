@@ -16,7 +16,9 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpgid, getpgrp, Pid};
 use pipes::{collect, drain, pipe};
-use preload::{EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_FD_LEAK, SIG_MEM_LEAK, SIG_TRAVERSAL};
+use preload::{
+    EXIT_BLOCKED, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_FD_LEAK, SIG_MEM_LEAK, SIG_TRAVERSAL,
+};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
@@ -43,6 +45,9 @@ pub enum Outcome {
     Hang,
     /// Every server thread waits for something that cannot come, with the connection open.
     LeftOpen,
+    /// One connection stalled mid-request and another's request was left unread while the
+    /// server slept: one slow client blocks the others.
+    Blocked,
     /// The server exited on its own with this status after listening.
     Exited(i32),
 }
@@ -76,6 +81,11 @@ impl std::fmt::Display for Outcome {
                 f,
                 "the server left the connection open: it waits (in accept, poll, a lock...) and nothing is left \
                  that would close it"
+            ),
+            Outcome::Blocked => write!(
+                f,
+                "one slow client blocks the others: while a connection sat mid-request, another's whole \
+                 request was left unread and the server slept"
             ),
             Outcome::Exited(code) => write!(f, "the server exited with status {code} while handling the connection"),
         }
@@ -369,6 +379,7 @@ fn wait_outcome(server: &mut Server, pipe: &OwnedFd, reply: &mut Vec<u8>, timeou
                 (_, Some(0)) => Outcome::Ok,
                 (_, Some(EXIT_EOF_SPIN)) => Outcome::Hang,
                 (_, Some(EXIT_IDLE | EXIT_STUCK)) => Outcome::LeftOpen,
+                (_, Some(EXIT_BLOCKED)) => Outcome::Blocked,
                 (_, Some(EXIT_SETUP)) => bail!("sockfuzz could not drive the server (see its message above)"),
                 (_, code) => Outcome::Exited(code.unwrap_or(-1)),
             });

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,7 @@ int main(int argc, char **argv)
 {
     const char *mode = "", *pidfile = NULL;
     int port = 0, opt, one = 1;
+    signal(SIGPIPE, SIG_IGN); /* a client that leaves before its reply is not this server's bug */
 
     while ((opt = getopt(argc, argv, "p:R:d:P:")) != -1) {
         if (opt == 'p')

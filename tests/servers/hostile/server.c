@@ -248,6 +248,7 @@ static int turn_on(const char *name)
 int main(int argc, char **argv)
 {
     int port = 0, opt;
+    signal(SIGPIPE, SIG_IGN); /* a client that leaves before its reply is not this server's bug */
     while ((opt = getopt(argc, argv, "p:x:")) != -1) {
         if (opt == 'p')
             port = atoi(optarg);

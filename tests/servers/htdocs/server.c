@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,7 @@ static void *connection(void *arg)
 int main(int argc, char **argv)
 {
     int port = 0, opt, one = 1;
+    signal(SIGPIPE, SIG_IGN); /* a client that leaves before its reply is not this server's bug */
     while ((opt = getopt(argc, argv, "p:")) != -1)
         port = opt == 'p' ? atoi(optarg) : -1;
     if (port <= 0) {

@@ -7,7 +7,7 @@ use super::pool::on_all_cores;
 use super::replay::Replayer;
 use super::signature::Signature;
 use super::Members;
-use crate::comux::case::Case;
+use crate::comux::Comux;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -83,7 +83,7 @@ impl Budget {
 /// bytes by [`shortest`].
 fn minimized(input: &[u8], budget: &Budget, fails: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     if contract::comux::parse(input).is_some() {
-        smallest_case(Case::from_bytes(input), budget, fails).unwrap_or_else(|| input.to_vec())
+        smallest_case(Comux::from_bytes(input), budget, fails).unwrap_or_else(|| input.to_vec())
     } else {
         shortest(input, budget, |candidate| budget.try_one(candidate, &fails))
     }
@@ -92,16 +92,16 @@ fn minimized(input: &[u8], budget: &Budget, fails: impl Fn(&[u8]) -> bool) -> Ve
 /// A comux file cut down: whole connections, then whole chunks, then single flags, then bytes
 /// within each chunk (by [`shortest`]); every candidate written as it would be saved, so what
 /// was tried is what is kept. None when nothing could be removed.
-fn smallest_case(case: Case, budget: &Budget, fails: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
-    // Numbering the connections by first appearance changes nothing in how it is played.
-    let first = case.compacted();
+fn smallest_case(mut first: Comux, budget: &Budget, fails: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    // Compact, so that removing a connection (which keeps the numbering compact) or a chunk
+    // (then compacted) gives the same bytes whichever step proposes it.
+    first.compact();
     let mut best = first.clone();
-    let fails_as = |candidate: &Case| budget.try_one(&candidate.to_bytes(), &fails);
+    let fails_as = |candidate: &Comux| budget.try_one(&candidate.to_bytes(), &fails);
     let mut conn = 0;
-    while conn < best.num_conns && best.conns().len() > 1 && budget.more() {
+    while conn < best.conns && best.conns > 1 && budget.more() {
         let mut candidate = best.clone();
-        candidate.chunks.retain(|c| c.conn != conn);
-        let candidate = candidate.compacted();
+        candidate.remove_conn(conn);
         if fails_as(&candidate) {
             best = candidate; // the later connections move down onto `conn`
         } else {
@@ -112,7 +112,7 @@ fn smallest_case(case: Case, budget: &Budget, fails: impl Fn(&[u8]) -> bool) -> 
     while at < best.chunks.len() && best.chunks.len() > 1 && budget.more() {
         let mut candidate = best.clone();
         candidate.chunks.remove(at);
-        let candidate = candidate.compacted();
+        candidate.compact();
         if fails_as(&candidate) {
             best = candidate;
         } else {
@@ -201,7 +201,7 @@ fn shortest(input: &[u8], budget: &Budget, fails: impl Fn(&[u8]) -> bool) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::comux::case::Chunk;
+    use crate::comux::Chunk;
     use contract::comux::{AWAIT, BYTEWISE, RESET};
 
     fn budget(runs: usize) -> Budget {
@@ -215,13 +215,11 @@ mod tests {
         assert_eq!(minimized(b"ab\ncX\nd", &budget(0), has_x), b"ab\ncX\nd");
     }
 
-    /// A comux file of `(conn, sched, flags, data)` chunks.
-    fn file(num_conns: u32, chunks: &[(u32, u32, u32, &str)]) -> Vec<u8> {
-        let chunks = chunks
-            .iter()
-            .map(|&(conn, sched, flags, data)| Chunk { conn, sched, flags, data: data.as_bytes().to_vec() })
-            .collect();
-        Case { num_conns, chunks }.to_bytes()
+    /// A comux file of `(conn, flags, data)` chunks, in play order.
+    fn file(conns: u32, chunks: &[(u32, u32, &str)]) -> Vec<u8> {
+        let chunks =
+            chunks.iter().map(|&(conn, flags, data)| Chunk { conn, flags, data: data.as_bytes().to_vec() }).collect();
+        Comux { conns, chunks }.to_bytes()
     }
 
     /// A candidate in short: `conn/flags:data` per chunk, or `raw:data`.
@@ -229,8 +227,7 @@ mod tests {
         if contract::comux::parse(bytes).is_none() {
             return format!("raw:{}", String::from_utf8_lossy(bytes));
         }
-        let case = Case::from_bytes(bytes);
-        let chunks: Vec<String> = case
+        let chunks: Vec<String> = Comux::from_bytes(bytes)
             .chunks
             .iter()
             .map(|c| format!("{}/{}:{}", c.conn, c.flags, String::from_utf8_lossy(&c.data)))
@@ -240,7 +237,7 @@ mod tests {
 
     #[test]
     fn comux_reductions_are_proposed_connections_then_chunks_then_flags_then_bytes() {
-        let input = file(3, &[(2, 0, AWAIT, "a\nb"), (0, 1, 0, "c"), (2, 2, RESET | BYTEWISE, "d")]);
+        let input = file(3, &[(2, AWAIT, "a\nb"), (0, 0, "c"), (2, RESET | BYTEWISE, "d")]);
         let tried = RefCell::new(Vec::new());
         let never = |c: &[u8]| {
             tried.borrow_mut().push(show(c));
@@ -248,7 +245,7 @@ mod tests {
         };
         assert_eq!(minimized(&input, &budget(1000), never), input);
         let tried = tried.into_inner();
-        // Connection 2 comes first in the file: it is numbered 0.
+        // Connection 2 plays first: it is numbered 0.
         assert_eq!(
             tried,
             [
@@ -276,11 +273,9 @@ mod tests {
 
     #[test]
     fn comux_keeps_what_the_failure_needs_and_is_raw_when_nothing_else_is_left() {
-        let input = file(2, &[(0, 0, 0, "GET /a\n"), (1, 1, AWAIT | RESET, "ab\ncX\nd"), (1, 2, 0, "zz")]);
-        let x_then_reset = |c: &[u8]| {
-            let case = Case::from_bytes(c);
-            case.chunks.iter().any(|c| c.data.contains(&b'X') && c.flags & RESET != 0)
-        };
+        let input = file(2, &[(0, 0, "GET /a\n"), (1, AWAIT | RESET, "ab\ncX\nd"), (1, 0, "zz")]);
+        let x_then_reset =
+            |c: &[u8]| Comux::from_bytes(c).chunks.iter().any(|c| c.data.contains(&b'X') && c.flags & RESET != 0);
         assert_eq!(show(&minimized(&input, &budget(1000), x_then_reset)), "0/8:X");
         let x = |c: &[u8]| c.contains(&b'X');
         assert_eq!(minimized(&input, &budget(1000), x), b"X");

@@ -45,7 +45,7 @@ impl Signature {
     }
 
     pub fn is_hang(&self) -> bool {
-        self.kind == HANG || self.kind == LEFT_OPEN
+        [HANG, LEFT_OPEN, BLOCKED].contains(&self.kind.as_str())
     }
 
     /// What groups files: the kind and the functions of the two innermost frames. Not the line:
@@ -80,6 +80,7 @@ const FRAMES: usize = 3;
 
 const HANG: &str = "hang";
 const LEFT_OPEN: &str = "left open";
+const BLOCKED: &str = "blocked client";
 
 /// How a finished run failed, if it did; frames are the server's when in a file under `sources`,
 /// and `root` is the web root it was given.
@@ -95,6 +96,7 @@ pub fn of_run(
         Outcome::Ok | Outcome::Exited(_) => None,
         Outcome::Hang => plain(HANG),
         Outcome::LeftOpen => plain(LEFT_OPEN),
+        Outcome::Blocked => plain(BLOCKED),
         Outcome::Traversal(_) => {
             let how = traversal_form(input);
             Some(Signature {
