@@ -258,6 +258,20 @@ def comux_corpus():
     files["sessions_two_clients.comux"] = comux(2, [
         (0, AWAIT, login), (1, AWAIT, login), (0, AWAIT, logout), (1, 0, private)])
 
+    # The same, in the other common idiom: a form login and a numbered session
+    # cookie (a fresh server's first session is 1), which a second connection
+    # uses too; A logs it out, then B asks for a private page on the same
+    # connection: a server that cached the session per connection must not
+    # hand B the freed one.
+    form = ("Content-Type", "application/x-www-form-urlencoded")
+    sid = ("Cookie", "sid=1")
+    form_login = Req("POST", "/login", "HTTP/1.1", [HOST, form], "user=alice").render(last=False)
+    home = Req("GET", "/", "HTTP/1.1", [HOST, sid]).render(last=False)
+    form_logout = Req("POST", "/logout", "HTTP/1.1", [HOST, sid]).render(last=True)
+    form_private = Req("GET", "/private", "HTTP/1.1", [HOST, sid]).render(last=True)
+    files["sessions_shared_cookie.comux"] = comux(2, [
+        (0, AWAIT, form_login), (1, AWAIT, home), (0, AWAIT, form_logout), (1, 0, form_private)])
+
     # Early disconnects (closed after one CRLF, and before any), then a
     # normal client that must still be served.
     normal = Req("GET", "/api/login", "HTTP/1.1", [HOST]).render(last=True)

@@ -127,3 +127,37 @@ fn an_80_kb_request_target_overflows_an_8_kb_stack_buffer_in_the_connections_chi
     assert_eq!(run_long.code(), Some(128 + libc::SIGSEGV), "{run_long:?}");
     assert_eq!(run(&stack8k, GET).code(), Some(0));
 }
+
+/// A logout on one connection frees the session another connection cached (tests/servers/
+/// session): the seed of that grading scenario makes ASan see the use after free; the same
+/// requests on one connection do not (its own logout clears its own cache).
+#[test]
+fn a_logout_freeing_a_session_another_connection_cached_is_a_use_after_free() {
+    let session = make_with_gcc(&repo().join("tests/servers/session"), "-fsanitize=address");
+    let seed = std::fs::read(repo().join("seeds/requests/sessions_shared_cookie.comux")).unwrap();
+    let two = run(&session, &seed);
+    assert_eq!(two.code(), Some(128 + libc::SIGABRT), "{two:?}");
+    assert!(two.stderr.contains("ERROR: AddressSanitizer: heap-use-after-free"), "{}", two.stderr);
+    let one: &[u8] = b"POST /login HTTP/1.1\r\nContent-Length: 10\r\n\r\nuser=alice\
+        GET / HTTP/1.1\r\nCookie: sid=1\r\n\r\n\
+        POST /logout HTTP/1.1\r\nCookie: sid=1\r\n\r\n\
+        GET /private HTTP/1.1\r\nCookie: sid=1\r\nConnection: close\r\n\r\n";
+    let polite = run(&session, one);
+    assert_eq!(polite.code(), Some(0), "{polite:?}");
+    assert!(polite.stdout_text().contains("403 Forbidden"), "{}", polite.stdout_text());
+}
+
+/// A thread that returns without closing a client that left before its blank line
+/// (tests/servers/fdleak): the early disconnect is a descriptor leak, once the server has read
+/// the end of the connection and waits (the client leaves then, as a real one would); the
+/// polite client is served and leaks nothing.
+#[test]
+fn an_early_disconnect_whose_descriptor_is_never_closed_is_a_descriptor_leak() {
+    let fdleak = server("fdleak");
+    let early = comux(&[(0, 0, b"GET / HTTP/1.1\r\nHost: x\r\n"), (1, 0, GET)]);
+    let leak = run(&fdleak, &early);
+    assert_eq!(leak.code(), Some(128 + libc::SIGSTKFLT), "{leak:?}");
+    assert!(leak.stderr.contains("a client's connection (TCP socket)"), "{}", leak.stderr);
+    let polite = run(&fdleak, GET);
+    assert_eq!(polite.code(), Some(0), "{polite:?}");
+}

@@ -68,7 +68,8 @@ pub fn accept(listener: c_int, mut real_accept: impl FnMut() -> c_int) -> c_int 
 }
 
 /// Counts EOF reads on our connections: a server that keeps reading an exhausted connection
-/// without closing it is hung, and waiting for the fuzzer's timeout would waste it.
+/// without closing it is hung, and waiting for the fuzzer's timeout would waste it. Which
+/// connections' end the server has read is noted for `play` (the server knows the client left).
 #[inline]
 pub fn note_read(fd: c_int, requested: size_t, got: ssize_t) {
     if fd < 0 || !CONN_FDS.contains(fd) {
@@ -76,8 +77,13 @@ pub fn note_read(fd: c_int, requested: size_t, got: ssize_t) {
     }
     if got > 0 {
         EOF_READS.store(0, Relaxed);
-    } else if got == 0 && requested > 0 && EOF_READS.fetch_add(1, Relaxed) + 1 >= EOF_SPIN_READS && config().eof_spin {
-        end::eof_spin();
+    } else if got == 0 && requested > 0 {
+        if let Some(index) = FD_OF_CONN.iter().position(|f| f.load(Relaxed) == fd) {
+            shared::get().eof_read.fetch_or(1 << index, SeqCst);
+        }
+        if EOF_READS.fetch_add(1, Relaxed) + 1 >= EOF_SPIN_READS && config().eof_spin {
+            end::eof_spin();
+        }
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Shared {
     /// Bit i: connection i was reset by the client (a RST): accepted later, it has no peer
     /// address any more, and is recognized by this instead.
     pub reset: AtomicU64,
+    /// Bit i: the server read the end of connection i (a read that returned 0).
+    pub eof_read: AtomicU64,
     /// How many of our connections were accepted.
     pub accepted: AtomicU32,
     /// Every connection of the test case was accepted: further accepts park (or say EAGAIN).
@@ -61,6 +63,7 @@ impl Shared {
             connecting: AtomicU32::new(0),
             claimed: AtomicU64::new(0),
             reset: AtomicU64::new(0),
+            eof_read: AtomicU64::new(0),
             accepted: AtomicU32::new(0),
             taken: AtomicBool::new(false),
             acceptor: AtomicI32::new(0),
@@ -133,6 +136,7 @@ pub fn reset() {
     shared.ports.iter().for_each(|p| p.store(0, SeqCst));
     shared.claimed.store(0, SeqCst);
     shared.reset.store(0, SeqCst);
+    shared.eof_read.store(0, SeqCst);
     shared.accepted.store(0, SeqCst);
     shared.acceptor.store(0, SeqCst);
     shared.open.store(0, SeqCst);
