@@ -252,6 +252,7 @@ mod tests {
         }
         let flags = |name: &str| get(name).chunks.iter().map(|c| c.flags).collect::<Vec<_>>();
         assert_eq!(flags("sessions_two_clients.comux"), [AWAIT, AWAIT, AWAIT, 0]);
+        assert_eq!(flags("sessions_shared_cookie.comux"), [AWAIT, AWAIT, AWAIT, 0]);
         assert_eq!(flags("bytewise_get_login.comux"), [BYTEWISE]);
         assert_eq!(flags("keep_open_get.comux"), [KEEP_OPEN]);
         assert_eq!(flags("stall_while_served.comux"), [KEEP_OPEN, 0]);
@@ -259,7 +260,7 @@ mod tests {
         assert!(!get("early_disco_no_crlf.comux").data_of(0).contains(&b'\n'));
         let uri = get("uri_80kb_then_get.comux").data_of(0);
         assert_eq!(uri.split(|&b| b == b' ').nth(1).unwrap().len(), 81920);
-        assert_eq!(seeds.len(), 10);
+        assert_eq!(seeds.len(), 11);
     }
 
     #[test]
