@@ -230,5 +230,5 @@ pub fn runs_persistently(binary: &Path) -> Result<bool> {
 
 fn contains(binary: &Path, needle: &[u8]) -> Result<bool> {
     let bytes = std::fs::read(binary).with_context(|| format!("cannot read {}", binary.display()))?;
-    Ok(bytes.windows(needle.len()).any(|w| w == needle))
+    Ok(memchr::memmem::find(&bytes, needle).is_some())
 }

@@ -147,9 +147,8 @@ impl<S: HasRand + HasMetadata> Mutator<BytesInput, S> for DictSwap {
             }
             // The first occurrence from a random place on, wrapping around.
             let data = input.mutator_bytes();
-            let found = |from: usize, to: usize| {
-                data[from..to].windows(word.len()).position(|w| w == word.as_slice()).map(|p| p + from)
-            };
+            // memmem, not a compare per window: a long-field test case is 80 KiB.
+            let found = |from: usize, to: usize| memchr::memmem::find(&data[from..to], &word).map(|p| p + from);
             let Some(at) = found(start, len).or_else(|| found(0, (start + word.len()).min(len))) else {
                 continue;
             };
