@@ -20,12 +20,13 @@
 //! the first request is replayed once per campaign, not once per run.
 
 use crate::log::{self, debug};
+use crate::page::{Page, ZeroIsValid};
 use crate::state::{config, LISTEN_FD};
 use crate::{end, fds, finding, real, shared, sockets};
 use contract::verdicts::SIG_FD_LEAK;
 use libc::c_int;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 /// Descriptors looked at: a new one takes the lowest free number, so growth shows below this
 /// unless the server holds nearly as many already.
@@ -252,35 +253,16 @@ fn hash(bytes: &[u8]) -> u64 {
 }
 
 /// Used until `init` has mapped the page (and if it cannot).
-static LOCAL: Memo = Memo { once: Kinds::new(), leaked: Kinds::new() };
-static PAGE: AtomicPtr<Memo> = AtomicPtr::new(std::ptr::null_mut());
+static MEMO: Page<Memo> = Page::new(Memo { once: Kinds::new(), leaked: Kinds::new() });
+
+// SAFETY: atomics only.
+unsafe impl ZeroIsValid for Memo {}
 
 fn memo() -> &'static Memo {
-    let page = PAGE.load(SeqCst);
-    if page.is_null() {
-        &LOCAL
-    } else {
-        // SAFETY: a non-null PAGE is a shared mapping of at least size_of::<Memo>() bytes,
-        // zeroed by the kernel (a valid `Memo`: atomics of zero), never unmapped.
-        unsafe { &*page }
-    }
+    MEMO.get()
 }
 
 /// Map the memo's page, shared by every run the fork server forks (called before it starts).
 pub fn init() {
-    // SAFETY: an anonymous shared mapping at an address of the kernel's choosing; MAP_FAILED is
-    // checked.
-    let page = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size_of::<Memo>(),
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if page != libc::MAP_FAILED {
-        PAGE.store(page.cast(), SeqCst);
-    }
+    MEMO.map();
 }

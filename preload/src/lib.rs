@@ -91,6 +91,7 @@ mod log;
 mod lsan;
 mod memory_leaks;
 mod netns;
+mod page;
 mod paths;
 mod persist;
 mod play;

@@ -25,11 +25,12 @@
 //! starts clean.
 
 use crate::log::{self, debug};
+use crate::page::{Page, ZeroIsValid};
 use crate::state::{config, control};
 use crate::{end, finding, lsan};
 use contract::verdicts::SIG_MEM_LEAK;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 /// Checks may take this share of the test cases' time...
@@ -120,35 +121,16 @@ impl Budget {
 }
 
 /// Used until `init` has mapped the page (and if it cannot).
-static LOCAL: Budget = Budget { runs_ns: AtomicU64::new(0), checks_ns: AtomicU64::new(0) };
-static PAGE: AtomicPtr<Budget> = AtomicPtr::new(std::ptr::null_mut());
+static BUDGET: Page<Budget> = Page::new(Budget { runs_ns: AtomicU64::new(0), checks_ns: AtomicU64::new(0) });
+
+// SAFETY: atomics only.
+unsafe impl ZeroIsValid for Budget {}
 
 fn budget() -> &'static Budget {
-    let page = PAGE.load(SeqCst);
-    if page.is_null() {
-        &LOCAL
-    } else {
-        // SAFETY: a non-null PAGE is a shared mapping of at least size_of::<Budget>() bytes,
-        // zeroed by the kernel (a valid `Budget`: atomics of zero), never unmapped.
-        unsafe { &*page }
-    }
+    BUDGET.get()
 }
 
 /// Map the budget's page, shared by every run the fork server forks (called before it starts).
 pub fn init() {
-    // SAFETY: an anonymous shared mapping at an address of the kernel's choosing; MAP_FAILED is
-    // checked.
-    let page = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size_of::<Budget>(),
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if page != libc::MAP_FAILED {
-        PAGE.store(page.cast(), SeqCst);
-    }
+    BUDGET.map();
 }

@@ -323,13 +323,13 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
             settling = false;
             if idle_since.get_or_insert_with(Instant::now).elapsed() >= grace {
                 let eof = shared::get().eof_read.load(SeqCst);
-                let open = || conns.iter().enumerate().filter(|(_, c)| c.fd >= 0 && !c.done);
-                if config().leaks && open().all(|(i, _)| eof & (1 << i) != 0) {
+                let open = |c: &Conn| c.fd >= 0 && !c.done;
+                if config().leaks && conns.iter().enumerate().all(|(i, c)| !open(c) || eof & (1 << i) != 0) {
                     // The server read the end of each connection it still holds, and waits: it
                     // will never close them. The client leaves, as a real one would, and the
                     // descriptor-leak oracle sees what stays open.
                     debug!("the server read the end of the connections it keeps open, and waits: leaving them");
-                    conns.iter_mut().filter(|c| c.fd >= 0 && !c.done).for_each(close);
+                    conns.iter_mut().filter(|c| open(c)).for_each(close);
                     continue;
                 }
                 debug!("every server thread waits and a connection is still open: the server left it open");

@@ -16,9 +16,10 @@
 //! next `fork` fails with EAGAIN, as under `ulimit -u`). The run's process also leads a process
 //! group of its own, which our fork server kills when the run is over, however it ended.
 
+use crate::page::{Page, ZeroIsValid};
 use crate::state::MAX_CONNS;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize};
 
 /// Processes one run may fork, all of them listed.
 pub const MAX_FORKS: usize = 256;
@@ -77,41 +78,22 @@ impl Shared {
 }
 
 /// Used until `create` succeeds (and if it cannot): then only the run's own process is followed.
-static LOCAL: Shared = Shared::new();
-static PAGE: AtomicPtr<Shared> = AtomicPtr::new(std::ptr::null_mut());
+static PAGE: Page<Shared> = Page::new(Shared::new());
 /// Set by `create` in the run's process, inherited by what it forks; never in the fork server.
 static IN_RUN: AtomicBool = AtomicBool::new(false);
 
+// SAFETY: integers and atomics only.
+unsafe impl ZeroIsValid for Shared {}
+
 /// The run's shared state.
 pub fn get() -> &'static Shared {
-    let page = PAGE.load(SeqCst);
-    if page.is_null() {
-        &LOCAL
-    } else {
-        // SAFETY: a non-null PAGE is a mapping of at least size_of::<Shared>() bytes, zeroed by
-        // the kernel (a valid `Shared`: atomics of zero), never unmapped.
-        unsafe { &*page }
-    }
+    PAGE.get()
 }
 
 /// Map this run's page (once per process, at the start of the run, before the server forks).
 pub fn create() {
     IN_RUN.store(true, SeqCst);
-    // SAFETY: an anonymous shared mapping at an address of the kernel's choosing; no memory of
-    // ours is touched. MAP_FAILED is checked.
-    let page = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            size_of::<Shared>(),
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if page != libc::MAP_FAILED {
-        PAGE.store(page.cast(), SeqCst);
-    }
+    PAGE.map();
     // SAFETY: getpid has no preconditions; prctl(PR_SET_CHILD_SUBREAPER) only sets a flag on
     // this process (the processes it forks that lose their parent become its children);
     // setpgid(0, 0) only moves this process into a group of its own (it fails, harmlessly, in
