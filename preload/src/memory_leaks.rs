@@ -27,7 +27,7 @@
 use crate::log::{self, debug};
 use crate::page::{Page, ZeroIsValid};
 use crate::state::{config, control};
-use crate::{end, finding, lsan};
+use crate::{end, finding, lsan, settle};
 use contract::verdicts::SIG_MEM_LEAK;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -72,7 +72,12 @@ pub fn check(mark: Option<Mark>) -> bool {
     let Some(mark) = mark else { return true };
     let budget = budget();
     budget.runs_ns.fetch_add(mark.at.elapsed().as_nanos() as u64, SeqCst);
-    let Some(bytes) = lsan::allocated_bytes().filter(|&b| b > mark.bytes) else { return true };
+    let grown = || lsan::allocated_bytes().filter(|&b| b > mark.bytes);
+    if grown().is_none() {
+        return true;
+    }
+    settle::until_asleep();
+    let Some(bytes) = grown() else { return true };
     if control(contract::control::CONFIRM) == 0 && !budget.allows() {
         debug!("the heap grew by {} bytes; no leak check (over its time budget)", bytes - mark.bytes);
         UNCHECKED.store(true, SeqCst);

@@ -192,6 +192,20 @@ pub fn wait_idle(limit: Duration) {
     }
 }
 
+/// Before a leak oracle acts on what a test case seems to have left: wait (at most the settle
+/// time) until `/proc` says every other server thread sleeps. `wait_idle` trusts the hooks'
+/// counters, which count a thread as it enters a wait, and a wait entered with an event pending
+/// returns at once: an epoll server whose client reset its connection is about to free that
+/// connection's state, which only the kernel's epoll entry points to (LeakSanitizer would call
+/// it a leak), and to close its descriptor.
+pub fn until_asleep() {
+    let deadline = Instant::now() + Duration::from_millis(config().settle_ms);
+    let wake = WAKE_FD.load(SeqCst);
+    while !others_sleep() && Instant::now() < deadline {
+        sleep_on(wake);
+    }
+}
+
 /// How long an ASan report may take to print (and symbolize) before the process dies.
 const ASAN_REPORT_LIMIT: Duration = Duration::from_secs(10);
 
