@@ -73,16 +73,14 @@ pub fn check(mark: Option<Mark>) -> bool {
     let budget = budget();
     budget.runs_ns.fetch_add(mark.at.elapsed().as_nanos() as u64, SeqCst);
     let grown = || lsan::allocated_bytes().filter(|&b| b > mark.bytes);
-    if grown().is_none() {
-        return true;
-    }
-    settle::until_asleep();
     let Some(bytes) = grown() else { return true };
     if control(contract::control::CONFIRM) == 0 && !budget.allows() {
         debug!("the heap grew by {} bytes; no leak check (over its time budget)", bytes - mark.bytes);
         UNCHECKED.store(true, SeqCst);
         return true;
     }
+    settle::until_asleep();
+    let Some(bytes) = grown() else { return true };
     let start = Instant::now();
     let leaked = lsan::leaks_now();
     budget.checks_ns.fetch_add(start.elapsed().as_nanos() as u64, SeqCst);
