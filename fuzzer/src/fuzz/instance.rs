@@ -215,8 +215,23 @@ fn fuzz(
     tokens = tokens.add_from_files(&opts.dicts)?;
     state.add_metadata(tokens);
 
+    let info = RunInfo {
+        banner: role.target.binary.display().to_string(),
+        command_line: opts.command_line.clone(),
+        core: desc.core_id().0,
+        total_edges,
+    };
+    let mut stats = AflStats::new(&dir, info)?;
     if !restored {
-        let left_out = load_seeds(opts, reload, &dir, &mut state, &mut fuzzer, &mut executor, mgr)?;
+        let loaded = load_seeds(opts, reload, &dir, &mut state, &mut fuzzer, &mut executor, mgr);
+        // A slow server can take the whole campaign over its seeds: its figures are still due.
+        if matches!(loaded, Err(Error::ShuttingDown)) {
+            if desc.id() <= 1 {
+                println!("[seeds] the campaign ended before every seed was tried, so nothing was mutated: give it longer (-d)");
+            }
+            return stats.update(&state, 0, executor.exec_timeout(), true).map_err(Error::from);
+        }
+        let left_out = loaded?;
         if state.corpus().count() == 0 {
             return Err(Error::illegal_state(format!(
                 "every seed crashes or hangs the server, so there is nothing to fuzz from ({}): see crashes/ and hangs/",
@@ -242,13 +257,6 @@ fn fuzz(
         *state.start_time_mut() = libafl_bolts::current_time();
     }
 
-    let info = RunInfo {
-        banner: role.target.binary.display().to_string(),
-        command_line: opts.command_line.clone(),
-        core: desc.core_id().0,
-        total_edges,
-    };
-    let mut stats = AflStats::new(&dir, info)?;
     let mut reported = (u64::MAX, u64::MAX, [u64::MAX; 2]);
     let mut reported_cycles = u64::MAX;
 
