@@ -105,6 +105,27 @@ fn triage_groups_every_finding_and_each_shortest_input_still_fails() {
     assert!(report.contains("in serve_one (http.c:") && report.contains("```c\n"), "{report}");
 }
 
+/// The multi-connection stage ran on the plain client only, for about its base tenth of the
+/// time (its share grows only while it finds more per second than the rest), and the summary
+/// says how much it had.
+#[test]
+fn the_multi_connection_stage_has_its_share_of_the_time_and_the_summary_says_it() {
+    let c = campaign();
+    let figure = |text: &str, key: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with(&format!("{key:<18}: "))).unwrap_or_else(|| panic!("{text}"));
+        line.split(": ").nth(1).unwrap().trim().parse().unwrap()
+    };
+    let text = std::fs::read_to_string(c.out.join("fuzz0/several_connections_stats")).unwrap();
+    let share = figure(&text, "stage_seconds") / figure(&text, "seconds");
+    assert!((0.03..=0.5).contains(&share), "{text}");
+    assert!(!c.out.join("fuzz0-asan/several_connections_stats").exists(), "the ASan client ran the stage");
+    let summary = c.run.stdout_text();
+    assert!(
+        summary.contains("Test cases of several connections: ") && summary.contains("% of the fuzzing time"),
+        "{summary}"
+    );
+}
+
 #[test]
 fn finds_crashes_and_the_hang_and_every_crash_file_replays_with_fuzzer_send() {
     let c = campaign();

@@ -15,7 +15,7 @@
 //! Time, not executions: a multi-connection run costs several connections, and AWAIT or
 //! BYTEWISE chunks wait on the server.
 
-use super::findings::Findings;
+use super::findings::{Findings, SEVERAL_CONNECTIONS};
 use super::State;
 use libafl::corpus::Corpus;
 use libafl::stages::{Restartable, Stage};
@@ -24,6 +24,7 @@ use libafl::{Error, HasMetadata};
 use libafl_bolts::current_time;
 use libafl_bolts::SerdeAny;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::time::Duration;
 
 /// The stage's share of the time when it finds no more than the rest.
@@ -74,6 +75,23 @@ pub fn due<E, EM, Z>(_: &mut Z, _: &mut E, state: &mut State, _: &mut EM) -> Res
     let share = state.metadata_or_insert_with(ComuxShare::default);
     let (start, finds_at_start) = *share.start.get_or_insert((now, finds));
     Ok(share.is_due(now.saturating_sub(start), finds.saturating_sub(finds_at_start)))
+}
+
+/// Write the stage's figures (`findings::SEVERAL_CONNECTIONS`) into instance folder `dir`, if it
+/// has come up.
+pub fn write(state: &State, dir: &Path) -> std::io::Result<()> {
+    let Some(share) = state.metadata::<ComuxShare>().ok() else { return Ok(()) };
+    let Some((start, finds_at_start)) = share.start else { return Ok(()) };
+    let rows = [
+        ("stage_seconds", share.stage_time.as_secs()),
+        ("stage_finds", share.stage_finds),
+        ("seconds", current_time().saturating_sub(start).as_secs()),
+        ("finds", finds(state).saturating_sub(finds_at_start)),
+    ];
+    std::fs::write(
+        dir.join(SEVERAL_CONNECTIONS),
+        rows.iter().map(|(key, value)| format!("{key:<18}: {value}\n")).collect::<String>(),
+    )
 }
 
 /// A stage whose time and finds are added to [`ComuxShare`].

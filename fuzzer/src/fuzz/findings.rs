@@ -167,6 +167,11 @@ pub fn read_leaks(dir: &std::path::Path) -> std::collections::HashMap<String, (L
 /// `rerun_fresh`, `persistent_only`, `mode` (`executor`).
 pub const PERSISTENT: &str = "persistent_stats";
 
+/// An instance's figures of the multi-connection stage (`comux_share`), laid out as
+/// `fuzzer_stats`: `stage_seconds`, `stage_finds`, and the campaign's `seconds` and `finds` since
+/// the stage first came up.
+pub const SEVERAL_CONNECTIONS: &str = "several_connections_stats";
+
 pub fn now_secs() -> u64 {
     libafl_bolts::current_time().as_secs()
 }

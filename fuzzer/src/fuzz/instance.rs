@@ -229,7 +229,7 @@ fn fuzz(
             if desc.id() <= 1 {
                 println!("[seeds] the campaign ended before every seed was tried, so nothing was mutated: give it longer (-d)");
             }
-            return stats.update(&state, 0, executor.exec_timeout(), true).map_err(Error::from);
+            return stats.update(&state, 0, executor.exec_timeout(), true).map(drop).map_err(Error::from);
         }
         let left_out = loaded?;
         if state.corpus().count() == 0 {
@@ -287,8 +287,9 @@ fn fuzz(
                     tuple_list!(SetOp("http"), StdMutationalStage::with_max_iterations(http, HTTP_ITERATIONS))
                 })),
                 // The multi-connection mutators, when it is their turn: a tenth of the time
-                // unless they find more than the rest (`comux_share`).
-                OptionalStage::new(opts.several_connections.then(|| {
+                // unless they find more than the rest (`comux_share`). Not on the ASan client,
+                // whose fifth of a core goes further on the plain client's finds (as CmpLog's).
+                OptionalStage::new((opts.several_connections && !role.asan).then(|| {
                     tuple_list!(IfStage::new(
                         comux_share::due,
                         tuple_list!(
@@ -328,9 +329,11 @@ fn fuzz(
                     reported_cycles = cycles;
                     report(&mut state, mgr, "cycles", UserStatsValue::Number(cycles))?;
                 }
-                stats.update(&state, cycles, executor.exec_timeout(), false)?;
-                if stopped || deadline.is_some_and(|d| Instant::now() >= d) || opts.stop_file().exists() {
-                    stats.update(&state, cycles, executor.exec_timeout(), true)?;
+                let end = stopped || deadline.is_some_and(|d| Instant::now() >= d) || opts.stop_file().exists();
+                if stats.update(&state, cycles, executor.exec_timeout(), end)? {
+                    comux_share::write(&state, &dir)?;
+                }
+                if end {
                     return Ok(());
                 }
             }

@@ -62,20 +62,20 @@ impl AflStats {
         })
     }
 
-    /// Write both files if they are due (or `force`).
+    /// Write both files if they are due (or `force`); whether it did.
     pub fn update<I: HasLen, S>(
         &mut self,
         state: &S,
         cycles: u64,
         exec_timeout: Duration,
         force: bool,
-    ) -> std::io::Result<()>
+    ) -> std::io::Result<bool>
     where
         S: HasCorpus<I> + HasExecutions + HasStartTime + HasMetadata + HasTestcase<I> + HasImported,
     {
         let now = Instant::now();
         if !force && self.last_write.is_some_and(|t| now - t < INTERVAL) {
-            return Ok(());
+            return Ok(false);
         }
         self.last_write = Some(now);
         let execs = *state.executions();
@@ -89,7 +89,8 @@ impl AflStats {
             self.last_cycle = (cycles, snap.corpus_count);
         }
         self.write_stats(&snap, exec_timeout)?;
-        self.append_plot(&snap)
+        self.append_plot(&snap)?;
+        Ok(true)
     }
 
     fn execs_per_sec(&self, snap: &Snapshot) -> f64 {

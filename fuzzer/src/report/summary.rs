@@ -200,6 +200,7 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
         }
     }
     t += &persistent(out);
+    t += &several_connections(out);
     if crashes + hangs > 0 {
         match bugs::listed(out) {
             Some(groups) => {
@@ -233,6 +234,32 @@ fn indented(text: &str) -> String {
     t + line.trim_end() + "\n"
 }
 
+/// A `fuzzer_stats`-like file's number under `key` (0 if it has none).
+fn figure(text: &str, key: &str) -> u64 {
+    text.lines().find_map(|l| l.strip_prefix(&format!("{key:<18}: "))).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// The multi-connection stage's share of the time and of the finds (`fuzzK/several_connections_stats`).
+fn several_connections(out: &Path) -> String {
+    let Ok(entries) = std::fs::read_dir(out) else { return String::new() };
+    let [mut stage_seconds, mut stage_finds, mut seconds, mut finds] = [0; 4];
+    for dir in entries.flatten().map(|e| e.path()) {
+        let Ok(text) = std::fs::read_to_string(dir.join(crate::fuzz::findings::SEVERAL_CONNECTIONS)) else { continue };
+        stage_seconds += figure(&text, "stage_seconds");
+        stage_finds += figure(&text, "stage_finds");
+        seconds += figure(&text, "seconds");
+        finds += figure(&text, "finds");
+    }
+    if seconds == 0 {
+        return String::new();
+    }
+    format!(
+        "Test cases of several connections: {:.0} % of the fuzzing time, {stage_finds} of {finds} finds \
+         (a tenth of the time, up to half while they find more than the rest).\n",
+        100.0 * stage_seconds as f64 / seconds as f64
+    )
+}
+
 /// What persistent mode did (`fuzzK/persistent_stats`), if it ran: runs in reused servers,
 /// results dropped as seen only there, instances that fell back.
 fn persistent(out: &Path) -> String {
@@ -240,13 +267,12 @@ fn persistent(out: &Path) -> String {
     let (mut runs, mut reused, mut only, mut fell_back) = (0, 0, 0, Vec::new());
     for dir in entries.flatten().map(|e| e.path()) {
         let Ok(text) = std::fs::read_to_string(dir.join(crate::fuzz::findings::PERSISTENT)) else { continue };
-        let value = |key: &str| {
-            text.lines().find_map(|l| l.strip_prefix(&format!("{key:<18}: "))).unwrap_or_default().to_string()
-        };
-        let number = |key: &str| value(key).parse::<u64>().unwrap_or(0);
-        (runs, reused, only) =
-            (runs + number("runs"), reused + number("reused_runs"), only + number("persistent_only"));
-        if value("mode").starts_with("fork") {
+        (runs, reused, only) = (
+            runs + figure(&text, "runs"),
+            reused + figure(&text, "reused_runs"),
+            only + figure(&text, "persistent_only"),
+        );
+        if text.lines().any(|l| l.starts_with("mode") && l.contains(": fork")) {
             fell_back.push(dir.file_name().unwrap_or_default().to_string_lossy().into_owned());
         }
     }
@@ -379,6 +405,23 @@ mod tests {
         assert!(text.contains("   - Of these crashes, 1 was from receiving signal 13.\n     SIGPIPE: the server wrote"));
         assert!(words.contains("signal(SIGPIPE, SIG_IGN);") && words.contains("MSG_NOSIGNAL"), "{text}");
         assert!(text.lines().all(|l| l.len() <= 110), "{text}");
+    }
+
+    #[test]
+    fn the_multi_connection_stages_share_is_summed_over_the_instances() {
+        let scratch = tempfile::tempdir().unwrap();
+        let out = scratch.path();
+        for (dir, figures) in [("fuzz0", [6, 1, 60, 20]), ("fuzz1", [12, 2, 60, 10]), ("fuzz0-asan", [0; 4])] {
+            std::fs::create_dir_all(out.join(dir).join("crashes")).unwrap();
+            let text: String = ["stage_seconds", "stage_finds", "seconds", "finds"]
+                .iter()
+                .zip(figures)
+                .map(|(key, value)| format!("{key:<18}: {value}\n"))
+                .collect();
+            std::fs::write(out.join(dir).join(crate::fuzz::findings::SEVERAL_CONNECTIONS), text).unwrap();
+        }
+        let text = text(out, false).unwrap();
+        assert!(text.contains("Test cases of several connections: 15 % of the fuzzing time, 3 of 30 finds"), "{text}");
     }
 
     #[test]
