@@ -31,8 +31,10 @@ pub const KEEP_OPEN: u32 = 0x2;
 /// its first [`BYTEWISE_MAX`] bytes, the rest at once (a long field grown on a byte-wise chunk
 /// would otherwise cost seconds a run).
 pub const BYTEWISE: u32 = 0x4;
-/// The bytes of a `BYTEWISE` chunk sent one by one.
-pub const BYTEWISE_MAX: usize = 1024;
+/// The bytes of a `BYTEWISE` chunk sent one by one: a grading test's whole request. Each costs
+/// a wake-up of the server (about 30 µs): byte-wise queue entries of 1,024 such bytes halved
+/// a campaign's rate on the sample server.
+pub const BYTEWISE_MAX: usize = 256;
 /// Ours: after this chunk, close abortively (`SO_LINGER {1, 0}`: a RST) without reading what
 /// is pending; the connection's later chunks are not sent.
 pub const RESET: u32 = 0x8;

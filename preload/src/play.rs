@@ -182,8 +182,10 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
                     // connection), at most the pause.
                     let until = Instant::now() + BYTE_PAUSE;
                     let server_fd = FD_OF_CONN[step.conn].load(SeqCst);
+                    // Yielding, not sleeping: a sleep lasts the timer slack (50 µs) at least, a
+                    // byte read by a thread on this core takes a few.
                     while unread(server_fd) && Instant::now() < until {
-                        std::thread::sleep(Duration::from_micros(20));
+                        std::thread::yield_now();
                     }
                     if server_fd < 0 {
                         wait = Wait::Byte(until);
