@@ -33,7 +33,7 @@ use libafl::schedulers::{HasQueueCycles, IndexesLenTimeMinimizerScheduler, StdWe
 use libafl::stages::mutational::MultiMutationalStage;
 use libafl::stages::{
     CalibrationStage, ColorizationStage, IfStage, OptionalStage, StdMutationalStage, StdPowerMutationalStage,
-    SyncFromDiskStage,
+    SyncFromDiskStage, WhileStage,
 };
 use libafl::state::{HasCorpus, HasExecutions, HasMaxSize, HasStartTime, StdState};
 use libafl::{feedback_and_fast, feedback_or};
@@ -290,8 +290,8 @@ fn fuzz(
                 // unless they find more than the rest (`comux_share`). Not on the ASan client,
                 // whose fifth of a core goes further on the plain client's finds (as CmpLog's).
                 OptionalStage::new((opts.several_connections && !role.asan).then(|| {
-                    tuple_list!(IfStage::new(
-                        comux_share::due,
+                    tuple_list!(WhileStage::new(
+                        comux_share::gate(),
                         tuple_list!(
                             SetOp("comux"),
                             Measured(StdMutationalStage::with_max_iterations(
