@@ -3,7 +3,8 @@
 
 For each .req file: it must parse as one or more complete HTTP requests
 (request line "METHOD TARGET VERSION", CRLF-terminated "Name: value" headers,
-an empty line, then exactly Content-Length body bytes), with nothing left
+an empty line, then exactly Content-Length body bytes, or a well-formed body in
+chunked transfer coding where Transfer-Encoding says so), with nothing left
 over; the last request must be HTTP/1.0 or carry "Connection: close".
 Files must be < 100 KB, except uri_80kb.req.
 
@@ -63,9 +64,20 @@ def parse_requests(data, partial_ok=False):
         cls = [v for k, v in headers if k == b"content-length"]
         if len(cls) > 1:
             raise ValueError("several Content-Length headers")
+        if [v for k, v in headers if k == b"transfer-encoding"] == [b"chunked"]:
+            if cls:
+                raise ValueError("Content-Length beside Transfer-Encoding: chunked")
+            n = chunked_length(data, pos)
+            if n is None and partial_ok:
+                return out
+            if n is None:
+                raise ValueError("chunked body cut short or malformed at offset %d" % pos)
+            out.append((method, target, version, headers, data[pos:pos + n]))
+            pos += n
+            continue
         n = int(cls[0]) if cls else 0
         if not cls and method == b"POST":
-            raise ValueError("POST without Content-Length")
+            raise ValueError("POST without Content-Length or a chunked body")
         if pos + n > len(data) and partial_ok:
             return out
         if pos + n > len(data):
@@ -76,6 +88,23 @@ def parse_requests(data, partial_ok=False):
     if not out and not partial_ok:
         raise ValueError("empty file")
     return out
+
+
+def chunked_length(data, pos):
+    """Length of the well-formed chunked body at data[pos:] (hex sizes, CRLF after each
+    chunk, a last chunk of size 0, no trailers), or None."""
+    start = pos
+    while True:
+        end = data.find(b"\r\n", pos)
+        if end < 0 or not re.fullmatch(rb"[0-9a-f]+", data[pos:end]):
+            return None
+        size = int(data[pos:end], 16)
+        pos = end + 2
+        if size == 0:
+            return pos + 2 - start if data[pos:pos + 2] == b"\r\n" else None
+        if data[pos + size:pos + size + 2] != b"\r\n":
+            return None
+        pos += size + 2
 
 
 def check_connection(name, data, must_close, partial_ok):

@@ -75,12 +75,13 @@ MANGLED_TOKEN = _mangle(GOOD_TOKEN)
 # --------------------------------------------------------------------------
 
 class Req:
-    def __init__(self, method, target, version="HTTP/1.1", headers=(), body=""):
+    def __init__(self, method, target, version="HTTP/1.1", headers=(), body="", chunks=None):
         self.method = method
         self.target = target
         self.version = version
         self.headers = list(headers)  # without Content-Length / Connection
         self.body = body.encode() if isinstance(body, str) else body
+        self.chunks = chunks  # the body in chunked transfer coding, in these pieces
 
     def render(self, last, order=None):
         """Render as bytes.  `last` selects Connection: close vs keep-alive
@@ -91,14 +92,18 @@ class Req:
             hdrs.append(("Connection", "close" if last else "keep-alive"))
         elif not last:
             hdrs.append(("Connection", "keep-alive"))
-        if self.body or self.method == "POST":
+        body = self.body
+        if self.chunks is not None:
+            hdrs.append(("Transfer-Encoding", "chunked"))
+            body = b"".join(b"%x\r\n%s\r\n" % (len(c), c.encode()) for c in self.chunks) + b"0\r\n\r\n"
+        elif self.body or self.method == "POST":
             hdrs.append(("Content-Length", str(len(self.body))))
         if order is not None:
             hdrs = [hdrs[i] for i in order(len(hdrs))]
         head = "%s %s %s%s" % (self.method, self.target, self.version, CRLF)
         head += "".join("%s: %s%s" % (k, v, CRLF) for k, v in hdrs)
         head += CRLF
-        return head.encode("latin-1") + self.body
+        return head.encode("latin-1") + body
 
 
 def swap_orders(n, count):
@@ -175,6 +180,13 @@ def families():
                                 login_body(username="user0", password="thepassword")), 2, 2)
     fam("login_post_invalid_json", Req("POST", "/api/login", "HTTP/1.1", [HOST, JSON_CT],
                                        '{"username":"user0","password":'), 1, 0)
+    # A JSON body with string escapes, and one in chunked transfer coding: structure havoc
+    # seldom writes.
+    fam("login_post_json_escapes", Req("POST", "/api/login", "HTTP/1.1", [HOST, JSON_CT],
+                                       '{"username":"user\\u0030","password":"the\\"pass\\\\word\\u00e9\\ud83d\\ude00\\n"}'),
+        0, 0)
+    fam("login_post_chunked", Req("POST", "/api/login", "HTTP/1.1", [HOST, JSON_CT],
+                                  chunks=['{"username":"user0",', '"password":"thepassword"}']), 1, 0)
     fam("login_post_wrong_password", Req("POST", "/api/login", "HTTP/1.1", [HOST, JSON_CT],
                                          login_body(username="user0", password="wrongpassword")), 1, 0)
     fam("login_post_wrong_user", Req("POST", "/api/login", "HTTP/1.1", [HOST, JSON_CT],
@@ -376,7 +388,12 @@ DICT_ENTRIES = [
     ("j_thepassword", "\"thepassword\""), ("j_close", "}"), ("j_open", "{"),
     ("j_quote", "\""), ("j_null", "null"), ("j_true", "true"),
     ("j_empty", "{}"), ("j_array", "[]"), ("j_sub", "\"sub\":"), ("j_exp", "\"exp\":"),
-    ("j_escape", "\\u0000"), ("j_backslash", "\\"),
+    ("j_escape", "\\u0000"), ("j_backslash", "\\"), ("j_esc_quote", "\\\""),
+    ("j_esc_euro", "\\u20ac"), ("j_esc_surrogate", "\\ud83d"), ("j_big", "1e309"),
+    # chunked transfer coding
+    ("chunk_last", "0\r\n\r\n"), ("chunk_max", "ffffffffffffffff"), ("chunk_31", "7fffffff"),
+    ("chunk_ext", ";x=y"), ("h_te_chunked", "Transfer-Encoding: chunked"),
+    ("h_max_forwards", "Max-Forwards: "),
     # numbers
     ("n_neg1", "-1"), ("n_0", "0"), ("n_1", "1"), ("n_100", "100"), ("n_2gb", "2147483647"),
     ("n_2gb_plus", "2147483648"), ("n_4gb", "4294967295"), ("n_4gb_plus", "4294967296"),

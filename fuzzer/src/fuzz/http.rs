@@ -41,6 +41,13 @@ impl Request {
             .map(|(_, v)| v.get(1..).unwrap_or_default().trim_ascii())
     }
 
+    /// Whether a `Transfer-Encoding` header names `chunked`.
+    pub fn is_chunked(&self) -> bool {
+        self.headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case(b"Transfer-Encoding") && v.to_ascii_lowercase().windows(7).any(|w| w == b"chunked")
+        })
+    }
+
     /// Index of the first header called `name`.
     pub fn header_index(&self, name: &str) -> Option<usize> {
         self.headers.iter().position(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
@@ -140,11 +147,50 @@ fn parse_one(bytes: &[u8]) -> Option<(Request, usize)> {
         // Headers that never end: a partial last line (if any) stays in `rest`.
         return Some((request, at));
     }
-    let declared =
-        request.header("Content-Length").and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok()).unwrap_or(0);
-    let take = declared.min(bytes.len() - at);
+    // A chunked body runs to its last chunk and trailers (as `Transfer-Encoding` overrides
+    // `Content-Length`); one that does not parse as chunks takes the rest of the connection.
+    let take = if request.is_chunked() {
+        chunked(&bytes[at..], eol).map_or(bytes.len() - at, |(len, _)| len)
+    } else {
+        let declared = request
+            .header("Content-Length")
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok())
+            .unwrap_or(0);
+        declared.min(bytes.len() - at)
+    };
     request.body = bytes[at..at + take].to_vec();
     Some((request, at + take))
+}
+
+/// The body in chunked transfer coding at the start of `bytes` (chunks, the last one of size
+/// 0, trailers, the blank line): its length and its data, if it is complete and its sizes are
+/// hex numbers.
+pub fn chunked(bytes: &[u8], eol: &[u8]) -> Option<(usize, Vec<u8>)> {
+    let (mut at, mut data) = (0, Vec::new());
+    loop {
+        let end = at + find(&bytes[at..], eol)?;
+        let line = &bytes[at..end];
+        let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let size = usize::from_str_radix(std::str::from_utf8(&line[..digits]).ok()?, 16).ok()?;
+        at = end + eol.len();
+        if size == 0 {
+            // Trailer lines up to the blank one.
+            loop {
+                let end = at + find(&bytes[at..], eol)?;
+                let blank = end == at;
+                at = end + eol.len();
+                if blank {
+                    return Some((at, data));
+                }
+            }
+        }
+        let data_end = at.checked_add(size)?;
+        data.extend_from_slice(bytes.get(at..data_end)?);
+        at = data_end + eol.len();
+        if at > bytes.len() {
+            return None;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +221,24 @@ mod tests {
             assert_eq!(c.to_bytes(), raw, "{:?}", String::from_utf8_lossy(raw));
         }
         assert!(Conversation::parse(b"\x00\x01\x02").is_none());
+    }
+
+    #[test]
+    fn a_chunked_body_ends_after_its_last_chunk_and_trailers() {
+        let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let raw = [&head[..], b"3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n", b"GET / HTTP/1.0\r\n\r\n"].concat();
+        let c = Conversation::parse(&raw).unwrap();
+        assert_eq!(c.requests.len(), 2);
+        assert_eq!(c.requests[0].body, b"3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n");
+        assert_eq!(chunked(&c.requests[0].body, b"\r\n").unwrap().1, b"abc");
+        assert_eq!(c.to_bytes(), raw);
+        // A size past the data, or none: the rest of the connection is the body.
+        for bogus in [&b"ffffffffffffffff\r\nabc\r\n0\r\n\r\n"[..], b"-1\r\nabc\r\n0\r\n\r\n", b"3\r\nabc"] {
+            let raw = [&head[..], bogus, b"GET / HTTP/1.0\r\n\r\n"].concat();
+            let c = Conversation::parse(&raw).unwrap();
+            assert_eq!(c.requests.len(), 1, "{:?}", String::from_utf8_lossy(&raw));
+            assert_eq!(c.to_bytes(), raw);
+        }
     }
 
     #[test]
