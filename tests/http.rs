@@ -129,3 +129,46 @@ fn check_cmplog_finds_the_debug_token(fuzzer: &mut Command) {
     assert_eq!(replay.bug.as_deref(), Some("debug-token"), "{}: {:?}", file_name(token), replay.send);
     assert_eq!(replay.signal, Some(libc::SIGSEGV));
 }
+
+/// tests/servers/deephttp: within a minute the default command reaches a bug behind a chunked
+/// body or a JSON string escape (in 120 s without the structure mutators it reached neither:
+/// README, "HTTP structure"), and the crash file replays with `fuzzer send` against the ASan
+/// build started normally, whose report names the bug's function.
+#[test]
+fn the_structure_mutators_reach_a_bug_behind_a_chunked_body_or_a_json_escape() {
+    let _guard = exclusive();
+    let src = repo().join("tests/servers/deephttp");
+    let out = scratch_dir("deephttp-out").join("out");
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("--src-dir").arg(&src).arg("-o").arg(&out).args([
+            "-d",
+            "60",
+            "--no-triage",
+            "--server-args=-p {port} -R {root} -m pool",
+        ]),
+        b"",
+        Duration::from_secs(300),
+    );
+    assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout_text(), run.stderr);
+    let asan = make_with_gcc(&src, "-fsanitize=address");
+    let root = out.join("fuzz0/root");
+    let mut reached = std::collections::BTreeSet::new();
+    for dir in ["fuzz0/crashes", "fuzz0-asan/crashes"] {
+        for crash in findings(&out.join(dir)) {
+            let port = free_port();
+            let mut server = Command::new(&asan);
+            server.args(["-p", &port.to_string(), "-R"]).arg(&root).args(["-m", "pool"]);
+            let input = std::fs::read(&crash).unwrap();
+            let (_, status, stderr) = send_to(&mut server, port, &input, Duration::from_secs(5));
+            for function in ["dechunk", "utf8_put", "json_string"] {
+                if status.is_some()
+                    && stderr.contains("ERROR: AddressSanitizer")
+                    && stderr.contains(&format!(" in {function} "))
+                {
+                    reached.insert(function);
+                }
+            }
+        }
+    }
+    assert!(!reached.is_empty(), "no crash file reached dechunk or the JSON decoder: {}", run.stdout_text());
+}

@@ -460,7 +460,10 @@ mod tests {
         }
         assert!(any(&outs, |o| has(o, b";x=y\r\n")), "no extension");
         assert!(any(&outs, |o| has(o, b"0\r\nX-Trailer: t\r\n\r\n")), "no trailer");
-        assert!(any(&outs, |o| { let r = first(o); r.is_chunked() && r.header("Content-Length").is_some() }));
+        assert!(any(&outs, |o| {
+            let r = first(o);
+            r.is_chunked() && r.header("Content-Length").is_some()
+        }));
         assert!(any(&outs, |o| first(o).headers.iter().filter(|(n, _)| n == b"Transfer-Encoding").count() == 2));
         assert!(outs.iter().all(|o| first(o).is_chunked()));
     }
@@ -470,8 +473,18 @@ mod tests {
         let (outs, ops) = outputs(JsonDeep);
         assert_eq!(ops, ["json"]);
         let body = |o: &[u8]| first(o).body;
-        for escape in [&br"\u0000"[..], br"\ud83d\ude00", br#"\""#, br"\uzzzz", b"\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac"] {
-            assert!(any(&outs, |o| json_strings(&body(o)).iter().any(|s| has(&body(o)[s.clone()], escape))), "{:?}", String::from_utf8_lossy(escape));
+        for escape in [
+            &br"\u0000"[..],
+            br"\ud83d\ude00",
+            br#"\""#,
+            br"\uzzzz",
+            b"\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac\\u20ac",
+        ] {
+            assert!(
+                any(&outs, |o| json_strings(&body(o)).iter().any(|s| has(&body(o)[s.clone()], escape))),
+                "{:?}",
+                String::from_utf8_lossy(escape)
+            );
         }
         for value in ["1e309", "-0", "12345678901234567890", "null", "[]"] {
             assert!(any(&outs, |o| has(&body(o), format!(":{value}").as_bytes())), "{value}");
@@ -481,7 +494,10 @@ mod tests {
         assert!(any(&outs, |o| body(o).starts_with(&[b'['; 256])), "no nesting");
         assert!(any(&outs, |o| body(o).ends_with(b"}garbage")), "no trailing bytes");
         // Mostly with a Content-Length that matches.
-        let matching = outs.iter().filter(|o| first(o).header("Content-Length") == Some(body(o).len().to_string().as_bytes())).count();
+        let matching = outs
+            .iter()
+            .filter(|o| first(o).header("Content-Length") == Some(body(o).len().to_string().as_bytes()))
+            .count();
         assert!(matching * 2 > outs.len(), "{matching} of {}", outs.len());
     }
 
@@ -490,7 +506,8 @@ mod tests {
         let (outs, ops) = outputs(TargetShape);
         assert_eq!(ops, ["target"]);
         let target = |o: &[u8]| first(o).line[1].clone();
-        for piece in ["/api/login%00", "/api%2f", "%5c", "%zz", "%c0%af", "%252e", "//", "/./", "/..", "?a=b", "#frag"] {
+        for piece in ["/api/login%00", "/api%2f", "%5c", "%zz", "%c0%af", "%252e", "//", "/./", "/..", "?a=b", "#frag"]
+        {
             assert!(any(&outs, |o| has(&target(o), piece.as_bytes())), "{piece}");
         }
         assert!(any(&outs, |o| target(o) == b"/api/%6C%6F%67%69%6E"), "no segment encoded whole");
@@ -503,12 +520,19 @@ mod tests {
     fn number_headers_get_integer_edges_with_zeros_spaces_and_signs() {
         let (outs, ops) = outputs(HeaderNumber);
         assert_eq!(ops, ["header-number"]);
-        let value = |o: &[u8], name: &str| first(o).headers.iter().find(|(n, _)| n == name.as_bytes()).map(|(_, v)| v[2..].to_vec());
+        let value = |o: &[u8], name: &str| {
+            first(o).headers.iter().find(|(n, _)| n == name.as_bytes()).map(|(_, v)| v[2..].to_vec())
+        };
         for n in ["2147483648", "-2147483649", "18446744073709551616", "000128", " 65536", "+4294967295"] {
-            assert!(any(&outs, |o| value(o, "Content-Length").as_deref() == Some(n.as_bytes())), "Content-Length {n:?}");
+            assert!(
+                any(&outs, |o| value(o, "Content-Length").as_deref() == Some(n.as_bytes())),
+                "Content-Length {n:?}"
+            );
         }
-        assert!(any(&outs, |o| value(o, "Range").is_some_and(|v| v.starts_with(b"bytes=") && has(&v, b"-9223372036854775809"))));
-        assert!(any(&outs, |o| value(o, "If-Modified-Since").is_some_and(|v| has(&v, b" 4294967296 ") || has(&v, b":4294967296"))));
+        assert!(any(&outs, |o| value(o, "Range")
+            .is_some_and(|v| v.starts_with(b"bytes=") && has(&v, b"-9223372036854775809"))));
+        assert!(any(&outs, |o| value(o, "If-Modified-Since")
+            .is_some_and(|v| has(&v, b" 4294967296 ") || has(&v, b":4294967296"))));
         assert!(any(&outs, |o| value(o, "Max-Forwards").as_deref() == Some(b"-1")));
     }
 
@@ -516,7 +540,13 @@ mod tests {
     fn header_blocks_get_folds_bad_names_duplicates_many_and_long_lines() {
         let (outs, ops) = outputs(HeaderBlock);
         assert_eq!(ops, ["header-block"]);
-        for line in [&b"\r\n folded\r\n"[..], b"\r\n: empty name\r\n", b"\r\nNoColonHere\r\n", b"\r\nBad Name: x\r\n", b"\r\nHost: other.example\r\n"] {
+        for line in [
+            &b"\r\n folded\r\n"[..],
+            b"\r\n: empty name\r\n",
+            b"\r\nNoColonHere\r\n",
+            b"\r\nBad Name: x\r\n",
+            b"\r\nHost: other.example\r\n",
+        ] {
             assert!(any(&outs, |o| has(o, line)), "{:?}", String::from_utf8_lossy(line));
         }
         assert!(any(&outs, |o| first(o).headers.iter().filter(|(n, _)| n == b"Content-Length").count() == 2));
