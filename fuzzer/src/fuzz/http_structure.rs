@@ -5,7 +5,7 @@
 //! mutators (`mutators`), writes raw bytes back, and names itself in `op:` (`op:http+chunked`).
 
 use super::http::chunked;
-use super::mutators::{below, http_mutator, pick};
+use super::http_mutator::{below, http_mutator, pick};
 use super::names::note_op;
 
 /// A login body, where a request has none to work on.

@@ -12,6 +12,7 @@ mod executor;
 pub mod findings;
 pub mod grammar;
 mod http;
+mod http_mutator;
 mod http_structure;
 mod instance;
 mod mutators;

@@ -2,18 +2,17 @@
 //! thing a student's parser is likely to get wrong, and write raw bytes back (so crash files
 //! still replay as they are). Scheduled among LibAFL's havoc and token mutators.
 
-use super::http::{Conversation, Request};
+use super::http::Conversation;
+use super::http_mutator::{below, http_mutator, pick};
 use super::http_structure::{Chunked, HeaderBlock, HeaderNumber, JsonDeep, TargetShape};
 use super::names::note_op;
 use libafl::inputs::{BytesInput, HasMutatorBytes};
 use libafl::mutators::{MutationResult, Mutator, Tokens};
 use libafl::state::HasRand;
 use libafl::{Error, HasMetadata};
-use libafl_bolts::rands::Rand;
 use libafl_bolts::tuples::tuple_list_type;
 use libafl_bolts::Named;
 use std::borrow::Cow;
-use std::num::NonZeroUsize;
 
 const METHODS: &[&[u8]] = &[b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"ASD", b"get", b""];
 const PATHS: &[&[u8]] = &[
@@ -92,14 +91,6 @@ const HEADERS: &[(&str, &[u8])] = &[
     ("Accept-Encoding", b"identity"),
 ];
 
-pub(super) fn below<S: HasRand>(state: &mut S, n: usize) -> usize {
-    state.rand_mut().below(NonZeroUsize::new(n.max(1)).unwrap())
-}
-
-pub(super) fn pick<S: HasRand, T: Copy>(state: &mut S, items: &[T]) -> T {
-    items[below(state, items.len())]
-}
-
 /// Half the time, a header whose name is a dictionary word that reads as one (`Host`,
 /// `X-Debug-Token`, the built-in `Cookie: `) and whose value is any dictionary word.
 fn dictionary_header<S: HasRand + HasMetadata>(state: &mut S) -> Option<(Vec<u8>, Vec<u8>)> {
@@ -122,54 +113,6 @@ fn header_name(word: &[u8]) -> Option<Vec<u8>> {
         name.len() >= 2 && name[0].is_ascii_uppercase() && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-');
     reads_as_one.then(|| name.to_vec())
 }
-
-/// Shared body of every HTTP mutator: parse, let `edit` change one request, write back.
-pub(super) fn mutate_request<S: HasRand + HasMetadata>(
-    state: &mut S,
-    input: &mut BytesInput,
-    edit: impl FnOnce(&mut S, &mut Request) -> bool,
-) -> Result<MutationResult, Error> {
-    let Some(mut conv) = Conversation::parse(input.mutator_bytes()) else { return Ok(MutationResult::Skipped) };
-    let i = below(state, conv.requests.len());
-    if !edit(state, &mut conv.requests[i]) {
-        return Ok(MutationResult::Skipped);
-    }
-    *input = BytesInput::new(conv.to_bytes());
-    Ok(MutationResult::Mutated)
-}
-
-/// A mutator that edits one request of the connection (`mutate_request`) with `$body`.
-macro_rules! http_mutator {
-    ($(#[$doc:meta])* $name:ident, |$state:ident, $req:ident| $body:block) => {
-        $(#[$doc])*
-        #[derive(Debug, Default)]
-        pub struct $name;
-
-        impl ::libafl_bolts::Named for $name {
-            fn name(&self) -> &::std::borrow::Cow<'static, str> {
-                static NAME: ::std::borrow::Cow<'static, str> = ::std::borrow::Cow::Borrowed(stringify!($name));
-                &NAME
-            }
-        }
-
-        impl<S: ::libafl::state::HasRand + ::libafl::HasMetadata> ::libafl::mutators::Mutator<::libafl::inputs::BytesInput, S>
-            for $name
-        {
-            fn mutate(
-                &mut self,
-                state: &mut S,
-                input: &mut ::libafl::inputs::BytesInput,
-            ) -> Result<::libafl::mutators::MutationResult, ::libafl::Error> {
-                $crate::fuzz::mutators::mutate_request(state, input, |$state, $req| $body)
-            }
-
-            fn post_exec(&mut self, _: &mut S, _: Option<::libafl::corpus::CorpusId>) -> Result<(), ::libafl::Error> {
-                Ok(())
-            }
-        }
-    };
-}
-pub(super) use http_mutator;
 
 http_mutator!(
     /// Swap the method (known, unknown, lower case, empty, very long).
