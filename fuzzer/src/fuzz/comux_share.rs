@@ -2,8 +2,8 @@
 //!
 //! They have a stage of their own, after the HTTP stage, that runs on a scheduled entry only
 //! when it is due, and again while it is ([`gate`], of a `WhileStage`): when the stage has had
-//! less than its share of the time since it first came up. [`Measured`] counts the stage's time and finds
-//! (new queue entries, crashes, hangs). The share is [`BASE_SHARE`] of the time, and grows
+//! less than its share of the time since it first came up. [`Measured`] counts the stage's
+//! time and finds (new queue entries, crashes, hangs). The share is [`BASE_SHARE`] of the time, and grows
 //! with the stage's yield: [`BASE_SHARE`] times how many times as many finds per second the
 //! stage makes as the other stages, up to [`MAX_SHARE`] ([`ComuxShare::target`]). So where nothing
 //! multi-connection pays off, nine tenths of the time goes to the other stages, which fuzz

@@ -239,12 +239,16 @@ fn json_strings(body: &[u8]) -> Vec<std::ops::Range<usize>> {
 /// The spans of a JSON text's values after a `:` (up to the next `,` or `}` at any depth: a
 /// lenient scan, good enough to replace scalars and to break structure).
 fn json_values(body: &[u8]) -> Vec<std::ops::Range<usize>> {
-    let strings = json_strings(body);
-    let in_string = |i: usize| strings.iter().any(|s| s.contains(&i));
+    // Which bytes are inside a string, in one pass (not a search of the spans per byte: a
+    // havoc-grown body can hold thousands of strings).
+    let mut in_string = vec![false; body.len()];
+    for span in json_strings(body) {
+        in_string[span].fill(true);
+    }
     (0..body.len())
-        .filter(|&i| body[i] == b':' && !in_string(i))
+        .filter(|&i| body[i] == b':' && !in_string[i])
         .map(|colon| {
-            let end = (colon + 1..body.len()).find(|&i| matches!(body[i], b',' | b'}') && !in_string(i));
+            let end = (colon + 1..body.len()).find(|&i| matches!(body[i], b',' | b'}') && !in_string[i]);
             colon + 1..end.unwrap_or(body.len())
         })
         .collect()
