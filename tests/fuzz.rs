@@ -126,6 +126,27 @@ fn the_multi_connection_stage_has_its_share_of_the_time_and_the_summary_says_it(
     );
 }
 
+/// The response-state feedback kept inputs that made a new transition between the status codes
+/// of their responses (`+state` in their names, at most one per transition), and the summary
+/// counts them.
+#[test]
+fn inputs_that_make_a_new_transition_between_response_codes_are_kept_and_counted() {
+    let c = campaign();
+    let names: Vec<String> = std::fs::read_dir(c.out.join("fuzz0/queue"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("id:"))
+        .collect();
+    let state = names.iter().filter(|n| n.contains(",+state")).count();
+    assert!((1..=1024).contains(&state), "{state} of {} queue entries made a new transition", names.len());
+    let summary = c.run.stdout_text().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        summary.contains("Response codes: ") && summary.contains("made a transition between status codes"),
+        "{summary}"
+    );
+}
+
 #[test]
 fn finds_crashes_and_the_hang_and_every_crash_file_replays_with_fuzzer_send() {
     let c = campaign();

@@ -56,6 +56,8 @@ pub const OUTPUT: &CStr = c"SOCKFUZZ_OUTPUT";
 pub const PERSISTENT: &CStr = c"SOCKFUZZ_PERSISTENT";
 /// The web root: paths the server opens outside it are findings.
 pub const ROOT: &CStr = c"SOCKFUZZ_ROOT";
+/// The response-state map's segment id ([`crate::states`]); unset: no state feedback.
+pub const STATES_SHM: &CStr = c"SOCKFUZZ_STATES_SHM";
 /// Milliseconds a run's end waits for the server to settle.
 pub const SETTLE_MS: &CStr = c"SOCKFUZZ_SETTLE_MS";
 /// A descriptor that gets `L`, the port and the listener's pid, then the reply.

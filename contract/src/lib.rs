@@ -13,6 +13,7 @@ pub mod comux;
 pub mod control;
 pub mod env;
 pub mod fds;
+pub mod states;
 pub mod sysv;
 pub mod verdicts;
 

@@ -51,6 +51,9 @@
 //! build memory LeakSanitizer finds leaked (`memory_leaks`; it needs `detect_leaks=1`, and
 //! `leak_check_at_exit=0` keeps ASan's own check at exit from ending the server's children).
 //!
+//! Response states: with `SOCKFUZZ_STATES_SHM=ID` (the fuzzer's map, `contract::states`), the
+//! status codes of the server's responses are marked there as transitions (`replies`).
+//!
 //! CmpLog: with `SOCKFUZZ_CMPLOG_SHM_ID` set (only in the fuzzer's tracing fork server), the
 //! string and memory comparisons of the server are logged for input-to-state (`compare`).
 //!
@@ -64,7 +67,7 @@
 //! | persistent runs | `persist` | the next test case in the same process |
 //! | policies | `settle`, `children`, `threads`, `paths`, `descriptor_leaks`, `memory_leaks` | ending a run; forks and reaping; threads alive; path traversal; leaks |
 //! | verdict machinery | `idle`, `end` | who waits and the idle verdict; how the process ends |
-//! | low layers | `sockets`, `shared`, `fds`, `finding`, `lsan`, `log`, `limits`, `netns`, `compare` | the run's page across processes; our descriptors; the finding file; LeakSanitizer; ... |
+//! | low layers | `sockets`, `shared`, `fds`, `finding`, `lsan`, `log`, `limits`, `netns`, `compare`, `replies` | the run's page across processes; our descriptors; the finding file; LeakSanitizer; ...; the responses' status codes |
 //! | bottom | `state`, `real` | every process-wide static and the configuration; the real libc functions |
 //!
 //! [`EXIT_EOF_SPIN`]: contract::verdicts::EXIT_EOF_SPIN
@@ -96,6 +99,7 @@ mod paths;
 mod persist;
 mod play;
 mod real;
+mod replies;
 mod settle;
 mod shared;
 mod sockets;

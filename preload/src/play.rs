@@ -19,7 +19,7 @@
 
 use crate::log::debug;
 use crate::state::*;
-use crate::{connection, end, fds, idle, real, settle, shared, sockets};
+use crate::{connection, end, fds, idle, real, replies, settle, shared, sockets};
 use contract::comux::{self, AWAIT, BYTEWISE, KEEP_OPEN, RESET};
 use contract::verdicts::{EXIT_BLOCKED, EXIT_IDLE, EXIT_STUCK};
 use libc::c_int;
@@ -69,6 +69,8 @@ struct Conn {
     connected: bool,
     /// The server has answered on it (a byte at least).
     replied: bool,
+    /// Its reply cut into responses, for the fuzzer's response-state feedback.
+    reply: replies::Reply,
 }
 
 /// What the next chunk waits for.
@@ -99,8 +101,11 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
             replied: false,
             opened: false,
             connected: false,
+            reply: replies::Reply::default(),
         })
         .collect();
+    let states = replies::enabled();
+    let mut codes = replies::Codes::default();
     let opened = (0..count).filter(|&c| steps.iter().any(|s| s.conn == c)).count();
     shared::get().conns.store(opened as u32, SeqCst);
     let mut first = Some(first);
@@ -271,6 +276,9 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
                 0 => close(&mut conns[index]),
                 n if n > 0 => {
                     conns[index].replied = true;
+                    if states {
+                        conns[index].reply.read(&buf[..n as usize], &mut codes);
+                    }
                     if several && speaker != index {
                         speaker = index;
                         copy_reply(format!("--- connection {index} ---\n").as_bytes());

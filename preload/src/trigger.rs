@@ -3,7 +3,7 @@
 //! (processes that never listen, like `make` or a shell, must not notice us).
 
 use crate::state::{attach_control, config, IN_SERVER_CHILD, TRIGGERED};
-use crate::{client, descriptor_leaks, memory_leaks, paths, real};
+use crate::{client, descriptor_leaks, memory_leaks, paths, real, replies};
 use libc::{c_int, socklen_t};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
@@ -57,6 +57,7 @@ pub fn start_forkserver() {
     // Before the fork server starts, so that every run inherits the mappings and addresses.
     real::prefetch_all();
     attach_control();
+    replies::attach();
     memory_leaks::init();
     descriptor_leaks::init();
     if !contract::cmplog::attach(contract::env::CMPLOG_SHM_ID) {

@@ -97,6 +97,10 @@ pub struct Args {
     /// No CmpLog / input-to-state stage (a second, tracing copy of the server per client).
     #[arg(long)]
     no_cmplog: bool,
+    /// Keep inputs for the new edges they reach only, not also for a new sequence of response
+    /// status codes (a 200 after a 302, say).
+    #[arg(long)]
+    no_state: bool,
     /// Cap on cores x duration in CPU-seconds (for shared machines): the duration is cut to fit.
     #[arg(long, value_name = "SECS")]
     cpu_budget: Option<u64>,
@@ -246,6 +250,7 @@ fn campaign(args: &Args) -> Result<()> {
         http_mutators: !args.no_http_mutators,
         several_connections: !args.single_connection,
         cmplog: !args.no_cmplog,
+        states: !args.no_state,
         persistent,
         resume: args.resume,
         stop_on_crash: args.stop_on_crash,

@@ -69,6 +69,11 @@ mod tests {
             assert!(conv.rest.is_empty(), "{name}: trailing bytes");
             for r in &conv.requests {
                 assert!(r.terminated);
+                if r.is_chunked() {
+                    let (used, _) = crate::fuzz::http::chunked(&r.body, &r.eol).expect("a whole chunked body");
+                    assert_eq!(used, r.body.len(), "{name}");
+                    continue;
+                }
                 let declared: usize =
                     r.header("Content-Length").map_or(0, |v| std::str::from_utf8(v).unwrap().parse().unwrap());
                 assert_eq!(declared, r.body.len(), "{name}");
@@ -78,6 +83,8 @@ mod tests {
         let gets = seeds.iter().filter(|(_, b)| b.starts_with(b"GET ") || b.starts_with(b"HEAD ")).count();
         assert!(gets > 15, "only {gets} of 60 start with GET/HEAD");
         assert!(seeds.iter().any(|(_, b)| b.windows(6).any(|w| w == b"Range:")));
+        let has = |s: &[u8]| seeds.iter().any(|(_, b)| b.windows(s.len()).any(|w| w == s));
+        assert!(has(b"Transfer-Encoding: chunked") && has(b"\\u") && has(b"%2e%2e"), "HTTP structure in the grammar");
     }
 
     #[test]

@@ -345,9 +345,12 @@ http_mutator!(
         let name = pick(state, NUMBER_HEADERS);
         let (a, b) = (edge_number(state), edge_number(state));
         let value = match name {
-            "Range" => match below(state, 3) {
-                0 => format!("bytes={a}-{b}"),
-                1 => format!("bytes={a}-"),
+            // A start inside any file and an edge for the end is the range whose length
+            // overflows (`B - A + 1` kept in an int); the other forms edge either bound.
+            "Range" => match below(state, 4) {
+                0 => format!("bytes={}-{b}", below(state, 2)),
+                1 => format!("bytes={a}-{b}"),
+                2 => format!("bytes={a}-"),
                 _ => format!("bytes=-{a}"),
             },
             "If-Modified-Since" => {
@@ -535,6 +538,12 @@ mod tests {
         }
         assert!(any(&outs, |o| value(o, "Range")
             .is_some_and(|v| v.starts_with(b"bytes=") && has(&v, b"-9223372036854775809"))));
+        // A start inside the file and an end at least 2^31 - 1: a length past an int.
+        assert!(any(&outs, |o| value(o, "Range").is_some_and(|v| {
+            let v = String::from_utf8_lossy(&v).into_owned();
+            let end = v.strip_prefix("bytes=0-").or_else(|| v.strip_prefix("bytes=1-"));
+            end.and_then(|e| e.trim().parse::<u64>().ok()).is_some_and(|e| e >= 2147483647)
+        })));
         assert!(any(&outs, |o| value(o, "If-Modified-Since")
             .is_some_and(|v| has(&v, b" 4294967296 ") || has(&v, b":4294967296"))));
         assert!(any(&outs, |o| value(o, "Max-Forwards").as_deref() == Some(b"-1")));

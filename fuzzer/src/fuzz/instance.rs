@@ -11,7 +11,7 @@ use super::objective::{count_files, Solutions};
 use super::scheduler::NewFavoredFirst;
 use super::shmem::SelfRemovingShMemProvider;
 use super::stats::{AflStats, RunInfo};
-use super::{done_file, error_file, Edges, Mgr, Options, Role, State};
+use super::{done_file, error_file, Edges, Mgr, Options, Role, State, States};
 use crate::runner::preload;
 use crate::{assets, port};
 use contract::env;
@@ -135,13 +135,30 @@ fn fuzz(
     let edges = unsafe { HitcountsMapObserver::new(StdMapObserver::new("edges", map)) }.track_indices();
     let edges_handle = edges.handle();
     let time = TimeObserver::new("time");
+    // The response-state map, given to the server only when asked for (else it stays empty).
+    let mut states_map = shmem_provider.new_shmem(contract::states::LEN)?;
+    if opts.states {
+        // SAFETY: as for the coverage map above.
+        unsafe { states_map.write_to_env(env::name(env::STATES_SHM))? };
+    }
+    // SAFETY: the map lives (in `states_map`) for the whole of this function, longer than the
+    // observer; only the target writes it, and only while the executor waits for it.
+    let states: States =
+        unsafe { StdMapObserver::from_mut_ptr("states", states_map.as_mut_ptr(), contract::states::LEN) };
+    let states_handle = states.handle();
 
     let map_feedback = MaxMapFeedback::new(&edges);
     let calibration = CalibrationStage::new(&map_feedback);
     // As in AFL++, only runs that ended by themselves enter the queue (not hangs, not crashes).
+    // A new transition between response codes is kept too: at most one entry per transition.
     let mut feedback = feedback_and_fast!(
         ExitKindFeedback::<Ran>::new(),
-        feedback_or!(map_feedback, TimeFeedback::new(&time), QueueNames::new(edges_handle.clone()))
+        feedback_or!(
+            map_feedback,
+            MaxMapFeedback::new(&states),
+            TimeFeedback::new(&time),
+            QueueNames::new(edges_handle.clone(), states_handle)
+        )
     );
     let replay = role.target.command(8080, Path::new("ROOT"));
     let mut objective = Solutions::new(edges_handle.clone(), &dir, opts.command_line.clone(), replay);
@@ -192,7 +209,7 @@ fn fuzz(
     let colorization = ColorizationStage::new(&edges);
     let started = Arc::new(AtomicBool::new(false));
     watchdog(started.clone());
-    let forkserver = builder.build_dynamic_map(edges, tuple_list!(time)).map_err(not_started)?;
+    let forkserver = builder.build_dynamic_map(edges, tuple_list!(time, states)).map_err(not_started)?;
     // The CmpLog tracer: another copy of the server (see `cmplog`), and its map, kept mapped.
     // The ASan instances leave CmpLog to the plain ones: their finds reach them through the broker.
     let (tracing, _cmplog_map) = if opts.cmplog && !role.asan {
@@ -505,7 +522,7 @@ where
     Ok(left_out)
 }
 
-type Observers = (Edges, (TimeObserver, ()));
+type Observers = (Edges, (TimeObserver, (States, ())));
 type ServerExecutorOf =
     ServerExecutor<BytesInput, Observers, State, <SelfRemovingShMemProvider as ShMemProvider>::ShMem>;
 

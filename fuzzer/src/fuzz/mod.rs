@@ -6,7 +6,7 @@
 
 mod cmplog;
 mod comux_mutators;
-mod comux_share;
+pub mod comux_share;
 pub mod cores;
 mod executor;
 pub mod findings;
@@ -52,6 +52,8 @@ use std::time::{Duration, Instant};
 /// The coverage map observer (AFL hit-count buckets over the fork server's shared map), with
 /// index tracking for the minimizing scheduler.
 pub type Edges = ExplicitTracking<HitcountsMapObserver<StdMapObserver<'static, u8, false>>, true, false>;
+/// The response-state map's observer (`contract::states`): one byte per status-code transition.
+pub type States = StdMapObserver<'static, u8, false>;
 pub type State = StdState<InMemoryOnDiskCorpus<BytesInput>, BytesInput, StdRand, OnDiskCorpus<BytesInput>>;
 type Mgr = LlmpRestartingEventManager<(), BytesInput, State, <Provider as ShMemProvider>::ShMem, Provider>;
 
@@ -81,6 +83,9 @@ pub struct Options {
     /// Trace comparisons of new entries and copy the values the server compared against into
     /// the input (LibAFL's colorization + AFL++-style RedQueen).
     pub cmplog: bool,
+    /// Keep an input for a new transition between the status codes of its responses too
+    /// (`contract::states`), not only for new edges.
+    pub states: bool,
     /// Test cases per server process (persistent mode above 1; `executor`).
     pub persistent: u32,
     pub resume: bool,

@@ -1,5 +1,6 @@
-//! AFL++ file names for queue entries (`src:`, `time:`, `execs:`, `op:`, `+cov`), shared with
-//! the objective's crash and hang names, and which runs may enter the queue.
+//! AFL++ file names for queue entries (`src:`, `time:`, `execs:`, `op:`, `+cov`; ours: `+state`
+//! for an entry that made a new transition between response codes), shared with the
+//! objective's crash and hang names, and which runs may enter the queue.
 //!
 //! Two feedbacks that are never "interesting" on their own for the queue (`QueueNames`, used
 //! with OR); the objective (`objective::Solutions`) decides and names crashes and hangs.
@@ -10,7 +11,7 @@
 //! with no names.
 
 use super::findings::{now_secs, CurrentOp, Findings, Loading};
-use super::Edges;
+use super::{Edges, States};
 use libafl::corpus::{Corpus, Testcase};
 use libafl::executors::ExitKind;
 use libafl::feedbacks::{ExitKindLogic, Feedback, StateInitializer};
@@ -81,15 +82,18 @@ impl<I, S: HasMetadata, M: Mutator<I, S>> Mutator<I, S> for OpsNamed<M> {
     }
 }
 
-/// Names queue entries like AFL++ and tracks which map entries the queue covers (`+cov`).
+/// Names queue entries like AFL++ and tracks which map entries the queue covers (`+cov`), and
+/// which response-code transitions it made (`+state`).
 pub struct QueueNames {
     edges: Handle<Edges>,
+    states: Handle<States>,
     covered: Vec<bool>,
+    transitions: Vec<bool>,
 }
 
 impl QueueNames {
-    pub fn new(edges: Handle<Edges>) -> Self {
-        QueueNames { edges, covered: Vec::new() }
+    pub fn new(edges: Handle<Edges>, states: Handle<States>) -> Self {
+        QueueNames { edges, states, covered: Vec::new(), transitions: Vec::new() }
     }
 }
 
@@ -101,6 +105,21 @@ impl Named for QueueNames {
 }
 
 impl<S> StateInitializer<S> for QueueNames {}
+
+/// Marks in `seen` the nonzero entries of `map` it did not have; how many.
+fn newly_seen(seen: &mut Vec<bool>, map: &[u8]) -> u64 {
+    if seen.len() < map.len() {
+        seen.resize(map.len(), false);
+    }
+    let mut new = 0;
+    for (i, _) in map.iter().enumerate().filter(|(_, &c)| c != 0) {
+        if !seen[i] {
+            seen[i] = true;
+            new += 1;
+        }
+    }
+    new
+}
 
 impl<EM, I, OT, S> Feedback<EM, I, OT, S> for QueueNames
 where
@@ -114,17 +133,9 @@ where
         observers: &OT,
         testcase: &mut Testcase<I>,
     ) -> Result<(), Error> {
-        let map = map(observers, &self.edges)?;
-        if self.covered.len() < map.len() {
-            self.covered.resize(map.len(), false);
-        }
-        let mut new_edges = 0;
-        for (i, _) in map.iter().enumerate().filter(|(_, &c)| c != 0) {
-            if !self.covered[i] {
-                self.covered[i] = true;
-                new_edges += 1;
-            }
-        }
+        let new_edges = newly_seen(&mut self.covered, map(observers, &self.edges)?);
+        let states = observers.get(&self.states).ok_or_else(|| Error::key_not_found("states observer"))?;
+        let new_states = newly_seen(&mut self.transitions, &states.as_ref()[..]);
         let id = state.corpus().peek_free_id().0;
         let name = match state.metadata::<Loading>().ok() {
             Some(Loading::Resumed(name)) => name.clone(),
@@ -132,7 +143,12 @@ where
             None if state.metadata::<CurrentOp>().is_ok_and(|op| op.stage == "sync") => {
                 format!("id:{id:06},sync:peer,{}", time_execs(state))
             }
-            None => format!("id:{id:06},{}{}", origin(state), if new_edges > 0 { ",+cov" } else { "" }),
+            None => format!(
+                "id:{id:06},{}{}{}",
+                origin(state),
+                if new_edges > 0 { ",+cov" } else { "" },
+                if new_states > 0 { ",+state" } else { "" }
+            ),
         };
         *testcase.filename_mut() = Some(name);
         let loading = state.has_metadata::<Loading>();

@@ -201,6 +201,7 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
     }
     t += &persistent(out);
     t += &several_connections(out);
+    t += &response_states(out);
     if crashes + hangs > 0 {
         match bugs::listed(out) {
             Some(groups) => {
@@ -253,10 +254,36 @@ fn several_connections(out: &Path) -> String {
     if seconds == 0 {
         return String::new();
     }
+    use crate::fuzz::comux_share::{BASE_SHARE, MAX_SHARE};
     format!(
         "Test cases of several connections: {:.0} % of the fuzzing time, {stage_finds} of {finds} finds \
-         (a tenth of the time, up to half while they find more than the rest).\n",
-        100.0 * stage_seconds as f64 / seconds as f64
+         ({:.0} % of the time, up to {:.0} % while they find more than the rest).\n",
+        100.0 * stage_seconds as f64 / seconds as f64,
+        100.0 * BASE_SHARE,
+        100.0 * MAX_SHARE
+    )
+}
+
+/// Queue entries kept for a new transition between response codes (`+state` in their names),
+/// and how many of them reached no new edge.
+fn response_states(out: &Path) -> String {
+    let Ok(entries) = std::fs::read_dir(out) else { return String::new() };
+    let (mut kept, mut alone) = (0, 0);
+    for queue in entries.flatten().map(|e| e.path().join("queue")) {
+        let Ok(files) = std::fs::read_dir(queue) else { continue };
+        for name in files.flatten().map(|f| f.file_name().to_string_lossy().into_owned()) {
+            if name.starts_with("id:") && name.contains(",+state") {
+                kept += 1;
+                alone += u64::from(!name.contains(",+cov"));
+            }
+        }
+    }
+    if kept == 0 {
+        return String::new();
+    }
+    format!(
+        "Response codes: {kept} queue entries made a transition between status codes that no earlier \
+         one made, {alone} of them without a new edge (--no-state keeps new edges only).\n"
     )
 }
 
@@ -421,7 +448,26 @@ mod tests {
             std::fs::write(out.join(dir).join(crate::fuzz::findings::SEVERAL_CONNECTIONS), text).unwrap();
         }
         let text = text(out, false).unwrap();
-        assert!(text.contains("Test cases of several connections: 15 % of the fuzzing time, 3 of 30 finds"), "{text}");
+        assert!(text.contains("Test cases of several connections: 15 % of the fuzzing time, 3 of 30 finds (10 % of the time, up to 50 %"), "{text}");
+    }
+
+    #[test]
+    fn queue_entries_kept_for_a_new_response_code_transition_are_counted() {
+        let scratch = tempfile::tempdir().unwrap();
+        let out = scratch.path();
+        for (dir, names) in [
+            ("fuzz0", &["id:000001,src:000000,time:5,execs:9,op:havoc,+cov,+state", "id:000002,orig:a.req"][..]),
+            ("fuzz0-asan", &["id:000003,src:000001,time:7,execs:20,op:http+json,+state"][..]),
+        ] {
+            std::fs::create_dir_all(out.join(dir).join("queue")).unwrap();
+            std::fs::create_dir_all(out.join(dir).join("crashes")).unwrap();
+            for name in names {
+                std::fs::write(out.join(dir).join("queue").join(name), b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            }
+        }
+        let words = text(out, false).unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains("Response codes: 2 queue entries made a transition"), "{words}");
+        assert!(words.contains("1 of them without a new edge"), "{words}");
     }
 
     #[test]
