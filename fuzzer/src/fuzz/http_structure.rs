@@ -350,11 +350,16 @@ http_mutator!(
         let (a, b) = (edge_number(state), edge_number(state));
         let value = match name {
             // A start inside any file and an edge for the end is the range whose length
-            // overflows (`B - A + 1` kept in an int); the other forms edge either bound.
-            "Range" => match below(state, 6) {
+            // overflows (`B - A + 1` kept in an int), an end before a start inside the file
+            // one whose length is negative; the other forms edge either bound.
+            "Range" => match below(state, 8) {
                 0..=2 => format!("bytes={}-{b}", below(state, 2)),
-                3 => format!("bytes={a}-{b}"),
-                4 => format!("bytes={a}-"),
+                3 | 4 => {
+                    let start = 2 + below(state, 4096);
+                    format!("bytes={start}-{}", below(state, start - 1))
+                }
+                5 => format!("bytes={a}-{b}"),
+                6 => format!("bytes={a}-"),
                 _ => format!("bytes=-{a}"),
             },
             "If-Modified-Since" => {
@@ -542,14 +547,23 @@ mod tests {
         }
         assert!(any(&outs, |o| value(o, "Range")
             .is_some_and(|v| v.starts_with(b"bytes=") && has(&v, b"-9223372036854775809"))));
+        // An end before its start (by 2 at least: a negative length).
+        assert!(any(&outs, |o| value(o, "Range").is_some_and(|v| {
+            let v = String::from_utf8_lossy(&v).into_owned();
+            let bounds = v.strip_prefix("bytes=").and_then(|r| r.split_once('-'));
+            let parsed = bounds.and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+            parsed.is_some_and(|(a, b)| b + 2 <= a && a < 5000)
+        })));
         // A start inside the file and an end at least 2^31 - 1: a length past an int.
         assert!(any(&outs, |o| value(o, "Range").is_some_and(|v| {
             let v = String::from_utf8_lossy(&v).into_owned();
             let end = v.strip_prefix("bytes=0-").or_else(|| v.strip_prefix("bytes=1-"));
             end.and_then(|e| e.trim().parse::<u64>().ok()).is_some_and(|e| e >= 2147483647)
         })));
-        assert!(any(&outs, |o| value(o, "If-Modified-Since")
-            .is_some_and(|v| has(&v, b" 4294967296 ") || has(&v, b":4294967296"))));
+        // A date field past 32 bits.
+        assert!(any(&outs, |o| value(o, "If-Modified-Since").is_some_and(|v| {
+            ["4294967296", "9223372036854775807", "18446744073709551615"].iter().any(|n| has(&v, n.as_bytes()))
+        })));
         assert!(any(&outs, |o| value(o, "Max-Forwards").is_some_and(|v| {
             let v = String::from_utf8_lossy(&v).into_owned();
             INT_EDGES.contains(&v.trim().trim_start_matches('+').trim_start_matches("000"))
