@@ -107,8 +107,9 @@ impl Reply {
                     };
                     bytes = &bytes[end - before..];
                     self.head.truncate(end);
-                    codes.push(status(&self.head).unwrap_or(NOT_HTTP));
-                    self.at = body(&self.head);
+                    let code = status(&self.head);
+                    codes.push(code.unwrap_or(NOT_HTTP));
+                    self.at = body(&self.head, code);
                     self.head.clear();
                 }
             }
@@ -134,10 +135,10 @@ fn status(head: &[u8]) -> Option<u16> {
     Some(digits.iter().fold(0, |n, d| n * 10 + u16::from(d - b'0')))
 }
 
-/// What follows a head: no body (1xx, 204, 304), one of its `Content-Length`, or one that
-/// cannot be followed.
-fn body(head: &[u8]) -> At {
-    if status(head).is_some_and(|c| c < 200 || c == 204 || c == 304) {
+/// What follows a head with status `code`: no body (1xx, 204, 304), one of its
+/// `Content-Length`, or one that cannot be followed.
+fn body(head: &[u8], code: Option<u16>) -> At {
+    if code.is_some_and(|c| c < 200 || c == 204 || c == 304) {
         return At::Head;
     }
     let mut length = None;
