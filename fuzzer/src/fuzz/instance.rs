@@ -8,7 +8,7 @@ use super::findings::{read_leaks, CurrentOp, Findings, LastRun, Loading, Wait};
 use super::mutators::http_mutations;
 use super::names::{OpsNamed, QueueNames, Ran};
 use super::objective::{count_files, Solutions};
-use super::scheduler::NewFavoredFirst;
+use super::scheduler::{NewFavoredFirst, Weighted};
 use super::shmem::SelfRemovingShMemProvider;
 use super::stats::{AflStats, RunInfo};
 use super::{done_file, error_file, Edges, Mgr, Options, Role, State, States};
@@ -29,7 +29,7 @@ use libafl::monitors::stats::{AggregatorOps, UserStats, UserStatsValue};
 use libafl::mutators::{havoc_mutations, tokens_mutations, AflppRedQueen, HavocScheduledMutator, Tokens};
 use libafl::observers::{CanTrack, HitcountsMapObserver, StdMapObserver, TimeObserver};
 use libafl::schedulers::powersched::PowerSchedule;
-use libafl::schedulers::{HasQueueCycles, IndexesLenTimeMinimizerScheduler, StdWeightedScheduler};
+use libafl::schedulers::{HasQueueCycles, IndexesLenTimeMinimizerScheduler};
 use libafl::stages::mutational::MultiMutationalStage;
 use libafl::stages::{
     CalibrationStage, ColorizationStage, IfStage, OptionalStage, StdMutationalStage, StdPowerMutationalStage,
@@ -192,7 +192,7 @@ fn fuzz(
     report(&mut state, mgr, "client", UserStatsValue::String(name.into()))?;
     let scheduler = NewFavoredFirst::new(IndexesLenTimeMinimizerScheduler::new(
         &edges,
-        StdWeightedScheduler::with_schedule(&mut state, &edges, Some(PowerSchedule::fast())),
+        Weighted::with_schedule(&mut state, &edges, Some(PowerSchedule::fast())),
     ));
     let mut fuzzer = StdFuzzer::new(scheduler, feedback, objective);
 

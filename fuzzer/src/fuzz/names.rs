@@ -11,6 +11,7 @@
 //! with no names.
 
 use super::findings::{now_secs, CurrentOp, Findings, Loading};
+use super::scheduler::StateStep;
 use super::{Edges, States};
 use libafl::corpus::{Corpus, Testcase};
 use libafl::executors::ExitKind;
@@ -152,6 +153,9 @@ where
         };
         *testcase.filename_mut() = Some(name);
         let loading = state.has_metadata::<Loading>();
+        if new_edges == 0 && new_states > 0 && !loading {
+            testcase.add_metadata(StateStep);
+        }
         let findings = state.metadata_or_insert_with(Findings::default);
         findings.edges += new_edges;
         if loading {
