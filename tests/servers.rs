@@ -63,19 +63,23 @@ fn a_pre_forked_server_leaves_no_zombies_with_the_fuzzer() {
     let out = scratch_dir("prefork-zombies").join("out");
     let mut campaign = spawn(Command::new(fuzzer()).arg("--src-dir").arg(prefork_src()).arg("-o").arg(&out).args([
         "-d",
-        "20",
+        "300",
         "--sanitizer",
         "none",
         "--no-cmplog",
         "--no-triage",
         "--server-args=-p {port} -R {root} -w 2",
     ]));
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Until 2000 test cases, however loaded the machine (a fixed duration ran fewer under CI's load).
+    let deadline = Instant::now() + Duration::from_secs(240);
     while stat(&out.join("fuzz0"), "execs_done").unwrap_or(0) < 2000 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
     let zombies = zombies_of(campaign.id());
-    let status = wait_for(&mut campaign, Duration::from_secs(120));
+    // Ctrl-C, as a terminal sends it to the foreground group: the campaign ends cleanly with 0.
+    // SAFETY: signalling the process group this test created.
+    unsafe { libc::kill(-(campaign.id() as i32), libc::SIGINT) };
+    let status = wait_for(&mut campaign, Duration::from_secs(60));
     kill_group(&mut campaign);
     assert!(stat(&out.join("fuzz0"), "execs_done").unwrap_or(0) >= 2000, "the campaign did not run");
     assert!(zombies < 50, "{zombies} zombie children of the fuzzer");
