@@ -28,7 +28,28 @@ pub fn end_run() {
             _ => {}
         }
     }
-    wait_idle(Duration::from_millis(config().settle_ms));
+    let settle = Duration::from_millis(config().settle_ms);
+    until_all_accepted(settle);
+    wait_idle(settle);
+}
+
+/// Until the server has accepted every connection the test case opened (at most `limit`, or
+/// until the listener is gone): one still in its accept queue is work to come, though the
+/// server may look idle for a moment. An iterative server that reads a kept-open connection
+/// accepts the next one (which we may have reset long before) only once that one is closed;
+/// the counters can see it waiting in between, and the run then ended before the reply.
+fn until_all_accepted(limit: Duration) {
+    let shared = shared::get();
+    let opened = shared.ports.iter().enumerate().filter(|(_, p)| p.load(SeqCst) != 0).fold(0u64, |m, (i, _)| m | 1 << i);
+    let deadline = Instant::now() + limit;
+    let wake = WAKE_FD.load(SeqCst);
+    while shared.claimed.load(SeqCst) & opened != opened && !crate::connection::listener_gone() {
+        if Instant::now() >= deadline {
+            debug!("the server has not accepted every connection of the test case");
+            return;
+        }
+        sleep_on(wake); // the accept hook wakes us
+    }
 }
 
 /// The processes that handle our connections apart from the run's: the children forked for
