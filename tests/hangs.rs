@@ -164,12 +164,43 @@ fn a_server_that_closes_after_a_timer_floods_no_hangs() {
 }
 
 #[test]
-fn the_duration_is_a_deadline_even_when_every_run_hangs() {
+fn the_duration_is_a_deadline_even_when_every_run_hangs_and_so_is_triages() {
     // Only the start-up check's request is answered; every other run spins until killed.
     let seeds = seeds("spin-seeds", &[("get.txt", GET), ("root.txt", b"GET / HTTP/1.0\r\n\r\n")]);
     let c = campaign("spin", 20, "-m thread -x spin", &["--no-grammar", "--seeds", seeds.to_str().unwrap()]);
     assert!(c.took < Duration::from_secs(30), "-d 20 took {:?}", c.took);
     assert!(c.run.stdout_text().contains("root.txt (hang: timed out)"), "{}", c.run.stdout_text());
+
+    // Triage keeps to its time too: forty hang files (the campaign's, copied), each replay of
+    // which spins for the whole run limit (2 s), in 8 s. Every file is still in a group: those
+    // it had no time for in a group that says so.
+    let hangs = findings(&c.out.join("fuzz0/hangs"));
+    assert!(!hangs.is_empty(), "no hang saved");
+    for i in 0..40 {
+        let copy = c.out.join(format!("fuzz0/hangs/id:{:06},copy", 1000 + i));
+        std::fs::copy(&hangs[i % hangs.len()], copy).unwrap();
+    }
+    let started = Instant::now();
+    let run = run_with_input(
+        Command::new(fuzzer()).arg("triage").arg(&c.out).args(["--seconds", "8"]),
+        b"",
+        Duration::from_secs(120),
+    );
+    let took = started.elapsed();
+    let stdout = run.stdout_text();
+    assert_eq!(run.code(), Some(0), "{stdout}\n{}", run.stderr);
+    // The bound, a run under way (2 s) and its gdb look at the hang, and start-up.
+    assert!(took < Duration::from_secs(14), "triage --seconds 8 took {took:?}:\n{stdout}");
+    assert!(stdout.contains("file(s) were replayed: fuzzer triage"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(c.out.join("triage.json")).unwrap()).unwrap();
+    let groups = json["groups"].as_array().unwrap();
+    let files = |g: &serde_json::Value| g["files"].as_array().unwrap().len();
+    let saved = findings(&c.out.join("fuzz0/crashes")).len() + hangs.len() + 40;
+    assert_eq!(groups.iter().map(files).sum::<usize>(), saved, "{groups:?}");
+    let left = groups.iter().find(|g| g["kind"].as_str().unwrap().starts_with("not replayed")).expect("none left");
+    assert!(files(left) > 0 && left["runs"] == 0, "{left}");
+    assert!(groups.iter().any(|g| g["kind"] == "hang" && g["reproduced"].as_u64().unwrap() > 0), "{groups:?}");
 }
 
 #[test]

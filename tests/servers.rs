@@ -675,10 +675,15 @@ fn crash_campaign(out: &Path, switch: &str, seconds: &str, extra: &[&str]) -> Ru
     run
 }
 
-/// `fuzzer triage OUT`'s groups, from `OUT/triage.json`.
+/// `fuzzer triage OUT --runs 3`'s groups, from `OUT/triage.json`.
 fn triage(out: &Path) -> Vec<serde_json::Value> {
+    triage_with(out, &[])
+}
+
+/// [`triage`] with more arguments.
+fn triage_with(out: &Path, args: &[&str]) -> Vec<serde_json::Value> {
     let run = run_with_input(
-        Command::new(fuzzer()).arg("triage").arg(out).args(["--runs", "3"]),
+        Command::new(fuzzer()).arg("triage").arg(out).args(["--runs", "3"]).args(args),
         b"",
         Duration::from_secs(120),
     );
@@ -716,6 +721,18 @@ fn a_resumed_campaign_does_not_save_a_known_crash_again() {
         let report = std::fs::read_to_string(out.join("triage/report.md")).unwrap();
         assert!(report.contains("*null = request[0];"), "no source excerpt:\n{report}");
     }
+
+    // In proportion (`--seconds`, as after a campaign): the first three files of a group that
+    // reproduces are run `--runs` times, the others once.
+    let crashes = findings(&out.join("fuzz0/crashes"));
+    for i in 0..4 {
+        std::fs::copy(&crashes[0], out.join(format!("fuzz0/crashes/id:{:06},copy", 1000 + i))).unwrap();
+    }
+    let n = crashes.len() as u64 + 4;
+    let groups = triage_with(&out, &["--seconds", "60"]);
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0]["runs"].as_u64(), Some(3 * 3 + (n - 3)), "{n} files: {groups:?}");
+    assert_eq!(groups[0]["reproduced"], groups[0]["runs"], "{groups:?}");
 }
 
 /// A crash that happens once (`-x once`) and never again is kept, as a flaky crash, by a

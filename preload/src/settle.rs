@@ -40,7 +40,8 @@ pub fn end_run() {
 /// the counters can see it waiting in between, and the run then ended before the reply.
 fn until_all_accepted(limit: Duration) {
     let shared = shared::get();
-    let opened = shared.ports.iter().enumerate().filter(|(_, p)| p.load(SeqCst) != 0).fold(0u64, |m, (i, _)| m | 1 << i);
+    let opened =
+        shared.ports.iter().enumerate().filter(|(_, p)| p.load(SeqCst) != 0).fold(0u64, |m, (i, _)| m | 1 << i);
     let deadline = Instant::now() + limit;
     let wake = WAKE_FD.load(SeqCst);
     while shared.claimed.load(SeqCst) & opened != opened && !crate::connection::listener_gone() {

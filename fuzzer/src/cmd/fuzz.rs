@@ -278,7 +278,7 @@ fn campaign(args: &Args) -> Result<()> {
     // Stopped by hand (Ctrl-C, the screen's `q`): ended before its time, not at a crash.
     let interrupted = started.elapsed() + Duration::from_secs(2) < Duration::from_secs(duration)
         && (!opts.stop_file().exists() || opts.stopped_by_user());
-    report::after_campaign(out, !args.no_triage, interrupted)?;
+    report::after_campaign(out, !args.no_triage, interrupted, started.elapsed())?;
     result
 }
 

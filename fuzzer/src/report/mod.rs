@@ -10,14 +10,15 @@ pub mod triage;
 
 use anyhow::Result;
 use std::path::Path;
+use std::time::Duration;
 
-/// The end of a campaign in `out`: triage (when asked, and not after Ctrl-C: whoever stopped
+/// The end of a campaign in `out` that ran for `campaign`: triage (when asked, and not after Ctrl-C: whoever stopped
 /// the campaign wants the prompt back), the charts, then the summary.
-pub fn after_campaign(out: &Path, triage: bool, interrupted: bool) -> Result<()> {
+pub fn after_campaign(out: &Path, triage: bool, interrupted: bool, campaign: Duration) -> Result<()> {
     if triage && interrupted {
         println!("[triage] skipped, as the campaign was stopped: fuzzer triage {}", out.display());
     } else if triage {
-        triage::after_campaign(out, triage::RUNS);
+        triage::after_campaign(out, triage::RUNS, campaign);
     }
     plot::after_campaign(out);
     summary::print(out)

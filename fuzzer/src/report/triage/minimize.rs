@@ -20,8 +20,8 @@ impl Replayer<'_> {
     /// The shortest input of each group that fails (None for a flaky group).
     pub fn minimize_all(&self, groups: &[(Signature, Members)]) -> Vec<Option<Vec<u8>>> {
         on_all_cores(groups, "group(s) minimized", |(signature, members)| {
-            let shortest = members.iter().map(|(f, _)| f).min_by_key(|f| f.bytes.len())?;
-            let failed = members.iter().any(|(_, count)| *count > 0);
+            let shortest = members.iter().map(|(f, _, _)| f).min_by_key(|f| f.bytes.len())?;
+            let failed = members.iter().any(|(_, count, _)| *count > 0);
             failed.then(|| self.minimize(&shortest.bytes, signature))
         })
     }
@@ -43,7 +43,11 @@ impl Replayer<'_> {
             };
             failed.is_some_and(|s| s.key() == signature.key())
         };
-        minimized(input, &Budget::new(budget, MINIMIZE_TIME), fails)
+        // Within triage's time, when it is bounded.
+        let time = self
+            .until
+            .map_or(MINIMIZE_TIME, |until| until.saturating_duration_since(Instant::now()).min(MINIMIZE_TIME));
+        minimized(input, &Budget::new(budget, time), fails)
     }
 }
 

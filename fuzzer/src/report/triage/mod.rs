@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use signature::Signature;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Replays of each file by default.
 pub const RUNS: usize = 5;
@@ -77,11 +77,12 @@ impl Targets {
     }
 }
 
-/// The files of one group, each with how many of its runs failed the group's way.
-type Members<'a> = Vec<(&'a Finding, usize)>;
+/// The files of one group, each with how many of its runs failed the group's way, of how many.
+type Members<'a> = Vec<(&'a Finding, usize, usize)>;
 
-/// Replay, group, minimize, and write the results. Progress goes to stdout.
-pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
+/// Replay, group, minimize, and write the results. Progress goes to stdout. With `time`, in
+/// proportion: at most that long, every file at least once while it lasts (`Replayer::replay_all`).
+pub fn triage(out: &Path, runs: usize, time: Option<Duration>) -> Result<Vec<Group>> {
     let targets = Targets::load(out)?;
     if targets.host_network {
         crate::runner::preload::use_host_network();
@@ -101,6 +102,7 @@ pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
         sources: sources(out, target),
         symbolizer: Symbolizer::default(),
         gdb: crate::gdb::stacks::available(),
+        until: time.map(|t| Instant::now() + t),
     };
     let replayed = Replayed { target, root: &replayer.root, sources: &replayer.sources };
     let files = findings::read_all(out);
@@ -109,7 +111,12 @@ pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
         return Ok(Vec::new());
     }
     let runs = runs.max(1);
-    println!("[triage] replaying {} file(s) {runs} time(s) each against {}...", files.len(), target.binary.display());
+    let bound = time.map_or(String::new(), |t| format!(" (for at most {} s)", t.as_secs()));
+    println!(
+        "[triage] replaying {} file(s) {runs} time(s) each against {}{bound}...",
+        files.len(),
+        target.binary.display()
+    );
     if !replayer.gdb {
         let what = if targets.asan.is_some() { "hangs are" } else { "hangs and crashes are" };
         println!("[triage] gdb is not installed: {what} grouped without where they happen (apt-get install gdb)");
@@ -117,14 +124,22 @@ pub fn triage(out: &Path, runs: usize) -> Result<Vec<Group>> {
     let started = Instant::now();
     let verdicts = replayer.replay_all(&files, runs);
     let groups = by_signature(&files, &verdicts);
-    println!("[triage] {} file(s) replayed in {:.0} s", files.len(), started.elapsed().as_secs_f64());
+    let done = verdicts.iter().filter(|v| !v.is_empty()).count();
+    println!("[triage] {done} file(s) replayed in {:.0} s", started.elapsed().as_secs_f64());
+    if done < files.len() {
+        println!(
+            "[triage] time ran out before {} file(s) were replayed: fuzzer triage {} replays them all",
+            files.len() - done,
+            out.display()
+        );
+    }
     let started = Instant::now();
     let minimized = replayer.minimize_all(&groups);
     println!("[triage] {} group(s) minimized in {:.0} s", groups.len(), started.elapsed().as_secs_f64());
     let result = groups
         .iter()
         .zip(minimized)
-        .map(|((signature, members), min)| (group(signature, members, runs, &replayer.sources), min))
+        .map(|((signature, members), min)| (group(signature, members, &replayer.sources), min))
         .collect();
     let groups = numbered(&dir, result)?;
     report::write(out, &groups, &replayed)?;
@@ -138,25 +153,27 @@ fn by_signature<'a>(files: &'a [Finding], verdicts: &[Vec<Option<Signature>>]) -
     for (finding, verdict) in files.iter().zip(verdicts) {
         let (signature, count) = match most_frequent(verdict) {
             Some((signature, count)) => (signature, count),
+            None if verdict.is_empty() => (Signature::new(NOT_REPLAYED), 0),
             None => (flaky(finding), 0),
         };
-        groups.entry(signature.key()).or_insert_with(|| (signature, Vec::new())).1.push((finding, count));
+        let members = &mut groups.entry(signature.key()).or_insert_with(|| (signature, Vec::new())).1;
+        members.push((finding, count, verdict.len()));
     }
     groups.into_values().collect()
 }
 
 /// A group as `triage.json` keeps it (not minimized yet); its frames shown relative to
 /// `sources`.
-fn group(signature: &Signature, members: &Members, runs: usize, sources: &Path) -> Group {
+fn group(signature: &Signature, members: &Members, sources: &Path) -> Group {
     let frames: Vec<String> = signature.frames.iter().map(|f| f.show(sources)).collect();
     Group {
         kind: signature.kind.clone(),
         location: frames.first().cloned().unwrap_or_default(),
         frames,
         calls: signature.callee.clone(),
-        files: members.iter().map(|(f, _)| f.name.clone()).collect(),
-        reproduced: members.iter().map(|(_, c)| c).sum(),
-        runs: members.len() * runs,
+        files: members.iter().map(|(f, _, _)| f.name.clone()).collect(),
+        reproduced: members.iter().map(|(_, c, _)| c).sum(),
+        runs: members.iter().map(|(_, _, n)| n).sum(),
         minimized: None,
     }
 }
@@ -177,6 +194,9 @@ fn numbered(dir: &Path, mut result: Vec<(Group, Option<Vec<u8>>)>) -> Result<Vec
     }
     Ok(groups)
 }
+
+/// The kind of the group of files triage had no time left to replay.
+const NOT_REPLAYED: &str = "not replayed in triage's time (fuzzer triage OUT replays every file)";
 
 /// The signature of a file none of whose runs failed.
 fn flaky(finding: &Finding) -> Signature {
@@ -199,10 +219,15 @@ fn sources(out: &Path, target: &Target) -> PathBuf {
 }
 
 /// A triage that cannot start says why; the campaign's own results stay as they are.
-pub fn after_campaign(out: &Path, runs: usize) {
-    match triage(out, runs) {
+pub fn after_campaign(out: &Path, runs: usize, campaign: Duration) {
+    match triage(out, runs, Some(time_for(campaign))) {
         Ok(groups) if !groups.is_empty() => println!("[triage] report: {}", out.join("triage/report.md").display()),
         Ok(_) => {}
         Err(e) => println!("[triage] skipped: {e:#}"),
     }
+}
+
+/// Triage's time after a campaign: a fifth of the campaign's, at least a minute.
+fn time_for(campaign: Duration) -> Duration {
+    (campaign / 5).max(Duration::from_secs(60))
 }

@@ -11,13 +11,17 @@ use crate::runner::target::Target;
 use crate::runner::{self, Finished, Limits};
 use anyhow::Result;
 use contract::env;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a replay may take: a hang file must hang past it, and the campaign's hang timeout
 /// is 1 s by default.
 const RUN_LIMIT: Duration = Duration::from_secs(2);
+/// Files of a group whose first run failed its way, after which the group is settled: its other
+/// files are run once when triage's time is bounded.
+const SETTLED: usize = 3;
 /// How long a run that takes a hang's stacks waits first: the verdicts that make a hang are off
 /// there, and a server that left our connection open or spins does so long before.
 const PLACED_RUN_LIMIT: Duration = Duration::from_millis(500);
@@ -32,34 +36,88 @@ pub struct Replayer<'a> {
     pub symbolizer: Symbolizer,
     /// gdb is there to place hangs, and crashes of a build without ASan.
     pub gdb: bool,
+    /// When triage's time ends, if it is bounded (after a campaign): no run starts after.
+    pub until: Option<Instant>,
 }
 
 impl Replayer<'_> {
-    /// Every file `runs` times; the signature of each run (None: it did not fail).
-    /// A hang's place comes from one more run with gdb (`placed`); its other runs only say
-    /// whether it hangs.
+    /// Every file `runs` times; the signature of each run (None: it did not fail; no runs at
+    /// all: triage's time ran out first). A hang's place comes from one more run with gdb
+    /// (`placed`); its other runs only say whether it hangs.
+    ///
+    /// With a time bound (after a campaign), in proportion: every file once, crashes first (a
+    /// run of one takes milliseconds, of a hang up to the run limit), then the other runs for
+    /// the files that say how a group reproduces: its first [`SETTLED`] files, and every file
+    /// whose first run did not fail. The other files of a settled group are run once.
     pub fn replay_all(&self, files: &[Finding], runs: usize) -> Vec<Vec<Option<Signature>>> {
-        on_all_cores(files, "file(s) replayed", |file| {
-            let mut runs: Vec<_> = (0..runs).map(|_| self.signature_of(&file.bytes, false)).collect();
-            // A crash without ASan's report: its place from gdb, once.
-            if runs.iter().flatten().any(|s| s.frames.is_empty() && s.is_signal()) {
-                if let Some(placed) = self.crash_under_gdb(&file.bytes) {
-                    for run in runs.iter_mut().flatten().filter(|s| s.kind == placed.kind) {
-                        run.frames.clone_from(&placed.frames);
-                        run.callee.clone_from(&placed.callee);
-                    }
+        if self.until.is_none() {
+            return on_all_cores(files, "file(s) replayed", |file| self.runs_of(file, runs, None));
+        }
+        let order: Vec<usize> =
+            (0..files.len()).filter(|&i| !files[i].hang).chain((0..files.len()).filter(|&i| files[i].hang)).collect();
+        let firsts = on_all_cores(&order, "file(s) replayed", |&i| self.runs_of(&files[i], 1, None));
+        let mut replayed: Vec<Vec<Option<Signature>>> = vec![Vec::new(); files.len()];
+        for (i, first) in order.into_iter().zip(firsts) {
+            replayed[i] = first;
+        }
+        let mut seen: HashMap<_, usize> = HashMap::new();
+        let again: Vec<usize> = (0..files.len())
+            .filter(|&i| match replayed[i].first() {
+                None => false, // out of time
+                Some(None) => true,
+                Some(Some(signature)) => {
+                    let n = seen.entry(signature.key()).or_default();
+                    *n += 1;
+                    *n <= SETTLED
                 }
+            })
+            .collect();
+        if runs > 1 && !again.is_empty() && self.in_time() {
+            let more = on_all_cores(&again, "file(s) replayed again", |&i| {
+                self.runs_of(&files[i], runs - 1, replayed[i][0].as_ref())
+            });
+            for (i, more) in again.into_iter().zip(more) {
+                replayed[i].extend(more);
             }
-            if runs.iter().flatten().any(Signature::is_hang) {
-                if let Some(placed) = self.signature_of(&file.bytes, true).filter(Signature::is_hang) {
-                    for run in runs.iter_mut().flatten().filter(|s| s.is_hang()) {
-                        run.frames.clone_from(&placed.frames);
-                        run.callee.clone_from(&placed.callee);
-                    }
-                }
+        }
+        replayed
+    }
+
+    /// `runs` runs of `file` while triage has time, placed as `placed` (an earlier run's
+    /// signature with its place), else as a run of its own under gdb places them.
+    fn runs_of(&self, file: &Finding, runs: usize, placed: Option<&Signature>) -> Vec<Option<Signature>> {
+        let mut runs: Vec<_> =
+            (0..runs).map_while(|_| self.in_time().then(|| self.signature_of(&file.bytes, false))).collect();
+        // A run with no place of its own that failed as `placed` did (a hang being any kind of
+        // hang) is where `placed` is.
+        let place = |runs: &mut [Option<Signature>], placed: &Signature| {
+            let like = |s: &Signature| s.kind == placed.kind || (s.is_hang() && placed.is_hang());
+            for run in runs.iter_mut().flatten().filter(|s| s.frames.is_empty() && like(s)) {
+                run.frames.clone_from(&placed.frames);
+                run.callee.clone_from(&placed.callee);
             }
-            runs
-        })
+        };
+        if let Some(placed) = placed.filter(|p| !p.frames.is_empty()) {
+            place(&mut runs, placed);
+            return runs;
+        }
+        // A crash without ASan's report: its place from gdb, once.
+        if runs.iter().flatten().any(|s| s.frames.is_empty() && s.is_signal()) && self.in_time() {
+            if let Some(placed) = self.crash_under_gdb(&file.bytes) {
+                place(&mut runs, &placed);
+            }
+        }
+        if runs.iter().flatten().any(Signature::is_hang) && self.in_time() {
+            if let Some(placed) = self.signature_of(&file.bytes, true).filter(Signature::is_hang) {
+                place(&mut runs, &placed);
+            }
+        }
+        runs
+    }
+
+    /// Whether triage may start another run (it has no bound, or is within it).
+    pub fn in_time(&self) -> bool {
+        self.until.is_none_or(|until| Instant::now() < until)
     }
 
     /// One run of `input`: how it failed, if it did (a run that could not be made counts as not

@@ -35,14 +35,12 @@ fn markdown(out: &Path, groups: &[Group], replayed: &Replayed) -> String {
     for (n, g) in groups.iter().enumerate() {
         let calls = g.calls.as_ref().map_or(String::new(), |f| format!(", calling `{f}`"));
         t += &format!("\n## {}. {}{}{calls}\n\n", n + 1, g.kind, bugs::place(&g.location));
-        t += &format!(
-            "Reproduced in {} of {} runs ({} file{}, e.g. `{}`).\n",
-            g.reproduced,
-            g.runs,
-            g.files.len(),
-            if g.files.len() == 1 { "" } else { "s" },
-            g.files[0]
-        );
+        let files =
+            format!("{} file{}, e.g. `{}`", g.files.len(), if g.files.len() == 1 { "" } else { "s" }, g.files[0]);
+        t += &match g.runs {
+            0 => format!("Not replayed ({files}).\n"),
+            runs => format!("Reproduced in {} of {runs} runs ({files}).\n", g.reproduced),
+        };
         if let Some(means) = crate::explain::kind(&g.kind) {
             t += &format!("\n{means}\n");
         }
