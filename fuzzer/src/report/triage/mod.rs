@@ -9,7 +9,8 @@
 //! frames of the call stack that are in the server's own sources (not libc, the preload or the
 //! sanitizer), or for a traversal how the path got out (`..`, percent-encoding, a symlink). Files
 //! whose most frequent signature is the same are one group: one bug. A file none of whose runs
-//! failed is kept as flaky. The shortest file of each group is cut down (delta debugging, one
+//! failed is kept as flaky. After a campaign triage is bounded in time, in proportion to the
+//! campaign (`Replayer::replay_all`): the files it has no time for are a group of their own. The shortest file of each group is cut down (delta debugging, one
 //! run per try) while its run keeps the signature.
 //!
 //! Writes `OUT/triage.json`, `OUT/triage/N.min` (the shortest input of group N) and
@@ -111,12 +112,14 @@ pub fn triage(out: &Path, runs: usize, time: Option<Duration>) -> Result<Vec<Gro
         return Ok(Vec::new());
     }
     let runs = runs.max(1);
-    let bound = time.map_or(String::new(), |t| format!(" (for at most {} s)", t.as_secs()));
-    println!(
-        "[triage] replaying {} file(s) {runs} time(s) each against {}{bound}...",
-        files.len(),
-        target.binary.display()
-    );
+    let how = match time {
+        Some(t) => format!(
+            "for at most {} s: each once, then up to {runs} times where it tells how a bug reproduces",
+            t.as_secs()
+        ),
+        None => format!("{runs} time(s) each"),
+    };
+    println!("[triage] replaying {} file(s) against {}, {how}...", files.len(), target.binary.display());
     if !replayer.gdb {
         let what = if targets.asan.is_some() { "hangs are" } else { "hangs and crashes are" };
         println!("[triage] gdb is not installed: {what} grouped without where they happen (apt-get install gdb)");
