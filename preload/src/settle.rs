@@ -42,14 +42,10 @@ fn until_all_accepted(limit: Duration) {
     let shared = shared::get();
     let opened =
         shared.ports.iter().enumerate().filter(|(_, p)| p.load(SeqCst) != 0).fold(0u64, |m, (i, _)| m | 1 << i);
-    let deadline = Instant::now() + limit;
-    let wake = WAKE_FD.load(SeqCst);
-    while shared.claimed.load(SeqCst) & opened != opened && !crate::connection::listener_gone() {
-        if Instant::now() >= deadline {
-            debug!("the server has not accepted every connection of the test case");
-            return;
-        }
-        sleep_on(wake); // the accept hook wakes us
+    // The accept hook wakes us.
+    let accepted = || shared.claimed.load(SeqCst) & opened == opened || crate::connection::listener_gone();
+    if !sleep_until(limit, accepted) {
+        debug!("the server has not accepted every connection of the test case");
     }
 }
 
@@ -221,9 +217,21 @@ pub fn wait_idle(limit: Duration) {
 /// connection's state, which only the kernel's epoll entry points to (LeakSanitizer would call
 /// it a leak), and to close its descriptor.
 pub fn until_asleep() {
-    let deadline = Instant::now() + Duration::from_millis(config().settle_ms);
+    sleep_until(Duration::from_millis(config().settle_ms), others_sleep);
+}
+
+/// Sleep (on the wake eventfd, a millisecond at most each time) until `done` holds: true, or
+/// false once `limit` has passed without it.
+fn sleep_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
     let wake = WAKE_FD.load(SeqCst);
-    while !others_sleep() && Instant::now() < deadline {
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
         sleep_on(wake);
     }
 }

@@ -53,8 +53,8 @@ impl Replayer<'_> {
         if self.until.is_none() {
             return on_all_cores(files, "file(s) replayed", |file| self.runs_of(file, runs, None));
         }
-        let order: Vec<usize> =
-            (0..files.len()).filter(|&i| !files[i].hang).chain((0..files.len()).filter(|&i| files[i].hang)).collect();
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        order.sort_by_key(|&i| files[i].hang); // stable: crashes, then hangs, each in file order
         let firsts = on_all_cores(&order, "file(s) replayed", |&i| self.runs_of(&files[i], 1, None));
         let mut replayed: Vec<Vec<Option<Signature>>> = vec![Vec::new(); files.len()];
         for (i, first) in order.into_iter().zip(firsts) {
