@@ -620,3 +620,58 @@ fn stop_on_crash_ends_the_run_at_the_first_crash_with_a_custom_root() {
     assert!(!findings(&out.join("fuzz0/crashes")).is_empty());
     assert!(out.join("fuzz0/root/only-here.html").is_file(), "the client does not serve a copy of --root");
 }
+
+/// The spin verdict as a campaign's runs have it (the fuzzer's coverage map, and its control
+/// page with a bound of 5 ms): a parser loop that never ends (`-x scan-loop`) is a spin within
+/// milliseconds in every model, while the same request well formed is served; a 10 MB file
+/// read and sent, and every seed on the ASan build, are served and never cut.
+#[test]
+fn a_parser_loop_that_never_ends_is_a_spin_in_milliseconds_and_real_work_is_not() {
+    use crate::util::forkserver::{ShmMap, ASAN_OPTIONS};
+    let c = campaign();
+    let (map, control) = (ShmMap::new(1 << 16), ShmMap::new(8));
+    control.write(4, &5000u32.to_ne_bytes());
+    let root = scratch_dir("spin-root");
+    copy_dir(&www(), &root);
+    let big: Vec<u8> = (0..10u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("big.bin"), &big).unwrap();
+    let run = |binary: &str, args: &[&str], input: &[u8]| {
+        let port = free_port().to_string();
+        let mut cmd = Command::new(c.out.join(binary));
+        cmd.args(["-p", &port, "-R"]).arg(&root).arg("-s").args(args);
+        cmd.env("LD_PRELOAD", preload())
+            .env("__AFL_SHM_ID", map.id.to_string())
+            .env("SOCKFUZZ_CONTROL_SHM", control.id.to_string())
+            .env("SOCKFUZZ_OUTPUT", "0")
+            .env("ASAN_OPTIONS", ASAN_OPTIONS);
+        let started = Instant::now();
+        let run = run_with_input(&mut cmd, input, Duration::from_secs(30));
+        (run.code(), started.elapsed())
+    };
+    let range = |value: &str| format!("GET /clip.mp4 HTTP/1.0\r\nRange: bytes={value}\r\n\r\n").into_bytes();
+    for model in MODELS {
+        let (code, took) = run("server-fuzz", &["-m", model, "-x", "scan-loop"], &range("1x-5"));
+        assert_eq!(code, Some(EXIT_SPIN), "{model}");
+        // Start-up and a bound and a half, with room for a loaded machine.
+        assert!(took < Duration::from_millis(1500), "{model}: the spin took {took:?} to end");
+        let (code, _) = run("server-fuzz", &["-m", model, "-x", "scan-loop"], &range("10-50"));
+        assert_eq!(code, Some(0), "{model}: a well-formed range");
+    }
+    let seeds: Vec<PathBuf> = std::fs::read_dir(repo().join("seeds/requests"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "req"))
+        .collect();
+    assert!(seeds.len() > 10, "{seeds:?}");
+    for binary in ["server-fuzz", "server-fuzz-address"] {
+        for model in ["iterative", "thread", "fork"] {
+            let (code, _) = run(binary, &["-m", model], b"GET /big.bin HTTP/1.0\r\n\r\n");
+            assert_eq!(code, Some(0), "{binary} -m {model}: 10 MB");
+        }
+        for seed in &seeds {
+            let (code, _) = run(binary, &["-m", "thread"], &std::fs::read(seed).unwrap());
+            assert_ne!(code, Some(EXIT_SPIN), "{binary}: {seed:?}");
+        }
+    }
+}

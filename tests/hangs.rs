@@ -1,7 +1,7 @@
 //! Hangs cost milliseconds, not seconds: the idle verdict, AFL++'s timeout rule (a hang is
-//! saved only when a patient re-run hangs too), seeds that hang, `-d` as a deadline, and test
-//! cases in shared memory. On the sample pserv's switches (`-x leak`, `-x spin`, `-x close-stdin`,
-//! `-k MS`; tests/pserv/README.md).
+//! saved only when a patient re-run hangs too), the spin verdict, seeds that hang, `-d` as a
+//! deadline, and test cases in shared memory. On the sample pserv's switches (`-x leak`,
+//! `-x spin`, `-x scan-loop`, `-x close-stdin`, `-k MS`; tests/pserv/README.md).
 
 use crate::util::*;
 use std::path::{Path, PathBuf};
@@ -201,6 +201,21 @@ fn the_duration_is_a_deadline_even_when_every_run_hangs_and_so_is_triages() {
     let left = groups.iter().find(|g| g["kind"].as_str().unwrap().starts_with("not replayed")).expect("none left");
     assert!(files(left) > 0 && left["runs"] == 0, "{left}");
     assert!(groups.iter().any(|g| g["kind"] == "hang" && g["reproduced"].as_u64().unwrap() > 0), "{groups:?}");
+}
+
+#[test]
+fn a_parser_loop_that_never_ends_is_saved_as_a_spin_and_replays_as_a_hang() {
+    // A well-formed range on a video: the scan loops on any other byte before the dash.
+    let range = b"GET /clip.mp4 HTTP/1.0\r\nRange: bytes=10-50\r\n\r\n";
+    let seeds = seeds("scan-seeds", &[("range.txt", range), ("get.txt", GET)]);
+    let c = campaign("scan-loop", 15, "-m epoll -x scan-loop", &["--no-grammar", "--seeds", seeds.to_str().unwrap()]);
+    let kinds = std::fs::read_to_string(c.out.join("fuzz0/hangs.tsv")).unwrap_or_default();
+    let spin = kinds.lines().find_map(|l| l.strip_suffix("\tspin")).unwrap_or_else(|| panic!("no spin: {kinds}"));
+    let input = std::fs::read(c.out.join("fuzz0/hangs").join(spin)).unwrap();
+    let run = run_pserv(&["-m", "epoll", "-x", "scan-loop"], &input);
+    assert_eq!(run.code(), Some(124), "{spin} does not hang: {run:?}");
+    let summary = c.run.stdout_text();
+    assert!(summary.contains("of these hangs a server thread spun"), "{summary}");
 }
 
 #[test]

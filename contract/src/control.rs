@@ -9,5 +9,8 @@ pub const FORK_MODE: usize = 1;
 /// Byte set: the run confirms in a fresh process what a reused one found (persistent mode): the
 /// memory-leak check is made whatever its time budget says.
 pub const CONFIRM: usize = 2;
+/// Bytes 4..8, a `u32` in native byte order: the spin verdict's bound in microseconds (the
+/// preload's `spin`), derived from the seeds' run times; 0: no spin verdict.
+pub const SPIN_US: usize = 4;
 /// Bytes of the page.
-pub const LEN: usize = 3;
+pub const LEN: usize = 8;

@@ -23,6 +23,10 @@ pub const EXIT_UNSERVED: i32 = 90;
 /// reply yet) and another's whole request still unread by the server (not accepted, or unread
 /// in its socket), while every server thread sleeps (`play`). A hang candidate, re-run patiently.
 pub const EXIT_BLOCKED: i32 = 91;
+/// Exit status when a server thread spins: it ran on the CPU for the fuzzer's spin bound without
+/// blocking, reading, writing, faulting in a page or reaching new code (the preload's `spin`).
+/// A hang candidate that the fuzzer confirms by the same rule once more.
+pub const EXIT_SPIN: i32 = 92;
 /// The signal a run dies by when the server kept descriptors open that the test case made it
 /// open (a file, a client's connection), each time the test case was played again in the same
 /// process (`SOCKFUZZ_FINDING_FILE` says what they are). Not a crash signal, and none a server

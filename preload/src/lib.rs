@@ -20,6 +20,7 @@
 //! | signal [`SIG_FD_LEAK`]    | each play of the test case left descriptors open (`descriptor_leaks`) |
 //! | signal [`SIG_MEM_LEAK`]   | LeakSanitizer found memory the test case leaked (`memory_leaks`) |
 //! | status [`EXIT_UNSERVED`]  | as [`EXIT_SETUP`], in a process reused for many test cases     |
+//! | status [`EXIT_SPIN`]      | a server thread runs without a call, a fault or new coverage (`spin`) |
 //! | `DONE` on fd 197          | a normal end in persistent mode: the next test case follows   |
 //!
 //! Environment: `SOCKFUZZ_DEBUG=1` prints `[sockfuzz]` log lines; `SOCKFUZZ_OUTPUT=0` does not
@@ -32,8 +33,8 @@
 //!
 //! `SOCKFUZZ_IDLE=MS` turns the idle verdict on, after MS milliseconds of idleness (off by
 //! default: afl-fuzz would take its exit status for a normal end); `SOCKFUZZ_CONTROL_SHM=ID` is the fuzzer's control page, whose
-//! byte 0 set makes a run patient (no idle verdict) while it re-runs a hang candidate, and byte 1
-//! set turns persistent runs off.
+//! byte 0 set makes a run patient (no idle or spin verdict) while it re-runs a hang candidate, byte 1
+//! set turns persistent runs off, and bytes 4..8 give the spin verdict's bound (`spin`).
 //! `SOCKFUZZ_EOF_SPIN=0` turns the EOF-spin verdict off (triage attaches gdb to the spinning server).
 //!
 //! `SOCKFUZZ_PERSISTENT=N` serves up to N test cases per process, each on a new connection (`persist`).
@@ -65,7 +66,7 @@
 //! | entry policies | `trigger`, `connection` | the first `listen`; our accepted connection |
 //! | the client thread | `client`, `play` | reads each test case; plays its connections and watches the run |
 //! | persistent runs | `persist` | the next test case in the same process |
-//! | policies | `settle`, `children`, `threads`, `paths`, `descriptor_leaks`, `memory_leaks` | ending a run; forks and reaping; threads alive; path traversal; leaks |
+//! | policies | `settle`, `spin`, `children`, `threads`, `paths`, `descriptor_leaks`, `memory_leaks` | ending a run; a thread that spins; forks and reaping; threads alive; path traversal; leaks |
 //! | verdict machinery | `idle`, `end` | who waits and the idle verdict; how the process ends |
 //! | low layers | `sockets`, `shared`, `fds`, `finding`, `lsan`, `log`, `limits`, `netns`, `compare`, `replies` | the run's page across processes; our descriptors; the finding file; LeakSanitizer; ...; the responses' status codes |
 //! | bottom | `state`, `real` | every process-wide static and the configuration; the real libc functions |
@@ -78,6 +79,7 @@
 //! [`SIG_FD_LEAK`]: contract::verdicts::SIG_FD_LEAK
 //! [`SIG_MEM_LEAK`]: contract::verdicts::SIG_MEM_LEAK
 //! [`EXIT_UNSERVED`]: contract::verdicts::EXIT_UNSERVED
+//! [`EXIT_SPIN`]: contract::verdicts::EXIT_SPIN
 
 mod children;
 mod client;
@@ -103,6 +105,7 @@ mod replies;
 mod settle;
 mod shared;
 mod sockets;
+mod spin;
 mod state;
 mod threads;
 mod trigger;

@@ -14,12 +14,13 @@
 //! - `RESET`: after the chunk, a RST (`SO_LINGER {1, 0}`) without reading what is pending.
 //!
 //! The run ends when every connection is done; the idle verdict (`idle`) when the server holds
-//! one open and waits with nothing left to send; a crash or an EOF spin of a connection's child
-//! ends it at once (`settle` re-raises it).
+//! one open and waits with nothing left to send; the spin verdict (`spin`) when a server thread
+//! runs in a loop that never ends; a crash or an EOF spin of a connection's child ends it at
+//! once (`settle` re-raises it).
 
 use crate::log::debug;
 use crate::state::*;
-use crate::{connection, end, fds, idle, real, replies, settle, shared, sockets};
+use crate::{connection, end, fds, idle, real, replies, settle, shared, sockets, spin};
 use contract::comux::{self, AWAIT, BYTEWISE, KEEP_OPEN, RESET};
 use contract::verdicts::{EXIT_BLOCKED, EXIT_IDLE, EXIT_STUCK};
 use libc::c_int;
@@ -126,6 +127,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
     let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(count + 8);
     let mut polled: Vec<usize> = Vec::with_capacity(count);
     let mut speaker = usize::MAX;
+    let mut spin = spin::Watch::new();
     loop {
         // Send what can be sent now.
         while next < steps.len() && wait == Wait::Nothing {
@@ -254,6 +256,9 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
             // A server that no longer accepts may wait where no new wait wakes us: look.
             tick.at_most(UNSERVED_LOOK_MS);
         }
+        if let Some(watch) = &spin {
+            tick.at_most(watch.due_in());
+        }
         // SAFETY: valid pollfds (a negative fd is ignored by poll); our own poll, not the hook.
         if unsafe { real::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, tick.0) } < 0 {
             continue; // EINTR
@@ -265,6 +270,9 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
         }
         if children.watch() {
             return true; // it died of a signal or spun on EOF: `settle` re-raises it
+        }
+        if spin.as_mut().is_some_and(|watch| watch.spins(settle::connection_processes())) {
+            spin::exit();
         }
         for (pfd, &index) in pfds[..socks].iter().zip(&polled) {
             if pfd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) == 0 {

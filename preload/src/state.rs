@@ -172,6 +172,16 @@ pub fn control(index: usize) -> u8 {
     unsafe { page.add(index.min(contract::control::LEN - 1)).read_volatile() }
 }
 
+/// The `u32` at `index` of the control page (native byte order; 0 without a page).
+pub fn control_u32(index: usize) -> u32 {
+    let page = CONTROL.load(SeqCst);
+    if page.is_null() || index + 4 > contract::control::LEN {
+        return 0;
+    }
+    // SAFETY: as in `control`, and `index + 4` is within the page.
+    u32::from_ne_bytes(std::array::from_fn(|i| unsafe { page.add(index + i).read_volatile() }))
+}
+
 // The environment.
 
 pub struct Config {

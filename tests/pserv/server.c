@@ -67,6 +67,8 @@ static void usage(FILE *f, const char *argv0)
             "                  the CPU forever (nothing closes it)\n"
             "            alarm: arm a watchdog alarm() of an hour at start\n"
             "                  (a server with a timer of its own)\n"
+            "            scan-loop: a Range value with a byte other than a\n"
+            "                  digit before its dash spins its scan forever\n"
             "  -k MS     wait MS milliseconds before closing (default: 0)\n",
             argv0);
 }
@@ -87,6 +89,8 @@ static int parse_hangs(const char *s)
             cfg.spin = 1;
         else if (n == 5 && strncmp(s, "alarm", n) == 0)
             cfg.alarm = 1;
+        else if (n == 9 && strncmp(s, "scan-loop", n) == 0)
+            cfg.scan_loop = 1;
         else
             return -1;
         if (s[n] == '\0')

@@ -37,6 +37,13 @@ impl ShmMap {
         unsafe { std::ptr::write_bytes(self.ptr, 0, self.len) };
     }
 
+    /// Write `bytes` at `offset` (the control page's fields).
+    pub fn write(&self, offset: usize, bytes: &[u8]) {
+        assert!(offset + bytes.len() <= self.len);
+        // SAFETY: within our attached segment (asserted).
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(offset), bytes.len()) };
+    }
+
     pub fn read(&self, len: usize) -> Vec<u8> {
         // SAFETY: len <= self.len (asserted); the target's writes are complete (it exited).
         assert!(len <= self.len);

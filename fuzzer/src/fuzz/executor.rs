@@ -7,7 +7,9 @@
 //! that times out again is a hang to save (`LastRun::hang`); the others cost one short run. A
 //! run the preload ended with its EOF-spin status is a hang at once (it cannot be a slow server),
 //! and so is one it found idle with nothing left that could wake the server (no timeout, no
-//! timer, no child: its "stuck" status);
+//! timer, no child: its "stuck" status). One it ended with its spin verdict (a thread ran the
+//! spin bound, derived from the seeds' run times, without a call, a fault or new coverage) is
+//! re-run once by the same rule instead of patiently: spinning again, it is a hang;
 //! one it ended with the traversal signal is a crash whose path the preload left in `finding_file`.
 //! One it ended with a leak's signal (and its description in `finding_file`) served the test
 //! case all the same: the run counts as a normal one (its input may join the queue), with the
@@ -29,13 +31,13 @@
 use super::findings::{read_leaks, LastRun, Leak, LeakKind, Wait, PERSISTENT};
 use super::seen::Seen;
 use super::Edges;
-use crate::runner::preload::{self, EXIT_BLOCKED, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK};
+use crate::runner::preload::{self, EXIT_BLOCKED, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_SPIN, EXIT_STUCK};
 use crate::runner::preload::{SIG_FD_LEAK, SIG_MEM_LEAK, SIG_TRAVERSAL};
-use contract::control::{CONFIRM, FORK_MODE, PATIENT};
+use contract::control::{CONFIRM, FORK_MODE, PATIENT, SPIN_US};
 use libafl::executors::forkserver::ForkserverExecutor;
 use libafl::executors::SetTimeout;
 use libafl::executors::{Executor, ExitKind, HasObservers};
-use libafl::observers::ObserversTuple;
+use libafl::observers::{MapObserver, ObserversTuple};
 use libafl::state::HasExecutions;
 use libafl::{Error, HasMetadata};
 use libafl_bolts::shmem::{ShMem, UnixShMem};
@@ -137,6 +139,12 @@ impl<I, OT, S, SHM> ServerExecutor<I, OT, S, SHM> {
     /// nearly half of a core all the same, through the many short waits of a run.
     pub fn pace(&mut self, share: f64) {
         self.share = Some(share);
+    }
+
+    /// Set the spin verdict's bound (after calibration on the seeds; zero: none).
+    pub fn set_spin_bound(&mut self, bound: Duration) {
+        let us = u32::try_from(bound.as_micros()).unwrap_or(u32::MAX);
+        self.control[SPIN_US..SPIN_US + 4].copy_from_slice(&us.to_ne_bytes());
     }
 
     /// Set the short timeout (after calibration on the seeds).
@@ -282,11 +290,16 @@ where
                 }
             }
         }
-        if kind == ExitKind::Timeout && self.inner.observers()[&self.edges].as_ref().iter().all(|&e| e == 0) {
-            // Timed out before it reached the server's code (on a loaded machine a new process
-            // can wait that long for a CPU): that says nothing of the input, and LibAFL's
-            // calibration refuses an entry whose run left the map empty. Once more, patiently.
+        if self.map_empty() {
+            // Ended before the test case began (the preload sets entry 0 as it begins): on a
+            // loaded machine a new process can wait that long for a CPU. That says nothing of
+            // the input, and LibAFL's calibration stops the client on a run that left the map
+            // empty. Once more, patiently; if that is empty too, the run counts as one that
+            // began and reached nothing (entry 0 alone), never as a broken instrumentation.
             kind = self.patient_run(fuzzer, state, mgr, input)?;
+            if self.map_empty() {
+                self.inner.observers_mut()[&self.edges].as_mut().set(0, 1);
+            }
         }
         self.check_driven(kind)?;
         let mut wait = self.wait(kind);
@@ -299,6 +312,15 @@ where
                 // hang timeout was already as patient as a re-run would be.
                 hang = matches!(first, Wait::EofSpin | Wait::Stuck)
                     || (first == Wait::Timeout && self.exec_timeout >= self.hang_timeout);
+                if first == Wait::Spin {
+                    // Once more by the same rule, on a fresh map: a spin is no slow server.
+                    self.inner.observers_mut().pre_exec_all(state, input)?;
+                    kind = self.run_inner(fuzzer, state, mgr, input)?;
+                    hang = self.wait(kind) == Some(Wait::Spin);
+                    if hang {
+                        kind = ExitKind::Timeout;
+                    }
+                }
                 if !hang {
                     // Slow or idle is not hung: run it again, patiently, on a fresh map.
                     kind = self.patient_run(fuzzer, state, mgr, input)?;
@@ -361,6 +383,11 @@ where
         kind
     }
 
+    /// Whether the last run left the coverage map empty.
+    fn map_empty(&self) -> bool {
+        self.inner.observers()[&self.edges].as_ref().iter().all(|&e| e == 0)
+    }
+
     /// The leak the last run found, if it ended by a leak's signal with the preload's finding.
     fn leak(&self) -> Option<Leak> {
         let kind = match self.finding.as_ref()?.0 {
@@ -415,6 +442,7 @@ where
         match kind {
             ExitKind::Timeout => Some(Wait::Timeout),
             _ if exited(EXIT_EOF_SPIN) => Some(Wait::EofSpin),
+            _ if exited(EXIT_SPIN) => Some(Wait::Spin),
             _ if exited(EXIT_IDLE) => Some(Wait::Idle),
             _ if exited(EXIT_STUCK) => Some(Wait::Stuck),
             _ if exited(EXIT_BLOCKED) => Some(Wait::Blocked),

@@ -119,6 +119,9 @@ pub enum Wait {
     Timeout,
     /// The server kept reading end-of-file without closing (the preload's EOF-spin status).
     EofSpin,
+    /// A server thread ran without a blocking call, a read or write, a page fault or new
+    /// coverage for the spin bound (the preload's spin verdict), twice.
+    Spin,
     /// Every server thread waited for something that cannot come, with the connection still
     /// open (the preload's idle verdict): the server left the connection open.
     Idle,
@@ -135,6 +138,7 @@ impl Wait {
         match self {
             Wait::Timeout => "timeout",
             Wait::EofSpin => "eof-spin",
+            Wait::Spin => "spin",
             Wait::Idle | Wait::Stuck => "left-open",
             Wait::Blocked => "blocked-client",
         }

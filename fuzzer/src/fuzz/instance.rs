@@ -273,6 +273,7 @@ fn fuzz(
             .unwrap_or(Duration::from_millis(10));
         let calibrated = (slowest * 5).max(Duration::from_millis(50)).min(opts.hang_timeout);
         executor.set_exec_timeout(opts.exec_timeout.unwrap_or(calibrated));
+        executor.set_spin_bound(spin_bound(slowest, executor.exec_timeout()));
         *state.start_time_mut() = libafl_bolts::current_time();
     }
 
@@ -523,6 +524,20 @@ where
     }
     Ok(left_out)
 }
+
+/// The spin verdict's bound (the preload's `spin`): four times the slowest seed's run, at least
+/// [`SPIN_FLOOR`], and at most a third of the exec timeout (or none, where that is below the floor).
+fn spin_bound(slowest: Duration, exec_timeout: Duration) -> Duration {
+    let bound = (slowest * 4).max(SPIN_FLOOR).min(exec_timeout / 3);
+    if bound < SPIN_FLOOR {
+        Duration::ZERO
+    } else {
+        bound
+    }
+}
+
+/// The shortest spin bound: a few of the client thread's looks at `/proc`.
+const SPIN_FLOOR: Duration = Duration::from_millis(4);
 
 type Observers = (Edges, (TimeObserver, (States, ())));
 type ServerExecutorOf =

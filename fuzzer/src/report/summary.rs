@@ -22,6 +22,7 @@ struct Found {
     /// Hangs in which the server left the connection open and waited (the idle verdict).
     left_open: usize,
     blocked: usize,
+    spins: usize,
 }
 
 /// A folder of instances fuzzing the AddressSanitizer build (`fuzzK-asan`).
@@ -62,6 +63,7 @@ fn scan(out: &Path) -> Result<Found> {
         leaks: [Vec::new(), Vec::new()],
         left_open: 0,
         blocked: 0,
+        spins: 0,
     };
     for instance in instances {
         let crashes = names_in(&instance.join("crashes"));
@@ -92,6 +94,7 @@ fn scan(out: &Path) -> Result<Found> {
         let kinds: BTreeMap<&str, &str> = kinds.lines().filter_map(|l| l.split_once('\t')).collect();
         found.left_open += hangs.iter().filter(|h| kinds.get(h.as_str()) == Some(&"left-open")).count();
         found.blocked += hangs.iter().filter(|h| kinds.get(h.as_str()) == Some(&"blocked-client")).count();
+        found.spins += hangs.iter().filter(|h| kinds.get(h.as_str()) == Some(&"spin")).count();
         if !hangs.is_empty() {
             found.hang_dirs.push((instance.join("hangs"), hangs.len()));
         }
@@ -192,6 +195,14 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
                  while it holds a lock, or reads one connection until its request is whole before it reads \
                  another, does this: read without the lock, or read each connection as its bytes come.\n",
                 count(found.blocked.to_string())
+            );
+        }
+        if found.spins > 0 {
+            t += &format!(
+                "   - In {} of these hangs a server thread spun: it ran, without a system call, a page fault or new \
+                 code, four times as long as the slowest seed took (a loop that never advances; fuzzer triage says \
+                 where).\n",
+                count(found.spins.to_string())
             );
         }
         t += "   - Hang files can be found in the following directories:\n";

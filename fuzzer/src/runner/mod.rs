@@ -17,7 +17,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpgid, getpgrp, Pid};
 use pipes::{collect, drain, pipe};
 use preload::{
-    EXIT_BLOCKED, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_STUCK, SIG_FD_LEAK, SIG_MEM_LEAK, SIG_TRAVERSAL,
+    EXIT_BLOCKED, EXIT_EOF_SPIN, EXIT_IDLE, EXIT_SETUP, EXIT_SPIN, EXIT_STUCK, SIG_FD_LEAK, SIG_MEM_LEAK, SIG_TRAVERSAL,
 };
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -377,7 +377,7 @@ fn wait_outcome(server: &mut Server, pipe: &OwnedFd, reply: &mut Vec<u8>, timeou
             return Ok(match (status.signal(), status.code()) {
                 (Some(sig), _) => Outcome::Crash(sig),
                 (_, Some(0)) => Outcome::Ok,
-                (_, Some(EXIT_EOF_SPIN)) => Outcome::Hang,
+                (_, Some(EXIT_EOF_SPIN | EXIT_SPIN)) => Outcome::Hang,
                 (_, Some(EXIT_IDLE | EXIT_STUCK)) => Outcome::LeftOpen,
                 (_, Some(EXIT_BLOCKED)) => Outcome::Blocked,
                 (_, Some(EXIT_SETUP)) => bail!("sockfuzz could not drive the server (see its message above)"),

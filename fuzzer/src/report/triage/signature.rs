@@ -261,9 +261,20 @@ fn first_stack(text: &str, symbolizer: &Symbolizer) -> Vec<Frame> {
 fn in_server(stack: &[Frame], sources: &Path) -> (Vec<Frame>, Option<String>) {
     let ours = |f: &Frame| is_server_source(&f.file, sources);
     let frames: Vec<Frame> = stack.iter().filter(|f| ours(f)).take(FRAMES).cloned().collect();
-    let callee = stack.iter().take_while(|f| !ours(f)).last().map(|f| library_function(&f.function));
+    let callee = stack
+        .iter()
+        .take_while(|f| !ours(f))
+        .filter(|f| !instrumentation(&f.function))
+        .last()
+        .map(|f| library_function(&f.function));
     let callee = callee.filter(|_| !frames.is_empty());
     (frames, callee)
+}
+
+/// A function of the coverage instrumentation (ours, or AFL++'s): the server's own code calls
+/// it at every edge or comparison, so a stack caught there is in the server's code.
+fn instrumentation(function: &str) -> bool {
+    ["__sanitizer_cov", "__afl_", "__cmplog", "runtime::"].iter().any(|p| function.starts_with(p))
 }
 
 /// A library function as the server called it: `strlen` for ASan's `__interceptor_strlen`,
@@ -378,6 +389,22 @@ SUMMARY: AddressSanitizer: 69 byte(s) leaked in 2 allocation(s).
         let s = leak_report(indirect.as_bytes(), &sources, &symbolizer).unwrap();
         assert_eq!(s.frames[0].function, "parse_headers");
         assert!(leak_report(b"ERROR: AddressSanitizer: SEGV", &sources, &symbolizer).is_none());
+    }
+
+    #[test]
+    fn a_stack_caught_in_the_coverage_instrumentation_is_in_the_servers_code() {
+        let scratch = tempfile::tempdir().unwrap();
+        let sources = scratch.path();
+        std::fs::write(sources.join("static.c"), "").unwrap();
+        let frame = |function: &str, file: &str| Frame { function: function.into(), file: file.into(), line: 85 };
+        let server = frame("parse_range", &sources.join("static.c").display().to_string());
+        for hook in ["runtime::cmplog::switch::h96ec4545a5999fa4", "__sanitizer_cov_trace_switch", "__cmplog_ins_hook4"]
+        {
+            let (frames, callee) = in_server(&[frame(hook, "/rt/x.rs"), server.clone()], sources);
+            assert_eq!((frames[0].function.as_str(), callee), ("parse_range", None), "{hook}");
+        }
+        let (_, callee) = in_server(&[frame("__interceptor_strlen", "x.inc"), server], sources);
+        assert_eq!(callee.as_deref(), Some("strlen"));
     }
 
     #[test]
