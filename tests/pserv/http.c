@@ -302,6 +302,16 @@ static void parse_header(struct conn *c, struct request *r, char *line)
     char *colon = strchr(line, ':');
     char *name, *value;
 
+    if (cfg.scan_loop) {
+        /* -x scan-loop: the name is scanned to its colon over token bytes
+         * only; any other byte before the colon ("Bad Header: x"), or a
+         * line without one, is looked at forever. */
+        char *p = line;
+        while (*p != ':')
+            if (isalnum((unsigned char)*p) || *p == '-' || *p == '_')
+                p++;
+        colon = p;
+    }
     if (colon == NULL || colon == line)
         return;                 /* not a header; ignore it */
     *colon = '\0';

@@ -40,7 +40,7 @@ struct config {
     int eof_loop;           /* -x eof-loop: EOF after a request is spun on */
     int close_stdin;        /* -x close-stdin: fd 0 is /dev/null */
     int spin;               /* -x spin: most requests spin the CPU forever */
-    int scan_loop;          /* -x scan-loop: a Range scan spins on a non-digit */
+    int scan_loop;          /* -x scan-loop: a header-name scan spins on a non-token byte */
     int alarm;              /* -x alarm: a watchdog alarm() armed at start */
     long close_delay_ms;    /* -k: wait this long before closing */
 };

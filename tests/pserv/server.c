@@ -67,8 +67,9 @@ static void usage(FILE *f, const char *argv0)
             "                  the CPU forever (nothing closes it)\n"
             "            alarm: arm a watchdog alarm() of an hour at start\n"
             "                  (a server with a timer of its own)\n"
-            "            scan-loop: a Range value with a byte other than a\n"
-            "                  digit before its dash spins its scan forever\n"
+            "            scan-loop: a header line with a byte other than a\n"
+            "                  letter, digit, - or _ before its colon (or\n"
+            "                  no colon) spins the name scan forever\n"
             "  -k MS     wait MS milliseconds before closing (default: 0)\n",
             argv0);
 }

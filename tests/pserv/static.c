@@ -78,16 +78,6 @@ int parse_range(const char *h, long long total, long long *start,
         p++;
     if (strchr(p, ',') != NULL)
         return 0;               /* multiple ranges: send everything */
-    if (cfg.scan_loop) {
-        /* -x scan-loop: a scan for the dash that steps over digits only;
-         * any other byte before it ("bytes=1x-5") is looked at forever. */
-        const char *q = p;
-        while (*q != '-' && *q != '\0')
-            if (*q >= '0' && *q <= '9')
-                q++;
-        if (*q != '-')
-            return 0;           /* no dash: not a range */
-    }
     if (*p == '-') {
         p++;
         if (!parse_num(&p, &b) || *p != '\0')
