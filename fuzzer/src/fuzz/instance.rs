@@ -537,7 +537,7 @@ fn spin_bound(slowest: Duration, exec_timeout: Duration) -> Duration {
 }
 
 /// The shortest spin bound: a few of the client thread's looks at `/proc`.
-const SPIN_FLOOR: Duration = Duration::from_millis(4);
+const SPIN_FLOOR: Duration = Duration::from_millis(2);
 
 type Observers = (Edges, (TimeObserver, (States, ())));
 type ServerExecutorOf =
