@@ -7,15 +7,15 @@
 //! test case (`/proc`): the CPU time it ran (`schedstat`), its voluntary context switches
 //! (`status`: a system call that blocks makes one), its read and write system calls (`io`) and
 //! its page faults (`stat`), and at the coverage map's entries that were reached (the
-//! fuzzer's map, `__AFL_SHM_ID`). A thread that, over the whole bound, ran at least a quarter of the
-//! time and never blocked, read, wrote or faulted in a page, while no new map entry was
+//! fuzzer's map, `__AFL_SHM_ID`). A thread that, over the whole bound, ran at least a quarter
+//! of the time and never blocked, read, wrote or faulted in a page, while no new map entry was
 //! reached, spins: the run ends with [`EXIT_SPIN`]. Work that is slow but real reads, writes,
 //! waits, touches new memory or reaches new code; a thread that does not get the CPU (a loaded
 //! machine) is not judged. The fuzzer re-runs a new spin once by the same rule before it saves
 //! it as a hang.
 
 use crate::log::debug;
-use crate::state::control;
+use crate::state::{control, control_u32};
 use contract::verdicts::EXIT_SPIN;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ pub struct Watch {
 impl Watch {
     /// The watch of a run starting now, if the fuzzer asked for one and the map is at hand.
     pub fn new() -> Option<Watch> {
-        let us = crate::state::control_u32(contract::control::SPIN_US);
+        let us = control_u32(contract::control::SPIN_US);
         if us == 0 || map().is_none() {
             return None;
         }

@@ -199,9 +199,9 @@ pub fn text(out: &Path, color: bool) -> Result<String> {
         }
         if found.spins > 0 {
             t += &format!(
-                "   - In {} of these hangs a server thread spun: it ran, without a system call, a page fault or new \
-                 code, four times as long as the slowest seed took (a loop that never advances; fuzzer triage says \
-                 where).\n",
+                "   - In {} of these hangs a server thread spun: it ran without a system call, a page fault or new \
+                 code for at least four times as long as the slowest seed took (a loop that never advances; \
+                 fuzzer triage says where).\n",
                 count(found.spins.to_string())
             );
         }
