@@ -571,3 +571,21 @@ impl<S> libafl::stages::Restartable<S> for SetOp {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spin_bound_is_four_slowest_seeds_within_the_floor_and_a_third_of_the_timeout() {
+        let ms = Duration::from_millis;
+        // Fast seeds: the floor.
+        assert_eq!(spin_bound(Duration::from_micros(300), ms(50)), SPIN_FLOOR);
+        // Slower seeds: four times the slowest.
+        assert_eq!(spin_bound(ms(3), ms(50)), ms(12));
+        // Never more than a third of the exec timeout (`-t` set by hand, or slow seeds).
+        assert_eq!(spin_bound(ms(40), ms(200)), ms(200) / 3);
+        // A timeout too short for the floor's looks: no spin verdict.
+        assert_eq!(spin_bound(Duration::from_micros(300), ms(5)), Duration::ZERO);
+    }
+}
