@@ -128,6 +128,8 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
     let mut polled: Vec<usize> = Vec::with_capacity(count);
     let mut speaker = usize::MAX;
     let mut spin = spin::Watch::new();
+    // Bytes sent and received so far: the server's progress, for the spin watch.
+    let mut moved = 0u64;
     loop {
         // Send what can be sent now.
         while next < steps.len() && wait == Wait::Nothing {
@@ -177,7 +179,10 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
                 // at once: never one time so and the next not, by the scheduler's whim.
                 let half_close = step.last && step.flags & (KEEP_OPEN | RESET | BYTEWISE) == 0;
                 match send(conn.fd, &step.data[sent..end], if half_close { libc::MSG_MORE } else { 0 }) {
-                    Ok(n) => sent += n,
+                    Ok(n) => {
+                        sent += n;
+                        moved += n as u64;
+                    }
                     Err(e) if e.raw_os_error() == Some(libc::EAGAIN) || e.raw_os_error() == Some(libc::EINTR) => break,
                     Err(_) => {
                         conn.broken = true; // the server stopped reading: just read what it says
@@ -271,7 +276,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
         if children.watch() {
             return true; // it died of a signal or spun on EOF: `settle` re-raises it
         }
-        if spin.as_mut().is_some_and(|watch| watch.spins(settle::connection_processes())) {
+        if spin.as_mut().is_some_and(|watch| watch.spins(settle::connection_processes(), moved)) {
             spin::exit();
         }
         for (pfd, &index) in pfds[..socks].iter().zip(&polled) {
@@ -283,6 +288,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
             match n {
                 0 => close(&mut conns[index]),
                 n if n > 0 => {
+                    moved += n as u64;
                     conns[index].replied = true;
                     if states {
                         conns[index].reply.read(&buf[..n as usize], &mut codes);

@@ -9,7 +9,8 @@
 //! its page faults (`stat`), and at the coverage map's entries that were reached (the
 //! fuzzer's map, `__AFL_SHM_ID`). A thread that, over the whole bound, ran at least a quarter
 //! of the time and never blocked, read, wrote or faulted in a page, while no new map entry was
-//! reached, spins: the run ends with [`EXIT_SPIN`]. Work that is slow but real reads, writes,
+//! reached and no byte of the test case's connections moved (a `send` is no `write` for `io`),
+//! spins: the run ends with [`EXIT_SPIN`]. Work that is slow but real reads, writes, sends,
 //! waits, touches new memory or reaches new code; a thread that does not get the CPU (a loaded
 //! machine) is not judged. The fuzzer re-runs a new spin once by the same rule before it saves
 //! it as a hang.
@@ -23,8 +24,9 @@ use std::time::{Duration, Instant};
 /// What one look saw.
 struct Sample {
     at: Instant,
-    /// Non-zero entries of the coverage map.
+    /// Non-zero entries of the coverage map, and bytes the client sent and received: progress.
     reached: usize,
+    moved: u64,
     threads: Vec<Thread>,
 }
 
@@ -66,8 +68,9 @@ impl Watch {
     }
 
     /// Look, if a look is due, at the threads of `processes` (pids; "self" besides, but the
-    /// calling thread): true when one of them spins.
-    pub fn spins(&mut self, processes: impl Iterator<Item = libc::pid_t>) -> bool {
+    /// calling thread), `moved` the bytes the client has sent and received so far: true when
+    /// one of the threads spins.
+    pub fn spins(&mut self, processes: impl Iterator<Item = libc::pid_t>, moved: u64) -> bool {
         let now = Instant::now();
         if now < self.next || control(contract::control::PATIENT) != 0 {
             return false;
@@ -80,9 +83,9 @@ impl Watch {
         for pid in processes {
             read_threads(&pid.to_string(), me, &mut threads);
         }
-        let sample = Sample { at: now, reached: reached(), threads };
-        if self.samples.back().is_some_and(|last| last.reached != sample.reached) {
-            self.samples.clear(); // new code: whatever ran before made progress
+        let sample = Sample { at: now, reached: reached(), moved, threads };
+        if self.samples.back().is_some_and(|last| (last.reached, last.moved) != (sample.reached, sample.moved)) {
+            self.samples.clear(); // new code, or bytes to or from the server: whatever ran made progress
         }
         // The newest look at least a bound old is the one to compare with.
         while self.samples.len() > 1 && now.duration_since(self.samples[1].at) >= self.bound {
