@@ -22,7 +22,7 @@ use crate::log::debug;
 use crate::state::*;
 use crate::{connection, end, fds, idle, real, replies, settle, shared, sockets, spin};
 use contract::comux::{self, AWAIT, BYTEWISE, KEEP_OPEN, RESET};
-use contract::verdicts::{EXIT_BLOCKED, EXIT_IDLE, EXIT_STUCK};
+use contract::verdicts::{EXIT_BLOCKED, EXIT_IDLE, EXIT_SPIN, EXIT_STUCK};
 use libc::c_int;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::SeqCst;
@@ -277,7 +277,7 @@ pub fn play(first: c_int, addr: SocketAddr, input: &[u8], buf: &mut [u8]) -> boo
             return true; // it died of a signal or spun on EOF: `settle` re-raises it
         }
         if spin.as_mut().is_some_and(|watch| watch.spins(settle::connection_processes(), moved)) {
-            spin::exit();
+            end::exit(EXIT_SPIN);
         }
         for (pfd, &index) in pfds[..socks].iter().zip(&polled) {
             if pfd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) == 0 {

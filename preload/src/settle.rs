@@ -281,18 +281,21 @@ pub fn others_sleep() -> bool {
 /// True when no thread of `process` (a pid, or "self") but `me` is running or runnable (`R`),
 /// in uninterruptible sleep (`D`) or stopped (`t`, `T`).
 fn others_asleep(process: &str, me: libc::pid_t) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{process}/task")) else { return true };
-    tasks.flatten().all(|task| {
-        let name = task.file_name();
-        let Some(tid) = name.to_str().and_then(|n| n.parse::<libc::pid_t>().ok()) else { return true };
-        if tid == me {
-            return true;
-        }
-        let Ok(stat) = std::fs::read(task.path().join("stat")) else { return true };
+    other_threads(process, me).all(|(_, dir)| {
+        let Ok(stat) = std::fs::read(dir.join("stat")) else { return true };
         // Format: "tid (comm) S ..."; comm may contain spaces and parentheses. A thread stopped
         // by a debugger (`t`: gdb took its signal, a crash it is about to show) is not done.
         let state = stat.iter().rposition(|&b| b == b')').and_then(|i| stat.get(i + 2));
         !matches!(state, Some(b'R' | b'D' | b't' | b'T'))
+    })
+}
+
+/// The threads of `process` (a pid, or "self") but `me`: each one's id and `/proc` folder.
+pub fn other_threads(process: &str, me: libc::pid_t) -> impl Iterator<Item = (libc::pid_t, std::path::PathBuf)> {
+    let tasks = std::fs::read_dir(format!("/proc/{process}/task")).into_iter().flatten().flatten();
+    tasks.filter_map(move |task| {
+        let tid = task.file_name().to_str()?.parse::<libc::pid_t>().ok()?;
+        (tid != me).then(|| (tid, task.path()))
     })
 }
 

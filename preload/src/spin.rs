@@ -10,14 +10,14 @@
 //! fuzzer's map, `__AFL_SHM_ID`). A thread that, over the whole bound, ran at least a quarter
 //! of the time and never blocked, read, wrote or faulted in a page, while no new map entry was
 //! reached and no byte of the test case's connections moved (a `send` is no `write` for `io`),
-//! spins: the run ends with [`EXIT_SPIN`]. Work that is slow but real reads, writes, sends,
-//! waits, touches new memory or reaches new code; a thread that does not get the CPU (a loaded
-//! machine) is not judged. The fuzzer re-runs a new spin once by the same rule before it saves
-//! it as a hang.
+//! spins: the run ends with [`EXIT_SPIN`](contract::verdicts::EXIT_SPIN). Work that is slow but
+//! real reads, writes, sends, waits, touches new memory or reaches new code; a thread that does
+//! not get the CPU (a loaded machine) is not judged. The fuzzer re-runs a new spin once by the
+//! same rule before it saves it as a hang.
 
 use crate::log::debug;
+use crate::settle;
 use crate::state::{control, control_u32};
-use contract::verdicts::EXIT_SPIN;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -99,17 +99,12 @@ impl Watch {
         self.samples.push_back(sample);
         if let Some(tid) = spinner {
             debug!(
-                "thread {tid} ran {} ms without a blocking call, a read or write, a page fault or new coverage: spin",
+                "thread {tid} ran {} ms without a blocking call, a read or write, a page fault, new coverage or bytes on the connections: spin",
                 now.duration_since(self.start).as_millis()
             );
         }
         spinner.is_some()
     }
-}
-
-/// End the run: a thread spins.
-pub fn exit() -> ! {
-    crate::end::exit(EXIT_SPIN)
 }
 
 /// A thread in both looks that ran at least a quarter of the time between them and did nothing
@@ -125,13 +120,7 @@ fn spinning(old: &Sample, new: &Sample) -> Option<libc::pid_t> {
 
 /// The threads of `process` (a pid or "self") but `me`.
 fn read_threads(process: &str, me: libc::pid_t, out: &mut Vec<Thread>) {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{process}/task")) else { return };
-    for task in tasks.flatten() {
-        let Some(tid) = task.file_name().to_str().and_then(|n| n.parse().ok()) else { continue };
-        if tid == me {
-            continue;
-        }
-        let dir = task.path();
+    for (tid, dir) in settle::other_threads(process, me) {
         let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
         let stat = read("stat");
         // "tid (comm) S ppid ...": comm may hold spaces and parentheses; minflt is the 10th

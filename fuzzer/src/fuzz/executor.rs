@@ -280,9 +280,8 @@ where
             if !self.ended_normally(kind) && !known {
                 self.persistent.rerun += 1;
                 // Believed only if a fresh process gives it too (this one has ended).
-                self.inner.observers_mut().pre_exec_all(state, input)?;
                 self.control[CONFIRM] = 1;
-                let rerun = self.run_inner(fuzzer, state, mgr, input);
+                let rerun = self.run_again(fuzzer, state, mgr, input);
                 self.control[CONFIRM] = 0;
                 kind = rerun?;
                 if self.ended_normally(kind) {
@@ -314,8 +313,7 @@ where
                     || (first == Wait::Timeout && self.exec_timeout >= self.hang_timeout);
                 if first == Wait::Spin {
                     // Once more by the same rule, on a fresh map: a spin is no slow server.
-                    self.inner.observers_mut().pre_exec_all(state, input)?;
-                    kind = self.run_inner(fuzzer, state, mgr, input)?;
+                    kind = self.run_again(fuzzer, state, mgr, input)?;
                     hang = self.wait(kind) == Some(Wait::Spin);
                     if hang {
                         kind = ExitKind::Timeout;
@@ -411,13 +409,21 @@ where
     where
         ForkserverExecutor<I, OT, S, SHM>: Executor<EM, I, S, Z> + HasObservers<Observers = OT>,
     {
-        self.inner.observers_mut().pre_exec_all(state, input)?;
         self.inner.set_timeout(self.hang_timeout);
         self.set_patient(true);
-        let rerun = self.run_inner(fuzzer, state, mgr, input);
+        let rerun = self.run_again(fuzzer, state, mgr, input);
         self.set_patient(false);
         self.inner.set_timeout(self.exec_timeout);
         rerun
+    }
+
+    /// Run `input` again, on a fresh map.
+    fn run_again<EM, Z>(&mut self, fuzzer: &mut Z, state: &mut S, mgr: &mut EM, input: &I) -> Result<ExitKind, Error>
+    where
+        ForkserverExecutor<I, OT, S, SHM>: Executor<EM, I, S, Z> + HasObservers<Observers = OT>,
+    {
+        self.inner.observers_mut().pre_exec_all(state, input)?;
+        self.run_inner(fuzzer, state, mgr, input)
     }
 
     /// An error if the preload could not drive the server in the last run (exit status 87):
